@@ -1,0 +1,34 @@
+//! API conventions for axum services: one shape for every answer.
+//!
+//! `pattern-api` fixes how a service answers: RFC 9457 problem details for
+//! every error, with one table from `pattern-error` kinds to HTTP statuses, so
+//! a timeout deep in a dependency and a bad field in a request come out the
+//! same way at the edge.
+//!
+//! # What is in it
+//!
+//! | capability | items |
+//! | --- | --- |
+//! | error responses | [`problem::Problem`] (problem+json), [`problem::status_for`] (kind → status) |
+//!
+//! # Example
+//!
+//! ```
+//! use pattern_api::problem::{Problem, status_for};
+//! use pattern_error::{Error, Kind};
+//!
+//! let err = Error::new(Kind::Overloaded, "queue full: 1024 waiting");
+//! assert_eq!(status_for(err.kind()).as_u16(), 503);
+//!
+//! // 5xx problems never echo internal messages.
+//! let problem = Problem::from_error(&err).with_request_id("01J9Z");
+//! assert_eq!(problem.detail, None);
+//! assert_eq!(problem.code.as_deref(), Some("overloaded"));
+//! ```
+//!
+//! # Features
+//!
+//! This crate has no optional features yet.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod problem;

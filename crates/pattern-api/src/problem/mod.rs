@@ -1,0 +1,137 @@
+//! RFC 9457 problem details (`application/problem+json`).
+//!
+//! [`Problem`] is the body every error response of the workspace carries, and
+//! [`status_for`] the one table from `pattern-error` kinds to statuses.
+
+mod status;
+
+use http::StatusCode;
+use pattern_error::{Error, Kind};
+use serde::{Deserialize, Serialize};
+
+pub use status::{CLIENT_CLOSED_REQUEST, status_for};
+
+/// The media type of problem details.
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// A problem details object (RFC 9457) with this workspace's extensions.
+///
+/// ```
+/// use pattern_api::problem::Problem;
+/// use pattern_error::{Error, Kind};
+///
+/// let err = Error::new(Kind::NotFound, "item 42 does not exist");
+/// let problem = Problem::from_error(&err).with_request_id("req-1");
+/// let json = serde_json::to_value(&problem).unwrap();
+/// assert_eq!(json["status"], 404);
+/// assert_eq!(json["title"], "Not Found");
+/// assert_eq!(json["detail"], "item 42 does not exist");
+/// assert_eq!(json["code"], "not_found");
+/// assert_eq!(json["request_id"], "req-1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Problem {
+    /// A URI naming the problem type; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type (the status's reason phrase).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong for this occurrence. Never set for 5xx answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A URI naming this occurrence (usually the request path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// A stable machine-readable code (an error kind name, or a more precise one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The id of the request, to find the full story in the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// A problem with `status`, titled by its reason phrase.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            type_uri: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: None,
+            instance: None,
+            code: None,
+            request_id: None,
+        }
+    }
+
+    /// The problem for `error`: status from its kind, code from its kind name,
+    /// and the error's message as detail unless the status is 5xx (internal
+    /// messages never reach the caller).
+    pub fn from_error(error: &Error) -> Self {
+        let status = status_for(error.kind());
+        let mut problem = Self::new(status).with_code(error.kind().as_str());
+        if !status.is_server_error() {
+            problem.detail = Some(error.message().to_owned());
+        }
+        problem
+    }
+
+    /// The problem for a bare kind, with no detail.
+    pub fn from_kind(kind: Kind) -> Self {
+        Self::new(status_for(kind)).with_code(kind.as_str())
+    }
+
+    /// Sets the detail.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the instance.
+    #[must_use]
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = Some(instance.into());
+        self
+    }
+
+    /// Sets the code.
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Sets the request id.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The status as a [`StatusCode`].
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pattern_error::Context;
+
+    #[test]
+    fn server_errors_carry_no_internal_message() {
+        let err = Err::<(), _>(std::io::Error::other("password=hunter2 at db.internal"))
+            .context("loading order")
+            .unwrap_err();
+        let problem = Problem::from_error(&err);
+        assert_eq!(problem.status, 500);
+        let json = serde_json::to_string(&problem).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(!json.contains("loading order"), "{json}");
+    }
+}

@@ -1,0 +1,47 @@
+//! Moving work through a service without drowning it.
+//!
+//! `pattern-network` holds the patterns that decide how much work flows where:
+//! pipelines, fan-out and fan-in, load balancing, back pressure, scaling,
+//! partitioning and flow control. Every queue it creates is bounded, and a
+//! full one answers with `pattern-error`'s overloaded or rate-limited kinds.
+//!
+//! # What is in it
+//!
+//! | capability | items |
+//! | --- | --- |
+//! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer |
+//!
+//! # Example
+//!
+//! A consumer that takes items in batches of four grants four credits at a
+//! time; the producer can never run ahead of it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use pattern_network::flow::credit;
+//!
+//! let (producer, mut consumer) = credit::channel::<u64>(4);
+//! let producing = tokio::spawn(async move {
+//!     for i in 0..12 {
+//!         producer.send(i).await.expect("consumer alive");
+//!     }
+//! });
+//! let mut total = 0;
+//! for _batch in 0..3 {
+//!     consumer.grant(4);
+//!     for _ in 0..4 {
+//!         total += consumer.recv().await.unwrap();
+//!     }
+//! }
+//! producing.await.unwrap();
+//! assert_eq!(total, (0..12).sum());
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! This crate has no optional features yet.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod flow;

@@ -1,0 +1,36 @@
+//! Server plumbing: the parts that keep a service tidy from start to stop.
+//!
+//! `pattern-server` assembles the other crates of the workspace into a running
+//! HTTP service and owns what happens around it: how many tasks may run, and
+//! that none is left behind at shutdown.
+//!
+//! # What is in it
+//!
+//! | capability | items |
+//! | --- | --- |
+//! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use pattern_error::Kind;
+//! use pattern_server::tasks::TaskSet;
+//!
+//! let tasks = TaskSet::new(1);
+//! tasks.try_spawn(|stop| async move { stop.cancelled().await }).unwrap();
+//! // The set is full: a second task is refused, not queued without bound.
+//! let refused = tasks.try_spawn(|_| async {}).unwrap_err();
+//! assert_eq!(refused.kind(), Kind::Overloaded);
+//! assert_eq!(tasks.shutdown(Duration::from_millis(100)).await.aborted, 0);
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! This crate has no optional features yet.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod tasks;

@@ -1,0 +1,52 @@
+//! Production patterns for network services, in one dependency.
+//!
+//! `patterns` re-exports the crates of the workspace behind one feature each,
+//! so a service can depend on this crate alone and switch on what it uses.
+//! Nothing is on by default.
+//!
+//! # Features
+//!
+//! | feature | module | crate | what it brings |
+//! | --- | --- | --- | --- |
+//! | `error` | [`error`] | `pattern-error` | error model, context, reports, recovery, circuit breaker |
+//! | `component` | [`component`] | `pattern-component` | components, lifecycle, supervision, health, configuration |
+//! | `network` | [`network`] | `pattern-network` | pipelines, balancing, back pressure, scaling, flow control |
+//! | `api` | [`api`] | `pattern-api` | problem+json, envelopes, middleware, routing, validation |
+//! | `server` | [`server`] | `pattern-server` | HTTP server, drain, docs, registry, bounded tasks |
+//! | `full` | all of the above | | |
+//!
+//! Features switch on what they build on: `api` brings `error` and `network`,
+//! `server` brings every other crate.
+//!
+//! # Example
+//!
+//! With `features = ["error"]`:
+//!
+#![cfg_attr(feature = "error", doc = "```")]
+#![cfg_attr(not(feature = "error"), doc = "```ignore")]
+//! use patterns::error::{Context, Kind};
+//!
+//! let parsed = "42x".parse::<u32>().context_kind(Kind::InvalidInput, "reading the quantity");
+//! assert_eq!(parsed.unwrap_err().kind(), Kind::InvalidInput);
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "error")]
+#[cfg_attr(docsrs, doc(cfg(feature = "error")))]
+pub use pattern_error as error;
+
+#[cfg(feature = "component")]
+#[cfg_attr(docsrs, doc(cfg(feature = "component")))]
+pub use pattern_component as component;
+
+#[cfg(feature = "network")]
+#[cfg_attr(docsrs, doc(cfg(feature = "network")))]
+pub use pattern_network as network;
+
+#[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
+pub use pattern_api as api;
+
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use pattern_server as server;

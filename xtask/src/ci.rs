@@ -1,0 +1,155 @@
+//! `cargo xtask ci`: every check and test, in the order CI runs them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::pg;
+use crate::util::{cargo, ensure_cargo_tool, root, run, secs};
+
+/// Versions of the tools CI installs when they are missing.
+const CARGO_DENY: &str = "0.20.2";
+const CARGO_HACK: &str = "0.6.46";
+
+/// The library crates, each built alone with no default features.
+const LIBRARIES: &[&str] = &[
+    "pattern-error",
+    "pattern-component",
+    "pattern-network",
+    "pattern-api",
+    "pattern-server",
+    "patterns",
+];
+
+struct Summary {
+    lines: Vec<String>,
+}
+
+impl Summary {
+    fn step(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<String, String>,
+    ) -> Result<(), String> {
+        eprintln!("\n==> {name}");
+        let start = Instant::now();
+        let result = f();
+        let line = match &result {
+            Ok(note) if note.is_empty() => format!("ok    {name:<10} {}", secs(start)),
+            Ok(note) => format!("ok    {name:<10} {}  ({note})", secs(start)),
+            Err(_) => format!("FAIL  {name:<10} {}", secs(start)),
+        };
+        eprintln!("{line}");
+        self.lines.push(line);
+        result.map(|_| ())
+    }
+
+    fn print(&self) {
+        eprintln!("\nxtask ci summary:");
+        for line in &self.lines {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+pub(crate) fn run_ci() -> Result<(), String> {
+    let mut summary = Summary { lines: Vec::new() };
+    let result = steps(&mut summary);
+    summary.print();
+    result
+}
+
+fn steps(summary: &mut Summary) -> Result<(), String> {
+    summary.step("tools", || {
+        ensure_cargo_tool("deny", "cargo-deny", CARGO_DENY)?;
+        ensure_cargo_tool("hack", "cargo-hack", CARGO_HACK)?;
+        Ok(String::new())
+    })?;
+    summary.step("fmt", || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        Ok(String::new())
+    })?;
+    summary.step("clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+        Ok(String::new())
+    })?;
+    summary.step("features", || {
+        // Each library alone with no default features, then the umbrella
+        // with no feature and with each feature alone.
+        for lib in LIBRARIES {
+            run(cargo().args([
+                "check",
+                "--quiet",
+                "--package",
+                lib,
+                "--no-default-features",
+            ]))?;
+        }
+        run(cargo().args([
+            "hack",
+            "check",
+            "--quiet",
+            "--package",
+            "patterns",
+            "--each-feature",
+            "--no-dev-deps",
+        ]))?;
+        Ok(format!(
+            "{} crates alone, each umbrella feature alone",
+            LIBRARIES.len()
+        ))
+    })?;
+    summary.step("test", || {
+        let cluster = pg::start()?;
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+        let note = match &cluster {
+            Some(cluster) => {
+                cmd.env("DATABASE_URL", cluster.url());
+                "with PostgreSQL".to_owned()
+            }
+            None => {
+                cmd.env_remove("DATABASE_URL");
+                "DB tests SKIPPED: no PostgreSQL server binaries".to_owned()
+            }
+        };
+        let result = run(&mut cmd);
+        // Dropping the cluster stops it, whatever the tests did.
+        drop(cluster);
+        result.map(|()| note)
+    })?;
+    summary.step("doc", || {
+        run(cargo()
+            .args([
+                "doc",
+                "--workspace",
+                "--all-features",
+                "--no-deps",
+                "--quiet",
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings"))?;
+        Ok(String::new())
+    })?;
+    summary.step("deny", || {
+        let seed = root().join("../shared/tools/seed-advisory-db");
+        if Path::new(&seed).is_file() {
+            // `--offline` makes cargo-deny's `cargo metadata` refuse to
+            // download, so fetch every platform's crates first.
+            run(cargo().args(["fetch", "--quiet"]))?;
+            run(std::process::Command::new("bash").arg(&seed))?;
+            run(cargo().args(["deny", "--offline", "check"]))?;
+            Ok("offline, seeded advisory database".to_owned())
+        } else {
+            run(cargo().args(["deny", "check"]))?;
+            Ok(String::new())
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! | command | what it does |
+//! | --- | --- |
+//! | `ci` | every check and test CI runs, with a summary line per step |
+//! | `pg start\|stop\|url` | a throwaway PostgreSQL cluster under `target/pg/` |
+//! | `bench [ARGS]` | the criterion benches, then each `ours / peer` ratio |
+
+mod bench;
+mod ci;
+mod pg;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                 fmt, clippy, feature builds, tests (with PostgreSQL), docs, cargo-deny
+  pg start           start a throwaway PostgreSQL cluster and print its DATABASE_URL
+  pg stop            stop it and delete its files
+  pg url             print the DATABASE_URL of the running cluster
+  bench [ARGS]       run the criterion benches (ARGS go to criterion) and print ours/peer ratios
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci::run_ci(),
+        ["pg", "start"] => pg::start_command(),
+        ["pg", "stop"] => pg::stop_command(),
+        ["pg", "url"] => pg::url_command(),
+        ["bench", rest @ ..] => bench::run_benches(rest),
+        ["help" | "--help" | "-h"] | [] => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown command: {}\n\n{USAGE}", args.join(" "))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
