@@ -26,7 +26,10 @@ async fn throwaway_cluster_answers_a_query() {
     let driver = tokio::spawn(connection);
 
     let row = client
-        .query_one("SELECT $1::int4 + 1, current_setting('listen_addresses')", &[&41i32])
+        .query_one(
+            "SELECT $1::int4 + 1, current_setting('listen_addresses')",
+            &[&41i32],
+        )
         .await
         .expect("query");
     assert_eq!(row.get::<_, i32>(0), 42);
