@@ -334,9 +334,9 @@ fn classify_one(error: &(dyn StdError + 'static)) -> Option<Kind> {
             Io::PermissionDenied => Some(Kind::Forbidden),
             Io::InvalidData | Io::InvalidInput | Io::UnexpectedEof => Some(Kind::Malformed),
             Io::Interrupted => Some(Kind::Cancelled),
-            // An io::Error that wraps another error: let the walk go on.
-            _ if err.get_ref().is_some() => None,
-            _ => Some(Kind::Internal),
+            // An io::Error that wraps another error (`io::Error::other`): its
+            // `source()` skips the wrapped error, so classify that directly.
+            _ => Some(err.get_ref().map_or(Kind::Internal, |inner| classify(inner))),
         };
     }
     if error.is::<tokio::time::error::Elapsed>() || error.is::<tower::timeout::error::Elapsed>() {
