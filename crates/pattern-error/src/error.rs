@@ -336,7 +336,10 @@ fn classify_one(error: &(dyn StdError + 'static)) -> Option<Kind> {
             Io::Interrupted => Some(Kind::Cancelled),
             // An io::Error that wraps another error (`io::Error::other`): its
             // `source()` skips the wrapped error, so classify that directly.
-            _ => Some(err.get_ref().map_or(Kind::Internal, |inner| classify(inner))),
+            _ => Some(
+                err.get_ref()
+                    .map_or(Kind::Internal, |inner| classify(inner)),
+            ),
         };
     }
     if error.is::<tokio::time::error::Elapsed>() || error.is::<tower::timeout::error::Elapsed>() {
