@@ -14,6 +14,10 @@ pub(crate) fn run_benches(args: &[&str]) -> Result<(), String> {
     let started = SystemTime::now();
     let mut cmd = cargo();
     cmd.args(["bench", "--package", "benches", "--"]).args(args);
+    // Backtrace capture would make error-handling peers pay for a feature
+    // nobody asked for in the bench.
+    cmd.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
     run(&mut cmd)?;
     let rows = ratios(&target_dir().join("criterion"), started)?;
     if rows.is_empty() {

@@ -13,6 +13,7 @@
 //! | wrapping and propagation | [`Context`] on `Result` and `Option`, [`Error::chain`], [`Error::downcast_ref`] |
 //! | reporting and logging | [`Report`] (one line or many), [`report::trace`] (tracing fields) |
 //! | metrics | [`metrics`] (`errors_total{kind,component}`) |
+//! | circuit breaker | [`breaker`]: count and time windows, slow calls, half-open probes, registry, tower layer |
 //!
 //! # Example
 //!
@@ -42,6 +43,7 @@
 //! This crate has no optional features; everything above is always available.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod breaker;
 mod context;
 mod error;
 mod kind;

@@ -1,0 +1,563 @@
+//! The breaker itself: admission, recording and transitions.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::config::{Builder, Classifier, Listener};
+use super::event::{REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
+use super::state::Word;
+use super::window::{Outcome, SlidingWindow, Snapshot};
+use super::{Event, Rejected, State};
+use crate::{Error, Kind};
+
+/// A circuit breaker; see the [module docs](super) for the state machine.
+///
+/// Cloning is cheap and shares the state: every clone is the same breaker.
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    pub(super) shared: Arc<Shared>,
+}
+
+pub(super) struct Shared {
+    name: Arc<str>,
+    label: metrics::SharedString,
+    /// State and generation ([`Word`]).
+    word: AtomicU64,
+    window: SlidingWindow,
+    /// Time zero for the nanosecond clocks below.
+    epoch: Instant,
+    /// When the open state ends, in nanoseconds since `epoch`.
+    open_until: AtomicU64,
+    minimum_calls: u64,
+    failure_rate: f64,
+    slow_call_rate: Option<f64>,
+    slow_call_duration: Duration,
+    open_duration: Duration,
+    open_multiplier: f64,
+    max_open_duration: Duration,
+    half_open_probes: u32,
+    pub(super) probe_timeout: Duration,
+    is_failure: Classifier,
+    listener: Option<Listener>,
+    /// Serialises transitions and half-open bookkeeping; never taken by a
+    /// call in the closed state.
+    control: Mutex<Control>,
+}
+
+#[derive(Debug, Default)]
+struct Control {
+    /// Consecutive trips to open without a successful trial in between.
+    trips: u32,
+    probes_admitted: u32,
+    probes_done: u32,
+    probe_failures: u32,
+    probe_slow: u32,
+}
+
+/// What a call was admitted as; recorded against the same generation only.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ticket {
+    generation: u64,
+    probe: bool,
+    start: Option<Instant>,
+}
+
+impl Ticket {
+    pub(super) fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
+impl CircuitBreaker {
+    /// Starts configuring a breaker named `name` (used in errors, events and
+    /// as the `breaker` metrics label: keep the set of names bounded).
+    pub fn builder(name: impl Into<std::borrow::Cow<'static, str>>) -> Builder {
+        Builder::new(name.into())
+    }
+
+    pub(super) fn from_builder(b: Builder) -> Self {
+        let name: Arc<str> = Arc::from(b.name.as_ref());
+        let label = metrics::SharedString::from(name.clone());
+        let minimum_calls = u64::from(b.minimum_calls);
+        let shared = Shared {
+            name,
+            label,
+            word: AtomicU64::new(Word::new(State::Closed, 0).0),
+            window: SlidingWindow::new(b.window),
+            epoch: Instant::now(),
+            open_until: AtomicU64::new(0),
+            minimum_calls,
+            failure_rate: b.failure_rate,
+            slow_call_rate: b.slow_call_rate,
+            slow_call_duration: b.slow_call_duration,
+            open_duration: b.open_duration,
+            open_multiplier: b.open_multiplier,
+            max_open_duration: b.max_open_duration,
+            half_open_probes: b.half_open_probes,
+            probe_timeout: b.probe_timeout,
+            is_failure: b.is_failure,
+            listener: b.listener,
+            control: Mutex::new(Control::default()),
+        };
+        metrics::gauge!(STATE_GAUGE, "breaker" => shared.label.clone())
+            .set(State::Closed.gauge_value());
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.shared.word().state()
+    }
+
+    /// The counts in the sliding window now (the closed state's window; it
+    /// is cleared whenever the breaker closes).
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.window.snapshot(self.shared.now_nanos())
+    }
+
+    /// Asks to make a call. On success, report its outcome through the
+    /// [`Permit`]; dropping the permit unreported gives back its slot (a
+    /// half-open probe slot, for instance) without counting anything.
+    ///
+    /// ```
+    /// use pattern_error::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder("ledger").build().unwrap();
+    /// let permit = breaker.try_acquire().expect("closed breakers admit calls");
+    /// let result: Result<u32, pattern_error::Error> = Ok(7);
+    /// permit.record(&result);
+    /// ```
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let ticket = self.shared.admit()?;
+        Ok(Permit {
+            shared: &self.shared,
+            ticket: Some(ticket),
+        })
+    }
+
+    /// Runs `future` through the breaker.
+    ///
+    /// Rejected calls fail at once with an [`Error`] of kind
+    /// [`Kind::Unavailable`] wrapping a [`Rejected`] (with a retry-after
+    /// while open). A half-open probe that runs past the probe timeout fails
+    /// with [`Kind::Timeout`] and counts as a failed probe. Dropping the
+    /// returned future gives back any slot it held.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use pattern_error::{Error, Kind, breaker::CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder("pricing").build().unwrap();
+    /// let price = breaker.call(async { Ok::<_, Error>(42) }).await.unwrap();
+    /// assert_eq!(price, 42);
+    /// # }
+    /// ```
+    pub async fn call<F, T, E>(&self, future: F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<Error>,
+    {
+        let permit = self.try_acquire()?;
+        if permit.is_probe() {
+            match tokio::time::timeout(self.shared.probe_timeout, future).await {
+                Ok(result) => {
+                    let result = result.map_err(Into::into);
+                    permit.record(&result);
+                    result
+                }
+                Err(_) => {
+                    permit.record_probe_timeout();
+                    Err(probe_timeout())
+                }
+            }
+        } else {
+            let result = future.await.map_err(Into::into);
+            permit.record(&result);
+            result
+        }
+    }
+
+    /// Holds the breaker open: every call is rejected until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.shared.manual(State::ForcedOpen);
+    }
+
+    /// Switches the breaker off: every call passes and nothing is recorded
+    /// until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.shared.manual(State::Disabled);
+    }
+
+    /// Closes the breaker with an empty window, whatever its state, and
+    /// forgets earlier trips (the open duration starts again from its base).
+    pub fn reset(&self) {
+        self.shared.manual(State::Closed);
+    }
+}
+
+/// The error a probe gets when it runs past the probe timeout.
+pub(super) fn probe_timeout() -> Error {
+    Error::new(Kind::Timeout, "circuit breaker probe timed out")
+}
+
+/// Leave to make one call; see [`CircuitBreaker::try_acquire`].
+#[derive(Debug)]
+#[must_use = "a permit records nothing unless its outcome is reported"]
+pub struct Permit<'a> {
+    shared: &'a Shared,
+    ticket: Option<Ticket>,
+}
+
+impl Permit<'_> {
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.ticket.is_some_and(|t| t.probe)
+    }
+
+    /// Reports the call's result; errors count as failures when the breaker's
+    /// classifier says so.
+    pub fn record<T>(mut self, result: &Result<T, Error>) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.record_result(ticket, result.as_ref().err());
+        }
+    }
+
+    /// Reports a success.
+    pub fn success(mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.record_result(ticket, None);
+        }
+    }
+
+    /// Reports a failure, whatever the classifier would say.
+    pub fn failure(mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.record_failure(ticket);
+        }
+    }
+
+    fn record_probe_timeout(self) {
+        self.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.cancel(ticket);
+        }
+    }
+}
+
+/// A permit that owns its breaker, for futures that must be `'static`.
+#[derive(Debug)]
+pub(super) struct OwnedPermit {
+    shared: Arc<Shared>,
+    ticket: Option<Ticket>,
+}
+
+impl OwnedPermit {
+    pub(super) fn new(shared: Arc<Shared>, ticket: Ticket) -> Self {
+        Self {
+            shared,
+            ticket: Some(ticket),
+        }
+    }
+
+    pub(super) fn record(&mut self, error: Option<&Error>) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.record_result(ticket, error);
+        }
+    }
+
+    pub(super) fn failure(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.record_failure(ticket);
+        }
+    }
+}
+
+impl Drop for OwnedPermit {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.cancel(ticket);
+        }
+    }
+}
+
+impl Shared {
+    fn word(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    fn now_nanos(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The start time of a call, when slow calls are judged.
+    fn start_clock(&self) -> Option<Instant> {
+        self.slow_call_rate.map(|_| Instant::now())
+    }
+
+    pub(super) fn admit(&self) -> Result<Ticket, Rejected> {
+        let word = self.word();
+        match word.state() {
+            State::Closed | State::Disabled => Ok(Ticket {
+                generation: word.generation(),
+                probe: false,
+                start: self.start_clock(),
+            }),
+            State::Open => {
+                let now = self.now_nanos();
+                let until = self.open_until.load(Ordering::Acquire);
+                if now < until {
+                    Err(self.reject(State::Open, Some(Duration::from_nanos(until - now))))
+                } else {
+                    self.admit_probe()
+                }
+            }
+            State::HalfOpen => self.admit_probe(),
+            State::ForcedOpen => Err(self.reject(State::ForcedOpen, None)),
+        }
+    }
+
+    /// Admission outside the closed state: may move open to half-open, and
+    /// hands out at most `half_open_probes` probe slots.
+    fn admit_probe(&self) -> Result<Ticket, Rejected> {
+        let mut control = self.lock();
+        let mut word = self.word();
+        let mut event = None;
+        if word.state() == State::Open {
+            let now = self.now_nanos();
+            let until = self.open_until.load(Ordering::Acquire);
+            if now < until {
+                drop(control);
+                return Err(self.reject(State::Open, Some(Duration::from_nanos(until - now))));
+            }
+            let (next, e) = self.transition(&mut control, word, State::HalfOpen);
+            word = next;
+            event = Some(e);
+        }
+        let result = match word.state() {
+            State::HalfOpen if control.probes_admitted < self.half_open_probes => {
+                control.probes_admitted += 1;
+                Ok(Ticket {
+                    generation: word.generation(),
+                    probe: true,
+                    start: Some(Instant::now()),
+                })
+            }
+            State::Closed | State::Disabled => Ok(Ticket {
+                generation: word.generation(),
+                probe: false,
+                start: self.start_clock(),
+            }),
+            state => Err(state),
+        };
+        drop(control);
+        if let Some(event) = event {
+            self.emit(event);
+        }
+        result.map_err(|state| self.reject(state, None))
+    }
+
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+        metrics::counter!(REJECTIONS_TOTAL, "breaker" => self.label.clone(), "state" => state.as_str())
+            .increment(1);
+        if let Some(listener) = &self.listener {
+            listener(&Event::Rejected { state });
+        }
+        Rejected::new(self.name.clone(), state, retry_after)
+    }
+
+    fn outcome(&self, ticket: &Ticket, failure: bool) -> Outcome {
+        let slow = match (ticket.start, self.slow_call_rate) {
+            (Some(start), Some(_)) => start.elapsed() >= self.slow_call_duration,
+            _ => false,
+        };
+        Outcome { failure, slow }
+    }
+
+    fn record_result(&self, ticket: Ticket, error: Option<&Error>) {
+        let failure = error.is_some_and(|e| (self.is_failure)(e));
+        self.record(ticket, self.outcome(&ticket, failure));
+    }
+
+    fn record_failure(&self, ticket: Ticket) {
+        self.record(ticket, self.outcome(&ticket, true));
+    }
+
+    fn record(&self, ticket: Ticket, outcome: Outcome) {
+        let word = self.word();
+        if word.generation() != ticket.generation {
+            return; // admitted under an earlier state: its outcome is stale
+        }
+        match word.state() {
+            State::Closed => {
+                let now = if self.window.needs_clock() {
+                    self.now_nanos()
+                } else {
+                    0
+                };
+                if let Some(snapshot) = self.window.record(outcome, now)
+                    && self.breaches(&snapshot)
+                {
+                    self.trip(word);
+                }
+            }
+            State::HalfOpen if ticket.probe => self.record_probe(word, outcome),
+            _ => {}
+        }
+    }
+
+    fn breaches(&self, s: &Snapshot) -> bool {
+        s.calls >= self.minimum_calls
+            && (s.failure_rate() >= self.failure_rate
+                || self.slow_call_rate.is_some_and(|r| s.slow_call_rate() >= r))
+    }
+
+    fn trip(&self, seen: Word) {
+        let mut control = self.lock();
+        if self.word() != seen {
+            return; // another call already moved the breaker
+        }
+        let (_, event) = self.transition(&mut control, seen, State::Open);
+        drop(control);
+        self.emit(event);
+    }
+
+    fn record_probe(&self, seen: Word, outcome: Outcome) {
+        let mut control = self.lock();
+        if self.word() != seen {
+            return;
+        }
+        control.probes_done += 1;
+        control.probe_failures += u32::from(outcome.failure);
+        control.probe_slow += u32::from(outcome.slow);
+        if control.probes_done < self.half_open_probes {
+            return;
+        }
+        let trial = Snapshot {
+            calls: u64::from(control.probes_done),
+            failures: u64::from(control.probe_failures),
+            slow: u64::from(control.probe_slow),
+        };
+        let failed = trial.failure_rate() >= self.failure_rate
+            || self
+                .slow_call_rate
+                .is_some_and(|r| trial.slow_call_rate() >= r);
+        let to = if failed { State::Open } else { State::Closed };
+        let (_, event) = self.transition(&mut control, seen, to);
+        drop(control);
+        self.emit(event);
+    }
+
+    fn cancel(&self, ticket: Ticket) {
+        if !ticket.probe {
+            return; // nothing was reserved for a closed-state call
+        }
+        let mut control = self.lock();
+        let word = self.word();
+        if word.generation() == ticket.generation && word.state() == State::HalfOpen {
+            control.probes_admitted -= 1;
+        }
+    }
+
+    fn manual(&self, to: State) {
+        let mut control = self.lock();
+        let word = self.word();
+        let (_, event) = self.transition(&mut control, word, to);
+        drop(control);
+        self.emit(event);
+    }
+
+    /// Moves to `to` in a new generation. Call with the control lock held.
+    fn transition(&self, control: &mut Control, from: Word, to: State) -> (Word, Event) {
+        match to {
+            State::Open => {
+                let duration = self.open_duration_after(control.trips);
+                control.trips = control.trips.saturating_add(1);
+                let until = self
+                    .now_nanos()
+                    .saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+                self.open_until.store(until, Ordering::Release);
+            }
+            State::HalfOpen => {
+                control.probes_admitted = 0;
+                control.probes_done = 0;
+                control.probe_failures = 0;
+                control.probe_slow = 0;
+            }
+            State::Closed => {
+                self.window.reset();
+                control.trips = 0;
+            }
+            _ => {}
+        }
+        let next = from.next(to);
+        self.word.store(next.0, Ordering::Release);
+        (
+            next,
+            Event::Transition {
+                from: from.state(),
+                to,
+            },
+        )
+    }
+
+    fn open_duration_after(&self, trips: u32) -> Duration {
+        let factor = self
+            .open_multiplier
+            .powi(i32::try_from(trips).unwrap_or(i32::MAX));
+        let secs = self.open_duration.as_secs_f64() * factor;
+        if secs.is_finite() && secs < self.max_open_duration.as_secs_f64() {
+            Duration::from_secs_f64(secs)
+        } else {
+            self.max_open_duration
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Event::Transition { from, to } = event {
+            tracing::info!(breaker = %self.name, %from, %to, "circuit breaker transition");
+            metrics::gauge!(STATE_GAUGE, "breaker" => self.label.clone()).set(to.gauge_value());
+            metrics::counter!(
+                TRANSITIONS_TOTAL,
+                "breaker" => self.label.clone(),
+                "from" => from.as_str(),
+                "to" => to.as_str(),
+            )
+            .increment(1);
+        }
+        if let Some(listener) = &self.listener {
+            listener(&event);
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.name)
+            .field("state", &self.word().state())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}

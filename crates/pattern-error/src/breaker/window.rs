@@ -1,0 +1,369 @@
+//! Sliding windows of call outcomes.
+//!
+//! Both windows are lock-free. The count window keeps its call counter in
+//! per-thread shards, so a successful call in the closed state writes only
+//! to a cache line its own thread uses; failures and slow calls, which are
+//! what the breaker judges, record their position in small rings.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::config::Window;
+
+/// What one call did, as the window sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Outcome {
+    pub(super) failure: bool,
+    pub(super) slow: bool,
+}
+
+/// Counts over the window at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Calls in the window.
+    pub calls: u64,
+    /// Failed calls in the window.
+    pub failures: u64,
+    /// Slow calls in the window (failed or not).
+    pub slow: u64,
+}
+
+impl Snapshot {
+    /// Failed calls over calls (0 when empty).
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failures, self.calls)
+    }
+
+    /// Slow calls over calls (0 when empty).
+    pub fn slow_call_rate(&self) -> f64 {
+        ratio(self.slow, self.calls)
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+#[derive(Debug)]
+pub(super) enum SlidingWindow {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl SlidingWindow {
+    pub(super) fn new(config: Window) -> Self {
+        match config {
+            Window::Count { size } => SlidingWindow::Count(CountWindow::new(size)),
+            Window::Time { duration, buckets } => {
+                SlidingWindow::Time(TimeWindow::new(duration, buckets))
+            }
+        }
+    }
+
+    /// Whether recording needs the current time.
+    pub(super) fn needs_clock(&self) -> bool {
+        matches!(self, SlidingWindow::Time(_))
+    }
+
+    /// Records an outcome at `now` (nanoseconds since the breaker's epoch;
+    /// ignored by the count window). Returns the snapshot when the outcome
+    /// was a failure or slow (the only outcomes that can trip the breaker).
+    pub(super) fn record(&self, outcome: Outcome, now: u64) -> Option<Snapshot> {
+        match self {
+            SlidingWindow::Count(w) => w.record(outcome),
+            SlidingWindow::Time(w) => w.record(outcome, now),
+        }
+    }
+
+    pub(super) fn snapshot(&self, now: u64) -> Snapshot {
+        match self {
+            SlidingWindow::Count(w) => w.snapshot(),
+            SlidingWindow::Time(w) => w.snapshot(now),
+        }
+    }
+
+    pub(super) fn reset(&self) {
+        match self {
+            SlidingWindow::Count(w) => w.reset(),
+            SlidingWindow::Time(w) => w.reset(),
+        }
+    }
+}
+
+/// A value alone on its cache line(s), so that shards do not false-share.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// The last `size` calls.
+#[derive(Debug)]
+pub(super) struct CountWindow {
+    size: u64,
+    /// Calls recorded, per shard; the sum is the call sequence number.
+    shards: Box<[Padded<AtomicU64>]>,
+    /// The sequence number at the last reset: positions at or below it
+    /// belong to an earlier window.
+    base: AtomicU64,
+    failures: Ring,
+    slow: Ring,
+}
+
+impl CountWindow {
+    fn new(size: u32) -> Self {
+        let shards = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .next_power_of_two()
+            .clamp(1, 32);
+        Self {
+            size: u64::from(size),
+            shards: (0..shards).map(|_| Padded::default()).collect(),
+            base: AtomicU64::new(0),
+            failures: Ring::new(size as usize),
+            slow: Ring::new(size as usize),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.load(Relaxed)).sum()
+    }
+
+    fn record(&self, outcome: Outcome) -> Option<Snapshot> {
+        self.shards[shard_index(self.shards.len())]
+            .0
+            .fetch_add(1, Relaxed);
+        if !outcome.failure && !outcome.slow {
+            return None;
+        }
+        let position = self.total();
+        if outcome.failure {
+            self.failures.push(position);
+        }
+        if outcome.slow {
+            self.slow.push(position);
+        }
+        Some(self.snapshot_at(position))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.snapshot_at(self.total())
+    }
+
+    fn snapshot_at(&self, position: u64) -> Snapshot {
+        let base = self.base.load(Relaxed);
+        // Positions above `oldest` are in the window.
+        let oldest = position.saturating_sub(self.size).max(base);
+        Snapshot {
+            calls: position.saturating_sub(base).min(self.size),
+            failures: self.failures.count_above(oldest),
+            slow: self.slow.count_above(oldest),
+        }
+    }
+
+    fn reset(&self) {
+        self.base.store(self.total(), Relaxed);
+    }
+}
+
+/// Positions (call sequence numbers) of failures or slow calls; holds as
+/// many as the window, so every one still in the window is here.
+#[derive(Debug)]
+struct Ring {
+    slots: Box<[AtomicU64]>,
+    head: AtomicUsize,
+}
+
+impl Ring {
+    fn new(len: usize) -> Self {
+        Self {
+            slots: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            head: AtomicUsize::new(0),
+        }
+    }
+
+    fn push(&self, position: u64) {
+        let index = self.head.fetch_add(1, Relaxed) % self.slots.len();
+        self.slots[index].store(position, Relaxed);
+    }
+
+    fn count_above(&self, oldest: u64) -> u64 {
+        self.slots
+            .iter()
+            .filter(|slot| slot.load(Relaxed) > oldest)
+            .count() as u64
+    }
+}
+
+thread_local! {
+    static SHARD: usize = next_shard();
+}
+
+fn next_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// This thread's shard among `shards` (a power of two).
+fn shard_index(shards: usize) -> usize {
+    SHARD.with(|s| *s) & (shards - 1)
+}
+
+/// The calls of the last `duration`, in buckets.
+#[derive(Debug)]
+pub(super) struct TimeWindow {
+    bucket_nanos: u64,
+    buckets: Box<[Bucket]>,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// The bucket's epoch (time / bucket length) plus one; 0 when empty.
+    epoch: AtomicU64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+}
+
+impl TimeWindow {
+    fn new(duration: Duration, buckets: u32) -> Self {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            bucket_nanos: (nanos / u64::from(buckets)).max(1),
+            buckets: (0..buckets).map(|_| Bucket::default()).collect(),
+        }
+    }
+
+    fn epoch(&self, now: u64) -> u64 {
+        now / self.bucket_nanos + 1
+    }
+
+    fn record(&self, outcome: Outcome, now: u64) -> Option<Snapshot> {
+        let epoch = self.epoch(now);
+        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
+        let seen = bucket.epoch.load(Relaxed);
+        if seen != epoch
+            && bucket
+                .epoch
+                .compare_exchange(seen, epoch, Relaxed, Relaxed)
+                .is_ok()
+        {
+            // This bucket last held an older slice: start it afresh.
+            bucket.calls.store(0, Relaxed);
+            bucket.failures.store(0, Relaxed);
+            bucket.slow.store(0, Relaxed);
+        }
+        bucket.calls.fetch_add(1, Relaxed);
+        if outcome.failure {
+            bucket.failures.fetch_add(1, Relaxed);
+        }
+        if outcome.slow {
+            bucket.slow.fetch_add(1, Relaxed);
+        }
+        (outcome.failure || outcome.slow).then(|| self.snapshot(now))
+    }
+
+    fn snapshot(&self, now: u64) -> Snapshot {
+        let current = self.epoch(now);
+        let span = self.buckets.len() as u64;
+        let mut snapshot = Snapshot::default();
+        for bucket in self.buckets.iter() {
+            let epoch = bucket.epoch.load(Relaxed);
+            if epoch != 0 && epoch <= current && current - epoch < span {
+                snapshot.calls += bucket.calls.load(Relaxed);
+                snapshot.failures += bucket.failures.load(Relaxed);
+                snapshot.slow += bucket.slow.load(Relaxed);
+            }
+        }
+        snapshot
+    }
+
+    fn reset(&self) {
+        for bucket in self.buckets.iter() {
+            bucket.epoch.store(0, Relaxed);
+            bucket.calls.store(0, Relaxed);
+            bucket.failures.store(0, Relaxed);
+            bucket.slow.store(0, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAIL: Outcome = Outcome {
+        failure: true,
+        slow: false,
+    };
+    const OK: Outcome = Outcome {
+        failure: false,
+        slow: false,
+    };
+
+    #[test]
+    fn count_window_forgets_calls_older_than_its_size() {
+        let w = CountWindow::new(3);
+        assert_eq!(w.record(FAIL).unwrap().failures, 1);
+        assert_eq!(w.record(OK), None);
+        assert_eq!(w.record(OK), None);
+        assert_eq!(
+            w.snapshot(),
+            Snapshot {
+                calls: 3,
+                failures: 1,
+                slow: 0
+            }
+        );
+        w.record(OK);
+        assert_eq!(
+            w.snapshot(),
+            Snapshot {
+                calls: 3,
+                failures: 0,
+                slow: 0
+            }
+        );
+        w.reset();
+        assert_eq!(w.snapshot(), Snapshot::default());
+        let s = w.record(FAIL).unwrap();
+        assert_eq!((s.calls, s.failures), (1, 1));
+    }
+
+    #[test]
+    fn time_window_expires_bucket_by_bucket() {
+        let w = TimeWindow::new(Duration::from_nanos(100), 10);
+        w.record(FAIL, 0);
+        w.record(OK, 55);
+        assert_eq!(
+            w.snapshot(99),
+            Snapshot {
+                calls: 2,
+                failures: 1,
+                slow: 0
+            }
+        );
+        // At 100 the first bucket [0, 10) has left the window.
+        assert_eq!(
+            w.snapshot(100),
+            Snapshot {
+                calls: 1,
+                failures: 0,
+                slow: 0
+            }
+        );
+        assert_eq!(w.snapshot(200), Snapshot::default());
+        // A bucket reused for a newer slice starts empty.
+        w.record(OK, 105);
+        assert_eq!(
+            w.snapshot(105),
+            Snapshot {
+                calls: 2,
+                failures: 0,
+                slow: 0
+            }
+        );
+    }
+}
