@@ -56,14 +56,14 @@ where
         if let Some(error) = this.rejected.take() {
             return Poll::Ready(Err(error));
         }
-        if let Some(timer) = this.probe_timer.as_mut().as_pin_mut() {
-            if timer.poll(cx).is_ready() {
-                if let Some(mut permit) = this.permit.take() {
-                    permit.failure();
-                }
-                this.inner.set(None);
-                return Poll::Ready(Err(probe_timeout()));
+        if let Some(timer) = this.probe_timer.as_mut().as_pin_mut()
+            && timer.poll(cx).is_ready()
+        {
+            if let Some(mut permit) = this.permit.take() {
+                permit.failure();
             }
+            this.inner.set(None);
+            return Poll::Ready(Err(probe_timeout()));
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             panic!("ResponseFuture polled after completion");
