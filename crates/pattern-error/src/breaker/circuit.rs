@@ -87,7 +87,7 @@ impl CircuitBreaker {
             name,
             label,
             word: AtomicU64::new(Word::new(State::Closed, 0).0),
-            window: SlidingWindow::new(b.window),
+            window: SlidingWindow::new(b.window, b.minimum_calls),
             epoch: Instant::now(),
             open_until: AtomicU64::new(0),
             minimum_calls,

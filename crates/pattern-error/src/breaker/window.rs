@@ -5,7 +5,7 @@
 //! to a cache line its own thread uses; failures and slow calls, which are
 //! what the breaker judges, record their position in small rings.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::config::Window;
@@ -55,9 +55,9 @@ pub(super) enum SlidingWindow {
 }
 
 impl SlidingWindow {
-    pub(super) fn new(config: Window) -> Self {
+    pub(super) fn new(config: Window, minimum_calls: u32) -> Self {
         match config {
-            Window::Count { size } => SlidingWindow::Count(CountWindow::new(size)),
+            Window::Count { size } => SlidingWindow::Count(CountWindow::new(size, minimum_calls)),
             Window::Time { duration, buckets } => {
                 SlidingWindow::Time(TimeWindow::new(duration, buckets))
             }
@@ -71,7 +71,9 @@ impl SlidingWindow {
 
     /// Records an outcome at `now` (nanoseconds since the breaker's epoch;
     /// ignored by the count window). Returns the snapshot when the outcome
-    /// was a failure or slow (the only outcomes that can trip the breaker).
+    /// may have tripped the breaker: a failure, a slow call, or any call
+    /// while the window may be reaching its minimum number of calls (a
+    /// success then can complete a breaching window).
     pub(super) fn record(&self, outcome: Outcome, now: u64) -> Option<Snapshot> {
         match self {
             SlidingWindow::Count(w) => w.record(outcome),
@@ -108,12 +110,17 @@ pub(super) struct CountWindow {
     /// The sequence number at the last reset: positions at or below it
     /// belong to an earlier window.
     base: AtomicU64,
+    minimum_calls: u64,
+    /// Whether the window has held `minimum_calls` since the last reset.
+    /// Until then every call is judged; after, only failures and slow calls
+    /// can raise a rate.
+    warm: AtomicBool,
     failures: Ring,
     slow: Ring,
 }
 
 impl CountWindow {
-    fn new(size: u32) -> Self {
+    fn new(size: u32, minimum_calls: u32) -> Self {
         let shards = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .next_power_of_two()
@@ -122,6 +129,8 @@ impl CountWindow {
             size: u64::from(size),
             shards: (0..shards).map(|_| Padded::default()).collect(),
             base: AtomicU64::new(0),
+            minimum_calls: u64::from(minimum_calls),
+            warm: AtomicBool::new(false),
             failures: Ring::new(size as usize),
             slow: Ring::new(size as usize),
         }
@@ -136,7 +145,14 @@ impl CountWindow {
             .0
             .fetch_add(1, Relaxed);
         if !outcome.failure && !outcome.slow {
-            return None;
+            if self.warm.load(Relaxed) {
+                return None;
+            }
+            let snapshot = self.snapshot();
+            if snapshot.calls >= self.minimum_calls {
+                self.warm.store(true, Relaxed);
+            }
+            return Some(snapshot);
         }
         let position = self.total();
         if outcome.failure {
@@ -165,6 +181,7 @@ impl CountWindow {
 
     fn reset(&self) {
         self.base.store(self.total(), Relaxed);
+        self.warm.store(false, Relaxed);
     }
 }
 
@@ -262,7 +279,9 @@ impl TimeWindow {
         if outcome.slow {
             bucket.slow.fetch_add(1, Relaxed);
         }
-        (outcome.failure || outcome.slow).then(|| self.snapshot(now))
+        // Buckets expire, so the call count can fall below the minimum and
+        // rise again with any call: judge every one.
+        Some(self.snapshot(now))
     }
 
     fn snapshot(&self, now: u64) -> Snapshot {
@@ -305,9 +324,10 @@ mod tests {
 
     #[test]
     fn count_window_forgets_calls_older_than_its_size() {
-        let w = CountWindow::new(3);
+        let w = CountWindow::new(3, 2);
         assert_eq!(w.record(FAIL).unwrap().failures, 1);
-        assert_eq!(w.record(OK), None);
+        // Judged until the minimum is reached, then only failures.
+        assert_eq!(w.record(OK).unwrap().calls, 2);
         assert_eq!(w.record(OK), None);
         assert_eq!(
             w.snapshot(),
