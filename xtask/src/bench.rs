@@ -13,7 +13,16 @@ use crate::util::{cargo, run, target_dir};
 pub(crate) fn run_benches(args: &[&str]) -> Result<(), String> {
     let started = SystemTime::now();
     let mut cmd = cargo();
-    cmd.args(["bench", "--package", "benches", "--"]).args(args);
+    cmd.args(["bench", "--package", "benches"]);
+    // `--bench NAME` picks one bench file; the rest goes to criterion.
+    let args = match args {
+        ["--bench", name, rest @ ..] => {
+            cmd.args(["--bench", name]);
+            rest
+        }
+        _ => args,
+    };
+    cmd.arg("--").args(args);
     // Backtrace capture would make error-handling peers pay for a feature
     // nobody asked for in the bench.
     cmd.env_remove("RUST_BACKTRACE")

@@ -21,7 +21,9 @@ commands:
   pg start           start a throwaway PostgreSQL cluster and print its DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster
-  bench [ARGS]       run the criterion benches (ARGS go to criterion) and print ours/peer ratios
+  bench [--bench NAME] [ARGS]
+                     run the criterion benches (one file with --bench; ARGS go to
+                     criterion) and print ours/peer ratios
 ";
 
 fn main() -> ExitCode {

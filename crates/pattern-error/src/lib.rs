@@ -13,6 +13,7 @@
 //! | wrapping and propagation | [`Context`] on `Result` and `Option`, [`Error::chain`], [`Error::downcast_ref`] |
 //! | reporting and logging | [`Report`] (one line or many), [`report::trace`] (tracing fields) |
 //! | metrics | [`metrics`] (`errors_total{kind,component}`) |
+//! | retry | [`retry`]: backoff with jitter, retry-after, attempts and time limits, budget; helper and tower layer |
 //! | circuit breaker | [`breaker`]: count and time windows, slow calls, half-open probes, registry, tower layer |
 //!
 //! # Example
@@ -49,6 +50,7 @@ mod error;
 mod kind;
 pub mod metrics;
 pub mod report;
+pub mod retry;
 
 pub use context::Context;
 pub use error::{BoxError, Chain, Error, Result, classify};
