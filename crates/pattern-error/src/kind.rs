@@ -100,6 +100,11 @@ impl Kind {
         )
     }
 
+    /// This kind's bit in a set of kinds.
+    pub(crate) const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     /// A stable `snake_case` name, used as a metrics label and an error code.
     pub const fn as_str(self) -> &'static str {
         match self {

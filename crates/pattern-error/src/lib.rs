@@ -14,7 +14,11 @@
 //! | reporting and logging | [`Report`] (one line or many), [`report::trace`] (tracing fields) |
 //! | metrics | [`metrics`] (`errors_total{kind,component}`) |
 //! | retry | [`retry`]: backoff with jitter, retry-after, attempts and time limits, budget; helper and tower layer |
+//! | timeout | [`timeout`]: a deadline per call that fails with [`Kind::Timeout`] |
+//! | fallback | [`fallback`]: a value or a function for chosen kinds of error |
+//! | bulkhead | [`bulkhead`]: bounded concurrent calls, rejecting at once or after a wait |
 //! | circuit breaker | [`breaker`]: count and time windows, slow calls, half-open probes, registry, tower layer |
+//! | testing error conditions | [`fault`]: seeded injection of errors, latency and outcomes |
 //!
 //! # Example
 //!
@@ -45,12 +49,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
+pub mod bulkhead;
 mod context;
 mod error;
+pub mod fallback;
+pub mod fault;
 mod kind;
 pub mod metrics;
 pub mod report;
 pub mod retry;
+pub mod timeout;
 
 pub use context::Context;
 pub use error::{BoxError, Chain, Error, Result, classify};

@@ -1,0 +1,167 @@
+//! Bulkhead: a bounded number of concurrent calls, so one slow dependency
+//! cannot take every task, connection or thread.
+//!
+//! A call beyond the bound is rejected at once with
+//! [`Kind::Overloaded`](crate::Kind::Overloaded), or, with
+//! [`Bulkhead::wait_up_to`], waits for a free slot up to a timeout and is
+//! rejected then. A slot is held until the call's future completes or is
+//! dropped: cancelling a call gives its slot back.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use pattern_error::{Error, Kind, bulkhead::Bulkhead};
+//!
+//! let reports = Bulkhead::new("reports", 1);
+//! let held = reports.try_acquire().unwrap();
+//! let err = reports.call(async { Ok::<_, Error>(()) }).await.unwrap_err();
+//! assert_eq!(err.kind(), Kind::Overloaded);
+//! drop(held);
+//! reports.call(async { Ok::<_, Error>(()) }).await.unwrap();
+//! # }
+//! ```
+//!
+//! As a layer, [`BulkheadLayer`]; the service must be `Clone` (a call that
+//! waits for a slot calls a clone once it has one).
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `bulkhead_rejections_total` | counter | `bulkhead` |
+
+mod future;
+mod layer;
+mod service;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use future::ResponseFuture;
+pub use layer::BulkheadLayer;
+pub use service::BulkheadService;
+
+use crate::{Error, Kind};
+
+/// Counter of calls a bulkhead turned away, labelled `bulkhead`.
+pub const REJECTIONS_TOTAL: &str = "bulkhead_rejections_total";
+
+/// A bound on concurrent calls; cloning shares the bound.
+#[derive(Clone, Debug)]
+pub struct Bulkhead {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: metrics::SharedString,
+    slots: Arc<Semaphore>,
+    max: usize,
+    wait: Option<Duration>,
+}
+
+/// A slot in a [`Bulkhead`], given back when dropped.
+#[derive(Debug)]
+pub struct BulkheadPermit {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Bulkhead {
+    /// A bulkhead of `max` concurrent calls that rejects the excess at once.
+    ///
+    /// # Panics
+    ///
+    /// If `max` is 0 or above [`Semaphore::MAX_PERMITS`].
+    pub fn new(name: impl Into<Cow<'static, str>>, max: usize) -> Self {
+        assert!(max > 0, "a bulkhead needs at least one slot");
+        Self {
+            inner: Arc::new(Inner {
+                name: metrics::SharedString::from(name.into()),
+                slots: Arc::new(Semaphore::new(max)),
+                max,
+                wait: None,
+            }),
+        }
+    }
+
+    /// Lets calls wait up to `timeout` for a slot before rejecting them.
+    #[must_use]
+    pub fn wait_up_to(self, timeout: Duration) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                name: inner.name.clone(),
+                slots: inner.slots.clone(),
+                max: inner.max,
+                wait: Some(timeout),
+            }),
+        }
+    }
+
+    /// Calls running now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.max - self.inner.slots.available_permits()
+    }
+
+    /// The most calls that run at once.
+    pub fn max(&self) -> usize {
+        self.inner.max
+    }
+
+    /// Takes a slot if one is free now.
+    pub fn try_acquire(&self) -> Result<BulkheadPermit, Error> {
+        self.inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map(|slot| BulkheadPermit { _slot: slot })
+            .map_err(|_| self.rejected())
+    }
+
+    /// Takes a slot, waiting for one up to the configured timeout (or not
+    /// at all without one).
+    pub async fn acquire(&self) -> Result<BulkheadPermit, Error> {
+        if let Ok(permit) = self.try_acquire_quiet() {
+            return Ok(permit);
+        }
+        let Some(wait) = self.inner.wait else {
+            return Err(self.rejected());
+        };
+        match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(BulkheadPermit { _slot: slot }),
+            _ => Err(self.rejected()),
+        }
+    }
+
+    /// Runs `future` in a slot; see [`acquire`](Self::acquire).
+    pub async fn call<F, T, E>(&self, future: F) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<Error>,
+    {
+        let _permit = self.acquire().await?;
+        future.await.map_err(Into::into)
+    }
+
+    fn try_acquire_quiet(&self) -> Result<BulkheadPermit, ()> {
+        self.inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map(|slot| BulkheadPermit { _slot: slot })
+            .map_err(|_| ())
+    }
+
+    fn rejected(&self) -> Error {
+        metrics::counter!(REJECTIONS_TOTAL, "bulkhead" => self.inner.name.clone()).increment(1);
+        Error::new(
+            Kind::Overloaded,
+            format!(
+                "bulkhead {:?} is full ({} calls running)",
+                &*self.inner.name, self.inner.max
+            ),
+        )
+    }
+}
