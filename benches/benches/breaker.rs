@@ -3,55 +3,64 @@
 //! `failsafe` and `tower-resilience-circuitbreaker`, in the same run.
 //!
 //! The guarded call is an immediately ready `Ok`, so what is measured is the
-//! breaker's own admission and recording. Futures are polled once with a
-//! no-op waker: no executor time is counted.
+//! breaker's own admission and recording.
+//!
+//! - `breaker_permit`: the synchronous forms (our permit, their `call(|| ..)`).
+//! - `breaker_call`: the async call APIs on a ready future.
+//! - `breaker_layer`: the tower layers around a ready service.
 #![allow(missing_docs)] // criterion's macros generate undocumented public items
 
-use std::future::{Future, ready};
+use std::future::ready;
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::Barrier;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
+use benches::{block_on, threaded};
 use criterion::{Criterion, criterion_group, criterion_main};
 use patterns::error::Error;
 use patterns::error::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use tower::{Layer, Service};
 
-/// Polls a future that must be ready at once.
-fn now<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("the bench's futures are always ready"),
-    }
-}
-
-/// Runs `per_thread` on `threads` threads at once, each for `iters` calls;
-/// returns the wall time (one iteration = one call on every thread).
-fn threaded<F>(threads: usize, iters: u64, per_thread: F) -> Duration
-where
-    F: Fn(u64) + Sync,
-{
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                barrier.wait();
-                per_thread(iters);
-                barrier.wait();
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
-}
-
 fn ours() -> CircuitBreaker {
     CircuitBreaker::builder("bench").build().unwrap()
+}
+
+fn permit(c: &mut Criterion) {
+    use failsafe::CircuitBreaker as _;
+    for threads in [1, 2] {
+        let mut group = c.benchmark_group(format!("breaker_permit/{threads}_thread"));
+        let breaker = ours();
+        group.bench_function("ours", |b| {
+            b.iter_custom(|iters| {
+                threaded(threads, iters, |n| {
+                    for _ in 0..n {
+                        let permit = breaker.try_acquire().unwrap();
+                        black_box(&permit);
+                        permit.success();
+                    }
+                })
+            })
+        });
+        let recloser = recloser::Recloser::default();
+        group.bench_function("recloser", |b| {
+            b.iter_custom(|iters| {
+                threaded(threads, iters, |n| {
+                    for _ in 0..n {
+                        black_box(recloser.call(|| Ok::<u64, ()>(black_box(1)))).unwrap();
+                    }
+                })
+            })
+        });
+        let failsafe = failsafe::Config::new().build();
+        group.bench_function("failsafe", |b| {
+            b.iter_custom(|iters| {
+                threaded(threads, iters, |n| {
+                    for _ in 0..n {
+                        black_box(failsafe.call(|| Ok::<u64, ()>(black_box(1)))).unwrap();
+                    }
+                })
+            })
+        });
+        group.finish();
+    }
 }
 
 fn call_api(c: &mut Criterion) {
@@ -63,8 +72,8 @@ fn call_api(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 threaded(threads, iters, |n| {
                     for _ in 0..n {
-                        black_box(now(breaker.call(ready(Ok::<u64, Error>(black_box(1))))))
-                            .unwrap();
+                        let call = breaker.call(ready(Ok::<u64, Error>(black_box(1))));
+                        black_box(block_on(call)).unwrap();
                     }
                 })
             })
@@ -74,7 +83,8 @@ fn call_api(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 threaded(threads, iters, |n| {
                     for _ in 0..n {
-                        black_box(now(recloser.call(ready(Ok::<u64, ()>(black_box(1)))))).unwrap();
+                        let call = recloser.call(ready(Ok::<u64, ()>(black_box(1))));
+                        black_box(block_on(call)).unwrap();
                     }
                 })
             })
@@ -84,7 +94,8 @@ fn call_api(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 threaded(threads, iters, |n| {
                     for _ in 0..n {
-                        black_box(now(failsafe.call(ready(Ok::<u64, ()>(black_box(1)))))).unwrap();
+                        let call = failsafe.call(ready(Ok::<u64, ()>(black_box(1))));
+                        black_box(block_on(call)).unwrap();
                     }
                 })
             })
@@ -104,7 +115,7 @@ fn layer(c: &mut Criterion) {
                 threaded(threads, iters, |n| {
                     let mut svc = svc.clone();
                     for _ in 0..n {
-                        black_box(now(svc.call(black_box(1)))).unwrap();
+                        black_box(block_on(svc.call(black_box(1)))).unwrap();
                     }
                 })
             })
@@ -118,7 +129,7 @@ fn layer(c: &mut Criterion) {
                 threaded(threads, iters, |n| {
                     let mut svc = theirs.clone();
                     for _ in 0..n {
-                        black_box(now(svc.call(black_box(1)))).unwrap();
+                        black_box(block_on(svc.call(black_box(1)))).unwrap();
                     }
                 })
             })
@@ -127,5 +138,5 @@ fn layer(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, call_api, layer);
+criterion_group!(benches, permit, call_api, layer);
 criterion_main!(benches);

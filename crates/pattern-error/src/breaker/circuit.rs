@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::config::{Builder, Classifier, Listener};
 use super::event::{REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
 use super::state::Word;
-use super::window::{Outcome, SlidingWindow, Snapshot};
+use super::window::{Outcome, Padded, SlidingWindow, Snapshot, shard_count, thread_slot};
 use super::{Event, Rejected, State};
 use crate::{Error, Kind};
 
@@ -20,6 +20,15 @@ use crate::{Error, Kind};
 #[derive(Clone, Debug)]
 pub struct CircuitBreaker {
     pub(super) shared: Arc<Shared>,
+    /// Per-thread handles on `shared` for futures that must own one: a
+    /// future clones its thread's anchor, so threads do not fight over one
+    /// reference count.
+    anchors: Arc<[Arc<Padded<Anchor>>]>,
+}
+
+#[derive(Debug)]
+pub(super) struct Anchor {
+    shared: Arc<Shared>,
 }
 
 pub(super) struct Shared {
@@ -105,9 +114,20 @@ impl CircuitBreaker {
         };
         metrics::gauge!(STATE_GAUGE, "breaker" => shared.label.clone())
             .set(State::Closed.gauge_value());
-        Self {
-            shared: Arc::new(shared),
-        }
+        let shared = Arc::new(shared);
+        let anchors = (0..shard_count())
+            .map(|_| {
+                Arc::new(Padded(Anchor {
+                    shared: shared.clone(),
+                }))
+            })
+            .collect();
+        Self { shared, anchors }
+    }
+
+    /// An owned handle on the shared state, from this thread's anchor.
+    pub(super) fn anchor(&self) -> Arc<Padded<Anchor>> {
+        self.anchors[thread_slot() & (self.anchors.len() - 1)].clone()
     }
 
     /// The breaker's name.
@@ -261,30 +281,35 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// A permit that owns its breaker, for futures that must be `'static`.
+/// A permit that owns a handle on its breaker, for futures that must be
+/// `'static`.
 #[derive(Debug)]
 pub(super) struct OwnedPermit {
-    shared: Arc<Shared>,
+    anchor: Arc<Padded<Anchor>>,
     ticket: Option<Ticket>,
 }
 
 impl OwnedPermit {
-    pub(super) fn new(shared: Arc<Shared>, ticket: Ticket) -> Self {
+    pub(super) fn new(anchor: Arc<Padded<Anchor>>, ticket: Ticket) -> Self {
         Self {
-            shared,
+            anchor,
             ticket: Some(ticket),
         }
     }
 
+    fn shared(&self) -> &Shared {
+        &self.anchor.0.shared
+    }
+
     pub(super) fn record(&mut self, error: Option<&Error>) {
         if let Some(ticket) = self.ticket.take() {
-            self.shared.record_result(ticket, error);
+            self.shared().record_result(ticket, error);
         }
     }
 
     pub(super) fn failure(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.shared.record_failure(ticket);
+            self.shared().record_failure(ticket);
         }
     }
 }
@@ -292,7 +317,7 @@ impl OwnedPermit {
 impl Drop for OwnedPermit {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
-            self.shared.cancel(ticket);
+            self.shared().cancel(ticket);
         }
     }
 }

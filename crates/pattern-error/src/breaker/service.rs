@@ -57,7 +57,7 @@ where
         match shared.admit() {
             Ok(ticket) => {
                 let probe_timeout = ticket.is_probe().then_some(shared.probe_timeout);
-                let permit = OwnedPermit::new(shared.clone(), ticket);
+                let permit = OwnedPermit::new(self.breaker.anchor(), ticket);
                 ResponseFuture::admitted(self.inner.call(req), permit, probe_timeout)
             }
             Err(rejected) => ResponseFuture::rejected(rejected.into()),
