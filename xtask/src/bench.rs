@@ -33,19 +33,22 @@ pub(crate) fn run_benches(args: &[&str]) -> Result<(), String> {
         return Err("the benches wrote no estimates".to_owned());
     }
     println!(
-        "\n{:<40} {:>14} {:>14} {:>8}",
-        "group: ours vs peer", "ours", "peer", "ratio"
+        "\n{:<44} {:>12} {:>12} {:>8} {:>12}",
+        "group: ours vs peer", "ours", "peer", "ratio", "delta"
     );
     for row in rows {
         println!(
-            "{:<40} {:>14} {:>14} {:>7.2}x",
+            "{:<44} {:>12} {:>12} {:>7.2}x {:>12}",
             format!("{}: {}", row.group, row.peer),
             format_ns(row.ours_ns),
             format_ns(row.peer_ns),
-            row.ours_ns / row.peer_ns
+            row.ours_ns / row.peer_ns,
+            format!("{:+.1} ns", row.ours_ns - row.peer_ns),
         );
     }
-    println!("\nratio = ours / peer (mean time per iteration; below 1 is faster)");
+    println!(
+        "\nratio = ours / peer, delta = ours - peer (mean time per iteration; a ratio below 1 is faster)"
+    );
     Ok(())
 }
 

@@ -76,6 +76,7 @@ pub(super) struct Ticket {
 }
 
 impl Ticket {
+    #[inline]
     pub(super) fn is_probe(&self) -> bool {
         self.probe
     }
@@ -126,6 +127,7 @@ impl CircuitBreaker {
     }
 
     /// An owned handle on the shared state, from this thread's anchor.
+    #[inline]
     pub(super) fn anchor(&self) -> Arc<Padded<Anchor>> {
         self.anchors[thread_slot() & (self.anchors.len() - 1)].clone()
     }
@@ -158,6 +160,7 @@ impl CircuitBreaker {
     /// let result: Result<u32, pattern_error::Error> = Ok(7);
     /// permit.record(&result);
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let ticket = self.shared.admit()?;
         Ok(Permit {
@@ -242,12 +245,14 @@ pub struct Permit<'a> {
 
 impl Permit<'_> {
     /// Whether this call is a half-open probe.
+    #[inline]
     pub fn is_probe(&self) -> bool {
         self.ticket.is_some_and(|t| t.probe)
     }
 
     /// Reports the call's result; errors count as failures when the breaker's
     /// classifier says so.
+    #[inline]
     pub fn record<T>(mut self, result: &Result<T, Error>) {
         if let Some(ticket) = self.ticket.take() {
             self.shared.record_result(ticket, result.as_ref().err());
@@ -255,6 +260,7 @@ impl Permit<'_> {
     }
 
     /// Reports a success.
+    #[inline]
     pub fn success(mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.shared.record_result(ticket, None);
@@ -274,6 +280,7 @@ impl Permit<'_> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.shared.cancel(ticket);
@@ -297,10 +304,12 @@ impl OwnedPermit {
         }
     }
 
+    #[inline]
     fn shared(&self) -> &Shared {
         &self.anchor.0.shared
     }
 
+    #[inline]
     pub(super) fn record(&mut self, error: Option<&Error>) {
         if let Some(ticket) = self.ticket.take() {
             self.shared().record_result(ticket, error);
@@ -315,6 +324,7 @@ impl OwnedPermit {
 }
 
 impl Drop for OwnedPermit {
+    #[inline]
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             self.shared().cancel(ticket);
@@ -323,6 +333,7 @@ impl Drop for OwnedPermit {
 }
 
 impl Shared {
+    #[inline]
     fn word(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -337,12 +348,27 @@ impl Shared {
     }
 
     /// The start time of a call, when slow calls are judged.
+    #[inline]
     fn start_clock(&self) -> Option<Instant> {
         self.slow_call_rate.map(|_| Instant::now())
     }
 
+    #[inline]
     pub(super) fn admit(&self) -> Result<Ticket, Rejected> {
         let word = self.word();
+        // The hot path, small enough to inline: closed, calls not timed.
+        if word.state() == State::Closed && self.slow_call_rate.is_none() {
+            return Ok(Ticket {
+                generation: word.generation(),
+                probe: false,
+                start: None,
+            });
+        }
+        self.admit_any(word)
+    }
+
+    #[inline(never)]
+    fn admit_any(&self, word: Word) -> Result<Ticket, Rejected> {
         match word.state() {
             State::Closed | State::Disabled => Ok(Ticket {
                 generation: word.generation(),
@@ -412,6 +438,7 @@ impl Shared {
         Rejected::new(self.name.clone(), state, retry_after)
     }
 
+    #[inline]
     fn outcome(&self, ticket: &Ticket, failure: bool) -> Outcome {
         let slow = match (ticket.start, self.slow_call_rate) {
             (Some(start), Some(_)) => start.elapsed() >= self.slow_call_duration,
@@ -420,7 +447,23 @@ impl Shared {
         Outcome { failure, slow }
     }
 
+    #[inline]
     fn record_result(&self, ticket: Ticket, error: Option<&Error>) {
+        // The hot path, kept small enough to inline: an untimed success in
+        // the closed state it was admitted in, once the window is warm.
+        if error.is_none()
+            && ticket.start.is_none()
+            && !ticket.probe
+            && self.word() == Word::new(State::Closed, ticket.generation)
+            && self.window.record_quick_success()
+        {
+            return;
+        }
+        self.record_any(ticket, error);
+    }
+
+    #[inline(never)]
+    fn record_any(&self, ticket: Ticket, error: Option<&Error>) {
         let failure = error.is_some_and(|e| (self.is_failure)(e));
         self.record(ticket, self.outcome(&ticket, failure));
     }

@@ -49,6 +49,7 @@ impl State {
         }
     }
 
+    #[inline]
     pub(super) const fn from_code(code: u64) -> State {
         match code {
             0 => State::Closed,
@@ -80,10 +81,12 @@ impl Word {
         Word(generation << Self::STATE_BITS | state.code())
     }
 
+    #[inline]
     pub(super) fn state(self) -> State {
         State::from_code(self.0 & Self::STATE_MASK)
     }
 
+    #[inline]
     pub(super) fn generation(self) -> u64 {
         self.0 >> Self::STATE_BITS
     }

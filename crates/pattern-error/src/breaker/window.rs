@@ -65,6 +65,7 @@ impl SlidingWindow {
     }
 
     /// Whether recording needs the current time.
+    #[inline]
     pub(super) fn needs_clock(&self) -> bool {
         matches!(self, SlidingWindow::Time(_))
     }
@@ -74,6 +75,19 @@ impl SlidingWindow {
     /// may have tripped the breaker: a failure, a slow call, or any call
     /// while the window may be reaching its minimum number of calls (a
     /// success then can complete a breaching window).
+    /// Records a quick success if that needs no judgement (a warm count
+    /// window); returns false, recording nothing, otherwise.
+    #[inline]
+    pub(super) fn record_quick_success(&self) -> bool {
+        match self {
+            SlidingWindow::Count(w) if w.warm.load(Relaxed) => {
+                w.count_call();
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn record(&self, outcome: Outcome, now: u64) -> Option<Snapshot> {
         match self {
             SlidingWindow::Count(w) => w.record(outcome),
@@ -152,7 +166,9 @@ impl CountWindow {
         self.shards.iter().map(|s| s.0.total()).sum()
     }
 
-    fn record(&self, outcome: Outcome) -> Option<Snapshot> {
+    /// Counts one call in this thread's shard.
+    #[inline]
+    fn count_call(&self) {
         let slot = thread_slot();
         let shard = &self.shards[slot & (self.shards.len() - 1)].0;
         if slot < self.shards.len() {
@@ -161,6 +177,10 @@ impl CountWindow {
         } else {
             shard.shared.fetch_add(1, Relaxed);
         }
+    }
+
+    fn record(&self, outcome: Outcome) -> Option<Snapshot> {
+        self.count_call();
         if !outcome.failure && !outcome.slow {
             if self.warm.load(Relaxed) {
                 return None;
@@ -246,6 +266,7 @@ thread_local! {
 
 /// A number unique to this thread, handed out in the order threads first
 /// ask. The first [`shard_count`] threads each own a shard outright.
+#[inline]
 pub(super) fn thread_slot() -> usize {
     SLOT.with(|slot| {
         let mut n = slot.get();
