@@ -20,7 +20,12 @@ pub(crate) fn run_benches(args: &[&str]) -> Result<(), String> {
             cmd.args(["--bench", name]);
             rest
         }
-        _ => args,
+        _ => {
+            // Only the bench targets: the library's test harness would
+            // reject criterion's options.
+            cmd.arg("--benches");
+            args
+        }
     };
     cmd.arg("--").args(args);
     // Backtrace capture would make error-handling peers pay for a feature

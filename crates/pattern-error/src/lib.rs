@@ -58,6 +58,7 @@ mod kind;
 pub mod metrics;
 pub mod report;
 pub mod retry;
+mod shard;
 pub mod timeout;
 
 pub use context::Context;

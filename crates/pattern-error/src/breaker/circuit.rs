@@ -10,8 +10,9 @@ use tokio::time::Instant;
 use super::config::{Builder, Classifier, Listener};
 use super::event::{REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
 use super::state::Word;
-use super::window::{Outcome, Padded, SlidingWindow, Snapshot, shard_count, thread_slot};
+use super::window::{Outcome, SlidingWindow, Snapshot};
 use super::{Event, Rejected, State};
+use crate::shard::{Padded, shard_count, thread_slot};
 use crate::{Error, Kind};
 
 /// A circuit breaker; see the [module docs](super) for the state machine.

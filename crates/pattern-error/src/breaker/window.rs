@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::config::Window;
+use crate::shard::Counter;
 
 /// What one call did, as the window sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,32 +111,12 @@ impl SlidingWindow {
     }
 }
 
-/// A value alone on its cache line(s), so that shards do not false-share.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(super) struct Padded<T>(pub(super) T);
-
-/// A shard of the call counter. The thread that owns the shard (see
-/// [`thread_slot`]) bumps `owned` with a plain load and store, no locked
-/// instruction; any other thread mapped to the shard adds to `shared`.
-#[derive(Debug, Default)]
-struct Shard {
-    owned: AtomicU64,
-    shared: AtomicU64,
-}
-
-impl Shard {
-    fn total(&self) -> u64 {
-        self.owned.load(Relaxed) + self.shared.load(Relaxed)
-    }
-}
-
 /// The last `size` calls.
 #[derive(Debug)]
 pub(super) struct CountWindow {
     size: u64,
-    /// Calls recorded, per shard; the sum is the call sequence number.
-    shards: Box<[Padded<Shard>]>,
+    /// Calls recorded; the sum is the call sequence number.
+    calls: Counter,
     /// The sequence number at the last reset: positions at or below it
     /// belong to an earlier window.
     base: AtomicU64,
@@ -150,10 +131,9 @@ pub(super) struct CountWindow {
 
 impl CountWindow {
     fn new(size: u32, minimum_calls: u32) -> Self {
-        let shards = shard_count();
         Self {
             size: u64::from(size),
-            shards: (0..shards).map(|_| Padded::default()).collect(),
+            calls: Counter::new(),
             base: AtomicU64::new(0),
             minimum_calls: u64::from(minimum_calls),
             warm: AtomicBool::new(false),
@@ -163,20 +143,13 @@ impl CountWindow {
     }
 
     fn total(&self) -> u64 {
-        self.shards.iter().map(|s| s.0.total()).sum()
+        self.calls.sum()
     }
 
-    /// Counts one call in this thread's shard.
+    /// Counts one call.
     #[inline]
     fn count_call(&self) {
-        let slot = thread_slot();
-        let shard = &self.shards[slot & (self.shards.len() - 1)].0;
-        if slot < self.shards.len() {
-            // Only this thread ever writes `owned`: no read-modify-write needed.
-            shard.owned.store(shard.owned.load(Relaxed) + 1, Relaxed);
-        } else {
-            shard.shared.fetch_add(1, Relaxed);
-        }
+        self.calls.add_one();
     }
 
     fn record(&self, outcome: Outcome) -> Option<Snapshot> {
@@ -249,34 +222,6 @@ impl Ring {
             .filter(|slot| slot.load(Relaxed) > oldest)
             .count() as u64
     }
-}
-
-/// How many shards per-thread state is split into: a power of two, twice
-/// the cores, from 4 to 16 (memory per breaker stays small).
-pub(super) fn shard_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * 2)
-        .next_power_of_two()
-        .clamp(4, 16)
-}
-
-thread_local! {
-    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-}
-
-/// A number unique to this thread, handed out in the order threads first
-/// ask. The first [`shard_count`] threads each own a shard outright.
-#[inline]
-pub(super) fn thread_slot() -> usize {
-    SLOT.with(|slot| {
-        let mut n = slot.get();
-        if n == usize::MAX {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            n = NEXT.fetch_add(1, Relaxed);
-            slot.set(n);
-        }
-        n
-    })
 }
 
 /// The calls of the last `duration`, in buckets.

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use tokio::time::Instant;
 
+use crate::shard::Counter;
+
 /// Limits retries to a share of first attempts, plus a small reserve per
 /// second, so that retries cannot multiply the load on a struggling
 /// dependency.
@@ -15,9 +17,10 @@ use tokio::time::Instant;
 /// pass, so a low-traffic client keeps some retries.
 ///
 /// It implements tower's [`Budget`](tower::retry::budget::Budget) trait, so
-/// tower's own retry middleware can use it too. A deposit is one relaxed
-/// atomic add and reads no clock; only a withdrawal that finds the balance
-/// empty looks at the time.
+/// tower's own retry middleware can use it too. A deposit, made on every
+/// call, only counts the call in a per-thread counter (no lock, no locked
+/// instruction for the first threads, no clock); a withdrawal reads the
+/// counters and applies the cap.
 ///
 /// ```
 /// use pattern_error::retry::RetryBudget;
@@ -30,9 +33,12 @@ use tokio::time::Instant;
 /// ```
 #[derive(Debug)]
 pub struct RetryBudget {
-    /// Balance in thousandths of a retry.
-    balance: AtomicI64,
-    deposit: i64,
+    /// First attempts made.
+    calls: Counter,
+    /// Thousandths of a retry earned per first attempt.
+    per_call: i64,
+    /// Thousandths withdrawn, plus what the cap took away.
+    spent: AtomicI64,
     max_balance: i64,
     min_per_second: u64,
     /// Reserve use: the second it counts for (since `epoch`) in the high 32
@@ -57,8 +63,9 @@ impl RetryBudget {
             "retry ratio must be within 0..=1000"
         );
         Self {
-            balance: AtomicI64::new(0),
-            deposit: (ratio * WHOLE as f64).round() as i64,
+            calls: Counter::new(),
+            per_call: (ratio * WHOLE as f64).round() as i64,
+            spent: AtomicI64::new(0),
             max_balance: i64::from(max_balance) * WHOLE,
             min_per_second: u64::from(min_per_second),
             reserve: AtomicU64::new(0),
@@ -67,24 +74,34 @@ impl RetryBudget {
     }
 
     /// Records a first attempt.
+    #[inline]
     pub fn deposit(&self) {
-        if self.balance.load(Relaxed) < self.max_balance {
-            self.balance.fetch_add(self.deposit, Relaxed);
-        }
+        self.calls.add_one();
     }
 
     /// Takes one retry from the budget, if there is one.
     pub fn withdraw(&self) -> bool {
-        let taken = self
-            .balance
-            .fetch_update(Relaxed, Relaxed, |b| (b >= WHOLE).then_some(b - WHOLE));
+        let earned = self.earned();
+        let taken = self.spent.fetch_update(Relaxed, Relaxed, |spent| {
+            // Apply the cap now: whatever was earned above it is forfeit.
+            let spent = spent.max(earned - self.max_balance);
+            (earned - spent >= WHOLE).then_some(spent + WHOLE)
+        });
         taken.is_ok() || self.take_reserve()
     }
 
     /// Retries that could be taken now from the balance (not counting the
     /// per-second reserve).
     pub fn available(&self) -> u64 {
-        (self.balance.load(Relaxed).max(0) / WHOLE) as u64
+        let earned = self.earned();
+        let spent = self.spent.load(Relaxed).max(earned - self.max_balance);
+        ((earned - spent).max(0) / WHOLE) as u64
+    }
+
+    fn earned(&self) -> i64 {
+        i64::try_from(self.calls.sum())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.per_call)
     }
 
     fn take_reserve(&self) -> bool {

@@ -29,7 +29,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] future: F },
-        Waiting { #[pin] sleep: Sleep },
+        // Boxed: retries are the cold path, and an inline `Sleep` would make
+        // every call's future several times larger to move around.
+        Waiting { sleep: Pin<Box<Sleep>> },
         Readying,
     }
 }
@@ -88,11 +90,11 @@ where
                         }
                     };
                     this.state.set(State::Waiting {
-                        sleep: tokio::time::sleep(delay),
+                        sleep: Box::pin(tokio::time::sleep(delay)),
                     });
                 }
                 StateProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {

@@ -24,9 +24,10 @@
 //! # Cost
 //!
 //! On the success path the layer clones the request once (to have it for a
-//! retry) and the policy's `Arc`; it neither allocates nor reads the clock
-//! unless an elapsed-time limit is set. The backoff state is created at the
-//! first failure.
+//! retry) and the policy's `Arc`, and deposits in the budget (a plain store
+//! in a counter of the calling thread's own); it neither allocates nor reads
+//! the clock unless an elapsed-time limit is set. The backoff state and the
+//! timer are created (boxed) at the first failure.
 //!
 //! # Example
 //!
@@ -117,6 +118,7 @@ pub trait CheckResponse<Res> {
 }
 
 impl<Res, F: Fn(&Res) -> bool> CheckResponse<Res> for F {
+    #[inline]
     fn retry(&self, response: &Res) -> bool {
         self(response)
     }
@@ -127,6 +129,7 @@ impl<Res, F: Fn(&Res) -> bool> CheckResponse<Res> for F {
 pub struct NoCheck;
 
 impl<Res> CheckResponse<Res> for NoCheck {
+    #[inline]
     fn retry(&self, _: &Res) -> bool {
         false
     }

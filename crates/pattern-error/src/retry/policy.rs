@@ -257,11 +257,13 @@ pub(super) struct Attempts {
     policy: Arc<Inner>,
     made: u32,
     started: Option<Instant>,
-    backoff: Option<<ExponentialBuilder as BackoffBuilder>::Backoff>,
+    /// Boxed: made at the first failure only, and large.
+    backoff: Option<Box<<ExponentialBuilder as BackoffBuilder>::Backoff>>,
 }
 
 impl Attempts {
     /// Starts a call: deposits in the budget.
+    #[inline]
     pub(super) fn new(policy: &RetryPolicy) -> Self {
         let inner = &policy.inner;
         if let Some(budget) = &inner.budget {
@@ -310,7 +312,9 @@ impl Attempts {
         if self.made >= p.max_attempts {
             return Decision::GiveUp(GiveUp::Attempts);
         }
-        let backoff = self.backoff.get_or_insert_with(|| p.backoff.build());
+        let backoff = self
+            .backoff
+            .get_or_insert_with(|| Box::new(p.backoff.build()));
         // Without a maximum number of times the backoff never runs out.
         let mut delay = backoff.next().unwrap_or(p.max_delay);
         if let Some(hint) = hint {
