@@ -153,9 +153,12 @@ fn bulkhead_rejections_are_counted() {
     );
 }
 
+/// An event's level and its fields.
+type Recorded = (tracing::Level, Vec<(String, String)>);
+
 /// Collects every event's level and fields.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(tracing::Level, Vec<(String, String)>)>>>);
+struct Events(Arc<Mutex<Vec<Recorded>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
