@@ -50,7 +50,7 @@ where
     E: StdError + Send + Sync + 'static,
 {
     fn context(self, context: impl Into<Cow<'static, str>>) -> Result<T, Error> {
-        self.map_err(|e| Error::wrap(Box::new(e), context.into()))
+        self.map_err(|e| Error::wrap(e, context.into()))
     }
 
     fn with_context<C, F>(self, f: F) -> Result<T, Error>
@@ -58,11 +58,11 @@ where
         C: Into<Cow<'static, str>>,
         F: FnOnce() -> C,
     {
-        self.map_err(|e| Error::wrap(Box::new(e), f().into()))
+        self.map_err(|e| Error::wrap(e, f().into()))
     }
 
     fn context_kind(self, kind: Kind, context: impl Into<Cow<'static, str>>) -> Result<T, Error> {
-        self.map_err(|e| Error::wrap(Box::new(e), context.into()).with_kind(kind))
+        self.map_err(|e| Error::wrap(e, context.into()).with_kind(kind))
     }
 }
 

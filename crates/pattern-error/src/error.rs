@@ -38,7 +38,7 @@ pub struct Error {
 struct Inner {
     kind: Kind,
     message: Option<Cow<'static, str>>,
-    source: Option<BoxError>,
+    source: Option<Source>,
     retry_after: Option<Duration>,
     transient: Option<bool>,
 }
@@ -63,7 +63,11 @@ impl Error {
         message: impl Into<Cow<'static, str>>,
         source: impl Into<BoxError>,
     ) -> Self {
-        Self::build(kind, Some(message.into()), Some(source.into()))
+        Self::build(
+            kind,
+            Some(message.into()),
+            Some(Source::from_boxed(source.into())),
+        )
     }
 
     /// Wraps any error, classifying it with [`classify`].
@@ -77,17 +81,23 @@ impl Error {
             Ok(err) => *err,
             Err(source) => {
                 let kind = classify(&*source);
-                Self::build(kind, None, Some(source))
+                Self::build(kind, None, Some(Source::Other(source)))
             }
         }
     }
 
     /// Wraps `source` in a new layer whose message is `context`, keeping the
     /// classification (kind, retry-after, transient override) of the source.
-    pub(crate) fn wrap(source: BoxError, context: Cow<'static, str>) -> Self {
-        let (kind, retry_after, transient) = match source.downcast_ref::<Error>() {
-            Some(err) => (err.inner.kind, err.inner.retry_after, err.inner.transient),
-            None => (classify(&*source), None, None),
+    ///
+    /// An [`Error`] source is kept as it is, not boxed again.
+    pub(crate) fn wrap<E>(source: E, context: Cow<'static, str>) -> Self
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        let source = Source::new(source);
+        let (kind, retry_after, transient) = match &source {
+            Source::Ours(err) => (err.inner.kind, err.inner.retry_after, err.inner.transient),
+            other => (classify(other.as_dyn()), None, None),
         };
         let mut err = Self::build(kind, Some(context), Some(source));
         err.inner.retry_after = retry_after;
@@ -95,7 +105,7 @@ impl Error {
         err
     }
 
-    fn build(kind: Kind, message: Option<Cow<'static, str>>, source: Option<BoxError>) -> Self {
+    fn build(kind: Kind, message: Option<Cow<'static, str>>, source: Option<Source>) -> Self {
         Self {
             inner: Box::new(Inner {
                 kind,
@@ -109,7 +119,7 @@ impl Error {
 
     /// Adds a layer of context on top of this error; see [`Context`](crate::Context).
     pub fn context(self, context: impl Into<Cow<'static, str>>) -> Self {
-        Self::wrap(Box::new(self), context.into())
+        Self::wrap(self, context.into())
     }
 
     /// Sets how long the caller should wait before trying again (the
@@ -197,7 +207,11 @@ impl Error {
 
     /// Takes the direct source out of this error, if any.
     pub fn into_source(self) -> Option<BoxError> {
-        self.inner.source
+        self.inner.source.map(|source| match source {
+            Source::Ours(err) => Box::new(err) as BoxError,
+            Source::Io(io) => Box::new(io),
+            Source::Other(other) => other,
+        })
     }
 
     /// A formatter for the whole chain; see [`Report`](crate::Report).
@@ -212,7 +226,7 @@ impl fmt::Display for Error {
             (Some(message), _) => f.write_str(message),
             // No message of its own: show what it wraps, so that a wrapped
             // foreign error reads as itself.
-            (None, Some(source)) => fmt::Display::fmt(source, f),
+            (None, Some(source)) => fmt::Display::fmt(source.as_dyn(), f),
             (None, None) => f.write_str(self.inner.kind.description()),
         }
     }
@@ -232,7 +246,7 @@ impl fmt::Debug for Error {
             d.field("transient", &transient);
         }
         if let Some(source) = &self.inner.source {
-            d.field("source", source);
+            d.field("source", source.as_dyn());
         }
         d.finish()
     }
@@ -240,10 +254,45 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn StdError + 'static))
+        self.inner.source.as_ref().map(Source::as_dyn)
+    }
+}
+
+/// What an [`Error`] wraps: another `Error` or an `io::Error` (the most
+/// common foreign source), both kept unboxed, or anything else.
+enum Source {
+    Ours(Error),
+    Io(std::io::Error),
+    Other(BoxError),
+}
+
+impl Source {
+    /// Takes `source` by value; an [`Error`] is recognised without boxing it.
+    fn new<E: StdError + Send + Sync + 'static>(source: E) -> Self {
+        let mut slot = Some(source);
+        let any: &mut dyn std::any::Any = &mut slot;
+        if let Some(ours) = any.downcast_mut::<Option<Error>>() {
+            return Source::Ours(ours.take().expect("just filled"));
+        }
+        if let Some(io) = any.downcast_mut::<Option<std::io::Error>>() {
+            return Source::Io(io.take().expect("just filled"));
+        }
+        Source::Other(Box::new(slot.take().expect("not taken")))
+    }
+
+    fn from_boxed(source: BoxError) -> Self {
+        match source.downcast::<Error>() {
+            Ok(err) => Source::Ours(*err),
+            Err(other) => Source::Other(other),
+        }
+    }
+
+    fn as_dyn(&self) -> &(dyn StdError + 'static) {
+        match self {
+            Source::Ours(err) => err,
+            Source::Io(io) => io,
+            Source::Other(other) => &**other,
+        }
     }
 }
 
@@ -261,7 +310,7 @@ impl From<std::io::Error> for Error {
 
 impl From<tokio::time::error::Elapsed> for Error {
     fn from(err: tokio::time::error::Elapsed) -> Self {
-        Error::build(Kind::Timeout, None, Some(Box::new(err)))
+        Error::build(Kind::Timeout, None, Some(Source::Other(Box::new(err))))
     }
 }
 

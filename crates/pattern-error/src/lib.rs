@@ -43,6 +43,59 @@
 //! );
 //! ```
 //!
+//! # Recovery, stacked
+//!
+//! Every strategy is a tower layer whose errors are this crate's [`Error`],
+//! so they stack in any order. The usual one, outermost first: a fallback
+//! as the last resort, retry, the circuit breaker (so retries of a broken
+//! dependency are rejected at once, with a retry-after the retry honours),
+//! and a timeout per attempt. Fault injection goes innermost, in tests.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use std::time::Duration;
+//! use pattern_error::breaker::{CircuitBreaker, CircuitBreakerLayer};
+//! use pattern_error::fallback::{FallbackLayer, Kinds, Value};
+//! use pattern_error::fault::FaultLayer;
+//! use pattern_error::retry::{RetryLayer, RetryPolicy};
+//! use pattern_error::timeout::TimeoutLayer;
+//! use pattern_error::{Error, Kind};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let breaker = CircuitBreaker::builder("prices").build()?;
+//! let prices = ServiceBuilder::new()
+//!     .layer(FallbackLayer::new(Kinds::of([Kind::Unavailable, Kind::Timeout]), Value(0u64)))
+//!     .layer(RetryLayer::new(RetryPolicy::builder("prices").max_attempts(3).build()?))
+//!     .layer(CircuitBreakerLayer::new(breaker.clone()))
+//!     .layer(TimeoutLayer::new(Duration::from_millis(200)))
+//!     // A third of the calls fail, as a flaky dependency would.
+//!     .layer(FaultLayer::builder().seed(7).error(0.3, || Error::from_kind(Kind::Unavailable)).build()?)
+//!     .service(service_fn(|sku: u32| async move { Ok::<u64, Error>(u64::from(sku) * 100) }));
+//!
+//! let mut answered = 0;
+//! for sku in 1..=100 {
+//!     // Retries hide most faults; the fallback answers the rest.
+//!     let price = prices.clone().oneshot(sku).await?;
+//!     assert!(price == u64::from(sku) * 100 || price == 0);
+//!     answered += 1;
+//! }
+//! assert_eq!(answered, 100);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Performance
+//!
+//! Measured by `cargo xtask bench` (criterion, peers built in the same run,
+//! 2-core machine); the ratio is ours / peer, below 1 is faster.
+//!
+//! PERF_TABLE
+//!
+//! The breaker's closed state takes no lock and writes no cache line that
+//! another thread writes; the retry layer's success path clones the request
+//! and the policy's `Arc` and allocates nothing (a test counts allocations).
+//!
 //! # Features
 //!
 //! This crate has no optional features; everything above is always available.
