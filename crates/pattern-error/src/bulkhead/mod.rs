@@ -2,7 +2,7 @@
 //! cannot take every task, connection or thread.
 //!
 //! A call beyond the bound is rejected at once with
-//! [`Kind::Overloaded`](crate::Kind::Overloaded), or, with
+//! [`Kind::Overloaded`], or, with
 //! [`Bulkhead::wait_up_to`], waits for a free slot up to a timeout and is
 //! rejected then. A slot is held until the call's future completes or is
 //! dropped: cancelling a call gives its slot back.

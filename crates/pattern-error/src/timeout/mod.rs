@@ -1,7 +1,7 @@
-//! A deadline on every call, failing with [`Kind::Timeout`](crate::Kind::Timeout).
+//! A deadline on every call, failing with [`Kind::Timeout`].
 //!
 //! Unlike tower's timeout, whose error is an opaque `Elapsed` in a
-//! `BoxError`, this layer answers with a classified [`Error`](crate::Error):
+//! `BoxError`, this layer answers with a classified [`Error`]:
 //! transient, so retry retries it, and mapped to 504 at an HTTP edge.
 //! The inner future is dropped when the deadline passes, releasing whatever
 //! it held.
