@@ -1,8 +1,9 @@
 //! Per-thread sharding, so that hot counters are not written by two threads
 //! through one cache line.
 
-use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 /// A value alone on its cache line(s), so that shards do not false-share.
 #[derive(Debug, Default)]
@@ -18,23 +19,42 @@ pub(crate) fn shard_count() -> usize {
         .clamp(4, 16)
 }
 
-thread_local! {
-    static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+/// This thread's slot, given back to [`FREE_SLOTS`] when the thread exits.
+struct Slot(usize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        FREE_SLOTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.0);
+    }
 }
 
-/// A number unique to this thread, handed out in the order threads first
-/// ask. The first [`shard_count`] threads each own a shard outright.
+/// Slots of threads that have exited, lowest first.
+static FREE_SLOTS: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SLOT: Slot = Slot(
+        FREE_SLOTS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_first()
+            .unwrap_or_else(|| NEXT_SLOT.fetch_add(1, Relaxed)),
+    );
+}
+
+/// A number no other live thread holds, the lowest free one when the
+/// thread first asks. Slots of exited threads are reused, so the first
+/// [`shard_count`] slots stay with live threads, each owning a shard
+/// outright. (The mutex hand-over orders an exited owner's last writes
+/// before the next owner's.)
 #[inline]
 pub(crate) fn thread_slot() -> usize {
-    SLOT.with(|slot| {
-        let mut n = slot.get();
-        if n == usize::MAX {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            n = NEXT.fetch_add(1, Relaxed);
-            slot.set(n);
-        }
-        n
-    })
+    // During thread teardown the slot may already be gone: use a number
+    // that owns no shard.
+    SLOT.try_with(|slot| slot.0).unwrap_or(usize::MAX >> 1)
 }
 
 /// A monotonic counter split in per-thread shards.
@@ -85,6 +105,23 @@ impl Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_of_exited_threads_are_reused() {
+        // A hundred threads one after the other: without reuse they would
+        // hold a hundred different slots. Tests running in parallel may take
+        // a few, never most.
+        let mut slots: Vec<usize> = (0..100)
+            .map(|_| std::thread::spawn(thread_slot).join().unwrap())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert!(
+            slots.len() < 50,
+            "{} distinct slots: {slots:?}",
+            slots.len()
+        );
+    }
 
     #[test]
     fn counts_from_many_threads_add_up() {

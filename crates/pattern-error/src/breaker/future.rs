@@ -17,18 +17,20 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Option<F>,
-        #[pin]
-        probe_timer: Option<Sleep>,
+        // Boxed: only probes have one, and an inline `Sleep` would make every
+        // call's future several times larger.
+        probe_timer: Option<Pin<Box<Sleep>>>,
         permit: Option<OwnedPermit>,
         rejected: Option<Error>,
     }
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(super) fn admitted(inner: F, permit: OwnedPermit, probe_timeout: Option<Duration>) -> Self {
         Self {
             inner: Some(inner),
-            probe_timer: probe_timeout.map(tokio::time::sleep),
+            probe_timer: probe_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             permit: Some(permit),
             rejected: None,
         }
@@ -56,8 +58,8 @@ where
         if let Some(error) = this.rejected.take() {
             return Poll::Ready(Err(error));
         }
-        if let Some(timer) = this.probe_timer.as_mut().as_pin_mut()
-            && timer.poll(cx).is_ready()
+        if let Some(timer) = this.probe_timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
         {
             if let Some(mut permit) = this.permit.take() {
                 permit.failure();
