@@ -1,0 +1,65 @@
+//! Lifecycle: start in dependency order, supervise, stop in reverse.
+//!
+//! A [`System`] is a validated set of components (unique names, known
+//! dependencies, no cycle, no port conflict). [`System::start`] binds every
+//! declared port, then starts the components in dependency order, each
+//! within its start timeout and all within the startup timeout. If one
+//! fails, the ones already started are stopped in reverse order and the
+//! error names the component and the cause.
+//!
+//! While it runs, a supervisor watches the components' tasks and restarts
+//! them as their [`Restart`](crate::supervision::Restart) policy and the
+//! system's [`Strategy`](crate::supervision::Strategy) say, escalating to a
+//! shutdown past the [`Intensity`](crate::supervision::Intensity) limit.
+//!
+//! Shutdown happens once: on SIGINT or SIGTERM ([`System::run`],
+//! [`RunningSystem::until_signal`]), when the shutdown token is cancelled,
+//! or on escalation. Components stop in reverse start order, each within
+//! its stop timeout and all within the shutdown timeout; one that does not
+//! stop in time is abandoned (its task aborted) while the rest still stop.
+//! The [`StopSummary`] says what stopped and how long each took.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use pattern_component::component::from_fn;
+//! use pattern_component::lifecycle::{StopReason, System};
+//!
+//! let worker = |name: &'static str| {
+//!     from_fn(name, |ctx| async move {
+//!         ctx.stop_token().cancelled().await;
+//!         Ok(())
+//!     })
+//! };
+//! let system = System::builder()
+//!     .component(worker("api").depends_on("db"))
+//!     .component(worker("db"))
+//!     .build()?;
+//! assert_eq!(system.start_order(), ["db", "api"]);
+//!
+//! let running = system.start().await?;
+//! assert!(running.health().ready);
+//! let summary = running.stop().await;
+//! assert_eq!(summary.reason, StopReason::Requested);
+//! let order: Vec<&str> = summary.components.iter().map(|c| c.name.as_str()).collect();
+//! assert_eq!(order, ["api", "db"]);
+//! assert!(summary.is_clean());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `component_health` | gauge ([`Status::gauge_value`](crate::health::Status::gauge_value)) | `component` |
+
+mod order;
+mod signal;
+mod summary;
+mod supervisor;
+mod system;
+
+pub use signal::shutdown_signal;
+pub use summary::{StopOutcome, StopReason, StopRecord, StopSummary};
+pub use system::{
+    ComponentOptions, ComponentState, HEALTH_GAUGE, RunningSystem, System, SystemBuilder,
+};

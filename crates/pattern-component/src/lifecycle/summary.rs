@@ -1,0 +1,73 @@
+//! What a stopped system reports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why the system stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The shutdown token was cancelled (by the caller or a signal handler).
+    Requested,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The supervisor gave up: a component failed past the restart intensity.
+    Escalated(String),
+}
+
+/// How one component's stop went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopOutcome {
+    /// It stopped within its timeout.
+    Stopped,
+    /// Its `stop` returned an error (it was still waited for).
+    Failed(String),
+    /// It did not stop in time; its task was aborted and it was left behind.
+    Abandoned,
+    /// It was not running (never restarted after a failure, say).
+    NotRunning,
+}
+
+/// One component's line in a [`StopSummary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRecord {
+    /// The component.
+    pub name: String,
+    /// How its stop went.
+    pub outcome: StopOutcome,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// What stopped, in order, and how long each took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopSummary {
+    /// Why the system stopped.
+    pub reason: StopReason,
+    /// Each component, in the order they were stopped (reverse start order).
+    pub components: Vec<StopRecord>,
+    /// The whole shutdown.
+    pub took: Duration,
+}
+
+impl StopSummary {
+    /// Whether every running component stopped cleanly and nothing escalated.
+    pub fn is_clean(&self) -> bool {
+        !matches!(self.reason, StopReason::Escalated(_))
+            && self
+                .components
+                .iter()
+                .all(|c| matches!(c.outcome, StopOutcome::Stopped | StopOutcome::NotRunning))
+    }
+}
+
+impl fmt::Display for StopSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "stopped ({:?}) in {:?}", self.reason, self.took)?;
+        for c in &self.components {
+            writeln!(f, "  {:<20} {:?} in {:?}", c.name, c.outcome, c.took)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,488 @@
+//! The task that owns a running system: restarts, escalation, shutdown.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use pattern_error::Error;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::summary::{StopOutcome, StopReason, StopRecord, StopSummary};
+use super::system::{ComponentState, Plan, Shared, start_error};
+use crate::component::StartContext;
+use crate::ports::{PortSpec, Ports, bind};
+use crate::supervision::{Restart, Strategy};
+
+type Backoff = <ExponentialBuilder as BackoffBuilder>::Backoff;
+
+/// How a component's task ended.
+#[derive(Debug)]
+enum Ending {
+    Returned,
+    Failed(String),
+    /// Aborted by the supervisor itself.
+    Aborted,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// A task ended (or a start failed) in generation `generation`.
+    Ended {
+        slot: usize,
+        generation: u64,
+        ending: Ending,
+    },
+    /// The backoff after `slot`'s failure in `generation` is over.
+    Restart { slot: usize, generation: u64 },
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Bumped at every start attempt; events of older generations are stale.
+    generation: u64,
+    /// Set while started (cancelled to stop it).
+    stop: Option<CancellationToken>,
+    /// The task, if the component has one and it runs.
+    task: Option<AbortHandle>,
+    backoff: Option<Backoff>,
+    /// Addresses bound at the first start, bound again on restarts.
+    bound_at: Vec<PortSpec>,
+}
+
+pub(crate) struct Supervisor {
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    ports: Ports,
+    shutdown: CancellationToken,
+    slots: Vec<Slot>,
+    tx: mpsc::Sender<Event>,
+    rx: mpsc::Receiver<Event>,
+    pending: VecDeque<Event>,
+    restarts: VecDeque<Instant>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        plan: Arc<Plan>,
+        shared: Arc<Shared>,
+        ports: Ports,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let n = plan.entries.len();
+        // Each start makes at most one `Ended`, each failure at most one
+        // `Restart`: a few per component is plenty.
+        let (tx, rx) = mpsc::channel(4 * n + 8);
+        Self {
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            plan,
+            shared,
+            ports,
+            shutdown,
+            tx,
+            rx,
+            pending: VecDeque::new(),
+            restarts: VecDeque::new(),
+        }
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.plan.entries[i].name
+    }
+
+    /// Binds every port, then starts every component in order; on failure,
+    /// stops the started ones in reverse order.
+    pub(crate) async fn start_all(&mut self) -> Result<(), Error> {
+        let mut bound = Vec::with_capacity(self.slots.len());
+        for (i, entry) in self.plan.entries.iter().enumerate() {
+            let listeners = bind(&entry.name, &entry.ports, &self.ports)?;
+            self.slots[i].bound_at = entry
+                .ports
+                .iter()
+                .map(|spec| {
+                    PortSpec::new(
+                        spec.name.clone(),
+                        self.ports
+                            .addr(&entry.name, &spec.name)
+                            .unwrap_or(spec.addr),
+                    )
+                })
+                .collect();
+            bound.push(listeners);
+        }
+        let deadline = Instant::now() + self.plan.startup_timeout;
+        for (i, listeners) in bound.into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(err) = self.start_slot(i, listeners, left).await {
+                tracing::error!(component = self.name(i), error = %err.report(), "start failed; stopping what started");
+                let deadline = Instant::now() + self.plan.shutdown_timeout;
+                for j in (0..i).rev() {
+                    self.stop_slot(j, deadline).await;
+                }
+                self.shared.live.store(false, Ordering::Release);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts component `i` within `budget` (and its own start timeout).
+    async fn start_slot(
+        &mut self,
+        i: usize,
+        listeners: crate::ports::Bound,
+        budget: Duration,
+    ) -> Result<(), Error> {
+        let entry = &self.plan.entries[i];
+        let slot = &mut self.slots[i];
+        slot.generation += 1;
+        let generation = slot.generation;
+        // Not a child of the system's token: at shutdown each component is
+        // told to stop in turn, dependents first.
+        let stop = CancellationToken::new();
+        let ctx = StartContext::new(
+            entry.name.clone(),
+            stop.clone(),
+            self.ports.clone(),
+            listeners,
+        );
+        self.shared.set_state(i, ComponentState::Starting);
+        tracing::info!(component = %entry.name, "starting");
+        let started = Instant::now();
+        let timeout = self.plan.start_timeout(i).min(budget);
+        let running = match tokio::time::timeout(timeout, entry.component.start(ctx)).await {
+            Ok(Ok(running)) => running,
+            Ok(Err(err)) => {
+                stop.cancel();
+                return Err(start_error(&entry.name, Ok(err)));
+            }
+            Err(_) => {
+                stop.cancel();
+                return Err(start_error(&entry.name, Err(timeout)));
+            }
+        };
+        slot.stop = Some(stop);
+        if let Some(task) = running.task {
+            let handle = tokio::spawn(task);
+            slot.task = Some(handle.abort_handle());
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let ending = match handle.await {
+                    Ok(Ok(())) => Ending::Returned,
+                    Ok(Err(err)) => Ending::Failed(err.report().to_string()),
+                    Err(join) if join.is_panic() => {
+                        Ending::Failed(panic_message(join.into_panic()))
+                    }
+                    Err(_) => Ending::Aborted,
+                };
+                // The receiver is gone only when the supervisor has finished.
+                let _ = tx
+                    .send(Event::Ended {
+                        slot: i,
+                        generation,
+                        ending,
+                    })
+                    .await;
+            });
+        }
+        self.shared.set_state(i, ComponentState::Running);
+        tracing::info!(component = %entry.name, took = ?started.elapsed(), "started");
+        Ok(())
+    }
+
+    /// Stops component `i` if it is started: cancels its token, calls its
+    /// `stop`, waits for its task; all before `deadline` and its own stop
+    /// timeout, else abandons it.
+    async fn stop_slot(&mut self, i: usize, deadline: Instant) -> StopRecord {
+        let started = Instant::now();
+        let name = self.name(i).to_owned();
+        let Some(stop) = self.slots[i].stop.take() else {
+            return StopRecord {
+                name,
+                outcome: StopOutcome::NotRunning,
+                took: Duration::ZERO,
+            };
+        };
+        let until = deadline.min(started + self.plan.stop_timeout(i));
+        tracing::info!(component = %name, "stopping");
+        stop.cancel();
+        let component = self.plan.entries[i].component.clone();
+        let mut outcome = match tokio::time::timeout_at(until, component.stop()).await {
+            Ok(Ok(())) => StopOutcome::Stopped,
+            Ok(Err(err)) => StopOutcome::Failed(err.report().to_string()),
+            Err(_) => StopOutcome::Abandoned,
+        };
+        if let Some(task) = self.slots[i].task.take() {
+            let generation = self.slots[i].generation;
+            if !self.wait_for_end(i, generation, until).await {
+                task.abort();
+                outcome = StopOutcome::Abandoned;
+            }
+        }
+        let took = started.elapsed();
+        match &outcome {
+            StopOutcome::Abandoned => {
+                tracing::warn!(component = %name, ?took, "did not stop in time; abandoned")
+            }
+            StopOutcome::Failed(why) => {
+                tracing::warn!(component = %name, ?took, error = %why, "stop failed")
+            }
+            _ => tracing::info!(component = %name, ?took, "stopped"),
+        }
+        self.shared.set_state(i, ComponentState::Stopped);
+        StopRecord {
+            name,
+            outcome,
+            took,
+        }
+    }
+
+    /// Waits for the end of `slot`'s task of `generation`, keeping other
+    /// events for later. False if `until` passes first.
+    async fn wait_for_end(&mut self, slot: usize, generation: u64, until: Instant) -> bool {
+        let matches = |e: &Event| matches!(e, Event::Ended { slot: s, generation: g, .. } if *s == slot && *g == generation);
+        if let Some(at) = self.pending.iter().position(matches) {
+            self.pending.remove(at);
+            return true;
+        }
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(Event::Ended {
+                    slot: s,
+                    generation: g,
+                    ..
+                })) if s == slot && g == generation => {
+                    return true;
+                }
+                Ok(Some(other)) => self.pending.push_back(other),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Supervises until shutdown, then stops everything.
+    pub(crate) async fn run(mut self) -> StopSummary {
+        loop {
+            let event = match self.pending.pop_front() {
+                Some(event) => event,
+                None => tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => break,
+                    event = self.rx.recv() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                },
+            };
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            match event {
+                Event::Ended {
+                    slot,
+                    generation,
+                    ending,
+                } if generation == self.slots[slot].generation => {
+                    self.on_end(slot, ending).await;
+                }
+                Event::Restart { slot, generation }
+                    if generation == self.slots[slot].generation =>
+                {
+                    self.restart(slot).await;
+                }
+                _ => {} // from a generation already replaced
+            }
+        }
+        self.shutdown_all().await
+    }
+
+    async fn on_end(&mut self, i: usize, ending: Ending) {
+        self.slots[i].stop = None;
+        self.slots[i].task = None;
+        let name = self.name(i).to_owned();
+        let failed = match &ending {
+            Ending::Returned => None,
+            Ending::Failed(why) => Some(why.clone()),
+            Ending::Aborted => Some("aborted".to_owned()),
+        };
+        let restart = match (self.plan.entries[i].options.restart, &failed) {
+            (Restart::Never, _) | (Restart::OnFailure, None) => false,
+            (Restart::OnFailure, Some(_)) | (Restart::Always, _) => true,
+        };
+        match &failed {
+            Some(why) => {
+                tracing::warn!(component = %name, error = %why, restart, "component failed")
+            }
+            None => tracing::info!(component = %name, restart, "component ended"),
+        }
+        if !restart {
+            self.shared.set_state(
+                i,
+                match failed {
+                    Some(why) => ComponentState::Failed(why),
+                    None => ComponentState::Exited,
+                },
+            );
+            return;
+        }
+
+        // Intensity: too many restarts in the window and we give up.
+        let now = Instant::now();
+        let within = self.plan.intensity.within;
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > within)
+        {
+            self.restarts.pop_front();
+        }
+        if self.restarts.is_empty() {
+            for slot in &mut self.slots {
+                slot.backoff = None;
+            }
+        }
+        if self.restarts.len() >= self.plan.intensity.max_restarts as usize {
+            let why = format!(
+                "component {name:?} failed after {} restarts within {:?}; giving up",
+                self.restarts.len(),
+                within
+            );
+            tracing::error!(component = %name, "{why}");
+            self.shared
+                .set_state(i, ComponentState::Failed(failed.unwrap_or_default()));
+            self.shared
+                .reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(StopReason::Escalated(why));
+            self.shutdown.cancel();
+            return;
+        }
+        self.restarts.push_back(now);
+
+        // Stop the components that restart with it, last started first.
+        let deadline = Instant::now() + self.plan.shutdown_timeout;
+        for j in self.group(i).into_iter().rev() {
+            if j != i {
+                self.stop_slot(j, deadline).await;
+            }
+            self.shared.set_state(j, ComponentState::Restarting);
+        }
+        let (min, max) = self.plan.backoff;
+        let delay = self.slots[i]
+            .backoff
+            .get_or_insert_with(|| {
+                ExponentialBuilder::new()
+                    .with_min_delay(min)
+                    .with_max_delay(max)
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(max);
+        tracing::info!(component = %name, ?delay, "restarting after backoff");
+        let (tx, shutdown, generation) = (
+            self.tx.clone(),
+            self.shutdown.clone(),
+            self.slots[i].generation,
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => { let _ = tx.send(Event::Restart { slot: i, generation }).await; }
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    /// The components that restart when `i` fails, in start order.
+    fn group(&self, i: usize) -> Vec<usize> {
+        match self.plan.strategy {
+            Strategy::OneForAll => (0..self.slots.len()).collect(),
+            Strategy::RestForOne => (i..self.slots.len()).collect(),
+            _ => vec![i],
+        }
+    }
+
+    async fn restart(&mut self, i: usize) {
+        for j in self.group(i) {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            if self.slots[j].stop.is_some() {
+                continue; // still running (restarted on its own meanwhile)
+            }
+            let listeners = match bind(
+                &self.plan.entries[j].name,
+                &self.slots[j].bound_at,
+                &self.ports,
+            ) {
+                Ok(listeners) => listeners,
+                Err(err) => {
+                    self.fail_start(j, err);
+                    return;
+                }
+            };
+            if let Err(err) = self
+                .start_slot(j, listeners, self.plan.startup_timeout)
+                .await
+            {
+                self.fail_start(j, err);
+                return;
+            }
+        }
+    }
+
+    /// A restart that failed to start counts as another failure.
+    fn fail_start(&mut self, j: usize, err: Error) {
+        self.slots[j].generation += 1;
+        let generation = self.slots[j].generation;
+        self.pending.push_back(Event::Ended {
+            slot: j,
+            generation,
+            ending: Ending::Failed(err.report().to_string()),
+        });
+    }
+
+    async fn shutdown_all(mut self) -> StopSummary {
+        self.shared.live.store(false, Ordering::Release);
+        let started = Instant::now();
+        let deadline = started + self.plan.shutdown_timeout;
+        let reason = self
+            .shared
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or(StopReason::Requested);
+        tracing::info!(?reason, "shutting down");
+        let mut components = Vec::with_capacity(self.slots.len());
+        for i in (0..self.slots.len()).rev() {
+            let state = self.shared.state(i);
+            let record = self.stop_slot(i, deadline).await;
+            if record.outcome == StopOutcome::NotRunning {
+                self.shared.set_state(i, state);
+            }
+            components.push(record);
+        }
+        let summary = StopSummary {
+            reason,
+            components,
+            took: started.elapsed(),
+        };
+        tracing::info!(took = ?summary.took, clean = summary.is_clean(), "system stopped");
+        summary
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+    format!("panicked: {text}")
+}

@@ -1,0 +1,482 @@
+//! Building a system and starting it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::order::start_order;
+use super::summary::{StopReason, StopSummary};
+use super::supervisor::Supervisor;
+use crate::component::Component;
+use crate::health::{Health, Status, SystemHealth};
+use crate::ports::{Ports, check_conflicts};
+use crate::supervision::{Intensity, Restart, Strategy};
+
+/// Gauge of each component's health ([`Status::gauge_value`]), labelled `component`.
+pub const HEALTH_GAUGE: &str = "component_health";
+
+/// Per-component settings; see [`SystemBuilder::component_with`].
+#[derive(Clone, Copy, Debug, Default)]
+#[must_use]
+pub struct ComponentOptions {
+    pub(crate) restart: Restart,
+    pub(crate) start_timeout: Option<Duration>,
+    pub(crate) stop_timeout: Option<Duration>,
+}
+
+impl ComponentOptions {
+    /// The restart policy (default: [`Restart::OnFailure`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// How long this component may take to start (default: the system's).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
+        self
+    }
+
+    /// How long this component may take to stop (default: the system's).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = Some(timeout);
+        self
+    }
+}
+
+pub(crate) struct Entry {
+    pub(crate) component: Arc<dyn Component>,
+    pub(crate) name: Arc<str>,
+    pub(crate) options: ComponentOptions,
+    pub(crate) ports: Vec<crate::ports::PortSpec>,
+}
+
+/// The validated plan of a system: components in start order and settings.
+pub(crate) struct Plan {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) start_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) strategy: Strategy,
+    pub(crate) intensity: Intensity,
+    pub(crate) backoff: (Duration, Duration),
+}
+
+impl Plan {
+    pub(crate) fn start_timeout(&self, i: usize) -> Duration {
+        self.entries[i]
+            .options
+            .start_timeout
+            .unwrap_or(self.start_timeout)
+    }
+
+    pub(crate) fn stop_timeout(&self, i: usize) -> Duration {
+        self.entries[i]
+            .options
+            .stop_timeout
+            .unwrap_or(self.stop_timeout)
+    }
+}
+
+/// Assembles a [`System`]; start with [`System::builder`].
+///
+/// | setting | default |
+/// | --- | --- |
+/// | [`start_timeout`](Self::start_timeout) (per component) | 30 s |
+/// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s |
+/// | [`startup_timeout`](Self::startup_timeout) (all starts) | 120 s |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) (all stops) | 60 s |
+/// | [`strategy`](Self::strategy) | one for one |
+/// | [`intensity`](Self::intensity) | 5 restarts in 60 s |
+/// | [`restart_backoff`](Self::restart_backoff) | 100 ms, doubling, at most 10 s |
+#[must_use]
+pub struct SystemBuilder {
+    components: Vec<(Arc<dyn Component>, ComponentOptions)>,
+    start_timeout: Duration,
+    stop_timeout: Duration,
+    startup_timeout: Duration,
+    shutdown_timeout: Duration,
+    strategy: Strategy,
+    intensity: Intensity,
+    backoff: (Duration, Duration),
+}
+
+impl std::fmt::Debug for SystemBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.components.iter().map(|(c, _)| c.name()).collect();
+        f.debug_struct("SystemBuilder")
+            .field("components", &names)
+            .field("strategy", &self.strategy)
+            .field("intensity", &self.intensity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SystemBuilder {
+    /// Adds a component with default options.
+    pub fn component(self, component: impl Component) -> Self {
+        self.component_with(component, ComponentOptions::default())
+    }
+
+    /// Adds a component with its own options.
+    pub fn component_with(self, component: impl Component, options: ComponentOptions) -> Self {
+        self.component_shared(Arc::new(component), options)
+    }
+
+    /// Adds a component the caller keeps a handle on.
+    pub fn component_shared(
+        mut self,
+        component: Arc<dyn Component>,
+        options: ComponentOptions,
+    ) -> Self {
+        self.components.push((component, options));
+        self
+    }
+
+    /// How long each component may take to start, unless its options say.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How long each component may take to stop, unless its options say.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// How long starting every component may take in all.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// How long stopping every component may take in all; components still
+    /// to stop when it runs out are abandoned.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Which components restart together.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The restart limit past which the system shuts down.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts,
+            within,
+        };
+        self
+    }
+
+    /// The first restart waits `min`, the next ones twice as long each
+    /// time, at most `max`.
+    pub fn restart_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max.max(min));
+        self
+    }
+
+    /// Checks the system: unique names, known dependencies, no cycle, no
+    /// port conflict. Fails with [`Kind::InvalidInput`] naming the
+    /// components at fault.
+    pub fn build(self) -> Result<System, Error> {
+        let nodes: Vec<(String, Vec<String>)> = self
+            .components
+            .iter()
+            .map(|(c, _)| (c.name().to_owned(), c.dependencies()))
+            .collect();
+        let order = start_order(&nodes)?;
+        let mut slots: Vec<Option<(Arc<dyn Component>, ComponentOptions)>> =
+            self.components.into_iter().map(Some).collect();
+        let entries: Vec<Entry> = order
+            .into_iter()
+            .filter_map(|i| slots[i].take())
+            .map(|(component, options)| Entry {
+                name: Arc::from(component.name()),
+                ports: component.ports(),
+                component,
+                options,
+            })
+            .collect();
+        let declared: Vec<(String, Vec<crate::ports::PortSpec>)> = entries
+            .iter()
+            .map(|e| (e.name.to_string(), e.ports.clone()))
+            .collect();
+        check_conflicts(&declared)?;
+        Ok(System {
+            plan: Arc::new(Plan {
+                entries,
+                start_timeout: self.start_timeout,
+                stop_timeout: self.stop_timeout,
+                startup_timeout: self.startup_timeout,
+                shutdown_timeout: self.shutdown_timeout,
+                strategy: self.strategy,
+                intensity: self.intensity,
+                backoff: self.backoff,
+            }),
+        })
+    }
+}
+
+/// A validated set of components, ready to start; see the
+/// [module docs](super).
+pub struct System {
+    pub(crate) plan: Arc<Plan>,
+}
+
+impl System {
+    /// Starts assembling a system.
+    pub fn builder() -> SystemBuilder {
+        SystemBuilder {
+            components: Vec::new(),
+            start_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(10),
+            startup_timeout: Duration::from_secs(120),
+            shutdown_timeout: Duration::from_secs(60),
+            strategy: Strategy::default(),
+            intensity: Intensity::default(),
+            backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+        }
+    }
+
+    /// The component names in start order.
+    pub fn start_order(&self) -> Vec<&str> {
+        self.plan.entries.iter().map(|e| &*e.name).collect()
+    }
+
+    /// Binds every declared port, then starts the components in dependency
+    /// order. If one fails (or times out), those already started are
+    /// stopped in reverse order and the error names the component and the
+    /// cause.
+    pub async fn start(self) -> Result<RunningSystem, Error> {
+        let shared = Arc::new(Shared::new(&self.plan));
+        let ports = Ports::default();
+        let shutdown = CancellationToken::new();
+        let mut supervisor = Supervisor::new(
+            self.plan.clone(),
+            shared.clone(),
+            ports.clone(),
+            shutdown.clone(),
+        );
+        supervisor.start_all().await?;
+        let task = tokio::spawn(supervisor.run());
+        Ok(RunningSystem {
+            plan: self.plan,
+            shared,
+            ports,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Starts the system, runs it until SIGINT or SIGTERM (or until the
+    /// supervisor escalates), then stops it and returns the summary.
+    pub async fn run(self) -> Result<StopSummary, Error> {
+        let running = self.start().await?;
+        Ok(running.until_signal().await)
+    }
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("start_order", &self.start_order())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where each component is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ComponentState {
+    /// Not started yet.
+    Pending,
+    /// Starting.
+    Starting,
+    /// Started and (if it has a task) its task running.
+    Running,
+    /// Down, waiting for its supervisor to start it again.
+    Restarting,
+    /// Its task ended without error and it will not be restarted.
+    Exited,
+    /// It failed and will not be restarted.
+    Failed(String),
+    /// Stopped by the system.
+    Stopped,
+}
+
+/// State shared between the supervisor and the handle.
+pub(crate) struct Shared {
+    pub(crate) states: Mutex<Vec<ComponentState>>,
+    last_health: Mutex<Vec<Option<Status>>>,
+    pub(crate) live: AtomicBool,
+    pub(crate) reason: Mutex<Option<StopReason>>,
+}
+
+impl Shared {
+    fn new(plan: &Plan) -> Self {
+        let n = plan.entries.len();
+        Self {
+            states: Mutex::new(vec![ComponentState::Pending; n]),
+            last_health: Mutex::new(vec![None; n]),
+            live: AtomicBool::new(true),
+            reason: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn set_state(&self, i: usize, state: ComponentState) {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)[i] = state;
+    }
+
+    pub(crate) fn state(&self, i: usize) -> ComponentState {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)[i].clone()
+    }
+}
+
+/// A started system; see [`System::start`].
+///
+/// Dropping it does not stop the system: call [`stop`](Self::stop), or
+/// cancel its [`shutdown_token`](Self::shutdown_token) and await
+/// [`stopped`](Self::stopped).
+pub struct RunningSystem {
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    ports: Ports,
+    shutdown: CancellationToken,
+    task: JoinHandle<StopSummary>,
+}
+
+impl RunningSystem {
+    /// The real address of every bound port.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The real address `component` listens on under `port`.
+    pub fn addr(&self, component: &str, port: &str) -> Option<SocketAddr> {
+        self.ports.addr(component, port)
+    }
+
+    /// Cancel this token to stop the system (from a handler, another task...).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Each component's state, in start order.
+    pub fn states(&self) -> Vec<(String, ComponentState)> {
+        let states = self
+            .shared
+            .states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.plan
+            .entries
+            .iter()
+            .zip(states.iter())
+            .map(|(e, s)| (e.name.to_string(), s.clone()))
+            .collect()
+    }
+
+    /// Liveness and readiness over every component. A component that is not
+    /// running counts as failing. Changes since the last call are recorded
+    /// in the `component_health` gauge and logged.
+    pub fn health(&self) -> SystemHealth {
+        let states = self
+            .shared
+            .states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let reports: Vec<(String, Health)> = self
+            .plan
+            .entries
+            .iter()
+            .zip(states)
+            .map(|(e, state)| {
+                let health = match state {
+                    ComponentState::Running => e.component.health(),
+                    ComponentState::Failed(why) => Health::failing(format!("failed: {why}")),
+                    other => Health::failing(format!("{other:?}").to_lowercase()),
+                };
+                (e.name.to_string(), health)
+            })
+            .collect();
+        let mut last = self
+            .shared
+            .last_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (i, (name, health)) in reports.iter().enumerate() {
+            if last[i] != Some(health.status) {
+                metrics::gauge!(HEALTH_GAUGE, "component" => name.clone())
+                    .set(health.status.gauge_value());
+                tracing::info!(component = %name, status = %health.status, message = ?health.message, "component health changed");
+                last[i] = Some(health.status);
+            }
+        }
+        SystemHealth::from_components(self.shared.live.load(Ordering::Acquire), reports)
+    }
+
+    /// Waits until the system stops (its token cancelled, or the supervisor
+    /// escalated) and returns the summary.
+    pub async fn stopped(self) -> StopSummary {
+        match self.task.await {
+            Ok(summary) => summary,
+            Err(join) => StopSummary {
+                reason: StopReason::Escalated(format!("the supervisor task ended: {join}")),
+                components: Vec::new(),
+                took: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Stops the system: components in reverse start order, each within its
+    /// stop timeout, all within the shutdown timeout.
+    pub async fn stop(self) -> StopSummary {
+        self.shutdown.cancel();
+        self.stopped().await
+    }
+
+    /// Runs until SIGINT or SIGTERM (or an escalation), then stops.
+    pub async fn until_signal(self) -> StopSummary {
+        let token = self.shutdown.clone();
+        let shared = self.shared.clone();
+        tokio::select! {
+            () = super::shutdown_signal() => {
+                shared.reason.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(StopReason::Signal);
+                token.cancel();
+            }
+            () = token.cancelled() => {}
+        }
+        self.stopped().await
+    }
+}
+
+impl std::fmt::Debug for RunningSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSystem")
+            .field("states", &self.states())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a start that failed or timed out.
+pub(crate) fn start_error(name: &str, cause: Result<Error, Duration>) -> Error {
+    match cause {
+        Ok(err) => err.context(format!("starting component {name:?}")),
+        Err(timeout) => Error::new(
+            Kind::Timeout,
+            format!("starting component {name:?}: did not start within {timeout:?}"),
+        ),
+    }
+}
