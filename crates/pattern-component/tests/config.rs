@@ -1,0 +1,175 @@
+//! Configuration: layers, every problem at once with path and origin,
+//! secrets redacted.
+
+#![allow(clippy::result_large_err)] // figment::Jail closures return figment's large error type
+use garde::Validate;
+use pattern_component::config::{Loader, Origin, Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Validate)]
+struct Config {
+    #[garde(dive)]
+    server: Server,
+    #[garde(dive)]
+    database: Database,
+}
+
+#[derive(Debug, Serialize, Deserialize, Validate)]
+struct Server {
+    #[garde(length(min = 1))]
+    host: String,
+    #[garde(range(min = 1024))]
+    port: u16,
+    #[garde(range(min = 1, max = 60_000))]
+    request_timeout_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, Validate)]
+struct Database {
+    #[garde(skip)]
+    url: Secret<String>,
+    #[garde(range(min = 1, max = 100))]
+    pool_size: u32,
+}
+
+fn defaults() -> Config {
+    Config {
+        server: Server {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            request_timeout_ms: 5_000,
+        },
+        database: Database {
+            url: Secret::new("postgres://app:hunter2@127.0.0.1/app".into()),
+            pool_size: 10,
+        },
+    }
+}
+
+#[test]
+fn layers_merge_defaults_file_then_environment() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "app.toml",
+            "[server]\nport = 9000\nrequest_timeout_ms = 100\n",
+        )?;
+        jail.set_env("TESTAPP_SERVER__REQUEST_TIMEOUT_MS", "250");
+        let loaded = Loader::new(defaults())
+            .file("app.toml")
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap();
+        let config = loaded.value();
+        assert_eq!(config.server.host, "127.0.0.1", "default");
+        assert_eq!(config.server.port, 9000, "file");
+        assert_eq!(config.server.request_timeout_ms, 250, "environment wins");
+        assert!(
+            loaded
+                .origin_of("server.port")
+                .unwrap()
+                .contains("app.toml")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path_and_origin() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("app.toml", "[server]\nhost = \"\"\nport = 80\n")?;
+        jail.set_env("TESTAPP_DATABASE__POOL_SIZE", "0");
+        jail.set_env("TESTAPP_SERVER__REQUEST_TIMEOUT_MS", "999999");
+        let err = Loader::new(defaults())
+            .file("app.toml")
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap_err();
+        let mut found: Vec<(String, Option<Origin>)> = err
+            .problems
+            .iter()
+            .map(|p| (p.path.clone(), p.origin.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let file =
+            |o: &Option<Origin>| matches!(o, Some(Origin::File(p)) if p.ends_with("app.toml"));
+        assert_eq!(found.len(), 4, "{err}");
+        assert_eq!(found[0].0, "database.pool_size");
+        assert_eq!(
+            found[0].1,
+            Some(Origin::Env("TESTAPP_DATABASE__POOL_SIZE".into()))
+        );
+        assert_eq!(found[1].0, "server.host");
+        assert!(file(&found[1].1), "{:?}", found[1]);
+        assert_eq!(found[2].0, "server.port");
+        assert!(file(&found[2].1), "{:?}", found[2]);
+        assert_eq!(found[3].0, "server.request_timeout_ms");
+        assert_eq!(
+            found[3].1,
+            Some(Origin::Env("TESTAPP_SERVER__REQUEST_TIMEOUT_MS".into()))
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid configuration (4 problems)"),
+            "{text}"
+        );
+        let err: pattern_error::Error = err.into();
+        assert_eq!(err.kind(), pattern_error::Kind::InvalidInput);
+        Ok(())
+    });
+}
+
+#[test]
+fn type_errors_name_the_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TESTAPP_SERVER__PORT", "eighty");
+        let err = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].path, "server.port");
+        assert_eq!(
+            err.problems[0].origin,
+            Some(Origin::Env("TESTAPP_SERVER__PORT".into()))
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_required_file_must_exist() {
+    figment::Jail::expect_with(|_jail| {
+        let err = Loader::new(defaults())
+            .file("missing.toml")
+            .require_file()
+            .load()
+            .unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
+        // Optional by default.
+        Loader::new(defaults()).file("missing.toml").load().unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn dumps_and_debug_output_redact_secrets() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TESTAPP_DATABASE__URL", "postgres://app:s3cr3t@db/app");
+        let loaded = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap();
+        assert_eq!(
+            loaded.value().database.url.expose(),
+            "postgres://app:s3cr3t@db/app"
+        );
+        let dump = loaded.dump();
+        assert!(
+            !dump.contains("s3cr3t") && dump.contains("[redacted]"),
+            "{dump}"
+        );
+        let debug = format!("{:?}", loaded.value());
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        Ok(())
+    });
+}
