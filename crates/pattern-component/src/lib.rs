@@ -15,7 +15,8 @@
 //! | supervision | [`supervision`]: restart policies, one-for-one / one-for-all / rest-for-one, intensity limit and escalation, backoff, panics as failures |
 //! | health | [`health`]: ok / degraded / failing per component, liveness and readiness for the system |
 //! | port management | [`ports`]: declared addresses checked for conflicts, bound once and handed over, port 0 resolved |
-//! | configuration | [`config::Secret`]: secrets that redact themselves in `Debug`, `Display` and dumps |
+//! | configuration | [`config::Loader`] (defaults, TOML, environment; garde validation; every problem with its path and origin), [`config::Secret`] |
+//! | testing strategies | [`testing::TestSystem`]: a system on ephemeral ports, ready before the test goes on, stopped even when the test panics |
 //!
 //! # Example
 //!
@@ -75,3 +76,4 @@ pub mod health;
 pub mod lifecycle;
 pub mod ports;
 pub mod supervision;
+pub mod testing;
