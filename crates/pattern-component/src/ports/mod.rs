@@ -15,6 +15,42 @@
 //!
 //! A listener is never closed and bound again, so no other process can take
 //! the port in between.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use pattern_component::component::{BoxFuture, Component, Running, StartContext};
+//! use pattern_component::lifecycle::System;
+//! use pattern_component::ports::PortSpec;
+//! use pattern_error::Error;
+//!
+//! struct Api;
+//! impl Component for Api {
+//!     fn name(&self) -> &str { "api" }
+//!     fn ports(&self) -> Vec<PortSpec> {
+//!         // Port 0: any free port, so tests and examples run side by side.
+//!         vec![PortSpec::new("http", "127.0.0.1:0".parse().unwrap())]
+//!     }
+//!     fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
+//!         Box::pin(async move {
+//!             let listener = ctx.take_listener("http")?; // bound already
+//!             let stop = ctx.stop_token().clone();
+//!             Ok(Running::task(async move {
+//!                 let _serving = listener;
+//!                 stop.cancelled().await;
+//!                 Ok(())
+//!             }))
+//!         })
+//!     }
+//! }
+//!
+//! let running = System::builder().component(Api).build()?.start().await?;
+//! let addr = running.addr("api", "http").unwrap();
+//! assert_ne!(addr.port(), 0);
+//! running.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;

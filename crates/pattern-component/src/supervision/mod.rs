@@ -15,6 +15,42 @@
 //! | [`OneForOne`](Strategy::OneForOne) | restart *c* alone |
 //! | [`OneForAll`](Strategy::OneForAll) | stop every other component (reverse order), restart all in order |
 //! | [`RestForOne`](Strategy::RestForOne) | stop the components started after *c* (reverse order), restart *c* and them in order |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use std::time::Duration;
+//! use pattern_component::component::from_fn;
+//! use pattern_component::lifecycle::{ComponentOptions, StopReason, System};
+//! use pattern_component::supervision::{Restart, Strategy};
+//! use pattern_error::{Error, Kind};
+//!
+//! // A consumer that crashes every 100 ms, restarted with everything after
+//! // it, at most 3 times a minute.
+//! let system = System::builder()
+//!     .component(from_fn("db", |ctx| async move {
+//!         ctx.stop_token().cancelled().await;
+//!         Ok(())
+//!     }))
+//!     .component_with(
+//!         from_fn("consumer", |_ctx| async {
+//!             tokio::time::sleep(Duration::from_millis(100)).await;
+//!             Err(Error::new(Kind::Unavailable, "broker connection lost"))
+//!         })
+//!         .depends_on("db"),
+//!         ComponentOptions::default().restart(Restart::Always),
+//!     )
+//!     .strategy(Strategy::RestForOne)
+//!     .intensity(3, Duration::from_secs(60))
+//!     .restart_backoff(Duration::from_millis(10), Duration::from_secs(1))
+//!     .build()?;
+//!
+//! // The fourth crash within the minute escalates: the system shuts down.
+//! let summary = system.start().await?.stopped().await;
+//! assert!(matches!(summary.reason, StopReason::Escalated(_)));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::time::Duration;
 
