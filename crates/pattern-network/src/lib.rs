@@ -9,7 +9,7 @@
 //!
 //! | capability | items |
 //! | --- | --- |
-//! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer |
+//! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
 //!
 //! # Example
 //!
