@@ -9,6 +9,7 @@
 //!
 //! | capability | items |
 //! | --- | --- |
+//! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
 //! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
 //!
 //! # Example
@@ -45,3 +46,4 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod flow;
+pub mod limit;

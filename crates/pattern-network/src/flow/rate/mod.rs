@@ -32,6 +32,7 @@
 //! assert_eq!(err.kind(), Kind::RateLimited);
 //! ```
 
+mod clock;
 mod store;
 
 use std::fmt;
@@ -46,6 +47,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use pattern_error::{Error, Kind};
 
+pub use clock::TokioClock;
 use store::{BoundedStore, SharedStore};
 
 /// A call the limiter refused, and how long until it would pass.
@@ -55,6 +57,10 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
+    pub(crate) fn after(retry_after: Duration) -> Self {
+        Self { retry_after }
+    }
+
     /// How long until the same call would be allowed.
     pub fn retry_after(&self) -> Duration {
         self.retry_after

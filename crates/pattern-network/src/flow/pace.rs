@@ -1,0 +1,84 @@
+//! Pacing: turn a burst into an even rate.
+//!
+//! A [`Pacer`] hands out one slot per interval (governor's GCRA with a burst
+//! of one, on tokio's clock); a caller that finds the next slot in the future
+//! waits for it. A thousand requests arriving at once leave at the pace
+//! instead of all together.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! use std::num::NonZeroU32;
+//! use std::time::Duration;
+//! use pattern_network::flow::pace::Pacer;
+//!
+//! let pacer = Pacer::per_second(NonZeroU32::new(10).unwrap());
+//! let start = tokio::time::Instant::now();
+//! for _ in 0..5 {
+//!     pacer.ready().await;
+//! }
+//! // Five calls at 10 per second: the last leaves 400 ms after the first.
+//! assert_eq!(start.elapsed(), Duration::from_millis(400));
+//! # }
+//! ```
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+
+use super::rate::{RateLimited, TokioClock};
+use governor::clock::Clock;
+
+/// Spaces calls evenly; see the [module docs](self).
+pub struct Pacer {
+    limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Duration>>,
+    clock: TokioClock,
+}
+
+impl Pacer {
+    /// One call per `1 / rate` seconds.
+    pub fn per_second(rate: NonZeroU32) -> Self {
+        Self::with_quota(Quota::per_second(rate))
+    }
+
+    /// The pace of `quota`'s replenish interval, with no burst (a quota's
+    /// burst size is set to one).
+    pub fn with_quota(quota: Quota) -> Self {
+        let quota = quota.allow_burst(NonZeroU32::MIN);
+        let clock = TokioClock::new();
+        Self {
+            limiter: RateLimiter::direct_with_clock(quota, clock),
+            clock,
+        }
+    }
+
+    /// Waits for the next slot. Cancel-safe: a dropped wait has taken no
+    /// slot.
+    pub async fn ready(&self) {
+        loop {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let at = self.clock.instant(not_until.earliest_possible());
+                    tokio::time::sleep_until(at).await;
+                }
+            }
+        }
+    }
+
+    /// Takes the next slot if it has come, or says how long until it does.
+    pub fn try_ready(&self) -> Result<(), RateLimited> {
+        self.limiter
+            .check()
+            .map_err(|not_until| RateLimited::after(not_until.wait_time_from(self.clock.now())))
+    }
+}
+
+impl fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pacer").finish_non_exhaustive()
+    }
+}
