@@ -10,6 +10,7 @@
 //! | capability | items |
 //! | --- | --- |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
+//! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes, and a partitioner keeping per-key order that reports the share moved on a change |
 //! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
 //!
 //! # Example
@@ -47,3 +48,4 @@
 
 pub mod flow;
 pub mod limit;
+pub mod partition;

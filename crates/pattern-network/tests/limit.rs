@@ -80,7 +80,10 @@ async fn drive(algorithm: impl Algorithm) -> (usize, f64) {
     let mean = monitor.await.unwrap();
     assert_eq!(limit.in_flight(), 0, "every slot given back");
     let share = rejected.load(Ordering::Relaxed) as f64 / total.load(Ordering::Relaxed) as f64;
-    eprintln!("mean limit {mean}, {:.1} % of calls turned away", share * 100.0);
+    eprintln!(
+        "mean limit {mean}, {:.1} % of calls turned away",
+        share * 100.0
+    );
     (mean, share)
 }
 

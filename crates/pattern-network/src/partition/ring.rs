@@ -1,0 +1,188 @@
+//! A consistent-hash ring with virtual nodes.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// Maps keys to nodes so that adding or removing a node moves only the keys
+/// that must move (about 1/N of them).
+///
+/// Each node is placed at `vnodes` points on a 64-bit ring; a key belongs to
+/// the first point at or after its hash. Hashing is deterministic (the same
+/// key maps to the same node in every process built from the same code), so
+/// two instances of a service agree on the partitioning.
+///
+/// ```
+/// use pattern_network::partition::HashRing;
+///
+/// let mut ring = HashRing::new(100);
+/// for worker in ["w1", "w2", "w3"] {
+///     ring.add(worker);
+/// }
+/// let before = ring.clone();
+/// let owner = *ring.get(&"order-42").unwrap();
+/// assert_eq!(ring.get(&"order-42"), Some(&owner), "stable");
+///
+/// ring.add("w4");
+/// let moved = before.moved_share(&ring);
+/// assert!((0.15..0.35).contains(&moved), "about a quarter moves: {moved}");
+/// ```
+#[derive(Clone, Debug)]
+pub struct HashRing<N> {
+    vnodes: usize,
+    nodes: Vec<N>,
+    /// (point, index into `nodes`), sorted by point.
+    points: Vec<(u64, usize)>,
+}
+
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl<N: Hash + Eq> HashRing<N> {
+    /// An empty ring placing each node at `vnodes` points (at least 1; 100
+    /// to 200 keeps the load within a few percent of even).
+    pub fn new(vnodes: usize) -> Self {
+        Self {
+            vnodes: vnodes.max(1),
+            nodes: Vec::new(),
+            points: Vec::new(),
+        }
+    }
+
+    /// Adds `node` (no effect if present).
+    pub fn add(&mut self, node: N) {
+        if self.nodes.contains(&node) {
+            return;
+        }
+        let index = self.nodes.len();
+        let base = hash_of(&node);
+        for v in 0..self.vnodes {
+            self.points.push((hash_of(&(base, v as u64)), index));
+        }
+        self.nodes.push(node);
+        self.points.sort_unstable();
+    }
+
+    /// Removes `node`; returns whether it was there.
+    pub fn remove(&mut self, node: &N) -> bool {
+        let Some(index) = self.nodes.iter().position(|n| n == node) else {
+            return false;
+        };
+        self.nodes.swap_remove(index);
+        let moved_from = self.nodes.len();
+        self.points.retain(|&(_, i)| i != index);
+        for point in &mut self.points {
+            if point.1 == moved_from {
+                point.1 = index;
+            }
+        }
+        true
+    }
+
+    /// The node `key` belongs to; `None` on an empty ring.
+    #[inline]
+    pub fn get<K: Hash + ?Sized>(&self, key: &K) -> Option<&N> {
+        self.owner_of(hash_of(key)).map(|i| &self.nodes[i])
+    }
+
+    fn owner_of(&self, hash: u64) -> Option<usize> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let at = self.points.partition_point(|&(p, _)| p < hash);
+        Some(self.points[at % self.points.len()].1)
+    }
+
+    /// The nodes, in the order they were added (removals reorder).
+    pub fn nodes(&self) -> &[N] {
+        &self.nodes
+    }
+
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the ring has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The share of the key space (0 to 1) owned by a different node in
+    /// `other` than in `self`: what a change from `self` to `other` moves.
+    pub fn moved_share(&self, other: &HashRing<N>) -> f64 {
+        // Walk the union of both rings' points: between two consecutive
+        // points each ring has one owner for the whole segment.
+        let mut bounds: Vec<u64> = self
+            .points
+            .iter()
+            .chain(&other.points)
+            .map(|p| p.0)
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        if bounds.is_empty() {
+            return 0.0;
+        }
+        let mut moved = 0u128;
+        for (i, &end) in bounds.iter().enumerate() {
+            // The segment (previous bound, end] is owned by end's owner.
+            let start = if i == 0 {
+                *bounds.last().unwrap_or(&0)
+            } else {
+                bounds[i - 1]
+            };
+            let len = end.wrapping_sub(start) as u128;
+            let len = if bounds.len() == 1 { 1u128 << 64 } else { len };
+            let a = self.owner_of(end).map(|i| &self.nodes[i]);
+            let b = other.owner_of(end).map(|i| &other.nodes[i]);
+            if a != b {
+                moved += len;
+            }
+        }
+        moved as f64 / (1u128 << 64) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_and_removing_moves_about_one_nth() {
+        let mut ring = HashRing::new(150);
+        for n in 0..10u32 {
+            ring.add(n);
+        }
+        let before = ring.clone();
+        ring.add(10);
+        let added = before.moved_share(&ring);
+        assert!((0.05..0.14).contains(&added), "{added}");
+        // Every moved key moved to the new node.
+        for key in 0..10_000u32 {
+            let (a, b) = (before.get(&key).unwrap(), ring.get(&key).unwrap());
+            assert!(a == b || *b == 10, "key {key} moved from {a} to {b}");
+        }
+        let mut removed = ring.clone();
+        assert!(removed.remove(&3));
+        let share = ring.moved_share(&removed);
+        assert!((0.05..0.14).contains(&share), "{share}");
+        assert_eq!(before.moved_share(&before), 0.0);
+    }
+
+    #[test]
+    fn load_is_close_to_even() {
+        let mut ring = HashRing::new(200);
+        for n in 0..8u32 {
+            ring.add(n);
+        }
+        let mut counts = [0u32; 8];
+        for key in 0..80_000u32 {
+            counts[*ring.get(&key).unwrap() as usize] += 1;
+        }
+        for c in counts {
+            assert!((7_000..13_000).contains(&c), "{counts:?}");
+        }
+    }
+}
