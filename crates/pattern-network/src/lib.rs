@@ -9,6 +9,7 @@
 //!
 //! | capability | items |
 //! | --- | --- |
+//! | fan-out / fan-in | [`fan`]: broadcast, round-robin distribution, merge, scatter-gather with a deadline and a quorum |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
 //! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes, and a partitioner keeping per-key order that reports the share moved on a change |
 //! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
@@ -46,6 +47,7 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod fan;
 pub mod flow;
 pub mod limit;
 pub mod partition;
