@@ -9,6 +9,7 @@
 //!
 //! | capability | items |
 //! | --- | --- |
+//! | load balancing | [`balance`]: round-robin, smooth weighted, least pending, P2C peak EWMA (failures penalised), consistent hash; endpoints added and removed live; outlier ejection |
 //! | fan-out / fan-in | [`fan`]: broadcast, round-robin distribution, merge, scatter-gather with a deadline and a quorum |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
 //! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes, and a partitioner keeping per-key order that reports the share moved on a change |
@@ -47,6 +48,7 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod balance;
 pub mod fan;
 pub mod flow;
 pub mod limit;

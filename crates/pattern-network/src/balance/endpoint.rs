@@ -1,0 +1,117 @@
+//! Endpoints and what the balancer knows about each.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::outlier::Outlier;
+
+/// One endpoint: a service, its key and weight, and live statistics.
+#[derive(Debug)]
+pub(crate) struct Endpoint<S> {
+    pub(crate) key: String,
+    pub(crate) service: S,
+    pub(crate) weight: u32,
+    pub(crate) stats: Stats,
+}
+
+/// Live statistics of an endpoint. Lock-free: concurrent updates may lose
+/// a sample now and then, which statistics can afford.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    pub(crate) in_flight: AtomicUsize,
+    /// Peak-EWMA latency in nanoseconds (f64 bits).
+    ewma_ns: AtomicU64,
+    /// When the EWMA was last updated (nanoseconds since `epoch`).
+    ewma_at: AtomicU64,
+    epoch: Instant,
+    pub(crate) consecutive_failures: AtomicU32,
+    /// Until when (nanoseconds since the balancer's epoch) it is ejected; 0
+    /// when it is not.
+    pub(crate) ejected_until: AtomicU64,
+    pub(crate) ejections: AtomicU32,
+    /// Failure-rate window: its start (nanoseconds since `epoch`), requests
+    /// and failures.
+    window_start: AtomicU64,
+    window_requests: AtomicU32,
+    window_failures: AtomicU32,
+}
+
+impl Stats {
+    pub(crate) fn new(initial_rtt: Duration, epoch: Instant) -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            ewma_ns: AtomicU64::new((initial_rtt.as_nanos() as f64).to_bits()),
+            ewma_at: AtomicU64::new(0),
+            epoch,
+            consecutive_failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+            window_start: AtomicU64::new(0),
+            window_requests: AtomicU32::new(0),
+            window_failures: AtomicU32::new(0),
+        }
+    }
+
+    /// Peak EWMA: a slower sample is taken at once, faster ones decay in
+    /// with time constant `tau`. `now` is nanoseconds since the epoch.
+    pub(crate) fn observe(&self, rtt: Duration, now: u64, tau: Duration) {
+        let rtt_ns = rtt.as_nanos() as f64;
+        let old = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
+        let next = if rtt_ns > old {
+            rtt_ns
+        } else {
+            let elapsed = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
+            let keep = (-elapsed / tau.as_nanos().max(1) as f64).exp();
+            old * keep + rtt_ns * (1.0 - keep)
+        };
+        self.ewma_ns.store(next.to_bits(), Ordering::Relaxed);
+        self.ewma_at.store(now, Ordering::Relaxed);
+    }
+
+    /// The load P2C compares: latency estimate × (calls in flight + 1).
+    pub(crate) fn load(&self) -> f64 {
+        let ewma = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
+        ewma * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
+    }
+
+    pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {
+        self.ejected_until.load(Ordering::Acquire) > now_ns
+    }
+
+    /// Records an outcome at `now` (nanoseconds since the epoch); returns
+    /// whether the endpoint should be ejected.
+    pub(crate) fn record(&self, failed: bool, now: u64, outlier: &Outlier) -> bool {
+        let consecutive = if failed {
+            self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                self.consecutive_failures.store(0, Ordering::Release);
+            }
+            0
+        };
+        let Some((rate, min)) = outlier.failure_rate else {
+            return failed && consecutive >= outlier.consecutive_failures;
+        };
+        let interval = u64::try_from(outlier.interval.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(self.window_start.load(Ordering::Relaxed)) > interval {
+            self.window_start.store(now, Ordering::Relaxed);
+            self.window_requests.store(0, Ordering::Relaxed);
+            self.window_failures.store(0, Ordering::Relaxed);
+        }
+        let requests = self.window_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures = self
+            .window_failures
+            .fetch_add(u32::from(failed), Ordering::Relaxed)
+            + u32::from(failed);
+        failed
+            && (consecutive >= outlier.consecutive_failures
+                || (requests >= min && f64::from(failures) / f64::from(requests) >= rate))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub(crate) fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+}

@@ -1,0 +1,68 @@
+//! Load balancing over a changing set of endpoints, as a tower service.
+//!
+//! A [`Balancer`] holds endpoints (each a `Clone` service with a key and a
+//! weight) that can be added and removed while it runs, and sends each
+//! request to one of them by a [`Strategy`]:
+//!
+//! | strategy | picks |
+//! | --- | --- |
+//! | [`RoundRobin`](Strategy::RoundRobin) | each endpoint in turn |
+//! | [`WeightedRoundRobin`](Strategy::WeightedRoundRobin) | in proportion to weights, smoothly interleaved (nginx's algorithm) |
+//! | [`LeastPending`](Strategy::LeastPending) | the endpoint with the fewest calls in flight |
+//! | [`PeakEwma`](Strategy::PeakEwma) | the less loaded of two random endpoints, load = peak-EWMA latency × (in flight + 1) |
+//! | [`ConsistentHash`](Strategy::ConsistentHash) | the owner of the request's key on a hash ring (sticky keys) |
+//!
+//! Peak EWMA counts a failed call as taking at least the failure penalty, so
+//! an endpoint that answers a quick 503 does not look like the fastest.
+//!
+//! [`Outlier`] ejection takes failing endpoints out of rotation for a
+//! growing period, never more than a configured share of them.
+//!
+//! tower's own `balance::p2c` needs a `Discover` stream and cannot eject
+//! outliers or penalise failures; this balancer keeps the same two-choices
+//! pick (compared with tower's in `cargo xtask bench`).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use pattern_error::Error;
+//! use pattern_network::balance::{Balancer, Strategy};
+//! use tower::{ServiceExt, service_fn};
+//!
+//! let balancer = Balancer::new(Strategy::RoundRobin);
+//! for name in ["a", "b"] {
+//!     balancer.add(name, service_fn(move |()| async move { Ok::<_, Error>(name) }), 1);
+//! }
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "a");
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "b");
+//! balancer.remove("a");
+//! assert_eq!(balancer.clone().oneshot(()).await.unwrap(), "b");
+//! # }
+//! ```
+
+mod endpoint;
+mod outlier;
+mod service;
+
+pub use outlier::Outlier;
+pub use service::{Balancer, KeyFn, NoKey, ResponseFuture};
+
+/// How a [`Balancer`] picks an endpoint; see the [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Each endpoint in turn.
+    RoundRobin,
+    /// In proportion to the weights, smoothly interleaved.
+    WeightedRoundRobin,
+    /// The fewest calls in flight.
+    LeastPending,
+    /// Power of two choices on peak-EWMA load.
+    PeakEwma,
+    /// The owner of the request's key on a consistent-hash ring; set the key
+    /// with [`Balancer::with_key`].
+    ConsistentHash,
+}
+
+/// Counter of ejections, labelled `endpoint`.
+pub const EJECTIONS_TOTAL: &str = "balancer_ejections_total";

@@ -1,0 +1,433 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+use tower::Service;
+use tower::util::Oneshot;
+
+use super::endpoint::{Endpoint, Stats};
+use super::{EJECTIONS_TOTAL, Outlier, Strategy};
+use crate::partition::HashRing;
+
+/// The key of a request, for [`Strategy::ConsistentHash`].
+pub trait KeyFn<Req> {
+    /// The request's key; `None` picks round-robin.
+    fn key(&self, req: &Req) -> Option<u64>;
+}
+
+impl<Req, F: Fn(&Req) -> u64> KeyFn<Req> for F {
+    fn key(&self, req: &Req) -> Option<u64> {
+        Some(self(req))
+    }
+}
+
+/// No request key (every strategy but consistent hashing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoKey;
+
+impl<Req> KeyFn<Req> for NoKey {
+    fn key(&self, _: &Req) -> Option<u64> {
+        None
+    }
+}
+
+/// A load balancer; see the [module docs](super). Cloning shares the
+/// endpoints and their statistics.
+pub struct Balancer<S, K = NoKey> {
+    shared: Arc<Shared<S>>,
+    key: Arc<K>,
+}
+
+struct Shared<S> {
+    strategy: Strategy,
+    outlier: Outlier,
+    tau: Duration,
+    penalty: Duration,
+    epoch: Instant,
+    set: RwLock<Set<S>>,
+    turn: AtomicUsize,
+    dice: AtomicU64,
+}
+
+struct Set<S> {
+    endpoints: Vec<Arc<Endpoint<S>>>,
+    ring: HashRing<String>,
+    index: HashMap<String, usize>,
+    /// Smooth weighted round-robin: each endpoint's current weight.
+    current: Mutex<Vec<i64>>,
+}
+
+impl<S, K> Clone for Balancer<S, K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<S> Balancer<S> {
+    /// An empty balancer using `strategy`, with default outlier ejection,
+    /// a 10 s EWMA time constant and a 1 s failure penalty.
+    pub fn new(strategy: Strategy) -> Self {
+        Self::with_settings(
+            strategy,
+            Outlier::default(),
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// An empty balancer with every setting given.
+    pub fn with_settings(
+        strategy: Strategy,
+        outlier: Outlier,
+        tau: Duration,
+        failure_penalty: Duration,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                strategy,
+                outlier,
+                tau,
+                penalty: failure_penalty,
+                epoch: Instant::now(),
+                set: RwLock::new(Set {
+                    endpoints: Vec::new(),
+                    ring: HashRing::new(150),
+                    index: HashMap::new(),
+                    current: Mutex::new(Vec::new()),
+                }),
+                turn: AtomicUsize::new(0),
+                dice: AtomicU64::new(0x853c_49e6_748f_ea9b),
+            }),
+            key: Arc::new(NoKey),
+        }
+    }
+
+    /// Uses `key` to find each request's key (for [`Strategy::ConsistentHash`]).
+    pub fn with_key<F>(self, key: F) -> Balancer<S, F> {
+        Balancer {
+            shared: self.shared,
+            key: Arc::new(key),
+        }
+    }
+}
+
+impl<S, K> Balancer<S, K> {
+    /// Adds (or replaces) the endpoint `key` with a relative `weight` (used
+    /// by weighted round-robin; at least 1).
+    pub fn add(&self, key: impl Into<String>, service: S, weight: u32) {
+        let key = key.into();
+        let mut set = self
+            .shared
+            .set
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let endpoint = Arc::new(Endpoint {
+            key: key.clone(),
+            service,
+            weight: weight.max(1),
+            stats: Stats::new(Duration::from_millis(1), self.shared.epoch),
+        });
+        match set.index.get(&key) {
+            Some(&i) => set.endpoints[i] = endpoint,
+            None => {
+                let at = set.endpoints.len();
+                set.index.insert(key.clone(), at);
+                set.endpoints.push(endpoint);
+                set.ring.add(key);
+            }
+        }
+        let n = set.endpoints.len();
+        *set.current.lock().unwrap_or_else(PoisonError::into_inner) = vec![0; n];
+    }
+
+    /// Removes the endpoint `key`; calls already sent to it finish.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut set = self
+            .shared
+            .set
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(i) = set.index.remove(key) else {
+            return false;
+        };
+        set.endpoints.remove(i);
+        set.ring.remove(&key.to_owned());
+        for index in set.index.values_mut() {
+            if *index > i {
+                *index -= 1;
+            }
+        }
+        let n = set.endpoints.len();
+        *set.current.lock().unwrap_or_else(PoisonError::into_inner) = vec![0; n];
+        true
+    }
+
+    /// The endpoints' keys, and whether each is ejected now.
+    pub fn endpoints(&self) -> Vec<(String, bool)> {
+        let now = self.shared.now_ns();
+        let set = self
+            .shared
+            .set
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        set.endpoints
+            .iter()
+            .map(|e| (e.key.clone(), e.stats.is_ejected(now)))
+            .collect()
+    }
+}
+
+impl<S> Shared<S> {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    fn roll(&self) -> u64 {
+        // SplitMix64 over an atomic counter.
+        let mut z = self
+            .dice
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Index of the endpoint for a request with `key`.
+    fn pick(&self, set: &Set<S>, key: Option<u64>, now: u64) -> Option<usize> {
+        let n = set.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        // Ejected endpoints are skipped, unless all are (then all serve).
+        let all_out = set.endpoints.iter().all(|e| e.stats.is_ejected(now));
+        let usable = |i: usize| all_out || !set.endpoints[i].stats.is_ejected(now);
+        let round_robin = || {
+            (0..n)
+                .map(|_| self.turn.fetch_add(1, Ordering::Relaxed) % n)
+                .find(|&i| usable(i))
+        };
+        match self.strategy {
+            Strategy::ConsistentHash => key
+                .and_then(|k| set.ring.get(&k))
+                .and_then(|owner| set.index.get(owner).copied())
+                .filter(|&i| usable(i))
+                .or_else(round_robin),
+            Strategy::LeastPending => {
+                let start = self.turn.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|j| (start + j) % n)
+                    .filter(|&i| usable(i))
+                    .min_by_key(|&i| set.endpoints[i].stats.in_flight.load(Ordering::Relaxed))
+            }
+            Strategy::PeakEwma => {
+                let a = (self.roll() % n as u64) as usize;
+                // A second, different endpoint (the same one when alone).
+                let b = if n == 1 {
+                    a
+                } else {
+                    (a + 1 + (self.roll() % (n as u64 - 1)) as usize) % n
+                };
+                match (usable(a), usable(b)) {
+                    (true, true) if a != b => {
+                        let (la, lb) =
+                            (set.endpoints[a].stats.load(), set.endpoints[b].stats.load());
+                        Some(if la <= lb { a } else { b })
+                    }
+                    (true, _) => Some(a),
+                    (false, true) => Some(b),
+                    (false, false) => round_robin(),
+                }
+            }
+            Strategy::WeightedRoundRobin => {
+                let mut current = set.current.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut total = 0i64;
+                let mut best: Option<usize> = None;
+                for i in (0..n).filter(|&i| usable(i)) {
+                    let weight = i64::from(set.endpoints[i].weight);
+                    current[i] += weight;
+                    total += weight;
+                    if best.is_none_or(|b| current[i] > current[b]) {
+                        best = Some(i);
+                    }
+                }
+                if let Some(b) = best {
+                    current[b] -= total;
+                }
+                best
+            }
+            _ => round_robin(),
+        }
+    }
+
+    /// Ejects `endpoint` if the share allows.
+    fn eject(&self, endpoint: &Endpoint<S>) {
+        let now = self.now_ns();
+        let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
+        let total = set.endpoints.len();
+        let ejected = set
+            .endpoints
+            .iter()
+            .filter(|e| e.stats.is_ejected(now))
+            .count();
+        if endpoint.stats.is_ejected(now)
+            || (ejected + 1) as f64 > self.outlier.max_ejected_share * total as f64
+        {
+            return;
+        }
+        let n = endpoint.stats.ejections.fetch_add(1, Ordering::AcqRel);
+        let duration = self.outlier.duration(n);
+        let until = now.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        endpoint.stats.ejected_until.store(until, Ordering::Release);
+        endpoint
+            .stats
+            .consecutive_failures
+            .store(0, Ordering::Release);
+        tracing::warn!(endpoint = %endpoint.key, ?duration, "endpoint ejected");
+        metrics::counter!(EJECTIONS_TOTAL, "endpoint" => endpoint.key.clone()).increment(1);
+    }
+}
+
+impl<S, K, Req> Service<Req> for Balancer<S, K>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<Error>,
+    K: KeyFn<Req>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S, Req>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each call readies its own endpoint (a clone) in its future.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let shared = &self.shared;
+        let now = shared.now_ns();
+        let endpoint = {
+            let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
+            shared
+                .pick(&set, self.key.key(&req), now)
+                .map(|i| set.endpoints[i].clone())
+        };
+        let Some(endpoint) = endpoint else {
+            return ResponseFuture {
+                call: None,
+                tracking: None,
+                error: Some(Error::new(Kind::Unavailable, "no endpoint to balance to")),
+            };
+        };
+        endpoint.stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        let call = Oneshot::new(endpoint.service.clone(), req);
+        ResponseFuture {
+            call: Some(call),
+            tracking: Some(Tracking {
+                endpoint,
+                shared: self.shared.clone(),
+                start: Instant::now(),
+            }),
+            error: None,
+        }
+    }
+}
+
+impl<S> Shared<S> {
+    /// A finished call reports back: latency, failure, maybe an ejection.
+    fn finished(&self, endpoint: &Arc<Endpoint<S>>, failed: bool, start: Instant) {
+        let end = Instant::now();
+        let now = endpoint.stats.since_epoch(end);
+        let rtt = end.saturating_duration_since(start);
+        let rtt = if failed { rtt.max(self.penalty) } else { rtt };
+        endpoint.stats.observe(rtt, now, self.tau);
+        if endpoint.stats.record(failed, now, &self.outlier) {
+            self.eject(endpoint);
+        }
+    }
+}
+
+struct Tracking<S> {
+    endpoint: Arc<Endpoint<S>>,
+    shared: Arc<Shared<S>>,
+    start: Instant,
+}
+
+impl<S> Drop for Tracking<S> {
+    fn drop(&mut self) {
+        self.endpoint.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project! {
+    /// The response future of [`Balancer`].
+    pub struct ResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        call: Option<Oneshot<S, Req>>,
+        tracking: Option<Tracking<S>>,
+        error: Option<Error>,
+    }
+}
+
+impl<S, Req> Future for ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+    S::Error: Into<Error>,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(error) = this.error.take() {
+            return Poll::Ready(Err(error));
+        }
+        let call = this.call.as_pin_mut().expect("polled after completion");
+        let result = ready!(call.poll(cx)).map_err(Into::into);
+        if let Some(tracking) = this.tracking.take() {
+            let failed = result
+                .as_ref()
+                .err()
+                .is_some_and(|e| !e.kind().is_caller_fault());
+            tracking
+                .shared
+                .finished(&tracking.endpoint, failed, tracking.start);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<S, Req> fmt::Debug for ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, K> fmt::Debug for Balancer<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balancer")
+            .field("strategy", &self.shared.strategy)
+            .field("endpoints", &self.endpoints())
+            .finish_non_exhaustive()
+    }
+}

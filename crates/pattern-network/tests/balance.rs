@@ -1,0 +1,209 @@
+//! Load balancing: distribution, weights, pending counts, failure penalty,
+//! outlier ejection, sticky keys, live changes (paused time).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use pattern_network::balance::{Balancer, Outlier, Strategy};
+use tower::{Service, ServiceExt, service_fn};
+
+type Reply = std::pin::Pin<Box<dyn Future<Output = Result<&'static str, Error>> + Send>>;
+
+/// An endpoint answering its name after `ms`, or failing at once.
+fn endpoint(
+    name: &'static str,
+    ms: u64,
+    fails: bool,
+) -> impl Service<u64, Response = &'static str, Error = Error, Future = Reply> + Clone {
+    service_fn(move |_req: u64| -> Reply {
+        Box::pin(async move {
+            if fails {
+                return Err(Error::new(Kind::Unavailable, "503"));
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(name)
+        })
+    })
+}
+
+async fn tally<S>(balancer: &S, calls: u64) -> HashMap<&'static str, u32>
+where
+    S: Service<u64, Response = &'static str, Error = Error> + Clone,
+{
+    let mut counts = HashMap::new();
+    for req in 0..calls {
+        let name = balancer.clone().oneshot(req).await.unwrap_or("error");
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(start_paused = true)]
+async fn round_robin_and_weights() {
+    let rr = Balancer::new(Strategy::RoundRobin);
+    for name in ["a", "b", "c"] {
+        rr.add(name, endpoint(name, 1, false), 1);
+    }
+    let counts = tally(&rr, 30).await;
+    assert_eq!(counts.values().copied().collect::<Vec<_>>(), [10, 10, 10]);
+
+    let weighted = Balancer::new(Strategy::WeightedRoundRobin);
+    weighted.add("a", endpoint("a", 1, false), 5);
+    weighted.add("b", endpoint("b", 1, false), 1);
+    weighted.add("c", endpoint("c", 1, false), 1);
+    let mut order = Vec::new();
+    for req in 0..7 {
+        order.push(weighted.clone().oneshot(req).await.unwrap());
+    }
+    // nginx's smooth weighted round-robin interleaves instead of bunching.
+    assert_eq!(order, ["a", "a", "b", "a", "c", "a", "a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_pending_avoids_a_busy_endpoint() {
+    let balancer = Balancer::new(Strategy::LeastPending);
+    balancer.add("slow", endpoint("slow", 10_000, false), 1);
+    balancer.add("quick", endpoint("quick", 1, false), 1);
+    // Occupy both once; the slow one stays busy.
+    let stuck = tokio::spawn(balancer.clone().oneshot(0));
+    tokio::task::yield_now().await;
+    let counts = tally(&balancer, 20).await;
+    assert!(
+        counts.get("quick").copied().unwrap_or(0) >= 19,
+        "{counts:?}"
+    );
+    stuck.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn peak_ewma_does_not_reward_fast_failures() {
+    // Ejection off: the failure penalty alone must steer traffic away.
+    let outlier = Outlier::default().consecutive_failures(0);
+    let balancer = Balancer::with_settings(
+        Strategy::PeakEwma,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    balancer.add("failing", endpoint("failing", 0, true), 1);
+    balancer.add("healthy", endpoint("healthy", 20, false), 1);
+    balancer.add("healthy-2", endpoint("healthy-2", 20, false), 1);
+    let counts = tally(&balancer, 300).await;
+    let failed = counts.get("error").copied().unwrap_or(0);
+    eprintln!("peak EWMA with a fast-failing endpoint: {counts:?}");
+    assert!(
+        failed < 30,
+        "the fast-failing endpoint got {failed} of 300: {counts:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_endpoints_are_ejected_for_a_growing_period() {
+    let outlier = Outlier::default()
+        .consecutive_failures(3)
+        .ejection(Duration::from_secs(10), Duration::from_secs(60))
+        .max_ejected_share(0.5);
+    let balancer = Balancer::with_settings(
+        Strategy::RoundRobin,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    balancer.add("bad", endpoint("bad", 0, true), 1);
+    balancer.add("good-1", endpoint("good-1", 1, false), 1);
+    balancer.add("good-2", endpoint("good-2", 1, false), 1);
+    // Round-robin: "bad" fails every third call; the third failure ejects it.
+    let counts = tally(&balancer, 9).await;
+    assert_eq!(counts.get("error"), Some(&3));
+    assert!(
+        balancer
+            .endpoints()
+            .iter()
+            .any(|(k, out)| k == "bad" && *out)
+    );
+    let counts = tally(&balancer, 30).await;
+    assert_eq!(counts.get("error"), None, "ejected: {counts:?}");
+    // After 10 s it is back, fails 3 more times, and is out for 20 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let counts = tally(&balancer, 9).await;
+    assert_eq!(counts.get("error"), Some(&3));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(
+        balancer
+            .endpoints()
+            .iter()
+            .any(|(k, out)| k == "bad" && *out),
+        "second ejection lasts 20 s"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(balancer.endpoints().iter().all(|(_, out)| !*out));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_more_than_the_allowed_share_is_ejected() {
+    let outlier = Outlier::default()
+        .consecutive_failures(1)
+        .max_ejected_share(0.5);
+    let balancer = Balancer::with_settings(
+        Strategy::RoundRobin,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    for name in ["a", "b", "c", "d"] {
+        balancer.add(name, endpoint(name, 0, true), 1);
+    }
+    tally(&balancer, 20).await;
+    let ejected = balancer.endpoints().iter().filter(|(_, out)| *out).count();
+    assert_eq!(ejected, 2, "half of four");
+}
+
+#[tokio::test(start_paused = true)]
+async fn consistent_hash_keeps_keys_sticky_and_moves_few_on_change() {
+    let balancer = Balancer::new(Strategy::ConsistentHash).with_key(|req: &u64| *req);
+    for name in ["a", "b", "c", "d"] {
+        balancer.add(name, endpoint(name, 0, false), 1);
+    }
+    let mut before = HashMap::new();
+    for key in 0..400u64 {
+        let first = balancer.clone().oneshot(key).await.unwrap();
+        assert_eq!(
+            balancer.clone().oneshot(key).await.unwrap(),
+            first,
+            "sticky"
+        );
+        before.insert(key, first);
+    }
+    balancer.add("e", endpoint("e", 0, false), 1);
+    let mut moved = 0;
+    for key in 0..400u64 {
+        let now = balancer.clone().oneshot(key).await.unwrap();
+        if now != before[&key] {
+            assert_eq!(now, "e", "keys only move to the new endpoint");
+            moved += 1;
+        }
+    }
+    assert!(
+        (40..130).contains(&moved),
+        "{moved} of 400 moved (about 1/5 expected)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoints_change_while_running() {
+    let balancer = Balancer::new(Strategy::RoundRobin);
+    let err = balancer.clone().oneshot(0).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable);
+    balancer.add("a", endpoint("a", 50, false), 1);
+    let in_flight = tokio::spawn(balancer.clone().oneshot(1));
+    tokio::task::yield_now().await;
+    balancer.add("b", endpoint("b", 1, false), 1);
+    assert!(balancer.remove("a"));
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        "a",
+        "a call already sent finishes"
+    );
+    assert_eq!(tally(&balancer, 5).await.get("b"), Some(&5));
+}
