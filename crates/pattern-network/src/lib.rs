@@ -9,6 +9,7 @@
 //!
 //! | capability | items |
 //! | --- | --- |
+//! | pipelines | [`pipeline`]: typed stages with worker counts, ordered or unordered, dead letters, graceful drain, per-stage metrics |
 //! | load balancing | [`balance`]: round-robin, smooth weighted, least pending, P2C peak EWMA (failures penalised), consistent hash; endpoints added and removed live; outlier ejection |
 //! | fan-out / fan-in | [`fan`]: broadcast, round-robin distribution, merge, scatter-gather with a deadline and a quorum |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
@@ -53,3 +54,4 @@ pub mod fan;
 pub mod flow;
 pub mod limit;
 pub mod partition;
+pub mod pipeline;

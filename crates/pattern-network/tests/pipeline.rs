@@ -1,0 +1,103 @@
+//! Pipelines: order, dead letters, drain on shutdown, back pressure (paused time).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use pattern_network::pipeline::{Order, Pipeline};
+use tokio::time::{Instant, sleep};
+
+#[tokio::test(start_paused = true)]
+async fn ordered_stages_keep_input_order_whatever_the_workers_do() {
+    let pipeline = Pipeline::<u64>::builder(8)
+        .stage("jitter", 8, Order::Unordered, |n: u64| async move {
+            sleep(Duration::from_millis((n * 37) % 11)).await;
+            Ok(n)
+        })
+        .stage("reorder", 4, Order::Ordered, |n: u64| async move {
+            sleep(Duration::from_millis((n * 13) % 7)).await;
+            if n % 10 == 3 {
+                Err(Error::new(Kind::InvalidInput, "ends in 3"))
+            } else {
+                Ok(n)
+            }
+        })
+        .build();
+    let (input, output, dead) = pipeline.into_parts();
+    let producer = tokio::spawn(async move {
+        for n in 0..500u64 {
+            input.send(n).await.unwrap();
+        }
+    });
+    let dead_letters = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while let Ok(letter) = dead.recv_async().await {
+            assert_eq!(letter.stage, "reorder");
+            seqs.push(letter.seq);
+        }
+        seqs
+    });
+    let out = output.into_stream_all().await;
+    producer.await.unwrap();
+    let expected: Vec<u64> = (0..500).filter(|n| n % 10 != 3).collect();
+    assert_eq!(
+        out, expected,
+        "in order, failures removed, nothing lost or duplicated"
+    );
+    let mut failed = dead_letters.await.unwrap();
+    failed.sort();
+    assert_eq!(failed, (0..500).filter(|n| n % 10 == 3).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_input_drains_every_item_in_flight() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = done.clone();
+    let pipeline = Pipeline::<u32>::builder(4)
+        .stage("slow", 2, Order::Unordered, move |n: u32| {
+            let counter = counter.clone();
+            async move {
+                sleep(Duration::from_millis(50)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(n)
+            }
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    let reader = tokio::spawn(output.into_stream_all());
+    for n in 0..20 {
+        input.send(n).await.unwrap();
+    }
+    drop(input);
+    let mut out = reader.await.unwrap();
+    out.sort();
+    assert_eq!(out, (0..20).collect::<Vec<_>>());
+    assert_eq!(done.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stage_holds_the_producer_back() {
+    let pipeline = Pipeline::<u32>::builder(2)
+        .stage("fast", 4, Order::Ordered, |n: u32| async move { Ok(n) })
+        .stage("slow", 1, Order::Ordered, |n: u32| async move {
+            sleep(Duration::from_millis(10)).await;
+            Ok(n)
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    let reader = tokio::spawn(output.into_stream_all());
+    let start = Instant::now();
+    for n in 0..100 {
+        input.send(n).await.unwrap();
+    }
+    // Bounded queues everywhere: the producer cannot get more than a few
+    // dozen items ahead of a stage that takes 10 ms per item.
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(input);
+    assert_eq!(reader.await.unwrap().len(), 100);
+}
