@@ -13,6 +13,7 @@
 //! | load balancing | [`balance`]: round-robin, smooth weighted, least pending, P2C peak EWMA (failures penalised), consistent hash; endpoints added and removed live; outlier ejection |
 //! | fan-out / fan-in | [`fan`]: broadcast, round-robin distribution, merge, scatter-gather with a deadline and a quorum |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
+//! | dynamic scaling | [`scale`]: a worker pool growing from queue depth and busy workers and shrinking when idle, with a cooldown; event-driven |
 //! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes, and a partitioner keeping per-key order that reports the share moved on a change |
 //! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
 //!
@@ -55,3 +56,4 @@ pub mod flow;
 pub mod limit;
 pub mod partition;
 pub mod pipeline;
+pub mod scale;
