@@ -101,3 +101,45 @@ async fn a_slow_stage_holds_the_producer_back() {
     drop(input);
     assert_eq!(reader.await.unwrap().len(), 100);
 }
+
+#[test]
+fn memory_stays_flat_while_a_slow_consumer_holds_the_producer_back() {
+    // 20 000 items of 1 KiB through a pipeline whose consumer is slow: with
+    // bounded queues only a few dozen are alive at once, so the heap never
+    // holds more than a small multiple of that (20 MiB if unbounded).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let info = allocation_counter::measure(|| {
+        rt.block_on(async {
+            let pipeline = Pipeline::<Vec<u8>>::builder(8)
+                .stage("touch", 2, Order::Unordered, |buf: Vec<u8>| async move {
+                    Ok(buf)
+                })
+                .build();
+            let (input, output, _dead) = pipeline.into_parts();
+            let producer = tokio::spawn(async move {
+                for i in 0..20_000u32 {
+                    input.send(vec![(i % 251) as u8; 1024]).await.unwrap();
+                }
+            });
+            let mut seen = 0;
+            while let Some(buf) = output.recv().await {
+                assert_eq!(buf.len(), 1024);
+                seen += 1;
+                if seen % 100 == 0 {
+                    sleep(Duration::from_millis(1)).await; // the slow consumer
+                }
+            }
+            producer.await.unwrap();
+            assert_eq!(seen, 20_000);
+        })
+    });
+    assert!(
+        info.bytes_max < 2 * 1024 * 1024,
+        "peak heap {} bytes for 20 MiB pushed through",
+        info.bytes_max
+    );
+}

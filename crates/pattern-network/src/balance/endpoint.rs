@@ -7,13 +7,20 @@ use tokio::time::Instant;
 
 use super::outlier::Outlier;
 
-/// One endpoint: a service, its key and weight, and live statistics.
+/// One endpoint: a service, its key and weight, live statistics, and what a
+/// finished call needs from its balancer (copied, so a call holds no
+/// reference to the balancer itself).
 #[derive(Debug)]
 pub(crate) struct Endpoint<S> {
     pub(crate) key: String,
     pub(crate) service: S,
     pub(crate) weight: u32,
     pub(crate) stats: Stats,
+    pub(crate) tau: Duration,
+    pub(crate) penalty: Duration,
+    pub(crate) outlier: Outlier,
+    /// The balancer, reached only to eject this endpoint.
+    pub(crate) owner: std::sync::Weak<super::service::Shared<S>>,
 }
 
 /// Live statistics of an endpoint. Lock-free: concurrent updates may lose

@@ -46,7 +46,7 @@ pub struct Balancer<S, K = NoKey> {
     key: Arc<K>,
 }
 
-struct Shared<S> {
+pub(crate) struct Shared<S> {
     strategy: Strategy,
     outlier: Outlier,
     tau: Duration,
@@ -137,6 +137,10 @@ impl<S, K> Balancer<S, K> {
             service,
             weight: weight.max(1),
             stats: Stats::new(Duration::from_millis(1), self.shared.epoch),
+            tau: self.shared.tau,
+            penalty: self.shared.penalty,
+            outlier: self.shared.outlier,
+            owner: Arc::downgrade(&self.shared),
         });
         match set.index.get(&key) {
             Some(&i) => set.endpoints[i] = endpoint,
@@ -199,13 +203,25 @@ impl<S> Shared<S> {
     }
 
     fn roll(&self) -> u64 {
-        // SplitMix64 over an atomic counter.
-        let mut z = self
-            .dice
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        thread_local! {
+            static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        }
+        STATE.with(|state| {
+            // SplitMix64, per thread: no shared write per pick.
+            let mut x = state.get();
+            if x == 0 {
+                x = self
+                    .dice
+                    .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                    | 1;
+            }
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(x);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
     }
 
     /// Index of the endpoint for a request with `key`.
@@ -340,7 +356,6 @@ where
             call: Some(call),
             tracking: Some(Tracking {
                 endpoint,
-                shared: self.shared.clone(),
                 start: Instant::now(),
             }),
             error: None,
@@ -348,23 +363,26 @@ where
     }
 }
 
-impl<S> Shared<S> {
-    /// A finished call reports back: latency, failure, maybe an ejection.
-    fn finished(&self, endpoint: &Arc<Endpoint<S>>, failed: bool, start: Instant) {
-        let end = Instant::now();
-        let now = endpoint.stats.since_epoch(end);
-        let rtt = end.saturating_duration_since(start);
-        let rtt = if failed { rtt.max(self.penalty) } else { rtt };
-        endpoint.stats.observe(rtt, now, self.tau);
-        if endpoint.stats.record(failed, now, &self.outlier) {
-            self.eject(endpoint);
-        }
+/// A finished call reports back: latency, failure, maybe an ejection.
+fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: Instant) {
+    let end = Instant::now();
+    let now = endpoint.stats.since_epoch(end);
+    let rtt = end.saturating_duration_since(start);
+    let rtt = if failed {
+        rtt.max(endpoint.penalty)
+    } else {
+        rtt
+    };
+    endpoint.stats.observe(rtt, now, endpoint.tau);
+    if endpoint.stats.record(failed, now, &endpoint.outlier)
+        && let Some(balancer) = endpoint.owner.upgrade()
+    {
+        balancer.eject(endpoint);
     }
 }
 
 struct Tracking<S> {
     endpoint: Arc<Endpoint<S>>,
-    shared: Arc<Shared<S>>,
     start: Instant,
 }
 
@@ -406,9 +424,7 @@ where
                 .as_ref()
                 .err()
                 .is_some_and(|e| !e.kind().is_caller_fault());
-            tracking
-                .shared
-                .finished(&tracking.endpoint, failed, tracking.start);
+            finished(&tracking.endpoint, failed, tracking.start);
         }
         Poll::Ready(result)
     }
