@@ -55,6 +55,9 @@ pub(crate) struct Shared<S> {
     set: RwLock<Set<S>>,
     turn: AtomicUsize,
     dice: AtomicU64,
+    /// The latest end of any ejection (nanoseconds since `epoch`); 0 when
+    /// none was made since it last passed.
+    ejected_until_max: AtomicU64,
 }
 
 struct Set<S> {
@@ -108,6 +111,7 @@ impl<S> Balancer<S> {
                 }),
                 turn: AtomicUsize::new(0),
                 dice: AtomicU64::new(0x853c_49e6_748f_ea9b),
+                ejected_until_max: AtomicU64::new(0),
             }),
             key: Arc::new(NoKey),
         }
@@ -225,14 +229,26 @@ impl<S> Shared<S> {
     }
 
     /// Index of the endpoint for a request with `key`.
-    fn pick(&self, set: &Set<S>, key: Option<u64>, now: u64) -> Option<usize> {
+    fn pick(&self, set: &Set<S>, key: Option<u64>) -> Option<usize> {
         let n = set.endpoints.len();
         if n == 0 {
             return None;
         }
         // Ejected endpoints are skipped, unless all are (then all serve).
-        let all_out = set.endpoints.iter().all(|e| e.stats.is_ejected(now));
-        let usable = |i: usize| all_out || !set.endpoints[i].stats.is_ejected(now);
+        // Without a current ejection, no clock is read and nothing scanned.
+        let until = self.ejected_until_max.load(Ordering::Acquire);
+        let now = if until == 0 { 0 } else { self.now_ns() };
+        if until != 0 && now >= until {
+            let _ = self.ejected_until_max.compare_exchange(
+                until,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        let screening = now < until;
+        let all_out = screening && set.endpoints.iter().all(|e| e.stats.is_ejected(now));
+        let usable = |i: usize| !screening || all_out || !set.endpoints[i].stats.is_ejected(now);
         let round_robin = || {
             (0..n)
                 .map(|_| self.turn.fetch_add(1, Ordering::Relaxed) % n)
@@ -310,6 +326,7 @@ impl<S> Shared<S> {
         let duration = self.outlier.duration(n);
         let until = now.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
         endpoint.stats.ejected_until.store(until, Ordering::Release);
+        self.ejected_until_max.fetch_max(until, Ordering::AcqRel);
         endpoint
             .stats
             .consecutive_failures
@@ -336,11 +353,10 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
-        let now = shared.now_ns();
         let endpoint = {
             let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
             shared
-                .pick(&set, self.key.key(&req), now)
+                .pick(&set, self.key.key(&req))
                 .map(|i| set.endpoints[i].clone())
         };
         let Some(endpoint) = endpoint else {
