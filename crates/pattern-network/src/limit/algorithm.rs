@@ -36,15 +36,22 @@ pub struct Aimd {
     timeout: Duration,
 }
 
+/// `(initial, min, max)` made consistent: `1 <= min <= initial <= max`.
+fn bounds(initial: usize, min: usize, max: usize) -> (usize, usize, usize) {
+    let min = min.max(1);
+    let max = max.max(min);
+    (initial.clamp(min, max), min, max)
+}
+
 impl Aimd {
     /// Starts at `initial`, moves within `min..=max`, multiplies by 0.9 on a
     /// drop, treats calls over 5 s as drops.
     pub fn new(initial: usize, min: usize, max: usize) -> Self {
-        let min = min.max(1);
+        let (initial, min, max) = bounds(initial, min, max);
         Self {
-            initial: initial.clamp(min, max.max(min)),
+            initial,
             min,
-            max: max.max(min),
+            max,
             backoff: 0.9,
             timeout: Duration::from_secs(5),
         }
@@ -101,11 +108,11 @@ pub struct Vegas {
 impl Vegas {
     /// Starts at `initial` and moves within `min..=max`; alpha 3, beta 6.
     pub fn new(initial: usize, min: usize, max: usize) -> Self {
-        let min = min.max(1);
+        let (initial, min, max) = bounds(initial, min, max);
         Self {
-            initial: initial.clamp(min, max.max(min)),
+            initial,
             min,
-            max: max.max(min),
+            max,
             rtt_noload: None,
             alpha: 3.0,
             beta: 6.0,
