@@ -63,14 +63,16 @@ impl Stats {
 
     /// Peak EWMA: a slower sample is taken at once, faster ones decay in
     /// with time constant `tau`. `now` is nanoseconds since the epoch.
+    #[inline]
     pub(crate) fn observe(&self, rtt: Duration, now: u64, tau: Duration) {
-        let rtt_ns = rtt.as_nanos() as f64;
+        // Via seconds: a u128 to f64 conversion costs more than the rest.
+        let rtt_ns = rtt.as_secs_f64() * 1e9;
         let old = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let next = if rtt_ns > old {
             rtt_ns
         } else {
             let elapsed = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
-            let x = elapsed / tau.as_nanos().max(1) as f64;
+            let x = elapsed / (tau.as_secs_f64() * 1e9).max(1.0);
             // exp(-x); for the tiny steps between calls a short series is
             // exact to 1e-7 and far cheaper.
             let keep = if x < 0.01 {
@@ -85,17 +87,20 @@ impl Stats {
     }
 
     /// The load P2C compares: latency estimate × (calls in flight + 1).
+    #[inline]
     pub(crate) fn load(&self) -> f64 {
         let ewma = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         ewma * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
     }
 
+    #[inline]
     pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {
         self.ejected_until.load(Ordering::Acquire) > now_ns
     }
 
     /// Records an outcome at `now` (nanoseconds since the epoch); returns
     /// whether the endpoint should be ejected.
+    #[inline]
     pub(crate) fn record(&self, failed: bool, now: u64, outlier: &Outlier) -> bool {
         let consecutive = if failed {
             self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1
@@ -125,6 +130,7 @@ impl Stats {
     }
 
     /// Nanoseconds since the epoch.
+    #[inline]
     pub(crate) fn since_epoch(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
