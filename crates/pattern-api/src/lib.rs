@@ -9,7 +9,9 @@
 //!
 //! | capability | items |
 //! | --- | --- |
-//! | error responses | [`problem::Problem`] (problem+json), [`problem::status_for`] (kind → status) |
+//! | error responses | [`problem::Problem`] (problem+json), [`problem::status_for`] (kind → status), [`ApiError`] (a handler's error, answered as problem+json with `Retry-After` where it applies) |
+//! | response structures | [`response::Envelope`]: `{"data", "meta": {"request_id", "next_cursor"}}` |
+//! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |
 //!
 //! # Example
 //!
@@ -31,4 +33,9 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod error;
 pub mod problem;
+pub mod request_id;
+pub mod response;
+
+pub use error::{ApiError, FieldError};
