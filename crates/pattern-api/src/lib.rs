@@ -11,6 +11,8 @@
 //! | --- | --- |
 //! | error responses | [`problem::Problem`] (problem+json), [`problem::status_for`] (kind → status), [`ApiError`] (a handler's error, answered as problem+json with `Retry-After` where it applies) |
 //! | response structures | [`response::Envelope`]: `{"data", "meta": {"request_id", "next_cursor"}}` |
+//! | request validation | [`extract::Valid`] (JSON body), [`extract::ValidQuery`]: garde validation, 422 listing every field; 400/413/415 for the rest |
+//! | every rejection as problem+json | [`problem::problem_json`] (for `axum::middleware::map_response`) |
 //! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |
 //!
 //! # Example
@@ -34,6 +36,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+pub mod extract;
 pub mod problem;
 pub mod request_id;
 pub mod response;

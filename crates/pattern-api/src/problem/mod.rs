@@ -3,12 +3,14 @@
 //! [`Problem`] is the body every error response of the workspace carries, and
 //! [`status_for`] the one table from `pattern-error` kinds to statuses.
 
+mod convert;
 mod status;
 
 use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 
+pub use convert::problem_json;
 pub use status::{CLIENT_CLOSED_REQUEST, status_for};
 
 /// The media type of problem details.

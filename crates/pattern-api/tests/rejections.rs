@@ -1,0 +1,164 @@
+//! Every rejection comes out as problem+json with the right status
+//! (table-driven, oneshot through a real axum router).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::map_response;
+use axum::routing::{get, post};
+use garde::Validate;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use pattern_api::extract::{Valid, ValidQuery};
+use pattern_api::problem::problem_json;
+use pattern_api::request_id::RequestIdLayer;
+use pattern_api::response::Envelope;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tower::ServiceExt;
+
+#[derive(Debug, Deserialize, Serialize, Validate)]
+struct NewItem {
+    #[garde(length(min = 1, max = 100))]
+    name: String,
+    #[garde(range(min = 0, max = 1_000_000))]
+    quantity: u32,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+struct Page {
+    #[garde(range(min = 1, max = 100))]
+    limit: u32,
+}
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/items",
+            post(|Valid(item): Valid<NewItem>| async move { Envelope::created(item) }),
+        )
+        .route(
+            "/items",
+            get(|ValidQuery(page): ValidQuery<Page>| async move { Envelope::ok(page.limit) }),
+        )
+        .layer(DefaultBodyLimit::max(64))
+        .layer(map_response(problem_json))
+        .layer(RequestIdLayer)
+}
+
+async fn send(
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, http::HeaderMap, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-request-id", "t-1");
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let response = app()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn rejections_are_problem_json() {
+    const JSON: Option<&str> = Some("application/json");
+    let cases: &[(&str, &str, Option<&str>, &str, u16)] = &[
+        (
+            "POST",
+            "/items",
+            JSON,
+            r#"{"name":"bolt","quantity":3}"#,
+            201,
+        ),
+        ("POST", "/items", JSON, r#"{"name": "bolt", "#, 400),
+        ("POST", "/items", JSON, r#"{"name": 7, "quantity": 3}"#, 422),
+        (
+            "POST",
+            "/items",
+            Some("text/plain"),
+            r#"{"name":"bolt","quantity":3}"#,
+            415,
+        ),
+        (
+            "POST",
+            "/items",
+            None,
+            r#"{"name":"bolt","quantity":3}"#,
+            415,
+        ),
+        (
+            "POST",
+            "/items",
+            JSON,
+            &format!(r#"{{"name":"{}","quantity":3}}"#, "x".repeat(100)),
+            413,
+        ),
+        (
+            "POST",
+            "/items",
+            JSON,
+            r#"{"name":"","quantity":2000000}"#,
+            422,
+        ),
+        ("GET", "/items?limit=10", None, "", 200),
+        ("GET", "/items?limit=0", None, "", 422),
+        ("GET", "/items?limit=ten", None, "", 400),
+        ("GET", "/nowhere", None, "", 404),
+        ("DELETE", "/items", None, "", 405),
+    ];
+    for (method, path, ct, body, expected) in cases {
+        let (status, headers, json) = send(method, path, *ct, body).await;
+        assert_eq!(status.as_u16(), *expected, "{method} {path} {body}: {json}");
+        assert_eq!(headers["x-request-id"], "t-1");
+        if *expected >= 400 {
+            assert_eq!(
+                headers["content-type"], "application/problem+json",
+                "{method} {path}"
+            );
+            assert_eq!(json["status"], *expected, "{method} {path}: {json}");
+            assert_eq!(json["request_id"], "t-1", "{method} {path}: {json}");
+            assert!(json["title"].is_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn validation_lists_every_bad_field() {
+    let (status, _, json) = send(
+        "POST",
+        "/items",
+        Some("application/json"),
+        r#"{"name":"","quantity":2000000}"#,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let mut fields: Vec<&str> = json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["name", "quantity"]);
+}
+
+#[tokio::test]
+async fn wrong_method_keeps_the_allow_header() {
+    let (status, headers, _) = send("DELETE", "/items", None, "").await;
+    assert_eq!(status, 405);
+    let allow = headers["allow"].to_str().unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
