@@ -1,0 +1,80 @@
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use http::Request;
+use pattern_error::{Error, Kind};
+use tower::{Layer, Service};
+
+use super::BoxFuture;
+use crate::ApiError;
+
+/// Turns a panic in a handler into a 500 problem. The body says nothing of
+/// the panic; its message is logged at error level with the request id.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CatchPanicLayer;
+
+impl CatchPanicLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> Layer<S> for CatchPanicLayer {
+    type Service = CatchPanicService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CatchPanicService { inner }
+    }
+}
+
+/// The service of [`CatchPanicLayer`].
+#[derive(Clone, Debug)]
+pub struct CatchPanicService<S> {
+    inner: S,
+}
+
+fn answer(payload: Box<dyn std::any::Any + Send>) -> Response {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+    let request_id = crate::request_id::RequestId::current();
+    tracing::error!(request_id = request_id.as_ref().map(|id| id.as_str()), panic = %text, "handler panicked");
+    ApiError::from(Error::new(
+        Kind::Internal,
+        format!("handler panicked: {text}"),
+    ))
+    .into_response()
+}
+
+impl<S, B> Service<Request<B>> for CatchPanicService<S>
+where
+    S: Service<Request<B>, Response = Response>,
+    S::Future: Future + Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // A panic in `call` itself (before any await) is caught too.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(
+                |result| match result {
+                    Ok(response) => response,
+                    Err(payload) => Ok(answer(payload)),
+                },
+            )),
+            Err(payload) => Box::pin(async move { Ok(answer(payload)) }),
+        }
+    }
+}

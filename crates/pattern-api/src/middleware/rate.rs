@@ -1,0 +1,129 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::Request;
+use pattern_error::Error;
+use pattern_network::flow::rate::{KeyedLimiter, Quota};
+use tower::{Layer, Service};
+
+use super::BoxFuture;
+use crate::ApiError;
+
+type KeyFn<B> = Arc<dyn Fn(&Request<B>) -> String + Send + Sync>;
+
+/// The client's IP address, from axum's `ConnectInfo` (serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`), or `"unknown"`.
+pub fn client_ip<B>(req: &Request<B>) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(
+            || "unknown".to_owned(),
+            |ConnectInfo(addr)| addr.ip().to_string(),
+        )
+}
+
+/// Limits requests per key (client IP, API key, or any function of the
+/// request) with a bounded keyed limiter; refused requests get 429 with
+/// `Retry-After`.
+pub struct RateLimitLayer<B> {
+    limiter: Arc<KeyedLimiter<String>>,
+    key: KeyFn<B>,
+}
+
+impl<B: 'static> RateLimitLayer<B> {
+    /// `quota` per client IP, tracking at most `max_keys` clients.
+    pub fn per_client_ip(quota: Quota, max_keys: usize) -> Self {
+        Self::per_key(quota, max_keys, client_ip)
+    }
+
+    /// `quota` per key of `key(request)` (an API-key header, a tenant).
+    pub fn per_key(
+        quota: Quota,
+        max_keys: usize,
+        key: impl Fn(&Request<B>) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            limiter: Arc::new(KeyedLimiter::new(quota, max_keys)),
+            key: Arc::new(key),
+        }
+    }
+}
+
+impl<B> Clone for RateLimitLayer<B> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: self.limiter.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for RateLimitLayer<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Layer<S> for RateLimitLayer<B> {
+    type Service = RateLimitService<S, B>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+pub struct RateLimitService<S, B> {
+    inner: S,
+    layer: RateLimitLayer<B>,
+}
+
+impl<S: Clone, B> Clone for RateLimitService<S, B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, B> std::fmt::Debug for RateLimitService<S, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimitService<S, B>
+where
+    S: Service<Request<B>, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let key = (self.layer.key)(&req);
+        match self.layer.limiter.check(&key) {
+            Ok(()) => Box::pin(self.inner.call(req)),
+            Err(limited) => {
+                let error = ApiError::from(Error::from(limited));
+                Box::pin(async move { Ok(error.into_response()) })
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Rate limiting, load shedding and panic catching answer in problem+json.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use pattern_api::middleware::{CatchPanicLayer, LoadShedLayer, RateLimitLayer};
+use pattern_api::request_id::RequestIdLayer;
+use pattern_network::flow::rate::Quota;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+async fn send(app: &Router, path: &str, key: &str) -> (StatusCode, http::HeaderMap, Value) {
+    let req = Request::get(path)
+        .header("x-api-key", key)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after_per_key() {
+    let quota =
+        Quota::per_second(NonZeroU32::new(1).unwrap()).allow_burst(NonZeroU32::new(2).unwrap());
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(RateLimitLayer::per_key(
+            quota,
+            1000,
+            |req: &Request<Body>| {
+                req.headers()
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("anonymous")
+                    .to_owned()
+            },
+        ))
+        .layer(RequestIdLayer);
+    assert_eq!(send(&app, "/", "alice").await.0, 200);
+    assert_eq!(send(&app, "/", "alice").await.0, 200);
+    let (status, headers, body) = send(&app, "/", "alice").await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(body["request_id"].is_string());
+    assert_eq!(
+        send(&app, "/", "bob").await.0,
+        200,
+        "other keys are not limited"
+    );
+}
+
+#[tokio::test]
+async fn load_shedding_answers_503_at_once() {
+    let release = Arc::new(Notify::new());
+    let held = release.clone();
+    let shed = LoadShedLayer::new(1);
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let held = held.clone();
+                async move {
+                    held.notified().await;
+                    "done"
+                }
+            }),
+        )
+        .layer(shed.clone());
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, "/slow", "a").await.0 }
+    });
+    while shed.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let (status, headers, body) = send(&app, "/slow", "b").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "rejected at once"
+    );
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["code"], "overloaded");
+    release.notify_one();
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(shed.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_without_its_text() {
+    let app = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("secret table users_v2 is corrupt");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(CatchPanicLayer::new())
+        .layer(RequestIdLayer);
+    let (status, headers, body) = send(&app, "/panic", "k").await;
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let text = body.to_string();
+    assert!(
+        !text.contains("secret") && !text.contains("users_v2"),
+        "{text}"
+    );
+    assert!(body["request_id"].is_string());
+}
