@@ -1,6 +1,8 @@
 //! HTTP middleware that answers in problem+json: keyed rate limiting (429
-//! with `Retry-After`), load shedding (503 with `Retry-After`) and panic
-//! catching (500 without the panic's text).
+//! with `Retry-After`), load shedding (503 with `Retry-After`), request
+//! timeouts (503 or 504, with a [`Deadline`] handlers can read), panic
+//! catching (500 without the panic's text), and request metrics labelled by
+//! route template.
 //!
 //! Each is a tower layer over `Request -> Response` services, usable on any
 //! axum `Router` (`Router::layer`).
@@ -18,13 +20,19 @@
 //!     .layer(CatchPanicLayer::new());
 //! ```
 
+mod metrics;
 mod panic;
 mod rate;
 mod shed;
+mod timeout;
+mod trace;
 
+pub use metrics::{IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL};
 pub use panic::{CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
 pub use shed::{LoadShedLayer, LoadShedService};
+pub use timeout::{Deadline, TimeoutLayer, TimeoutService};
+pub use trace::{TraceLayer, TraceService};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,71 @@
+use std::task::{Context, Poll};
+
+use axum::response::Response;
+use http::Request;
+use tokio::time::Instant;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::BoxFuture;
+use crate::request_id::RequestId;
+
+/// A tracing span per request (`method`, `path`, `request_id`) and one
+/// event when it ends (`status`, `latency_ms`). Header values are never
+/// recorded, so credentials cannot leak into logs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceLayer;
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService { inner }
+    }
+}
+
+/// The service of [`TraceLayer`].
+#[derive(Clone, Debug)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for TraceService<S>
+where
+    S: Service<Request<B>, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = request_id.as_deref().unwrap_or(""),
+        );
+        let start = Instant::now();
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        Box::pin(
+            async move {
+                let response = future.await?;
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    latency_ms = start.elapsed().as_secs_f64() * 1e3,
+                    "request finished"
+                );
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}

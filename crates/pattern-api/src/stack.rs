@@ -1,0 +1,171 @@
+//! The whole middleware chain, in one documented order.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::map_response;
+
+use crate::middleware::{
+    CatchPanicLayer, LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer, TraceLayer,
+};
+use crate::problem::problem_json;
+use crate::request_id::RequestIdLayer;
+
+/// Assembles the standard middleware on a router. From the outside in:
+///
+/// 1. request id (propagate or generate, echo);
+/// 2. tracing span per request;
+/// 3. metrics (`http_requests_total`, `http_request_duration_seconds`,
+///    `http_requests_in_flight`, by route template);
+/// 4. problem+json for every error response produced below;
+/// 5. panic catching (500);
+/// 6. load shedding (503 with `Retry-After`);
+/// 7. keyed rate limit (429 with `Retry-After`), if configured;
+/// 8. request timeout (504, or 503), with a [`Deadline`](crate::middleware::Deadline) for handlers;
+/// 9. body size limit (413).
+///
+/// Each piece can be switched off.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use pattern_api::stack::ApiStack;
+///
+/// let app: Router = ApiStack::new()
+///     .request_timeout(Duration::from_secs(5))
+///     .body_limit(64 * 1024)
+///     .concurrency_limit(256)
+///     .apply(Router::new().route("/", get(|| async { "ok" })));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct ApiStack {
+    request_id: bool,
+    trace: bool,
+    metrics: bool,
+    problem_json: bool,
+    catch_panic: bool,
+    concurrency_limit: Option<usize>,
+    rate_limit: Option<RateLimitLayer<Body>>,
+    timeout: Option<TimeoutLayer>,
+    body_limit: Option<usize>,
+}
+
+impl Default for ApiStack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiStack {
+    /// Everything on: a 30 s timeout (504), a 1 MiB body limit, 1024
+    /// requests at once; no rate limit until one is given.
+    pub fn new() -> Self {
+        Self {
+            request_id: true,
+            trace: true,
+            metrics: true,
+            problem_json: true,
+            catch_panic: true,
+            concurrency_limit: Some(1024),
+            rate_limit: None,
+            timeout: Some(TimeoutLayer::new(Duration::from_secs(30))),
+            body_limit: Some(1024 * 1024),
+        }
+    }
+
+    /// Answers requests slower than `timeout` with 504.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(TimeoutLayer::new(timeout));
+        self
+    }
+
+    /// Uses `layer` for timeouts (for instance `TimeoutLayer::new(d).with_503()`).
+    pub fn timeout_layer(mut self, layer: TimeoutLayer) -> Self {
+        self.timeout = Some(layer);
+        self
+    }
+
+    /// Refuses bodies larger than `bytes` with 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Serves at most `max` requests at once, answering the rest with 503.
+    pub fn concurrency_limit(mut self, max: usize) -> Self {
+        self.concurrency_limit = Some(max);
+        self
+    }
+
+    /// Limits requests per key.
+    pub fn rate_limit(mut self, layer: RateLimitLayer<Body>) -> Self {
+        self.rate_limit = Some(layer);
+        self
+    }
+
+    /// Switches off the timeout.
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// Switches off the concurrency limit.
+    pub fn without_concurrency_limit(mut self) -> Self {
+        self.concurrency_limit = None;
+        self
+    }
+
+    /// Switches off the tracing span.
+    pub fn without_trace(mut self) -> Self {
+        self.trace = false;
+        self
+    }
+
+    /// Switches off request metrics.
+    pub fn without_metrics(mut self) -> Self {
+        self.metrics = false;
+        self
+    }
+
+    /// Switches off panic catching.
+    pub fn without_catch_panic(mut self) -> Self {
+        self.catch_panic = false;
+        self
+    }
+
+    /// Applies the chain to `router` (innermost first, so the order above
+    /// holds from the outside in).
+    pub fn apply<S: Clone + Send + Sync + 'static>(self, mut router: Router<S>) -> Router<S> {
+        if let Some(bytes) = self.body_limit {
+            router = router.layer(DefaultBodyLimit::max(bytes));
+        }
+        if let Some(timeout) = self.timeout {
+            router = router.layer(timeout);
+        }
+        if let Some(rate) = self.rate_limit {
+            router = router.layer(rate);
+        }
+        if let Some(max) = self.concurrency_limit {
+            router = router.layer(LoadShedLayer::new(max));
+        }
+        if self.catch_panic {
+            router = router.layer(CatchPanicLayer::new());
+        }
+        if self.problem_json {
+            router = router.layer(map_response(problem_json));
+        }
+        if self.metrics {
+            router = router.layer(MetricsLayer);
+        }
+        if self.trace {
+            router = router.layer(TraceLayer);
+        }
+        if self.request_id {
+            router = router.layer(RequestIdLayer);
+        }
+        router
+    }
+}

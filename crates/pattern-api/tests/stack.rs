@@ -1,0 +1,139 @@
+//! The assembled middleware chain: metrics by route template, timeouts with
+//! a visible deadline, limits, panics — all as problem+json.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Extension, Path};
+use axum::routing::get;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use pattern_api::middleware::{Deadline, TimeoutLayer};
+use pattern_api::stack::ApiStack;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn app(stack: ApiStack) -> Router {
+    stack.apply(
+        Router::new()
+            .route(
+                "/v1/items/{id}",
+                get(|Path(id): Path<u32>| async move { format!("item {id}") }),
+            )
+            .route(
+                "/v1/slow",
+                get(|Extension(deadline): Extension<Deadline>| async move {
+                    assert!(deadline.remaining() <= Duration::from_millis(100));
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/v1/echo",
+                axum::routing::post(|body: String| async move { body }),
+            )
+            .route(
+                "/v1/panic",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    ""
+                }),
+            ),
+    )
+}
+
+async fn send(app: Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Value) {
+    let response = app.oneshot(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn metrics_are_labelled_by_route_template() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            for id in [1, 2, 3] {
+                let req = Request::get(format!("/v1/items/{id}"))
+                    .body(Body::empty())
+                    .unwrap();
+                assert_eq!(send(app(ApiStack::new()), req).await.0, 200);
+            }
+            let req = Request::get("/nowhere").body(Body::empty()).unwrap();
+            assert_eq!(send(app(ApiStack::new()), req).await.0, 404);
+        })
+    });
+    let metrics: Vec<_> = snapshotter.snapshot().into_vec();
+    let count = |route: &str, status: &str| {
+        metrics
+            .iter()
+            .find(|(key, _, _, _)| {
+                let key = key.key();
+                key.name() == "http_requests_total"
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "route" && l.value() == route)
+                    && key
+                        .labels()
+                        .any(|l| l.key() == "status" && l.value() == status)
+            })
+            .map(|(_, _, _, value)| value)
+    };
+    assert_eq!(
+        count("/v1/items/{id}", "200"),
+        Some(&DebugValue::Counter(3))
+    );
+    assert_eq!(count("unmatched", "404"), Some(&DebugValue::Counter(1)));
+    assert!(
+        metrics.iter().all(|(key, _, _, _)| !key
+            .key()
+            .labels()
+            .any(|l| l.value().contains("/v1/items/1"))),
+        "no raw paths as labels"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_requests_time_out_as_problems() {
+    let req = || Request::get("/v1/slow").body(Body::empty()).unwrap();
+    let stack = ApiStack::new().request_timeout(Duration::from_millis(100));
+    let (status, headers, body) = send(app(stack), req()).await;
+    assert_eq!(status, 504);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["code"], "timeout");
+    assert!(headers.contains_key("x-request-id"));
+
+    let stack =
+        ApiStack::new().timeout_layer(TimeoutLayer::new(Duration::from_millis(100)).with_503());
+    assert_eq!(send(app(stack), req()).await.0, 503);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_and_panics_are_problems() {
+    let req = Request::post("/v1/echo")
+        .body(Body::from(vec![b'x'; 2048]))
+        .unwrap();
+    let (status, headers, body) = send(app(ApiStack::new().body_limit(1024)), req).await;
+    assert_eq!(status, 413);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["status"], 413);
+
+    let req = Request::get("/v1/panic").body(Body::empty()).unwrap();
+    let (status, _, body) = send(app(ApiStack::new()), req).await;
+    assert_eq!(status, 500);
+    assert!(!body.to_string().contains("boom"));
+}
