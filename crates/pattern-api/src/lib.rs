@@ -13,8 +13,10 @@
 //! | response structures | [`response::Envelope`]: `{"data", "meta": {"request_id", "next_cursor"}}` |
 //! | request validation | [`extract::Valid`] (JSON body), [`extract::ValidQuery`]: garde validation, 422 listing every field; 400/413/415 for the rest |
 //! | every rejection as problem+json | [`problem::problem_json`] (for `axum::middleware::map_response`) |
+//! | route setup | [`routes::Routes`]: versioned groups with their own middleware, health and metrics routes, a printable route table |
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |
 //! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), panic catching (500, no internals) |
+//! | testing approaches | [`testing::TestClient`]: the same requests in process or over a real socket, with status, envelope and problem assertions |
 //! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |
 //!
 //! # Example
@@ -43,6 +45,8 @@ pub mod middleware;
 pub mod problem;
 pub mod request_id;
 pub mod response;
+pub mod routes;
 pub mod stack;
+pub mod testing;
 
 pub use error::{ApiError, FieldError};
