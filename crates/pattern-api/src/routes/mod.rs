@@ -34,11 +34,14 @@ pub struct Routes<S = ()> {
     table: Vec<(String, String)>,
 }
 
+/// Applies one of a group's layers to its router.
+type ApplyLayer<S> = Box<dyn FnOnce(Router<S>) -> Router<S> + Send>;
+
 /// A group of routes under a prefix, with its own middleware.
 #[must_use]
 pub struct Group<S = ()> {
     routes: BTreeMap<String, (MethodRouter<S>, Vec<&'static str>)>,
-    layers: Vec<Box<dyn FnOnce(Router<S>) -> Router<S> + Send>>,
+    layers: Vec<ApplyLayer<S>>,
 }
 
 /// The routes of an application, as `METHODS  PATH` lines.
