@@ -6,6 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::map_response;
+use tower::ServiceBuilder;
 
 use crate::middleware::{
     CatchPanicLayer, LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer, TraceLayer,
@@ -136,35 +137,21 @@ impl ApiStack {
         self
     }
 
-    /// Applies the chain to `router` (innermost first, so the order above
-    /// holds from the outside in).
+    /// Applies the chain to `router` as one tower layer (one boxed service
+    /// per route, not one per piece), plus axum's body limit.
     pub fn apply<S: Clone + Send + Sync + 'static>(self, mut router: Router<S>) -> Router<S> {
+        let chain = ServiceBuilder::new()
+            .option_layer(self.request_id.then_some(RequestIdLayer))
+            .option_layer(self.trace.then_some(TraceLayer))
+            .option_layer(self.metrics.then_some(MetricsLayer))
+            .option_layer(self.problem_json.then(|| map_response(problem_json)))
+            .option_layer(self.catch_panic.then(CatchPanicLayer::new))
+            .option_layer(self.concurrency_limit.map(LoadShedLayer::new))
+            .option_layer(self.rate_limit)
+            .option_layer(self.timeout);
+        router = router.layer(chain);
         if let Some(bytes) = self.body_limit {
             router = router.layer(DefaultBodyLimit::max(bytes));
-        }
-        if let Some(timeout) = self.timeout {
-            router = router.layer(timeout);
-        }
-        if let Some(rate) = self.rate_limit {
-            router = router.layer(rate);
-        }
-        if let Some(max) = self.concurrency_limit {
-            router = router.layer(LoadShedLayer::new(max));
-        }
-        if self.catch_panic {
-            router = router.layer(CatchPanicLayer::new());
-        }
-        if self.problem_json {
-            router = router.layer(map_response(problem_json));
-        }
-        if self.metrics {
-            router = router.layer(MetricsLayer);
-        }
-        if self.trace {
-            router = router.layer(TraceLayer);
-        }
-        if self.request_id {
-            router = router.layer(RequestIdLayer);
         }
         router
     }
