@@ -66,7 +66,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let method = req.method().as_str().to_owned();
+        let method = method_label(req.method());
         let route = req
             .extensions()
             .get::<MatchedPath>()
@@ -76,12 +76,65 @@ where
         let future = self.inner.call(req);
         Box::pin(async move {
             let response = future.await?;
-            let status = response.status().as_u16().to_string();
-            let labels = [("method", method), ("route", route), ("status", status)];
-            metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
-            metrics::histogram!(REQUEST_DURATION, &labels).record(start.elapsed().as_secs_f64());
+            let status = status_label(response.status());
+            let labels = [
+                metrics::Label::new("method", method),
+                metrics::Label::new("route", route),
+                metrics::Label::new("status", status),
+            ];
+            metrics::counter!(REQUESTS_TOTAL, labels.iter()).increment(1);
+            metrics::histogram!(REQUEST_DURATION, labels.iter())
+                .record(start.elapsed().as_secs_f64());
             drop(in_flight);
             Ok(response)
         })
+    }
+}
+
+/// The method label: the standard methods by name, anything else `other`
+/// (labels stay bounded whatever clients send).
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status label, without allocating for the common codes.
+fn status_label(status: http::StatusCode) -> metrics::SharedString {
+    const COMMON: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (301, "301"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    let code = status.as_u16();
+    match COMMON.iter().find(|(c, _)| *c == code) {
+        Some((_, text)) => metrics::SharedString::const_str(text),
+        None => metrics::SharedString::from(code.to_string()),
     }
 }

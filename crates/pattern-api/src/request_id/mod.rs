@@ -24,7 +24,15 @@ pub const HEADER: &str = "x-request-id";
 
 /// The id of the request being handled.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(Repr);
+
+/// Generated ids live inline (16 hex digits, no allocation); a client's id
+/// is shared.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Repr {
+    Generated([u8; 16]),
+    Client(Arc<str>),
+}
 
 tokio::task_local! {
     static CURRENT: RequestId;
@@ -33,7 +41,7 @@ tokio::task_local! {
 impl RequestId {
     /// Wraps an id.
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self(id.into())
+        Self(Repr::Client(id.into()))
     }
 
     /// A fresh id.
@@ -50,7 +58,12 @@ impl RequestId {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        Self(Arc::from(format!("{z:016x}")))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 16];
+        for (i, digit) in digits.iter_mut().enumerate() {
+            *digit = HEX[((z >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self(Repr::Generated(digits))
     }
 
     /// Accepts a client's id if it is 1 to 128 visible ASCII characters.
@@ -62,12 +75,16 @@ impl RequestId {
         }
         std::str::from_utf8(value)
             .ok()
-            .map(|id| Self(Arc::from(id)))
+            .map(|id| Self(Repr::Client(Arc::from(id))))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Hex digits are ASCII: always valid UTF-8.
+            Repr::Generated(digits) => std::str::from_utf8(digits).unwrap_or_default(),
+            Repr::Client(id) => id,
+        }
     }
 
     /// The id of the request this task is handling, if it runs inside
@@ -83,7 +100,7 @@ impl RequestId {
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
