@@ -12,6 +12,7 @@
 //! | error responses | [`problem::Problem`] (problem+json), [`problem::status_for`] (kind → status), [`ApiError`] (a handler's error, answered as problem+json with `Retry-After` where it applies) |
 //! | response structures | [`response::Envelope`]: `{"data", "meta": {"request_id", "next_cursor"}}` |
 //! | request validation | [`extract::Valid`] (JSON body), [`extract::ValidQuery`]: garde validation, 422 listing every field; 400/413/415 for the rest |
+//! | resource management | [`extract::Scoped`]: a resource acquired per request within its deadline (503 when none is free), [`middleware::Deadline`] for handlers |
 //! | every rejection as problem+json | [`problem::problem_json`] (for `axum::middleware::map_response`) |
 //! | route setup | [`routes::Routes`]: versioned groups with their own middleware, health and metrics routes, a printable route table |
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |

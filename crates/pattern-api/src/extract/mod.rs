@@ -27,6 +27,10 @@
 //! ```
 
 use axum::Json;
+mod resource;
+
+pub use resource::{Acquire, Scoped};
+
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use http::StatusCode;
