@@ -6,7 +6,7 @@ use http::Request;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::BoxFuture;
+use super::future::{Finish, ResponseFuture};
 
 /// Counter of requests, labelled `method`, `route` (the route template,
 /// never the raw path) and `status`.
@@ -37,6 +37,7 @@ pub struct MetricsService<S> {
 }
 
 /// Decrements the in-flight gauge however the request ends.
+#[derive(Debug)]
 struct InFlight;
 
 impl InFlight {
@@ -59,7 +60,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, Record>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -71,23 +72,35 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-        let in_flight = InFlight::enter();
-        let start = Instant::now();
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let response = future.await?;
-            let status = status_label(response.status());
-            let labels = [
-                metrics::Label::new("method", method),
-                metrics::Label::new("route", route),
-                metrics::Label::new("status", status),
-            ];
-            metrics::counter!(REQUESTS_TOTAL, labels.iter()).increment(1);
-            metrics::histogram!(REQUEST_DURATION, labels.iter())
-                .record(start.elapsed().as_secs_f64());
-            drop(in_flight);
-            Ok(response)
-        })
+        let record = Record {
+            method,
+            route,
+            start: Instant::now(),
+            _in_flight: InFlight::enter(),
+        };
+        ResponseFuture::inner(self.inner.call(req), record)
+    }
+}
+
+/// What a finished request records.
+#[derive(Debug)]
+pub struct Record {
+    method: &'static str,
+    route: String,
+    start: Instant,
+    _in_flight: InFlight,
+}
+
+impl Finish for Record {
+    fn finish(self, response: &mut Response) {
+        let labels = [
+            metrics::Label::new("method", self.method),
+            metrics::Label::new("route", self.route),
+            metrics::Label::new("status", status_label(response.status())),
+        ];
+        metrics::counter!(REQUESTS_TOTAL, labels.iter()).increment(1);
+        metrics::histogram!(REQUEST_DURATION, labels.iter())
+            .record(self.start.elapsed().as_secs_f64());
     }
 }
 

@@ -20,6 +20,7 @@
 //!     .layer(CatchPanicLayer::new());
 //! ```
 
+mod future;
 mod metrics;
 mod panic;
 mod rate;
@@ -27,11 +28,16 @@ mod shed;
 mod timeout;
 mod trace;
 
-pub use metrics::{IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL};
+pub use future::{Finish, ResponseFuture};
+pub use metrics::{
+    IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
+};
 pub use panic::{CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
+pub use shed::Slot;
 pub use shed::{LoadShedLayer, LoadShedService};
 pub use timeout::{Deadline, TimeoutLayer, TimeoutService};
+pub use trace::Finished;
 pub use trace::{TraceLayer, TraceService};
 
 use std::future::Future;

@@ -9,7 +9,7 @@ use pattern_error::Error;
 use pattern_network::flow::rate::{KeyedLimiter, Quota};
 use tower::{Layer, Service};
 
-use super::BoxFuture;
+use super::future::ResponseFuture;
 use crate::ApiError;
 
 type KeyFn<B> = Arc<dyn Fn(&Request<B>) -> String + Send + Sync>;
@@ -110,7 +110,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, ()>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -119,10 +119,9 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let key = (self.layer.key)(&req);
         match self.layer.limiter.check(&key) {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(()) => ResponseFuture::inner(self.inner.call(req), ()),
             Err(limited) => {
-                let error = ApiError::from(Error::from(limited));
-                Box::pin(async move { Ok(error.into_response()) })
+                ResponseFuture::ready(ApiError::from(Error::from(limited)).into_response())
             }
         }
     }

@@ -2,10 +2,10 @@ use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
 use http::Request;
-use pattern_error::bulkhead::Bulkhead;
+use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
 use tower::{Layer, Service};
 
-use super::BoxFuture;
+use super::future::{Finish, ResponseFuture};
 use crate::ApiError;
 
 /// Serves at most `max` requests at once and answers the excess at once
@@ -54,7 +54,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, Slot>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -62,18 +62,17 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match self.bulkhead.try_acquire() {
-            Ok(permit) => {
-                let future = self.inner.call(req);
-                Box::pin(async move {
-                    let response = future.await;
-                    drop(permit);
-                    response
-                })
-            }
-            Err(overloaded) => {
-                let response = ApiError::from(overloaded).into_response();
-                Box::pin(async move { Ok(response) })
-            }
+            Ok(permit) => ResponseFuture::inner(self.inner.call(req), Slot(permit)),
+            Err(overloaded) => ResponseFuture::ready(ApiError::from(overloaded).into_response()),
         }
     }
+}
+
+/// The request's slot, released when the response is ready (or the call is
+/// dropped).
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] BulkheadPermit); // held for its Drop
+
+impl Finish for Slot {
+    fn finish(self, _: &mut Response) {}
 }

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::BoxFuture;
+use super::future::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
 
 /// A tracing span per request (`method`, `path`, `request_id`) and one
@@ -36,7 +36,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = ResponseFuture<tracing::instrument::Instrumented<S::Future>, Finished>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -55,17 +55,25 @@ where
             let _entered = span.enter();
             self.inner.call(req)
         };
-        Box::pin(
-            async move {
-                let response = future.await?;
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    latency_ms = start.elapsed().as_secs_f64() * 1e3,
-                    "request finished"
-                );
-                Ok(response)
-            }
-            .instrument(span),
-        )
+        ResponseFuture::inner(future.instrument(span.clone()), Finished { start, span })
+    }
+}
+
+/// Logs the end of a request in its span.
+#[derive(Debug)]
+pub struct Finished {
+    start: Instant,
+    span: tracing::Span,
+}
+
+impl Finish for Finished {
+    fn finish(self, response: &mut Response) {
+        self.span.in_scope(|| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                latency_ms = self.start.elapsed().as_secs_f64() * 1e3,
+                "request finished"
+            );
+        });
     }
 }
