@@ -7,6 +7,8 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::map_response;
 use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
 
 use crate::middleware::{
     CatchPanicLayer, LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer, TraceLayer,
@@ -27,6 +29,7 @@ use crate::request_id::RequestIdLayer;
 /// 8. request timeout (504, or 503), with a [`Deadline`](crate::middleware::Deadline) for handlers;
 /// 9. body size limit (413).
 ///
+/// Optional, outside the chain: gzip compression and CORS (tower-http).
 /// Each piece can be switched off.
 ///
 /// ```
@@ -52,6 +55,8 @@ pub struct ApiStack {
     rate_limit: Option<RateLimitLayer<Body>>,
     timeout: Option<TimeoutLayer>,
     body_limit: Option<usize>,
+    cors: Option<CorsLayer>,
+    compression: bool,
 }
 
 impl Default for ApiStack {
@@ -74,6 +79,8 @@ impl ApiStack {
             rate_limit: None,
             timeout: Some(TimeoutLayer::new(Duration::from_secs(30))),
             body_limit: Some(1024 * 1024),
+            cors: None,
+            compression: false,
         }
     }
 
@@ -104,6 +111,20 @@ impl ApiStack {
     /// Limits requests per key.
     pub fn rate_limit(mut self, layer: RateLimitLayer<Body>) -> Self {
         self.rate_limit = Some(layer);
+        self
+    }
+
+    /// Answers CORS preflights and adds CORS headers as `cors` says
+    /// (tower-http's layer; off by default).
+    pub fn cors(mut self, cors: CorsLayer) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Compresses responses with gzip when the client accepts it
+    /// (tower-http's layer; off by default).
+    pub fn compression(mut self) -> Self {
+        self.compression = true;
         self
     }
 
@@ -152,6 +173,14 @@ impl ApiStack {
         router = router.layer(chain);
         if let Some(bytes) = self.body_limit {
             router = router.layer(DefaultBodyLimit::max(bytes));
+        }
+        // These change the response type, so they wrap the chain on their
+        // own; CORS outermost, so even rejections carry its headers.
+        if self.compression {
+            router = router.layer(CompressionLayer::new());
+        }
+        if let Some(cors) = self.cors {
+            router = router.layer(cors);
         }
         router
     }

@@ -137,3 +137,32 @@ async fn bodies_over_the_limit_and_panics_are_problems() {
     assert_eq!(status, 500);
     assert!(!body.to_string().contains("boom"));
 }
+
+#[tokio::test]
+async fn cors_and_compression_when_switched_on() {
+    use tower_http::cors::{Any, CorsLayer};
+    let stack = ApiStack::new()
+        .cors(CorsLayer::new().allow_origin(Any))
+        .compression();
+    let app = stack.apply(Router::new().route("/big", get(|| async { "x".repeat(4096) })));
+    let req = Request::get("/big")
+        .header("origin", "http://127.0.0.1:3000")
+        .header("accept-encoding", "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(compressed.len() < 4096 / 10, "{} bytes", compressed.len());
+
+    // A rejection answered by the chain still carries CORS headers.
+    let req = Request::get("/nowhere")
+        .header("origin", "http://127.0.0.1:3000")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
