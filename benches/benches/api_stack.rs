@@ -48,6 +48,64 @@ fn stack(c: &mut Criterion) {
     group.finish();
 }
 
+/// Each piece of the stack alone on bare axum, in process: the delta column
+/// of `cargo xtask bench` is that piece's cost per request.
+fn per_layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let bare = || {
+        ApiStack::new()
+            .without_trace()
+            .without_metrics()
+            .without_catch_panic()
+            .without_concurrency_limit()
+            .without_timeout()
+            .without_request_id()
+            .without_problem_json()
+    };
+    let pieces: [(&str, Box<dyn Fn() -> ApiStack>); 8] = [
+        ("request_id", Box::new(move || bare().with_request_id())),
+        ("trace", Box::new(move || bare().with_trace())),
+        ("metrics", Box::new(move || bare().with_metrics())),
+        ("problem_json", Box::new(move || bare().with_problem_json())),
+        ("catch_panic", Box::new(move || bare().with_catch_panic())),
+        (
+            "load_shed",
+            Box::new(move || bare().concurrency_limit(1024)),
+        ),
+        (
+            "timeout",
+            Box::new(move || bare().request_timeout(std::time::Duration::from_secs(30))),
+        ),
+        (
+            "body_limit",
+            Box::new(move || bare().body_limit(1024 * 1024)),
+        ),
+    ];
+    let request = || Request::get("/v1/items/7").body(Body::empty()).unwrap();
+    let baseline = bare().without_body_limit().apply(handler_router());
+    for (name, stack) in pieces {
+        let app = stack().apply(handler_router());
+        let mut group = c.benchmark_group(format!("api_layer_cost/{name}"));
+        group.bench_function("ours", |b| {
+            b.iter(|| black_box(block_on(app.clone().oneshot(request())).unwrap().status()))
+        });
+        group.bench_function("axum", |b| {
+            b.iter(|| {
+                black_box(
+                    block_on(baseline.clone().oneshot(request()))
+                        .unwrap()
+                        .status(),
+                )
+            })
+        });
+        group.finish();
+    }
+}
+
 /// Serves `app` on 127.0.0.1:0 on a thread of its own; returns the address.
 fn serve_axum(app: Router) -> std::net::SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -168,5 +226,5 @@ fn loopback(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stack, loopback);
+criterion_group!(benches, stack, per_layer, loopback);
 criterion_main!(benches);

@@ -32,6 +32,30 @@ use crate::request_id::RequestIdLayer;
 /// Optional, outside the chain: gzip compression and CORS (tower-http).
 /// Each piece can be switched off.
 ///
+/// # Cost
+///
+/// Measured by `cargo xtask bench --bench api_stack` (in process, one
+/// request through a router with the piece alone, minus the same router
+/// without it; a 2-core machine). Any `Router::layer` costs about 120 ns
+/// (axum boxes and clones the layered service per request), which the body
+/// limit row is almost entirely.
+///
+/// | piece | cost per request |
+/// | --- | --- |
+/// | request id (read or make, task-local, echo header) | 461 ns |
+/// | metrics (counter, histogram, in-flight gauge) | 337 ns |
+/// | timeout (timer, deadline extension) | 243 ns |
+/// | load shedding | 186 ns |
+/// | problem+json conversion | 175 ns |
+/// | panic catching | 170 ns |
+/// | tracing span | 160 ns |
+/// | body limit | 124 ns |
+/// | the whole chain together (one layer) | 1.32 µs |
+///
+/// Over loopback (16 keep-alive connections, server on its own one-thread
+/// runtime) the whole stack kept 0.85× to 0.90× of bare axum's throughput
+/// across runs (7.65 µs vs 6.88 µs per request in the last one).
+///
 /// ```
 /// use std::time::Duration;
 /// use axum::{Router, routing::get};
@@ -137,6 +161,55 @@ impl ApiStack {
     /// Switches off the concurrency limit.
     pub fn without_concurrency_limit(mut self) -> Self {
         self.concurrency_limit = None;
+        self
+    }
+
+    /// Switches off the request id (and its header echo).
+    pub fn without_request_id(mut self) -> Self {
+        self.request_id = false;
+        self
+    }
+
+    /// Switches the request id back on.
+    pub fn with_request_id(mut self) -> Self {
+        self.request_id = true;
+        self
+    }
+
+    /// Switches off the problem+json conversion of plain error responses.
+    pub fn without_problem_json(mut self) -> Self {
+        self.problem_json = false;
+        self
+    }
+
+    /// Switches the problem+json conversion back on.
+    pub fn with_problem_json(mut self) -> Self {
+        self.problem_json = true;
+        self
+    }
+
+    /// Switches the tracing span back on.
+    pub fn with_trace(mut self) -> Self {
+        self.trace = true;
+        self
+    }
+
+    /// Switches request metrics back on.
+    pub fn with_metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
+    /// Switches panic catching back on.
+    pub fn with_catch_panic(mut self) -> Self {
+        self.catch_panic = true;
+        self
+    }
+
+    /// Switches off the body limit (axum's default of 2 MB still applies to
+    /// its extractors).
+    pub fn without_body_limit(mut self) -> Self {
+        self.body_limit = None;
         self
     }
 
