@@ -56,7 +56,7 @@ fn per_layer(c: &mut Criterion) {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let bare = || {
+    fn bare() -> ApiStack {
         ApiStack::new()
             .without_trace()
             .without_metrics()
@@ -65,25 +65,18 @@ fn per_layer(c: &mut Criterion) {
             .without_timeout()
             .without_request_id()
             .without_problem_json()
-    };
-    let pieces: [(&str, Box<dyn Fn() -> ApiStack>); 8] = [
-        ("request_id", Box::new(move || bare().with_request_id())),
-        ("trace", Box::new(move || bare().with_trace())),
-        ("metrics", Box::new(move || bare().with_metrics())),
-        ("problem_json", Box::new(move || bare().with_problem_json())),
-        ("catch_panic", Box::new(move || bare().with_catch_panic())),
-        (
-            "load_shed",
-            Box::new(move || bare().concurrency_limit(1024)),
-        ),
-        (
-            "timeout",
-            Box::new(move || bare().request_timeout(std::time::Duration::from_secs(30))),
-        ),
-        (
-            "body_limit",
-            Box::new(move || bare().body_limit(1024 * 1024)),
-        ),
+    }
+    let pieces: [(&str, fn() -> ApiStack); 8] = [
+        ("request_id", || bare().with_request_id()),
+        ("trace", || bare().with_trace()),
+        ("metrics", || bare().with_metrics()),
+        ("problem_json", || bare().with_problem_json()),
+        ("catch_panic", || bare().with_catch_panic()),
+        ("load_shed", || bare().concurrency_limit(1024)),
+        ("timeout", || {
+            bare().request_timeout(std::time::Duration::from_secs(30))
+        }),
+        ("body_limit", || bare().body_limit(1024 * 1024)),
     ];
     let request = || Request::get("/v1/items/7").body(Body::empty()).unwrap();
     let baseline = bare().without_body_limit().apply(handler_router());
