@@ -66,7 +66,8 @@ fn per_layer(c: &mut Criterion) {
             .without_request_id()
             .without_problem_json()
     }
-    let pieces: [(&str, fn() -> ApiStack); 8] = [
+    type Piece = (&'static str, fn() -> ApiStack);
+    let pieces: [Piece; 8] = [
         ("request_id", || bare().with_request_id()),
         ("trace", || bare().with_trace()),
         ("metrics", || bare().with_metrics()),
