@@ -16,23 +16,54 @@
 //! | every rejection as problem+json | [`problem::problem_json`] (for `axum::middleware::map_response`) |
 //! | route setup | [`routes::Routes`]: versioned groups with their own middleware, health and metrics routes, a printable route table |
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |
-//! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), panic catching (500, no internals) |
+//! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), timeouts with a deadline (504/503), panic catching (500, no internals), metrics by route template, a tracing span |
 //! | testing approaches | [`testing::TestClient`]: the same requests in process or over a real socket, with status, envelope and problem assertions |
 //! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |
 //!
 //! # Example
 //!
+//! A versioned route with a validated body, the whole middleware chain, and
+//! the test client checking both a success envelope and a problem.
+//!
 //! ```
-//! use pattern_api::problem::{Problem, status_for};
-//! use pattern_error::{Error, Kind};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use garde::Validate;
+//! use pattern_api::extract::Valid;
+//! use pattern_api::response::Envelope;
+//! use pattern_api::routes::Routes;
+//! use pattern_api::stack::ApiStack;
+//! use pattern_api::testing::TestClient;
+//! use serde::{Deserialize, Serialize};
+//! use serde_json::json;
 //!
-//! let err = Error::new(Kind::Overloaded, "queue full: 1024 waiting");
-//! assert_eq!(status_for(err.kind()).as_u16(), 503);
+//! #[derive(Deserialize, Serialize, Validate)]
+//! struct NewItem {
+//!     #[garde(length(min = 1, max = 100))]
+//!     name: String,
+//!     #[garde(range(max = 1_000_000))]
+//!     quantity: u32,
+//! }
 //!
-//! // 5xx problems never echo internal messages.
-//! let problem = Problem::from_error(&err).with_request_id("01J9Z");
-//! assert_eq!(problem.detail, None);
-//! assert_eq!(problem.code.as_deref(), Some("overloaded"));
+//! let (routes, table) = Routes::new()
+//!     .group("/v1", |v1| {
+//!         v1.post("/items", |Valid(item): Valid<NewItem>| async move { Envelope::created(item) })
+//!     })
+//!     .build();
+//! println!("{table}");
+//! let client = TestClient::new(ApiStack::new().apply(routes));
+//!
+//! let created = client.post_json("/v1/items", &json!({"name": "bolt", "quantity": 5})).await;
+//! created.assert_status(201);
+//! assert_eq!(created.data()["name"], "bolt");
+//!
+//! let problem = client
+//!     .post_json("/v1/items", &json!({"name": "", "quantity": 5}))
+//!     .await
+//!     .assert_problem(422, "invalid_input");
+//! assert_eq!(problem["errors"][0]["field"], "name");
+//! assert!(problem["request_id"].is_string());
+//! # }
 //! ```
 //!
 //! # Features

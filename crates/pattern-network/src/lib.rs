@@ -15,7 +15,7 @@
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (AIMD, Vegas) as a tower layer |
 //! | dynamic scaling | [`scale`]: a worker pool growing from queue depth and busy workers and shrinking when idle, with a cooldown; event-driven |
 //! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes, and a partitioner keeping per-key order that reports the share moved on a change |
-//! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory |
+//! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory; [`flow::pace`]: pacing a burst into a rate |
 //!
 //! # Example
 //!
