@@ -9,6 +9,7 @@
 //! | capability | items |
 //! | --- | --- |
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
+//! | server configuration and serving | [`http::HttpServer`]: hyper-util serving an axum router as a component, validated [`http::ServerConfig`], connection limit, header read timeout, graceful drain with a deadline |
 //!
 //! # Example
 //!
@@ -33,4 +34,5 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod http;
 pub mod tasks;

@@ -1,0 +1,109 @@
+//! The HTTP server: hyper-util serving an axum router, with a connection
+//! limit and a graceful drain, as a [`Component`].
+//!
+//! On stop the server stops accepting (the port closes), lets requests in
+//! flight finish up to the drain deadline while idle keep-alive connections
+//! are closed, then cuts what is left and reports how many it cut
+//! ([`HttpServer::last_drain`]). A header read timeout closes connections
+//! that trickle their headers (slowloris) without holding up the others.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use pattern_component::lifecycle::System;
+//! use pattern_server::http::{HttpServer, ServerConfig};
+//!
+//! let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+//! let server = Arc::new(HttpServer::new("http", config, Router::new().route("/", get(|| async { "hi" }))));
+//! let running = System::builder()
+//!     .component_shared(server.clone(), Default::default())
+//!     .build()?
+//!     .start()
+//!     .await?;
+//! let addr = running.addr("http", "http").unwrap();
+//! assert_ne!(addr.port(), 0);
+//! running.stop().await;
+//! assert_eq!(server.last_drain().unwrap().cut, 0);
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod serve;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use pattern_component::component::{BoxFuture, Component, Running, StartContext};
+use pattern_component::ports::PortSpec;
+use pattern_error::Error;
+
+pub use config::{OnLimit, ServerConfig};
+
+/// What a drain did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Connections open when the server stopped accepting.
+    pub open_at_stop: usize,
+    /// Connections still busy at the drain deadline, and cut.
+    pub cut: usize,
+    /// How long the drain took.
+    pub took: Duration,
+}
+
+/// An HTTP server component; see the [module docs](self).
+#[derive(Debug)]
+pub struct HttpServer {
+    name: String,
+    config: ServerConfig,
+    router: Router,
+    last_drain: Arc<Mutex<Option<DrainReport>>>,
+}
+
+impl HttpServer {
+    /// A server named `name` (its port is named `"http"`) serving `router`.
+    pub fn new(name: impl Into<String>, config: ServerConfig, router: Router) -> Self {
+        Self {
+            name: name.into(),
+            config,
+            router,
+            last_drain: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// What the last stop's drain did.
+    pub fn last_drain(&self) -> Option<DrainReport> {
+        *self
+            .last_drain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Component for HttpServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ports(&self) -> Vec<PortSpec> {
+        vec![PortSpec::new("http", self.config.addr)]
+    }
+
+    fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
+        Box::pin(async move {
+            let listener = ctx.take_listener("http")?;
+            let task = serve::serve(
+                listener,
+                self.router.clone(),
+                self.config.clone(),
+                ctx.stop_token().clone(),
+                self.last_drain.clone(),
+            );
+            Ok(Running::task(task))
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! The accept loop and the drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use pattern_error::Error;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::{DrainReport, OnLimit, ServerConfig};
+
+/// Serves `router` on `listener` until `stop` is cancelled, then drains.
+pub(super) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: ServerConfig,
+    stop: CancellationToken,
+    report: Arc<std::sync::Mutex<Option<DrainReport>>>,
+) -> Result<(), Error> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    {
+        let mut http1 = builder.http1();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout())
+            .keep_alive(config.keep_alive)
+            .max_buf_size(config.max_header_bytes);
+    }
+    builder = match (config.http1, config.http2) {
+        (true, false) => builder.http1_only(),
+        (false, true) => builder.http2_only(),
+        _ => builder,
+    };
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let cut = CancellationToken::new();
+    let served = Arc::new(AtomicU64::new(0));
+
+    loop {
+        // Wait for a free slot first (or refuse the excess below).
+        let permit = match config.on_limit {
+            OnLimit::Wait => tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.ok(),
+                () = stop.cancelled() => break,
+            },
+            _ => None,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: log, go on.
+                    tracing::warn!(%err, "accept failed");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let permit = match permit {
+            Some(permit) => permit,
+            None => match slots.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    tracing::debug!(%peer, "connection refused: at the connection limit");
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                req
+            },
+        ));
+        let watcher = graceful.watcher();
+        let (builder, cut, served) = (builder.clone(), cut.clone(), served.clone());
+        connections.spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::select! {
+                result = watcher.watch(connection.into_owned()) => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, %err, "connection ended with an error");
+                    }
+                }
+                () = cut.cancelled() => {
+                    tracing::debug!(%peer, "connection cut at the drain deadline");
+                }
+            }
+            served.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    // Stop accepting (the listener closes here), let requests in flight
+    // finish, close idle keep-alive connections, then cut the rest.
+    drop(listener);
+    let open = connections.len();
+    connections.close();
+    let started = tokio::time::Instant::now();
+    let drained = tokio::time::timeout(config.drain_deadline(), graceful.shutdown())
+        .await
+        .is_ok();
+    let left = if drained { 0 } else { connections.len() };
+    cut.cancel();
+    connections.wait().await;
+    let summary = DrainReport {
+        open_at_stop: open,
+        cut: left,
+        took: started.elapsed(),
+    };
+    tracing::info!(open = summary.open_at_stop, cut = summary.cut, took = ?summary.took, "server drained");
+    *report
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary);
+    Ok(())
+}
