@@ -9,6 +9,7 @@
 //! | capability | items |
 //! | --- | --- |
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
+//! | process registry | [`registry::ProcessRegistry`]: named tasks with state, restarts, last error and start time; stop or restart by name; [`registry::admin_router`] behind a bearer token |
 //! | server configuration and serving | [`http::HttpServer`]: hyper-util serving an axum router as a component, validated [`http::ServerConfig`], connection limit, header read timeout, graceful drain with a deadline |
 //!
 //! # Example
@@ -35,4 +36,5 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod http;
+pub mod registry;
 pub mod tasks;

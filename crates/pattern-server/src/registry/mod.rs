@@ -1,0 +1,268 @@
+//! Process registry: named long-running tasks with their state, restarts
+//! and last error; stop or restart them by name; an admin route.
+//!
+//! A process is an async function of a stop token. The registry runs it,
+//! restarts it after a failure or a panic (with exponential backoff, up to
+//! a maximum number of restarts), and records what happened. A process that
+//! returns `Ok` is done and stays stopped.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use pattern_server::registry::{ProcessRegistry, ProcessState};
+//!
+//! let registry = ProcessRegistry::new();
+//! registry.register("expiry-sweeper", |stop| async move {
+//!     stop.cancelled().await;
+//!     Ok(())
+//! });
+//! tokio::task::yield_now().await;
+//! assert_eq!(registry.get("expiry-sweeper").unwrap().state, ProcessState::Running);
+//! registry.stop("expiry-sweeper").await.unwrap();
+//! assert_eq!(registry.get("expiry-sweeper").unwrap().state, ProcessState::Stopped);
+//! # }
+//! ```
+
+mod admin;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pattern_error::{Error, Kind};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use admin::admin_router;
+
+type Run = Arc<
+    dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where a process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProcessState {
+    /// About to run.
+    Starting,
+    /// Running.
+    Running,
+    /// Failed; waiting out the backoff before running again.
+    Restarting,
+    /// Stopped by request, or finished.
+    Stopped,
+    /// Failed more often than its restart limit allows.
+    Failed,
+}
+
+/// A process as the registry sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: ProcessState,
+    /// Restarts after failures so far.
+    pub restarts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When it last started, in seconds since the Unix epoch.
+    pub started_at: Option<u64>,
+}
+
+struct Entry {
+    info: ProcessInfo,
+    run: Run,
+    stop: CancellationToken,
+    driver: Option<JoinHandle<()>>,
+}
+
+/// The registry; cloning shares it.
+#[derive(Clone, Default)]
+pub struct ProcessRegistry {
+    entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    max_restarts: u32,
+}
+
+impl ProcessRegistry {
+    /// An empty registry restarting failed processes up to 10 times.
+    pub fn new() -> Self {
+        Self {
+            entries: Arc::default(),
+            max_restarts: 10,
+        }
+    }
+
+    /// The same registry with another restart limit for processes
+    /// registered from now on.
+    #[must_use]
+    pub fn max_restarts(mut self, max: u32) -> Self {
+        self.max_restarts = max;
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers and starts a process (replacing and stopping one of the
+    /// same name). Call inside a tokio runtime.
+    pub fn register<F, Fut>(&self, name: impl Into<String>, run: F)
+    where
+        F: Fn(CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let name = name.into();
+        let run: Run = Arc::new(move |stop| Box::pin(run(stop)));
+        let entry = Entry {
+            info: ProcessInfo {
+                name: name.clone(),
+                state: ProcessState::Starting,
+                restarts: 0,
+                last_error: None,
+                started_at: None,
+            },
+            run,
+            stop: CancellationToken::new(),
+            driver: None,
+        };
+        if let Some(old) = self.lock().insert(name.clone(), entry) {
+            old.stop.cancel();
+        }
+        self.launch(&name);
+    }
+
+    /// Starts the driver of `name` with a fresh stop token.
+    fn launch(&self, name: &str) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        entry.stop = CancellationToken::new();
+        entry.info.state = ProcessState::Starting;
+        let (run, stop, registry, max) = (
+            entry.run.clone(),
+            entry.stop.clone(),
+            self.clone(),
+            self.max_restarts,
+        );
+        let name = name.to_owned();
+        entry.driver = Some(tokio::spawn(async move {
+            registry.drive(name, run, stop, max).await
+        }));
+    }
+
+    async fn drive(&self, name: String, run: Run, stop: CancellationToken, max: u32) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            self.update(&name, &stop, |info| {
+                info.state = ProcessState::Running;
+                info.started_at = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs());
+            });
+            // Run it as a task of its own, so a panic is caught.
+            let outcome = tokio::spawn(run(stop.clone())).await;
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => Some(err.report().to_string()),
+                Err(join) if join.is_panic() => Some("panicked".to_owned()),
+                Err(join) => Some(join.to_string()),
+            };
+            if stop.is_cancelled() || failure.is_none() {
+                self.update(&name, &stop, |info| info.state = ProcessState::Stopped);
+                return;
+            }
+            let mut give_up = false;
+            self.update(&name, &stop, |info| {
+                info.last_error = failure.clone();
+                if info.restarts >= max {
+                    info.state = ProcessState::Failed;
+                    give_up = true;
+                } else {
+                    info.restarts += 1;
+                    info.state = ProcessState::Restarting;
+                }
+            });
+            tracing::warn!(process = %name, error = ?failure, give_up, "process failed");
+            if give_up {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop.cancelled() => {
+                    self.update(&name, &stop, |info| info.state = ProcessState::Stopped);
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Applies `f` to the process's info if `stop` is still its token (a
+    /// replaced or restarted run does not write over the new one).
+    fn update(&self, name: &str, stop: &CancellationToken, f: impl FnOnce(&mut ProcessInfo)) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(name)
+            && entry.stop == *stop
+        {
+            f(&mut entry.info);
+        }
+    }
+
+    /// Every process, by name.
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        self.lock().values().map(|e| e.info.clone()).collect()
+    }
+
+    /// One process.
+    pub fn get(&self, name: &str) -> Option<ProcessInfo> {
+        self.lock().get(name).map(|e| e.info.clone())
+    }
+
+    /// Stops `name` and waits for it; [`Kind::NotFound`] if unknown.
+    pub async fn stop(&self, name: &str) -> Result<(), Error> {
+        let driver = {
+            let mut entries = self.lock();
+            let entry = entries
+                .get_mut(name)
+                .ok_or_else(|| Error::new(Kind::NotFound, format!("no process named {name:?}")))?;
+            entry.stop.cancel();
+            entry.driver.take()
+        };
+        if let Some(driver) = driver {
+            let _ = driver.await;
+        }
+        Ok(())
+    }
+
+    /// Stops `name` and starts it again; [`Kind::NotFound`] if unknown.
+    pub async fn restart(&self, name: &str) -> Result<(), Error> {
+        self.stop(name).await?;
+        self.launch(name);
+        Ok(())
+    }
+
+    /// Stops every process (for shutdown).
+    pub async fn stop_all(&self) {
+        let names: Vec<String> = self.lock().keys().cloned().collect();
+        for name in names {
+            let _ = self.stop(&name).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for ProcessRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRegistry")
+            .field("processes", &self.list())
+            .finish()
+    }
+}
