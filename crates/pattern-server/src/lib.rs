@@ -9,6 +9,7 @@
 //! | capability | items |
 //! | --- | --- |
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
+//! | health and metrics routes | [`ops`]: `/health/live`, `/health/ready` (503 with per-component detail), `/metrics` (Prometheus, feature `prometheus`) |
 //! | process registry | [`registry::ProcessRegistry`]: named tasks with state, restarts, last error and start time; stop or restart by name; [`registry::admin_router`] behind a bearer token |
 //! | server configuration and serving | [`http::HttpServer`]: hyper-util serving an axum router as a component, validated [`http::ServerConfig`], connection limit, header read timeout, graceful drain with a deadline |
 //!
@@ -32,9 +33,12 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features yet.
+//! | feature | brings |
+//! | --- | --- |
+//! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod http;
+pub mod ops;
 pub mod registry;
 pub mod tasks;

@@ -61,5 +61,6 @@ mod system;
 pub use signal::shutdown_signal;
 pub use summary::{StopOutcome, StopReason, StopRecord, StopSummary};
 pub use system::{
-    ComponentOptions, ComponentState, HEALTH_GAUGE, RunningSystem, System, SystemBuilder,
+    ComponentOptions, ComponentState, HEALTH_GAUGE, HealthHandle, RunningSystem, System,
+    SystemBuilder,
 };

@@ -213,18 +213,18 @@ impl SystemBuilder {
             .map(|e| (e.name.to_string(), e.ports.clone()))
             .collect();
         check_conflicts(&declared)?;
-        Ok(System {
-            plan: Arc::new(Plan {
-                entries,
-                start_timeout: self.start_timeout,
-                stop_timeout: self.stop_timeout,
-                startup_timeout: self.startup_timeout,
-                shutdown_timeout: self.shutdown_timeout,
-                strategy: self.strategy,
-                intensity: self.intensity,
-                backoff: self.backoff,
-            }),
-        })
+        let plan = Arc::new(Plan {
+            entries,
+            start_timeout: self.start_timeout,
+            stop_timeout: self.stop_timeout,
+            startup_timeout: self.startup_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            strategy: self.strategy,
+            intensity: self.intensity,
+            backoff: self.backoff,
+        });
+        let shared = Arc::new(Shared::new(&plan));
+        Ok(System { plan, shared })
     }
 }
 
@@ -232,6 +232,7 @@ impl SystemBuilder {
 /// [module docs](super).
 pub struct System {
     pub(crate) plan: Arc<Plan>,
+    shared: Arc<Shared>,
 }
 
 impl System {
@@ -249,6 +250,14 @@ impl System {
         }
     }
 
+    /// A handle reading the system's health, before and after it starts.
+    pub fn health_handle(&self) -> HealthHandle {
+        HealthHandle {
+            plan: self.plan.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     /// The component names in start order.
     pub fn start_order(&self) -> Vec<&str> {
         self.plan.entries.iter().map(|e| &*e.name).collect()
@@ -259,7 +268,7 @@ impl System {
     /// stopped in reverse order and the error names the component and the
     /// cause.
     pub async fn start(self) -> Result<RunningSystem, Error> {
-        let shared = Arc::new(Shared::new(&self.plan));
+        let shared = self.shared.clone();
         let ports = Ports::default();
         let shutdown = CancellationToken::new();
         let mut supervisor = Supervisor::new(
@@ -391,40 +400,15 @@ impl RunningSystem {
     /// running counts as failing. Changes since the last call are recorded
     /// in the `component_health` gauge and logged.
     pub fn health(&self) -> SystemHealth {
-        let states = self
-            .shared
-            .states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let reports: Vec<(String, Health)> = self
-            .plan
-            .entries
-            .iter()
-            .zip(states)
-            .map(|(e, state)| {
-                let health = match state {
-                    ComponentState::Running => e.component.health(),
-                    ComponentState::Failed(why) => Health::failing(format!("failed: {why}")),
-                    other => Health::failing(format!("{other:?}").to_lowercase()),
-                };
-                (e.name.to_string(), health)
-            })
-            .collect();
-        let mut last = self
-            .shared
-            .last_health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (i, (name, health)) in reports.iter().enumerate() {
-            if last[i] != Some(health.status) {
-                metrics::gauge!(HEALTH_GAUGE, "component" => name.clone())
-                    .set(health.status.gauge_value());
-                tracing::info!(component = %name, status = %health.status, message = ?health.message, "component health changed");
-                last[i] = Some(health.status);
-            }
+        self.health_handle().health()
+    }
+
+    /// A handle reading this system's health, for health routes.
+    pub fn health_handle(&self) -> HealthHandle {
+        HealthHandle {
+            plan: self.plan.clone(),
+            shared: self.shared.clone(),
         }
-        SystemHealth::from_components(self.shared.live.load(Ordering::Acquire), reports)
     }
 
     /// Waits until the system stops (its token cancelled, or the supervisor
@@ -478,5 +462,63 @@ pub(crate) fn start_error(name: &str, cause: Result<Error, Duration>) -> Error {
             Kind::Timeout,
             format!("starting component {name:?}: did not start within {timeout:?}"),
         ),
+    }
+}
+
+/// Reads a system's health from anywhere (a health route built before the
+/// system starts, for instance); cloning shares it. Before the system has
+/// started, every component reports failing ("pending"), so readiness is
+/// false until the start completes.
+#[derive(Clone)]
+pub struct HealthHandle {
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+}
+
+impl HealthHandle {
+    /// Liveness and readiness over every component. A component that is not
+    /// running counts as failing. Changes since the last call are recorded
+    /// in the `component_health` gauge and logged.
+    pub fn health(&self) -> SystemHealth {
+        let states = self
+            .shared
+            .states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let reports: Vec<(String, Health)> = self
+            .plan
+            .entries
+            .iter()
+            .zip(states)
+            .map(|(e, state)| {
+                let health = match state {
+                    ComponentState::Running => e.component.health(),
+                    ComponentState::Failed(why) => Health::failing(format!("failed: {why}")),
+                    other => Health::failing(format!("{other:?}").to_lowercase()),
+                };
+                (e.name.to_string(), health)
+            })
+            .collect();
+        let mut last = self
+            .shared
+            .last_health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (i, (name, health)) in reports.iter().enumerate() {
+            if last[i] != Some(health.status) {
+                metrics::gauge!(HEALTH_GAUGE, "component" => name.clone())
+                    .set(health.status.gauge_value());
+                tracing::info!(component = %name, status = %health.status, message = ?health.message, "component health changed");
+                last[i] = Some(health.status);
+            }
+        }
+        SystemHealth::from_components(self.shared.live.load(Ordering::Acquire), reports)
+    }
+}
+
+impl std::fmt::Debug for HealthHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthHandle").finish_non_exhaustive()
     }
 }

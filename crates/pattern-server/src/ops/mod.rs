@@ -1,0 +1,90 @@
+//! Operations routes: `/health/live`, `/health/ready` and `/metrics`.
+//!
+//! Liveness and readiness come from the system's
+//! [`HealthHandle`](pattern_component::lifecycle::HealthHandle): ready is
+//! 503 with each component's status and message while any component fails
+//! (or before the system has started). `/metrics` renders the Prometheus
+//! recorder ([`install_prometheus`], feature `prometheus`).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pattern_error::Error> {
+//! use pattern_api::testing::TestClient;
+//! use pattern_component::component::from_fn;
+//! use pattern_component::lifecycle::System;
+//!
+//! let system = System::builder()
+//!     .component(from_fn("worker", |ctx| async move {
+//!         ctx.stop_token().cancelled().await;
+//!         Ok(())
+//!     }))
+//!     .build()?;
+//! let client = TestClient::new(pattern_server::ops::routes(system.health_handle()));
+//! client.get("/health/ready").await.assert_status(503); // not started yet
+//! let running = system.start().await?;
+//! client.get("/health/ready").await.assert_status(200);
+//! client.get("/health/live").await.assert_status(200);
+//! running.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use pattern_api::routes::Routes;
+use pattern_component::lifecycle::HealthHandle;
+
+/// The health routes (and, with [`with_metrics`], `/metrics`).
+pub fn routes(health: HealthHandle) -> axum::Router {
+    build(health, None)
+}
+
+/// The health routes and `/metrics` rendering `render()`.
+pub fn with_metrics(
+    health: HealthHandle,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> axum::Router {
+    build(health, Some(std::sync::Arc::new(render)))
+}
+
+type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
+fn build(health: HealthHandle, render: Option<Render>) -> axum::Router {
+    let live = health.clone();
+    let ready = health;
+    let mut routes = Routes::new().health(
+        move || {
+            let h = live.health();
+            (h.live, serde_json::json!({}))
+        },
+        move || {
+            let h = ready.health();
+            (
+                h.ready,
+                serde_json::to_value(&h.components).unwrap_or_default(),
+            )
+        },
+    );
+    if let Some(render) = render {
+        routes = routes.metrics(move || render());
+    }
+    routes.build().0
+}
+
+/// Installs the Prometheus recorder as the global `metrics` recorder and
+/// returns its handle (`handle.render()` is the `/metrics` body).
+///
+/// Fails with [`Kind::Conflict`](pattern_error::Kind::Conflict) if a
+/// recorder is already installed.
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub fn install_prometheus()
+-> Result<metrics_exporter_prometheus::PrometheusHandle, pattern_error::Error> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| {
+            pattern_error::Error::with_source(
+                pattern_error::Kind::Conflict,
+                "installing the Prometheus recorder",
+                e,
+            )
+        })
+}
