@@ -1,7 +1,7 @@
 //! Operations routes: `/health/live`, `/health/ready` and `/metrics`.
 //!
 //! Liveness and readiness come from the system's
-//! [`HealthHandle`](pattern_component::lifecycle::HealthHandle): ready is
+//! [`HealthHandle`]: ready is
 //! 503 with each component's status and message while any component fails
 //! (or before the system has started). `/metrics` renders the Prometheus
 //! recorder ([`install_prometheus`], feature `prometheus`).
