@@ -166,3 +166,32 @@ async fn cors_and_compression_when_switched_on() {
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_deadline_header_tightens_the_timeout() {
+    let app = ApiStack::new()
+        .request_timeout(Duration::from_secs(30))
+        .apply(Router::new().route(
+            "/wait",
+            get(|Extension(deadline): Extension<Deadline>| async move {
+                // Passed on downstream as what is left.
+                let left: u64 = deadline.header_value().to_str().unwrap().parse().unwrap();
+                assert!(left <= 50, "{left}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "late"
+            }),
+        ));
+    let req = Request::get("/wait")
+        .header("x-request-timeout-ms", "50")
+        .body(Body::empty())
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let (status, _, body) = send(app, req).await;
+    assert_eq!(status, 504);
+    assert_eq!(body["code"], "timeout");
+    assert!(
+        started.elapsed() <= Duration::from_millis(60),
+        "{:?}",
+        started.elapsed()
+    );
+}

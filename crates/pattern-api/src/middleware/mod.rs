@@ -36,7 +36,7 @@ pub use panic::{CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
 pub use shed::Slot;
 pub use shed::{LoadShedLayer, LoadShedService};
-pub use timeout::{Deadline, TimeoutLayer, TimeoutService};
+pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
 pub use trace::{TraceLayer, TraceService};
 

@@ -10,8 +10,13 @@ use tower::{Layer, Service};
 use super::BoxFuture;
 use crate::ApiError;
 
+/// The header a caller sets to say how long it will wait (milliseconds),
+/// and that downstream calls should carry on with what is left.
+pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
+
 /// When the request must be answered by; handlers read it from the
-/// request's extensions (`Extension<Deadline>`) to bound their own calls.
+/// request's extensions (`Extension<Deadline>`) to bound their own calls,
+/// and pass it on with [`Deadline::header_value`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
@@ -20,10 +25,16 @@ impl Deadline {
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
     }
+
+    /// The time left as a [`TIMEOUT_HEADER`] value for a downstream call.
+    pub fn header_value(&self) -> http::HeaderValue {
+        http::HeaderValue::from(u64::try_from(self.remaining().as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
 /// Answers a request that takes longer than the timeout with a problem of
-/// the chosen status (503 or 504) and drops its handler.
+/// the chosen status (503 or 504) and drops its handler. A request carrying
+/// [`TIMEOUT_HEADER`] gets the smaller of that and the configured timeout.
 #[derive(Clone, Copy, Debug)]
 pub struct TimeoutLayer {
     timeout: Duration,
@@ -80,6 +91,14 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let TimeoutLayer { timeout, status } = self.layer;
+        // A caller that waits less than the server would tightens the
+        // deadline (propagated from upstream); never loosens it.
+        let timeout = req
+            .headers()
+            .get(TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(timeout, |ms| timeout.min(Duration::from_millis(ms)));
         req.extensions_mut()
             .insert(Deadline(Instant::now() + timeout));
         let future = self.inner.call(req);
