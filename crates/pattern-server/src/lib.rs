@@ -36,8 +36,12 @@
 //! | feature | brings |
 //! | --- | --- |
 //! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
+//! | `openapi` | `docs`: `/openapi.json` and an offline `/docs` page (utoipa, vendored Swagger UI) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod docs;
 pub mod http;
 pub mod ops;
 pub mod registry;
