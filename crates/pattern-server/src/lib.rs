@@ -36,6 +36,7 @@
 //! | feature | brings |
 //! | --- | --- |
 //! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
+//! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
 //! | `openapi` | `docs`: `/openapi.json` and an offline `/docs` page (utoipa, vendored Swagger UI) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -44,5 +45,8 @@
 pub mod docs;
 pub mod http;
 pub mod ops;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod registry;
 pub mod tasks;

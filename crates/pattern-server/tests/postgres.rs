@@ -1,0 +1,97 @@
+//! The pool component against the throwaway PostgreSQL from
+//! `cargo xtask pg` (DATABASE_URL): readiness, bounded waits, an
+//! unreachable database.
+
+#![cfg(feature = "postgres")]
+
+use std::time::Duration;
+
+use pattern_component::component::Component;
+use pattern_component::config::Secret;
+use pattern_component::health::Status;
+use pattern_component::lifecycle::System;
+use pattern_error::Kind;
+use pattern_server::postgres::{Database, PostgresConfig};
+
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("DATABASE_URL must be set under CI=true (cargo xtask ci sets it)")
+        }
+        Err(_) => {
+            eprintln!("skipped: DATABASE_URL is not set (run through `cargo xtask ci`)");
+            None
+        }
+    }
+}
+
+fn config(url: String, pool_size: usize) -> PostgresConfig {
+    PostgresConfig {
+        url: Secret::new(url),
+        pool_size,
+        wait_timeout_ms: 200,
+        ..PostgresConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn the_pool_component_is_ready_and_answers() {
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 4)).unwrap();
+    let running = System::builder()
+        .component(db.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert!(running.health().ready);
+    let connection = db.get().await.unwrap();
+    let row = connection.query_one("SELECT 40 + 2", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+    drop(connection);
+    assert!(running.stop().await.is_clean());
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_fails_fast_as_unavailable() {
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 1)).unwrap();
+    let held = db.get().await.unwrap();
+    let started = std::time::Instant::now();
+    let err = db.get().await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable);
+    assert!(err.retry_after().is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    drop(db.get().await.unwrap());
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_the_start_and_reads_failing() {
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let db = Database::new(&config(format!("postgres://postgres@{free}/postgres"), 2)).unwrap();
+    let err = System::builder()
+        .component(db.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable);
+    assert!(err.to_string().contains("\"database\""), "{err}");
+    assert_eq!(db.health().status, Status::Failing);
+    assert!(
+        !format!("{db:?}").contains("postgres://"),
+        "the URL stays out of Debug"
+    );
+}
