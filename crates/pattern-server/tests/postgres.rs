@@ -95,3 +95,60 @@ async fn an_unreachable_database_fails_the_start_and_reads_failing() {
         "the URL stays out of Debug"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_serializable_transactions_are_retried() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 4)).unwrap();
+    {
+        let c = db.get().await.unwrap();
+        c.batch_execute("DROP TABLE IF EXISTS on_call; CREATE TABLE on_call (doctor text)")
+            .await
+            .unwrap();
+    }
+    // Write skew: each transaction reads the table, then both insert. Under
+    // SERIALIZABLE one of the first attempts must fail with 40001.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let run = |name: &'static str| {
+        let (db, barrier, attempts) = (db.clone(), barrier.clone(), attempts.clone());
+        tokio::spawn(async move {
+            let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            db.transaction(|tx| {
+                let (barrier, attempts, first) = (barrier.clone(), attempts.clone(), first.clone());
+                Box::pin(async move {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let row = tx
+                        .query_one("SELECT count(*) FROM on_call", &[])
+                        .await
+                        .map_err(pattern_server::postgres::db_error)?;
+                    let _seen: i64 = row.get(0);
+                    if first.swap(false, Ordering::SeqCst) {
+                        barrier.wait().await;
+                    }
+                    tx.execute("INSERT INTO on_call VALUES ($1)", &[&name])
+                        .await
+                        .map_err(pattern_server::postgres::db_error)?;
+                    Ok(())
+                })
+            })
+            .await
+        })
+    };
+    let (a, b) = (run("alice"), run("bob"));
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 3,
+        "one transaction was retried"
+    );
+    let c = db.get().await.unwrap();
+    let count: i64 = c
+        .query_one("SELECT count(*) FROM on_call", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2, "both committed in the end");
+}

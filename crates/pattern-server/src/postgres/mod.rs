@@ -145,6 +145,82 @@ impl Database {
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    /// Runs `work` in a SERIALIZABLE transaction and commits it, running it
+    /// again (up to 5 attempts, with exponential backoff from 10 ms) when
+    /// PostgreSQL aborts it for a serialization failure (SQLSTATE 40001) or
+    /// a deadlock (40P01). Any other error rolls back and is returned.
+    ///
+    /// `work` may run more than once: keep side effects outside the
+    /// database out of it. It returns a boxed future borrowing the
+    /// transaction (`|tx| Box::pin(async move { .. })`), which keeps the
+    /// whole call `Send`.
+    pub async fn transaction<T, F>(&self, mut work: F) -> Result<T, Error>
+    where
+        F: for<'t, 'c> FnMut(
+            &'t deadpool_postgres::Transaction<'c>,
+        ) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        const ATTEMPTS: u32 = 5;
+        let mut delay = Duration::from_millis(10);
+        let mut attempt = 1;
+        loop {
+            let mut connection = self.get().await?;
+            let result = async {
+                let tx = connection
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                    .start()
+                    .await
+                    .map_err(db_error)?;
+                let value = work(&tx).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok::<T, Error>(value)
+            }
+            .await;
+            match result {
+                Err(err) if attempt < ATTEMPTS && is_serialization_failure(&err) => {
+                    tracing::debug!(attempt, error = %err.report(), "transaction conflict; retrying");
+                    metrics::counter!("db_transaction_retries_total").increment(1);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Wraps a PostgreSQL error, classified: serialization failures and
+/// deadlocks are transient conflicts, lost connections unavailable.
+pub fn db_error(err: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    let code = err.code().cloned();
+    let kind = match code {
+        Some(c)
+            if c == SqlState::T_R_SERIALIZATION_FAILURE || c == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            Kind::Conflict
+        }
+        Some(c) if c == SqlState::UNIQUE_VIOLATION => Kind::Conflict,
+        Some(_) => Kind::Internal,
+        // No SQLSTATE: the connection itself failed.
+        None => Kind::Unavailable,
+    };
+    let transient =
+        kind == Kind::Conflict && err.code().is_some_and(|c| *c != SqlState::UNIQUE_VIOLATION);
+    Error::with_source(kind, "database error", err).with_transient(transient)
+}
+
+/// Whether `err` is a serialization failure or a deadlock (retryable).
+fn is_serialization_failure(err: &Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+        })
 }
 
 impl std::fmt::Debug for Database {
