@@ -152,3 +152,95 @@ async fn conflicting_serializable_transactions_are_retried() {
         .get(0);
     assert_eq!(count, 2, "both committed in the end");
 }
+
+#[tokio::test]
+async fn migrations_apply_once_and_refuse_a_changed_one() {
+    use pattern_server::postgres::Migration;
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 2)).unwrap();
+    {
+        let c = db.get().await.unwrap();
+        c.batch_execute("DROP TABLE IF EXISTS schema_migrations; DROP TABLE IF EXISTS mig_items")
+            .await
+            .unwrap();
+    }
+    static V1: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "items",
+            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
+        },
+        Migration {
+            version: 2,
+            name: "quantity",
+            sql: "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
+        },
+    ];
+    let first = db.migrate(V1).await.unwrap();
+    assert_eq!(first.applied, [1, 2]);
+    let again = db.migrate(V1).await.unwrap();
+    assert!(again.applied.is_empty(), "idempotent");
+    assert_eq!(again.already, [1, 2]);
+    let c = db.get().await.unwrap();
+    c.execute(
+        "INSERT INTO mig_items (name, quantity) VALUES ('bolt', 3)",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    static CHANGED: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "items",
+            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name varchar(10))",
+        },
+        Migration {
+            version: 3,
+            name: "more",
+            sql: "ALTER TABLE mig_items ADD COLUMN note text",
+        },
+    ];
+    let err = db.migrate(CHANGED).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Conflict);
+    assert!(
+        err.to_string().contains("migration 1 (items) has changed"),
+        "{err}"
+    );
+    let applied: i64 = c
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 2, "nothing applied when one changed");
+
+    // As a component: the start applies pending migrations.
+    static V3: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "items",
+            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
+        },
+        Migration {
+            version: 2,
+            name: "quantity",
+            sql: "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
+        },
+        Migration {
+            version: 3,
+            name: "note",
+            sql: "ALTER TABLE mig_items ADD COLUMN note text",
+        },
+    ];
+    let running = System::builder()
+        .component(db.clone().with_migrations(V3))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    c.execute("UPDATE mig_items SET note = 'ok'", &[])
+        .await
+        .unwrap();
+    running.stop().await;
+}

@@ -14,6 +14,8 @@
 //! | `db_pool_size`, `db_pool_available`, `db_pool_waiting` | gauge |
 //! | `db_pool_wait_seconds` | histogram |
 
+mod migrate;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +29,8 @@ use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
+
+pub use migrate::{Migration, MigrationReport};
 
 /// Pool settings (durations in milliseconds). The URL is a [`Secret`]: it
 /// never shows in logs or configuration dumps.
@@ -67,6 +71,7 @@ impl Default for PostgresConfig {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    migrations: &'static [Migration],
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
 }
@@ -90,9 +95,18 @@ impl Database {
         })?;
         Ok(Self {
             pool,
+            migrations: &[],
             healthy: Arc::new(AtomicBool::new(false)),
             last_error: Arc::default(),
         })
+    }
+
+    /// Applies `migrations` when the component starts (before it reports
+    /// ready); a start fails if one does not apply or an applied one changed.
+    #[must_use]
+    pub fn with_migrations(mut self, migrations: &'static [Migration]) -> Self {
+        self.migrations = migrations;
+        self
     }
 
     /// A connection, waiting at most the wait timeout; the failure is
@@ -240,6 +254,9 @@ impl Component for Database {
     fn start(&self, _ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
         Box::pin(async move {
             self.ping().await?;
+            if !self.migrations.is_empty() {
+                self.migrate(self.migrations).await?;
+            }
             Ok(Running::idle())
         })
     }
