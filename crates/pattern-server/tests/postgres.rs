@@ -244,3 +244,30 @@ async fn migrations_apply_once_and_refuse_a_changed_one() {
         .unwrap();
     running.stop().await;
 }
+
+#[tokio::test]
+async fn an_outage_opens_the_breaker_and_calls_fail_at_once() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let db = Database::new(&config(format!("postgres://postgres@{free}/postgres"), 2)).unwrap();
+    for _ in 0..5 {
+        assert_eq!(db.get().await.unwrap_err().kind(), Kind::Unavailable);
+    }
+    // Open now: rejected without trying to connect, with a retry-after.
+    let started = std::time::Instant::now();
+    let err = db.get().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), Kind::Unavailable);
+    assert!(err.retry_after().is_some());
+    assert!(
+        err.downcast_ref::<pattern_error::breaker::Rejected>()
+            .is_some(),
+        "{err:?}"
+    );
+}

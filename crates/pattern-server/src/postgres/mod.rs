@@ -3,7 +3,8 @@
 //!
 //! [`Database`] wraps the pool. Taking a connection waits at most the
 //! configured wait timeout and fails with [`Kind::Unavailable`] (503 at the
-//! HTTP edge) instead of hanging; it is a request-scoped resource through
+//! HTTP edge) instead of hanging; during an outage a circuit breaker
+//! answers at once; it is a request-scoped resource through
 //! [`Acquire`](pattern_api::extract::Acquire). As a [`Component`] it checks
 //! the database with `SELECT 1` at start, and its health follows what calls
 //! see: a failed connection marks it failing (not ready) until a later
@@ -71,6 +72,7 @@ impl Default for PostgresConfig {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    breaker: pattern_error::breaker::CircuitBreaker,
     migrations: &'static [Migration],
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
@@ -93,8 +95,22 @@ impl Database {
         let pool = pg.create_pool(Some(Runtime::Tokio1), NoTls).map_err(|e| {
             Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e)
         })?;
+        // An outage answers fast: after repeated connection failures the
+        // breaker rejects at once (with a retry-after) and probes now and then.
+        let breaker = pattern_error::breaker::CircuitBreaker::builder("database")
+            .count_window(10)
+            .minimum_calls(5)
+            .failure_rate(0.5)
+            .open_duration(Duration::from_secs(2))
+            .half_open_probes(1)
+            .probe_timeout(Duration::from_millis(
+                config.create_timeout_ms + config.wait_timeout_ms,
+            ))
+            .failure_if(|e| e.kind() == Kind::Unavailable && e.retry_after().is_none())
+            .build()?;
         Ok(Self {
             pool,
+            breaker,
             migrations: &[],
             healthy: Arc::new(AtomicBool::new(false)),
             last_error: Arc::default(),
@@ -110,9 +126,14 @@ impl Database {
     }
 
     /// A connection, waiting at most the wait timeout; the failure is
-    /// [`Kind::Unavailable`] (or [`Kind::Timeout`] when the pool is
-    /// exhausted).
+    /// [`Kind::Unavailable`] (with a retry-after when the pool is only
+    /// exhausted, or when the breaker is open after repeated connection
+    /// failures and rejects at once).
     pub async fn get(&self) -> Result<Object, Error> {
+        self.breaker.call(self.get_from_pool()).await
+    }
+
+    async fn get_from_pool(&self) -> Result<Object, Error> {
         let started = Instant::now();
         let result = self.pool.get().await;
         metrics::histogram!("db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
