@@ -409,7 +409,7 @@ fn invalid_settings_are_refused_with_the_reason() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn registry_stays_bounded_and_keeps_open_breakers() {
+async fn registry_stays_bounded_under_a_flood_of_keys() {
     use pattern_error::breaker::Registry;
     let registry = Registry::new(small(), 32).unwrap();
     let hot = registry.get(&0u32);
@@ -419,10 +419,8 @@ async fn registry_stays_bounded_and_keeps_open_breakers() {
         assert!(registry.len() <= 32);
     }
     assert_eq!(registry.len(), registry.capacity());
-    // The open breaker had second chances; a flood of keys is likely to
-    // have evicted it only after every closed one went.
-    let again = registry.get(&0u32);
-    assert!(again.state() == State::ForcedOpen || again.state() == State::Closed);
+    // Which breaker goes is decided by the clock hand; registry.rs's unit
+    // tests pin that down.
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,18 +4,9 @@
 //! Without `DATABASE_URL` the test reports itself skipped, and fails under
 //! `CI=true`, where the cluster must be there.
 
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("DATABASE_URL must be set under CI=true (cargo xtask ci sets it)")
-        }
-        Err(_) => {
-            eprintln!("skipped: DATABASE_URL is not set (run through `cargo xtask ci`)");
-            None
-        }
-    }
-}
+mod common;
+
+use common::database_url;
 
 #[tokio::test]
 async fn throwaway_cluster_answers_a_query() {

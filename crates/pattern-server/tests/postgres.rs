@@ -13,18 +13,9 @@ use pattern_component::lifecycle::System;
 use pattern_error::Kind;
 use pattern_server::postgres::{Database, PostgresConfig};
 
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("DATABASE_URL must be set under CI=true (cargo xtask ci sets it)")
-        }
-        Err(_) => {
-            eprintln!("skipped: DATABASE_URL is not set (run through `cargo xtask ci`)");
-            None
-        }
-    }
-}
+mod common;
+
+use common::database_url;
 
 fn config(url: String, pool_size: usize) -> PostgresConfig {
     PostgresConfig {

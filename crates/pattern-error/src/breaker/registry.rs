@@ -191,3 +191,62 @@ impl<K> fmt::Debug for Registry<K> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::CircuitBreaker;
+
+    fn slot(key: u32, referenced: bool, open: bool, last_used: Instant) -> Slot<u32> {
+        let breaker = CircuitBreaker::builder("t").build().unwrap();
+        if open {
+            breaker.force_open();
+        }
+        Slot {
+            key,
+            breaker,
+            referenced,
+            last_used,
+        }
+    }
+
+    fn shard(slots: Vec<Slot<u32>>) -> Shard<u32> {
+        let index = slots.iter().enumerate().map(|(i, s)| (s.key, i)).collect();
+        Shard {
+            capacity: slots.len(),
+            slots,
+            index,
+            hand: 0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_victim_is_unreferenced_and_closed_first() {
+        let now = Instant::now();
+        let mut s = shard(vec![
+            slot(0, false, true, now), // open: a second chance
+            slot(1, true, false, now), // recently used: a second chance
+            slot(2, false, false, now),
+        ]);
+        assert_eq!(s.victim(now, Duration::from_secs(60)), 2);
+        // The hand cleared slot 1's reference on the way: it goes next.
+        assert_eq!(s.victim(now, Duration::from_secs(60)), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_breaker_goes_even_when_open() {
+        let old = Instant::now();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        let now = Instant::now();
+        let mut s = shard(vec![slot(0, true, false, now), slot(1, true, true, old)]);
+        assert_eq!(s.victim(now, Duration::from_secs(60)), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_breaker_is_open_the_hand_decides() {
+        let now = Instant::now();
+        let mut s = shard(vec![slot(0, true, true, now), slot(1, true, true, now)]);
+        // Two sweeps find nothing to spare; the hand's slot goes.
+        assert_eq!(s.victim(now, Duration::from_secs(60)), 0);
+    }
+}
