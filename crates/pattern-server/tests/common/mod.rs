@@ -3,7 +3,7 @@
 /// `DATABASE_URL`, which `cargo xtask ci` sets after starting a throwaway
 /// cluster. Without it the test reports itself skipped, except under
 /// `CI=true`, where the cluster must be there.
-pub fn database_url() -> Option<String> {
+pub(crate) fn database_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) => Some(url),
         Err(_) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
