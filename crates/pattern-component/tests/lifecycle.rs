@@ -507,3 +507,35 @@ async fn a_component_serves_on_the_listener_it_was_handed() {
     assert_eq!(&buf, b"hello");
     assert!(running.stop().await.is_clean());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_health_handle_reports_once_attached() {
+    let log = Log::default();
+    let health = pattern_component::lifecycle::HealthHandle::detached();
+    let before = health.health();
+    assert!(
+        before.live && !before.ready,
+        "not ready before a system exists"
+    );
+
+    let system = System::builder()
+        .component(probe("db", &log))
+        .health_handle(&health)
+        .build()
+        .unwrap();
+    assert!(!health.health().ready, "built but not started");
+    let running = system.start().await.unwrap();
+    let after = health.health();
+    assert!(after.ready, "{after:?}");
+    assert_eq!(after.components[0].name, "db");
+
+    // One handle reports one system.
+    let again = System::builder()
+        .component(probe("other", &log))
+        .health_handle(&health)
+        .build()
+        .unwrap_err();
+    assert_eq!(again.kind(), Kind::Conflict);
+    running.stop().await;
+    assert!(!health.health().ready, "stopped");
+}

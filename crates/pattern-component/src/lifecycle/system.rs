@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use pattern_error::{Error, Kind};
@@ -105,6 +105,7 @@ pub struct SystemBuilder {
     strategy: Strategy,
     intensity: Intensity,
     backoff: (Duration, Duration),
+    health: Option<HealthHandle>,
 }
 
 impl std::fmt::Debug for SystemBuilder {
@@ -186,9 +187,20 @@ impl SystemBuilder {
         self
     }
 
+    /// Makes `handle` (from [`HealthHandle::detached`]) report this
+    /// system's health once built. This breaks the circle where a component
+    /// (an HTTP server) serves health routes about the system it belongs to:
+    /// build the routes from a detached handle, then attach it here.
+    pub fn health_handle(mut self, handle: &HealthHandle) -> Self {
+        self.health = Some(handle.clone());
+        self
+    }
+
     /// Checks the system: unique names, known dependencies, no cycle, no
     /// port conflict. Fails with [`Kind::InvalidInput`] naming the
-    /// components at fault.
+    /// components at fault, or [`Kind::Conflict`] if the handle given to
+    /// [`health_handle`](Self::health_handle) already reports another
+    /// system.
     pub fn build(self) -> Result<System, Error> {
         let nodes: Vec<(String, Vec<String>)> = self
             .components
@@ -224,7 +236,24 @@ impl SystemBuilder {
             backoff: self.backoff,
         });
         let shared = Arc::new(Shared::new(&plan));
-        Ok(System { plan, shared })
+        let health = self.health.unwrap_or_else(HealthHandle::detached);
+        health
+            .bound
+            .set(Bound {
+                plan: plan.clone(),
+                shared: shared.clone(),
+            })
+            .map_err(|_| {
+                Error::new(
+                    Kind::Conflict,
+                    "the health handle already reports another system",
+                )
+            })?;
+        Ok(System {
+            plan,
+            shared,
+            health,
+        })
     }
 }
 
@@ -233,6 +262,7 @@ impl SystemBuilder {
 pub struct System {
     pub(crate) plan: Arc<Plan>,
     shared: Arc<Shared>,
+    health: HealthHandle,
 }
 
 impl System {
@@ -247,15 +277,13 @@ impl System {
             strategy: Strategy::default(),
             intensity: Intensity::default(),
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
+            health: None,
         }
     }
 
     /// A handle reading the system's health, before and after it starts.
     pub fn health_handle(&self) -> HealthHandle {
-        HealthHandle {
-            plan: self.plan.clone(),
-            shared: self.shared.clone(),
-        }
+        self.health.clone()
     }
 
     /// The component names in start order.
@@ -285,6 +313,7 @@ impl System {
             ports,
             shutdown,
             task,
+            health: self.health,
         })
     }
 
@@ -363,6 +392,7 @@ pub struct RunningSystem {
     ports: Ports,
     shutdown: CancellationToken,
     task: JoinHandle<StopSummary>,
+    health: HealthHandle,
 }
 
 impl RunningSystem {
@@ -405,10 +435,7 @@ impl RunningSystem {
 
     /// A handle reading this system's health, for health routes.
     pub fn health_handle(&self) -> HealthHandle {
-        HealthHandle {
-            plan: self.plan.clone(),
-            shared: self.shared.clone(),
-        }
+        self.health.clone()
     }
 
     /// Waits until the system stops (its token cancelled, or the supervisor
@@ -469,17 +496,46 @@ pub(crate) fn start_error(name: &str, cause: Result<Error, Duration>) -> Error {
 /// system starts, for instance); cloning shares it. Before the system has
 /// started, every component reports failing ("pending"), so readiness is
 /// false until the start completes.
+///
+/// A handle can also exist before its system: [`detached`](Self::detached)
+/// makes one that reports live but not ready until
+/// [`SystemBuilder::health_handle`] attaches it to a system.
 #[derive(Clone)]
 pub struct HealthHandle {
+    bound: Arc<OnceLock<Bound>>,
+}
+
+/// The system a [`HealthHandle`] reports on.
+struct Bound {
     plan: Arc<Plan>,
     shared: Arc<Shared>,
 }
 
 impl HealthHandle {
+    /// A handle attached to no system yet: live, not ready (one pseudo
+    /// component, `system`, failing with "not built").
+    pub fn detached() -> Self {
+        Self {
+            bound: Arc::new(OnceLock::new()),
+        }
+    }
+
     /// Liveness and readiness over every component. A component that is not
     /// running counts as failing. Changes since the last call are recorded
     /// in the `component_health` gauge and logged.
     pub fn health(&self) -> SystemHealth {
+        let Some(bound) = self.bound.get() else {
+            return SystemHealth::from_components(
+                true,
+                [("system".to_owned(), Health::failing("not built"))],
+            );
+        };
+        bound.health()
+    }
+}
+
+impl Bound {
+    fn health(&self) -> SystemHealth {
         let states = self
             .shared
             .states
