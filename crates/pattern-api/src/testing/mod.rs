@@ -44,13 +44,18 @@ enum Target {
     InProcess(Router),
     Socket {
         addr: SocketAddr,
-        server: tokio::task::JoinHandle<()>,
+        /// The server this client started, if it did.
+        server: Option<tokio::task::JoinHandle<()>>,
     },
 }
 
 impl Drop for TestClient {
     fn drop(&mut self) {
-        if let Target::Socket { server, .. } = &self.target {
+        if let Target::Socket {
+            server: Some(server),
+            ..
+        } = &self.target
+        {
             server.abort();
         }
     }
@@ -82,7 +87,18 @@ impl TestClient {
             }
         });
         Self {
-            target: Target::Socket { addr, server },
+            target: Target::Socket {
+                addr,
+                server: Some(server),
+            },
+        }
+    }
+
+    /// Sends requests over TCP to a server already listening at `addr`
+    /// (a service started on port 0 by the test, or another process).
+    pub fn connect(addr: SocketAddr) -> Self {
+        Self {
+            target: Target::Socket { addr, server: None },
         }
     }
 

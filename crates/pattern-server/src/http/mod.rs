@@ -61,6 +61,7 @@ pub struct HttpServer {
     name: String,
     config: ServerConfig,
     router: Router,
+    dependencies: Vec<String>,
     last_drain: Arc<Mutex<Option<DrainReport>>>,
 }
 
@@ -71,8 +72,18 @@ impl HttpServer {
             name: name.into(),
             config,
             router,
+            dependencies: Vec::new(),
             last_drain: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Starts after the component `name` (and so stops before it): the
+    /// server accepts requests only once what its handlers use is up, and
+    /// stops accepting before that goes down.
+    #[must_use]
+    pub fn after(mut self, name: impl Into<String>) -> Self {
+        self.dependencies.push(name.into());
+        self
     }
 
     /// What the last stop's drain did.
@@ -87,6 +98,10 @@ impl HttpServer {
 impl Component for HttpServer {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn dependencies(&self) -> Vec<String> {
+        self.dependencies.clone()
     }
 
     fn ports(&self) -> Vec<PortSpec> {

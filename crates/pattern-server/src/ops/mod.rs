@@ -69,8 +69,16 @@ fn build(health: HealthHandle, render: Option<Render>) -> axum::Router {
     routes.build().0
 }
 
+#[cfg(feature = "prometheus")]
+mod prometheus;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use prometheus::Prometheus;
+
 /// Installs the Prometheus recorder as the global `metrics` recorder and
-/// returns its handle (`handle.render()` is the `/metrics` body).
+/// returns its handle (`handle.render()` is the `/metrics` body). Nothing
+/// runs the recorder's upkeep: prefer the [`Prometheus`] component, which
+/// does, and flushes at shutdown.
 ///
 /// Fails with [`Kind::Conflict`](pattern_error::Kind::Conflict) if a
 /// recorder is already installed.
