@@ -1,0 +1,179 @@
+//! The `/v1` routes, described for OpenAPI as they are declared.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use garde::Validate;
+use patterns::api::extract::{Valid, ValidQuery};
+use patterns::api::response::Envelope;
+use patterns::api::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::store::{Item, NewItem, Store};
+
+/// The document's fixed parts; the paths come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "reference-service",
+        description = "An inventory API built from the patterns crates. Successes are `{\"data\", \"meta\"}` envelopes; errors are RFC 9457 `application/problem+json`.",
+        version = "1"
+    ),
+    tags((name = "items", description = "The inventory"), (name = "demo", description = "Timeouts and panics, on purpose"))
+)]
+pub(crate) struct ApiDoc;
+
+/// The `/v1` routes and their OpenAPI document.
+pub(crate) fn routes(store: Store) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_item, list_items))
+        .routes(routes!(get_item, delete_item))
+        .routes(routes!(delay))
+        .routes(routes!(panic))
+        .with_state(store)
+}
+
+/// Creates an item.
+#[utoipa::path(
+    post, path = "/v1/items", tag = "items",
+    request_body = NewItem,
+    responses(
+        (status = 201, description = "Created; `data` is the item", body = Item),
+        (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each listed in `errors`", content_type = "application/problem+json"),
+    )
+)]
+async fn create_item(
+    State(store): State<Store>,
+    Valid(new): Valid<NewItem>,
+) -> Result<Envelope<Item>, ApiError> {
+    Ok(Envelope::created(store.create(new).await?))
+}
+
+/// Reads an item.
+#[utoipa::path(
+    get, path = "/v1/items/{id}", tag = "items",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "`data` is the item", body = Item),
+        (status = 404, description = "No such item", content_type = "application/problem+json"),
+    )
+)]
+async fn get_item(
+    State(store): State<Store>,
+    Path(id): Path<i64>,
+) -> Result<Envelope<Item>, ApiError> {
+    Ok(Envelope::ok(store.get(id).await?))
+}
+
+/// Deletes an item.
+#[utoipa::path(
+    delete, path = "/v1/items/{id}", tag = "items",
+    params(("id" = i64, Path, description = "The item's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such item", content_type = "application/problem+json"),
+    )
+)]
+async fn delete_item(
+    State(store): State<Store>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    store.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The query of `GET /v1/items`.
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+pub(crate) struct ListQuery {
+    /// Items per page, 1 to 100 (20 when absent).
+    #[garde(range(min = 1, max = 100))]
+    limit: Option<i64>,
+    /// `meta.next_cursor` of the previous page.
+    #[garde(skip)]
+    cursor: Option<String>,
+}
+
+/// Lists items in creation order, a page at a time.
+#[utoipa::path(
+    get, path = "/v1/items", tag = "items",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`data` is a page of items; `meta.next_cursor` continues it (null on the last page)", body = [Item]),
+        (status = 422, description = "`limit` or `cursor` invalid", content_type = "application/problem+json"),
+    )
+)]
+async fn list_items(
+    State(store): State<Store>,
+    ValidQuery(query): ValidQuery<ListQuery>,
+) -> Result<Envelope<Vec<Item>>, ApiError> {
+    let after = match &query.cursor {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid(vec![FieldError {
+                    field: "cursor".to_owned(),
+                    message: "not a cursor this service gave out".to_owned(),
+                    code: "invalid".to_owned(),
+                }])
+            })?,
+    };
+    let limit = query
+        .limit
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(20);
+    let page = store.list(after, limit).await?;
+    Ok(Envelope::page(
+        page.items,
+        page.next_after.map(|id| id.to_string()),
+    ))
+}
+
+/// The query of `GET /v1/demo/delay`.
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+pub(crate) struct DelayQuery {
+    /// How long to wait, 0 to 10 000 ms.
+    #[garde(range(min = 0, max = 10_000))]
+    ms: i64,
+}
+
+/// What `GET /v1/demo/delay` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Waited {
+    /// How long it waited.
+    waited_ms: i64,
+}
+
+/// Waits, then answers; past the request timeout the answer is 504.
+#[utoipa::path(
+    get, path = "/v1/demo/delay", tag = "demo",
+    params(DelayQuery),
+    responses(
+        (status = 200, description = "Waited", body = Waited),
+        (status = 504, description = "Slower than the request timeout", content_type = "application/problem+json"),
+    )
+)]
+async fn delay(ValidQuery(query): ValidQuery<DelayQuery>) -> Envelope<Waited> {
+    tokio::time::sleep(Duration::from_millis(query.ms.unsigned_abs())).await;
+    Envelope::ok(Waited {
+        waited_ms: query.ms,
+    })
+}
+
+/// Panics; the answer is a 500 problem that says nothing of the panic.
+#[utoipa::path(
+    get, path = "/v1/demo/panic", tag = "demo",
+    responses((status = 500, description = "The handler panicked", content_type = "application/problem+json"))
+)]
+async fn panic() -> StatusCode {
+    panic!("demo panic: internal state 0xDEADBEEF must not leak")
+}

@@ -1,0 +1,150 @@
+//! The reference service's settings: defaults, then an optional
+//! `reference-service.toml`, then `REFSVC_` environment variables (`__`
+//! nests: `REFSVC_SERVER__ADDR=127.0.0.1:0`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use garde::Validate;
+use patterns::component::config::{ConfigError, Loaded, Loader, Secret};
+use patterns::server::http::ServerConfig;
+use patterns::server::postgres::PostgresConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything the service reads at start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Config {
+    /// Listening, timeouts and limits of the HTTP edge.
+    #[garde(dive)]
+    pub server: Server,
+    /// Rate limiting per client IP.
+    #[garde(dive)]
+    pub limits: Limits,
+    /// PostgreSQL; without it items are kept in memory.
+    #[garde(dive)]
+    pub database: Option<PostgresConfig>,
+    /// The admin routes; off without a token.
+    #[garde(dive)]
+    pub admin: Admin,
+    /// The item store and its expiry sweeper.
+    #[garde(dive)]
+    pub store: Store,
+}
+
+/// The HTTP edge: the server's own settings plus the request chain's.
+#[derive(Clone, Debug, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Server {
+    /// Address, protocols, connection limit, header timeout, drain deadline.
+    #[serde(flatten)]
+    #[garde(dive)]
+    pub http: ServerConfig,
+    /// Requests slower than this are answered 504.
+    #[garde(range(min = 1, max = 600_000))]
+    pub request_timeout_ms: u64,
+    /// The largest request body accepted (413 beyond).
+    #[garde(range(min = 1, max = 104_857_600))]
+    pub body_limit_bytes: usize,
+    /// Requests handled at once; the excess is shed with 503.
+    #[garde(range(min = 1, max = 1_000_000))]
+    pub concurrency_limit: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            http: ServerConfig::default(),
+            request_timeout_ms: 5_000,
+            body_limit_bytes: 64 * 1024,
+            concurrency_limit: 512,
+        }
+    }
+}
+
+/// Rate limiting per client IP address.
+#[derive(Clone, Debug, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Limits {
+    /// Sustained requests per second per client.
+    #[garde(range(min = 1, max = 10_000_000))]
+    pub requests_per_second: u32,
+    /// Requests a client may send at once above the sustained rate.
+    #[garde(range(min = 1, max = 10_000_000))]
+    pub burst: u32,
+    /// Clients tracked at most (the least recently seen are forgotten).
+    #[garde(range(min = 1, max = 10_000_000))]
+    pub max_clients: usize,
+}
+
+impl Default for Limits {
+    /// Generous: 1000 per second with bursts of 2000, 100 000 clients.
+    fn default() -> Self {
+        Self {
+            requests_per_second: 1_000,
+            burst: 2_000,
+            max_clients: 100_000,
+        }
+    }
+}
+
+/// The admin routes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Admin {
+    /// The bearer token `/admin/processes` requires; no token, no routes.
+    #[garde(custom(long_enough))]
+    pub token: Option<Secret<String>>,
+}
+
+/// A token short enough to guess is refused at start.
+fn long_enough(token: &Option<Secret<String>>, _: &()) -> garde::Result {
+    match token {
+        Some(token) if token.expose().len() < 16 => Err(garde::Error::new(
+            "the admin token must have at least 16 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The item store.
+#[derive(Clone, Debug, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Store {
+    /// Items kept at most in memory (a create beyond answers 503).
+    #[garde(range(min = 1, max = 100_000_000))]
+    pub max_items: usize,
+    /// Items older than this are removed by the sweeper.
+    #[garde(range(min = 1))]
+    pub item_ttl_secs: u64,
+    /// How often the sweeper runs.
+    #[garde(range(min = 10, max = 86_400_000))]
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Store {
+    /// 100 000 items, kept a day, swept every minute.
+    fn default() -> Self {
+        Self {
+            max_items: 100_000,
+            item_ttl_secs: 86_400,
+            sweep_interval_ms: 60_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, `file` if it exists, and `REFSVC_` variables, then
+    /// validates; every problem is reported with its origin.
+    pub fn load(file: impl AsRef<Path>) -> Result<Loaded<Self>, ConfigError> {
+        Loader::new(Self::default())
+            .file(file.as_ref())
+            .env_prefix("REFSVC_")
+            .load()
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.request_timeout_ms)
+    }
+}

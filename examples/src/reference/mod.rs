@@ -1,0 +1,212 @@
+//! The reference service: a small inventory API built only from the
+//! patterns crates (`cargo run --example reference-service`).
+//!
+//! | piece | from |
+//! | --- | --- |
+//! | configuration: defaults, `reference-service.toml`, `REFSVC_` variables, validated | `patterns::component::config` |
+//! | components started in dependency order, stopped in reverse, health | `patterns::component::lifecycle` |
+//! | HTTP server, connection limit, header timeout, graceful drain | `patterns::server::http` |
+//! | request id, tracing, metrics, problem+json, panics, shedding, rate limit per client IP, timeout, body limit | `patterns::api::stack::ApiStack` |
+//! | envelopes, validation (422 per field), problem+json errors | `patterns::api` |
+//! | `/health/live`, `/health/ready`, `/metrics` | `patterns::server::ops` |
+//! | `/openapi.json`, `/docs` (offline) | `patterns::server::docs` |
+//! | `/admin/processes` behind a bearer token, the expiry sweeper | `patterns::server::registry` |
+//! | PostgreSQL pool, migrations, breaker (when configured) | `patterns::server::postgres` |
+//!
+//! Start order: `metrics`, `database` (when configured), `processes`,
+//! `http`; stop order the reverse: the server stops accepting and drains
+//! first, the pool closes after the last request, the metrics flush last.
+
+mod api;
+mod config;
+mod processes;
+mod store;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use patterns::api::middleware::RateLimitLayer;
+use patterns::api::stack::ApiStack;
+use patterns::component::lifecycle::{
+    ComponentOptions, HealthHandle, RunningSystem, StopSummary, System,
+};
+use patterns::error::{Error, Kind};
+use patterns::network::flow::rate::Quota;
+use patterns::server::docs;
+use patterns::server::http::HttpServer;
+use patterns::server::ops::{self, Prometheus};
+use patterns::server::postgres::Database;
+use patterns::server::registry::{ProcessRegistry, admin_router};
+
+pub use config::{Admin, Config, Limits, Server, Store as StoreConfig};
+pub use store::{Item, NewItem};
+
+use processes::Processes;
+use store::Store;
+
+/// A running reference service.
+#[derive(Debug)]
+pub struct Service {
+    addr: SocketAddr,
+    storage: &'static str,
+    routes: Vec<String>,
+    running: RunningSystem,
+}
+
+/// The process-wide Prometheus recorder, installed on first use (services
+/// started in one process share it).
+fn prometheus() -> Result<Prometheus, Error> {
+    static RECORDER: Mutex<Option<Prometheus>> = Mutex::new(None);
+    let mut slot = RECORDER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(prometheus) = &*slot {
+        return Ok(prometheus.clone());
+    }
+    let prometheus = Prometheus::install()?;
+    *slot = Some(prometheus.clone());
+    Ok(prometheus)
+}
+
+fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
+    NonZeroU32::new(value)
+        .ok_or_else(|| Error::new(Kind::InvalidInput, format!("{what} must be at least 1")))
+}
+
+impl Service {
+    /// Starts the service: every component up and the port bound, or an
+    /// error naming what failed (and nothing left running).
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let prometheus = prometheus()?;
+        let (store, database) = match &config.database {
+            Some(pg) => {
+                let db = Database::new(pg)?.with_migrations(store::MIGRATIONS);
+                (Store::Postgres(db.clone()), Some(db))
+            }
+            None => (Store::memory(config.store.max_items), None),
+        };
+        let registry = ProcessRegistry::new();
+        let health = HealthHandle::detached();
+
+        let (v1, openapi) = api::routes(store.clone()).split_for_parts();
+        let routes = route_lines(&openapi);
+        let render = prometheus.clone();
+        let mut app = Router::new()
+            .merge(v1)
+            .merge(docs::routes(openapi))
+            .merge(ops::with_metrics(health.clone(), move || render.render()));
+        if let Some(token) = &config.admin.token {
+            app = app.merge(admin_router(registry.clone(), token.clone()));
+        }
+        let quota = Quota::per_second(non_zero(
+            config.limits.requests_per_second,
+            "limits.requests_per_second",
+        )?)
+        .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
+        let app = ApiStack::new()
+            .request_timeout(config.request_timeout())
+            .body_limit(config.server.body_limit_bytes)
+            .concurrency_limit(config.server.concurrency_limit)
+            .rate_limit(RateLimitLayer::per_client_ip(
+                quota,
+                config.limits.max_clients,
+            ))
+            .apply(app);
+
+        let mut server = HttpServer::new("http", config.server.http.clone(), app)
+            .after("metrics")
+            .after("processes");
+        let mut after_store = Vec::new();
+        let mut builder = System::builder()
+            .health_handle(&health)
+            .shutdown_timeout(config.server.http.drain_deadline() + Duration::from_secs(30))
+            .component(prometheus);
+        if let Some(db) = database {
+            builder = builder.component(db);
+            server = server.after("database");
+            after_store.push("database".to_owned());
+        }
+        let drain = config.server.http.drain_deadline();
+        let running = builder
+            .component(Processes {
+                registry,
+                store,
+                ttl: Duration::from_secs(config.store.item_ttl_secs),
+                every: Duration::from_millis(config.store.sweep_interval_ms),
+                dependencies: after_store,
+            })
+            .component_with(
+                server,
+                ComponentOptions::default().stop_timeout(drain + Duration::from_secs(2)),
+            )
+            .build()?
+            .start()
+            .await?;
+        let addr = running
+            .addr("http", "http")
+            .ok_or_else(|| Error::new(Kind::Internal, "the server's port was not bound"))?;
+        Ok(Self {
+            addr,
+            storage: if config.database.is_some() {
+                "postgres"
+            } else {
+                "memory"
+            },
+            routes,
+            running,
+        })
+    }
+
+    /// The address it listens on (the real port when configured with 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where items are kept: `"memory"` or `"postgres"`.
+    pub fn storage(&self) -> &'static str {
+        self.storage
+    }
+
+    /// The `/v1` routes, one `METHOD PATH` line each, from the OpenAPI
+    /// document.
+    pub fn routes(&self) -> &[String] {
+        &self.routes
+    }
+
+    /// Stops it: the server drains first, components stop in reverse.
+    pub async fn stop(self) -> StopSummary {
+        self.running.stop().await
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops as [`stop`](Self::stop).
+    pub async fn until_signal(self) -> StopSummary {
+        self.running.until_signal().await
+    }
+
+    /// The components and their states.
+    pub fn running(&self) -> &RunningSystem {
+        &self.running
+    }
+}
+
+/// `METHOD  PATH` for every operation of the document.
+fn route_lines(openapi: &utoipa::openapi::OpenApi) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (path, item) in &openapi.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ];
+        let methods: Vec<&str> = methods
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(m, _)| *m)
+            .collect();
+        lines.push(format!("{:<12} {path}", methods.join(", ")));
+    }
+    lines
+}
