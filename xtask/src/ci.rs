@@ -113,10 +113,12 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         let note = match &cluster {
             Some(cluster) => {
                 cmd.env("DATABASE_URL", cluster.url());
+                cmd.env(pg::CTL_VAR, cluster.ctl());
                 "with PostgreSQL".to_owned()
             }
             None => {
                 cmd.env_remove("DATABASE_URL");
+                cmd.env_remove(pg::CTL_VAR);
                 "DB tests SKIPPED: no PostgreSQL server binaries".to_owned()
             }
         };

@@ -18,7 +18,7 @@ usage: cargo xtask <command>
 
 commands:
   ci                 fmt, clippy, feature builds, tests (with PostgreSQL), docs, cargo-deny
-  pg start           start a throwaway PostgreSQL cluster and print its DATABASE_URL
+  pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster
   bench [--bench NAME] [ARGS]

@@ -20,11 +20,21 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not
 #[derive(Debug)]
 pub(crate) struct Cluster {
     url: String,
+    ctl: PathBuf,
 }
+
+/// The variable naming the script that stops and starts the cluster in
+/// place (`$PATTERNS_PG_CTL stop|start`), for the database outage tests.
+pub(crate) const CTL_VAR: &str = "PATTERNS_PG_CTL";
 
 impl Cluster {
     pub(crate) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The control script (see [`CTL_VAR`]).
+    pub(crate) fn ctl(&self) -> &Path {
+        &self.ctl
     }
 }
 
@@ -134,17 +144,58 @@ pub(crate) fn start() -> Result<Option<Cluster>, String> {
          -c synchronous_commit=off -c max_connections=200",
         socket.display()
     );
+    let log = dir.join("postgres.log");
     output(
         pg_command(&bin, "pg_ctl", as_postgres)
             .args(["-w", "-t", "60", "-D"])
             .arg(&data)
             .arg("-l")
-            .arg(dir.join("postgres.log"))
+            .arg(&log)
             .args(["-o", &options, "start"]),
     )?;
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     std::fs::write(url_file(), &url).map_err(|e| format!("writing the url file: {e}"))?;
-    Ok(Some(Cluster { url }))
+    let ctl = write_ctl(&bin, as_postgres, &data, &log, &options)?;
+    Ok(Some(Cluster { url, ctl }))
+}
+
+/// Quotes `text` for a POSIX shell.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Writes `target/pg/ctl`: `ctl stop` stops the cluster keeping its data,
+/// `ctl start` starts it again on the same port.
+fn write_ctl(
+    bin: &Path,
+    as_postgres: bool,
+    data: &Path,
+    log: &Path,
+    options: &str,
+) -> Result<PathBuf, String> {
+    let pg_ctl = sh_quote(&bin.join("pg_ctl").display().to_string());
+    let prefix = if as_postgres {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
+    let data = sh_quote(&data.display().to_string());
+    let script = format!(
+        "#!/bin/sh\n\
+         # Stops or starts the throwaway PostgreSQL cluster in place (written by `cargo xtask pg`).\n\
+         set -e\n\
+         case \"$1\" in\n\
+         \x20 stop) exec {prefix}{pg_ctl} -w -t 60 -m fast -D {data} stop ;;\n\
+         \x20 start) exec {prefix}{pg_ctl} -w -t 60 -D {data} -l {log} -o {options} start ;;\n\
+         \x20 *) echo \"usage: $0 stop|start\" >&2; exit 2 ;;\n\
+         esac\n",
+        log = sh_quote(&log.display().to_string()),
+        options = sh_quote(options),
+    );
+    let path = dir().join("ctl");
+    std::fs::write(&path, script).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    run(Command::new("chmod").arg("755").arg(&path))?;
+    Ok(path)
 }
 
 /// Stops the cluster if one runs, and deletes its files.
@@ -169,6 +220,7 @@ pub(crate) fn stop() -> Result<(), String> {
 pub(crate) fn start_command() -> Result<(), String> {
     match start()? {
         Some(cluster) => {
+            println!("{CTL_VAR}={}", cluster.ctl().display());
             println!("DATABASE_URL={}", cluster.url());
             // Keep it running: the cluster outlives this command.
             std::mem::forget(cluster);
