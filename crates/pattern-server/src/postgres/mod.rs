@@ -239,12 +239,19 @@ pub fn db_error(err: tokio_postgres::Error) -> Error {
             Kind::Conflict
         }
         Some(c) if c == SqlState::UNIQUE_VIOLATION => Kind::Conflict,
+        // The server is going away or not accepting yet (57P01..57P03),
+        // or the connection broke (class 08): an outage, not a bug.
+        Some(c) if c.code().starts_with("57P") || c.code().starts_with("08") => Kind::Unavailable,
         Some(_) => Kind::Internal,
         // No SQLSTATE: the connection itself failed.
         None => Kind::Unavailable,
     };
-    let transient =
-        kind == Kind::Conflict && err.code().is_some_and(|c| *c != SqlState::UNIQUE_VIOLATION);
+    // A unique violation stays a conflict on retry; a serialization
+    // failure or a deadlock does not, nor (once it is back) an outage.
+    let transient = match kind {
+        Kind::Conflict => err.code().is_some_and(|c| *c != SqlState::UNIQUE_VIOLATION),
+        other => other.is_transient(),
+    };
     Error::with_source(kind, "database error", err).with_transient(transient)
 }
 
