@@ -36,7 +36,10 @@ fn bare_pool(url: &str) -> Pool {
     config.url = Some(url.to_owned());
     config.pool = Some(pool);
     config
-        .create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
         .unwrap()
 }
 

@@ -1,0 +1,32 @@
+//! The scenarios, in the order they run.
+
+mod bad_input;
+mod key_flood;
+mod outage;
+mod overload;
+mod shutdown;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::{Ctx, Report};
+
+type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Report> + 'a>>;
+
+/// Every scenario by name.
+pub(crate) const ALL: &[(&str, Scenario)] = &[
+    ("shutdown", |ctx| Box::pin(shutdown::run(ctx))),
+    ("overload", |ctx| Box::pin(overload::run(ctx))),
+    ("bad-input", |ctx| Box::pin(bad_input::run(ctx))),
+    ("outage", |ctx| Box::pin(outage::run(ctx))),
+    ("key-flood", |ctx| Box::pin(key_flood::run(ctx))),
+];
+
+/// Settings every scenario starts the service with: rate limits out of the
+/// way (all clients share 127.0.0.1) unless a scenario sets its own.
+pub(crate) fn base_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("REFSVC_LIMITS__REQUESTS_PER_SECOND", "10000000".to_owned()),
+        ("REFSVC_LIMITS__BURST", "10000000".to_owned()),
+    ]
+}

@@ -1,0 +1,304 @@
+//! A database outage under a steady write load: PostgreSQL (the throwaway
+//! cluster of `cargo xtask pg`) is stopped for 5 s and started again.
+//! During the outage writes fail fast with a 503 problem and readiness is
+//! false; after it the service recovers within 5 s without restarting;
+//! every write answered 201 is in the database afterwards.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::client::Conn;
+use crate::service::Service;
+use crate::stats::{Samples, ms};
+use crate::{Ctx, Report};
+
+const OUTAGE: Duration = Duration::from_secs(5);
+const WRITERS: usize = 8;
+
+fn ctl(script: &str, action: &str) -> Result<(), String> {
+    let status = Command::new(script)
+        .arg(action)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("{script} {action}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{script} {action}: {status}"))
+    }
+}
+
+/// A database of its own on the cluster; returns its URL.
+async fn fresh_database(url: &str) -> Result<String, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connecting to DATABASE_URL: {e}"))?;
+    tokio::spawn(connection);
+    // Two statements: CREATE DATABASE cannot share an implicit transaction.
+    for statement in [
+        "DROP DATABASE IF EXISTS reliability_outage WITH (FORCE)",
+        "CREATE DATABASE reliability_outage",
+    ] {
+        client
+            .batch_execute(statement)
+            .await
+            .map_err(|e| format!("{statement}: {e:?}"))?;
+    }
+    let base = url
+        .rsplit_once('/')
+        .ok_or("DATABASE_URL has no database name")?
+        .0;
+    Ok(format!("{base}/reliability_outage"))
+}
+
+async fn stored_ids(url: &str) -> Result<BTreeSet<i64>, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let rows = client
+        .query("SELECT id FROM items", &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect())
+}
+
+#[derive(Default)]
+struct Writes {
+    created: Vec<(i64, Instant)>,
+    failed: Vec<(Instant, Duration, u16)>,
+    other: Vec<String>,
+}
+
+pub(crate) async fn run(ctx: &Ctx) -> Report {
+    let mut report = Report::default();
+    let (Ok(url), Ok(script)) = (
+        std::env::var("DATABASE_URL"),
+        std::env::var("PATTERNS_PG_CTL"),
+    ) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            report
+                .broken
+                .push("DATABASE_URL and PATTERNS_PG_CTL must be set under CI=true".to_owned());
+        } else {
+            report.skipped =
+                Some("no DATABASE_URL / PATTERNS_PG_CTL: run `cargo xtask pg start`".to_owned());
+        }
+        return report;
+    };
+    let db_url = match fresh_database(&url).await {
+        Ok(db_url) => db_url,
+        Err(err) => {
+            report.broken.push(err);
+            return report;
+        }
+    };
+    let mut env = super::base_env();
+    env.push(("REFSVC_DATABASE__URL", db_url.clone()));
+    env.push(("REFSVC_DATABASE__WAIT_TIMEOUT_MS", "500".to_owned()));
+    env.push(("REFSVC_DATABASE__CREATE_TIMEOUT_MS", "500".to_owned()));
+    let mut service = match Service::start(&ctx.binary, &env) {
+        Ok(service) => service,
+        Err(err) => {
+            report.broken.push(err);
+            return report;
+        }
+    };
+    let addr = service.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut writes = Writes::default();
+            let mut conn = Conn::open(addr).await.ok();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let Some(c) = conn.as_mut() else {
+                    conn = Conn::open(addr).await.ok();
+                    continue;
+                };
+                let body = format!(r#"{{"name": "w{w}-{n}", "quantity": 1}}"#);
+                let sent = Instant::now();
+                match c
+                    .send(
+                        Method::POST,
+                        "/v1/items",
+                        &[("content-type", "application/json")],
+                        Bytes::from(body),
+                    )
+                    .await
+                {
+                    Ok(reply) if reply.status == 201 => {
+                        let data: serde_json::Value =
+                            serde_json::from_slice(&reply.body).unwrap_or_default();
+                        match data["data"]["id"].as_i64() {
+                            Some(id) => writes.created.push((id, sent)),
+                            None => writes.other.push("201 without an id".to_owned()),
+                        }
+                    }
+                    Ok(reply) if reply.status == 503 && reply.is_problem() => {
+                        writes.failed.push((sent, reply.latency, 503))
+                    }
+                    Ok(reply) => writes.other.push(format!(
+                        "status {} {}",
+                        reply.status,
+                        String::from_utf8_lossy(&reply.body)
+                    )),
+                    Err(err) => {
+                        writes.other.push(format!("{err:?}"));
+                        conn = Conn::open(addr).await.ok();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            writes
+        }));
+    }
+    let readiness = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut conn = Conn::open(addr).await.ok();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(c) = conn.as_mut() {
+                    match c.get("/health/ready").await {
+                        Ok(reply) => seen.push((Instant::now(), reply.status == 200)),
+                        Err(_) => conn = Conn::open(addr).await.ok(),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let down = Instant::now();
+    if let Err(err) = ctl(&script, "stop") {
+        report.broken.push(err);
+    }
+    let stopped = Instant::now();
+    tokio::time::sleep(OUTAGE.saturating_sub(stopped - down)).await;
+    let up_command = Instant::now();
+    if let Err(err) = ctl(&script, "start") {
+        report.broken.push(err);
+    }
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_secs(if ctx.short { 7 } else { 10 })).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut writes = Writes::default();
+    for writer in writers {
+        if let Ok(w) = writer.await {
+            writes.created.extend(w.created);
+            writes.failed.extend(w.failed);
+            writes.other.extend(w.other);
+        }
+    }
+    let seen = readiness.await.unwrap_or_default();
+
+    // Failures during the outage (the cluster fully down), and their speed.
+    let mut during = Samples::default();
+    for (sent, latency, _) in &writes.failed {
+        if *sent >= stopped && *sent < up_command {
+            during.push(*latency);
+        }
+    }
+    let recovered = writes
+        .created
+        .iter()
+        .filter(|(_, sent)| *sent >= up)
+        .map(|(_, sent)| *sent - up)
+        .min();
+    let not_ready = seen
+        .iter()
+        .filter(|(at, ready)| *at >= stopped && *at < up_command && !ready)
+        .count();
+    let ready_during = seen
+        .iter()
+        .filter(|(at, ready)| {
+            *at >= stopped + Duration::from_millis(500) && *at < up_command && *ready
+        })
+        .count();
+    let ready_at_end = seen.last().is_some_and(|(_, ready)| *ready);
+    let ids = match stored_ids(&db_url).await {
+        Ok(ids) => ids,
+        Err(err) => {
+            report.broken.push(format!("reading the items back: {err}"));
+            BTreeSet::new()
+        }
+    };
+    let missing = writes
+        .created
+        .iter()
+        .filter(|(id, _)| !ids.contains(id))
+        .count();
+
+    report.figure("writes answered 201", writes.created.len().to_string());
+    report.figure(
+        "writes answered 503 during the outage: count, p99, max",
+        format!(
+            "{}, {}, {}",
+            during.len(),
+            ms(during.percentile(99.0)),
+            ms(during.max())
+        ),
+    );
+    report.figure(
+        "readiness during the outage",
+        format!("{not_ready} reads not ready, {ready_during} ready"),
+    );
+    report.figure(
+        "recovery after the restart (first 201)",
+        recovered.map_or("never".to_owned(), ms),
+    );
+    report.figure(
+        "201s missing from the database afterwards",
+        format!("{missing} of {}", writes.created.len()),
+    );
+    report.figure("other outcomes", writes.other.len().to_string());
+
+    report.check(during.len() > 0, || {
+        "no write was attempted during the outage".to_owned()
+    });
+    report.check(during.percentile(99.0) < Duration::from_millis(100), || {
+        format!(
+            "outage failures p99 {} ≥ 100 ms",
+            ms(during.percentile(99.0))
+        )
+    });
+    report.check(not_ready > 0 && ready_during == 0, || {
+        format!("readiness during the outage: {not_ready} not ready, {ready_during} ready")
+    });
+    report.check(
+        recovered.is_some_and(|r| r <= Duration::from_secs(5)),
+        || format!("recovery took {recovered:?}"),
+    );
+    report.check(ready_at_end, || "not ready at the end".to_owned());
+    report.check(missing == 0, || {
+        format!("{missing} writes answered 201 are missing")
+    });
+    report.check(writes.other.is_empty(), || {
+        format!(
+            "{} undocumented outcomes, e.g. {:?}",
+            writes.other.len(),
+            writes.other.first()
+        )
+    });
+    report.check(service.alive(), || {
+        "the service died (it must recover without a restart)".to_owned()
+    });
+    let log = service.log();
+    report.check(!log.contains("panicked"), || {
+        format!("the service panicked:\n{log}")
+    });
+    let _ = service.stop();
+    report
+}

@@ -1,0 +1,201 @@
+//! Overload: ten times the configured concurrency offered at once. The
+//! excess is rejected (503 or 429) fast, admitted requests keep a p99
+//! within 2× the unloaded p99, resident memory stays bounded, and nothing
+//! but the documented statuses comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::client::Conn;
+use crate::service::{Service, rss_of};
+use crate::stats::{Samples, mib, ms};
+use crate::{Ctx, Report};
+
+/// Each request holds a slot this long.
+const WORK: &str = "/v1/demo/delay?ms=20";
+/// How often each client sends (open loop: a late answer delays only its
+/// own client).
+const PERIOD: Duration = Duration::from_millis(20);
+/// Resident memory may grow at most this much over its start.
+const RSS_GROWTH_BOUND: u64 = 128 * 1024 * 1024;
+
+struct Phase {
+    admitted: Samples,
+    rejected: Samples,
+    other: Vec<String>,
+}
+
+async fn drive(addr: std::net::SocketAddr, clients: usize, length: Duration) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = Samples::default();
+            let mut rejected = Samples::default();
+            let mut other = Vec::new();
+            let mut conn = match Conn::open(addr).await {
+                Ok(conn) => conn,
+                Err(err) => return (admitted, rejected, vec![format!("connect: {err:?}")]),
+            };
+            let mut ticks = tokio::time::interval(PERIOD);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !stop.load(Ordering::Relaxed) {
+                ticks.tick().await;
+                match conn.get(WORK).await {
+                    Ok(reply) if reply.status == 200 => admitted.push(reply.latency),
+                    Ok(reply)
+                        if matches!(reply.status, 503 | 429)
+                            && reply.is_problem()
+                            && reply.headers.contains_key("retry-after") =>
+                    {
+                        rejected.push(reply.latency);
+                    }
+                    Ok(reply) => other.push(format!(
+                        "status {} problem={}",
+                        reply.status,
+                        reply.is_problem()
+                    )),
+                    Err(err) => {
+                        other.push(format!("{err:?}"));
+                        match Conn::open(addr).await {
+                            Ok(fresh) => conn = fresh,
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            (admitted, rejected, other)
+        }));
+    }
+    tokio::time::sleep(length).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut phase = Phase {
+        admitted: Samples::default(),
+        rejected: Samples::default(),
+        other: Vec::new(),
+    };
+    for task in tasks {
+        if let Ok((admitted, rejected, other)) = task.await {
+            phase.admitted.extend(admitted);
+            phase.rejected.extend(rejected);
+            phase.other.extend(other);
+        }
+    }
+    phase
+}
+
+pub(crate) async fn run(ctx: &Ctx) -> Report {
+    let limit: usize = if ctx.short { 16 } else { 32 };
+    let (baseline_for, overload_for) = if ctx.short {
+        (Duration::from_secs(1), Duration::from_secs(2))
+    } else {
+        (Duration::from_secs(3), Duration::from_secs(10))
+    };
+    let mut report = Report::default();
+    let mut env = super::base_env();
+    env.push(("REFSVC_SERVER__CONCURRENCY_LIMIT", limit.to_string()));
+    let mut service = match Service::start(&ctx.binary, &env) {
+        Ok(service) => service,
+        Err(err) => {
+            report.broken.push(err);
+            return report;
+        }
+    };
+    let addr = service.addr;
+
+    let mut baseline = drive(addr, limit / 4, baseline_for).await;
+    let start_rss = service.rss();
+    let pid = service.pid();
+    let sampling = Arc::new(AtomicBool::new(true));
+    let peak = Arc::new(AtomicU64::new(start_rss));
+    let sampler = {
+        let (sampling, peak) = (sampling.clone(), peak.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_of(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let mut overload = drive(addr, limit * 10, overload_for).await;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let peak = peak.load(Ordering::Relaxed);
+
+    let unloaded_p99 = baseline.admitted.percentile(99.0);
+    let admitted_p99 = overload.admitted.percentile(99.0);
+    let rejected_p99 = overload.rejected.percentile(99.0);
+    report.figure(
+        "concurrency limit / clients offered",
+        format!("{limit} / {}", limit * 10),
+    );
+    report.figure("unloaded p99 (20 ms handler)", ms(unloaded_p99));
+    report.figure(
+        "admitted under overload: count, p99",
+        format!("{}, {}", overload.admitted.len(), ms(admitted_p99)),
+    );
+    report.figure(
+        "rejected (503/429 + Retry-After): count, p99, max",
+        format!(
+            "{}, {}, {}",
+            overload.rejected.len(),
+            ms(rejected_p99),
+            ms(overload.rejected.max())
+        ),
+    );
+    report.figure(
+        "RSS start → peak",
+        format!("{} → {}", mib(start_rss), mib(peak)),
+    );
+    report.figure(
+        "other outcomes",
+        (baseline.other.len() + overload.other.len()).to_string(),
+    );
+
+    report.check(
+        baseline.other.is_empty() && baseline.rejected.len() == 0,
+        || {
+            format!(
+                "the unloaded phase was not clean: {} rejected, {:?}",
+                baseline.rejected.len(),
+                baseline.other.first()
+            )
+        },
+    );
+    report.check(overload.rejected.len() > 0, || {
+        "nothing was rejected: no overload happened".to_owned()
+    });
+    report.check(rejected_p99 < Duration::from_millis(10), || {
+        format!("rejections p99 {} ≥ 10 ms", ms(rejected_p99))
+    });
+    report.check(admitted_p99 <= unloaded_p99 * 2, || {
+        format!(
+            "admitted p99 {} > 2 × unloaded p99 {}",
+            ms(admitted_p99),
+            ms(unloaded_p99)
+        )
+    });
+    report.check(overload.other.is_empty(), || {
+        format!(
+            "{} undocumented outcomes, e.g. {:?}",
+            overload.other.len(),
+            overload.other.first()
+        )
+    });
+    report.check(peak.saturating_sub(start_rss) <= RSS_GROWTH_BOUND, || {
+        format!(
+            "RSS grew by {} (bound {})",
+            mib(peak - start_rss),
+            mib(RSS_GROWTH_BOUND)
+        )
+    });
+    report.check(service.alive(), || "the service died".to_owned());
+    let log = service.log();
+    report.check(!log.contains("panicked"), || {
+        format!("the service panicked:\n{log}")
+    });
+    let _ = service.stop();
+    report
+}

@@ -1,0 +1,153 @@
+//! The reference service as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running reference service.
+pub(crate) struct Service {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Service {
+    /// Starts `binary` on 127.0.0.1:0 with `env` (`REFSVC_…` settings) and
+    /// waits for its `listening on http://ADDR` line.
+    pub(crate) fn start(binary: &Path, env: &[(&str, String)]) -> Result<Self, String> {
+        let log = std::env::temp_dir().join(format!(
+            "reliability-{}-{}.log",
+            std::process::id(),
+            unique()
+        ));
+        let stderr =
+            std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let mut command = Command::new(binary);
+        command
+            .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
+            .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Drain the rest so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!(
+                    "the service printed no address within 60 s:\n{log_text}"
+                ));
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?;
+        Ok(Self { child, addr, log })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, from `/proc` (0 where there is none).
+    pub(crate) fn rss(&self) -> u64 {
+        rss_of(self.pid())
+    }
+
+    /// Sends SIGTERM.
+    pub(crate) fn terminate(&self) -> Result<(), String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .map_err(|e| format!("running kill: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -TERM failed: {status}"))
+        }
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if started.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// What it wrote to stderr.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL after 30 s) and returns its exit status.
+    pub(crate) fn stop(mut self) -> Option<ExitStatus> {
+        if self.alive() {
+            let _ = self.terminate();
+        }
+        let status = self.wait(Duration::from_secs(30));
+        if status.is_none() {
+            let _ = self.child.kill();
+        }
+        status
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Resident memory of `pid` in bytes.
+pub(crate) fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
