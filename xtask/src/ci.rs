@@ -127,6 +127,9 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         drop(cluster);
         result.map(|()| note)
     })?;
+    summary.step("reliability", || {
+        crate::reliability::run_suite(&["--short"]).map(|note| format!("short form, {note}"))
+    })?;
     summary.step("doc", || {
         run(cargo()
             .args([

@@ -5,10 +5,12 @@
 //! | `ci` | every check and test CI runs, with a summary line per step |
 //! | `pg start\|stop\|url` | a throwaway PostgreSQL cluster under `target/pg/` |
 //! | `bench [ARGS]` | the criterion benches, then each `ours / peer` ratio |
+//! | `reliability [ARGS]` | the reliability suite against the reference service, with a table of figures |
 
 mod bench;
 mod ci;
 mod pg;
+mod reliability;
 mod util;
 
 use std::process::ExitCode;
@@ -21,6 +23,9 @@ commands:
   pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster
+  reliability [--short] [--only NAME,...]
+                     the reliability suite against the reference service (release
+                     build, throwaway PostgreSQL); prints a table of figures
   bench [--bench NAME] [ARGS]
                      run the criterion benches (one file with --bench; ARGS go to
                      criterion) and print ours/peer ratios
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         ["pg", "stop"] => pg::stop_command(),
         ["pg", "url"] => pg::url_command(),
         ["bench", rest @ ..] => bench::run_benches(rest),
+        ["reliability", rest @ ..] => reliability::command(rest),
         ["help" | "--help" | "-h"] | [] => {
             print!("{USAGE}");
             Ok(())

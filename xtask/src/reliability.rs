@@ -1,0 +1,52 @@
+//! `cargo xtask reliability [--short] [--only NAME,...]`: builds the
+//! reference service and the suite in release mode, starts a throwaway
+//! PostgreSQL for the outage scenario, and runs the suite (see
+//! `reliability/src/main.rs`).
+
+use std::process::Command;
+
+use crate::pg;
+use crate::util::{cargo, run, target_dir};
+
+/// Builds and runs the suite with `args` (`--short`, `--only ...`).
+pub(crate) fn run_suite(args: &[&str]) -> Result<String, String> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "reliability",
+        "--bin",
+        "reliability",
+        "--package",
+        "examples",
+        "--example",
+        "reference-service",
+    ]))?;
+    let release = target_dir().join("release");
+    let cluster = pg::start()?;
+    let mut suite = Command::new(release.join("reliability"));
+    suite
+        .arg("--service")
+        .arg(release.join("examples").join("reference-service"))
+        .args(args);
+    let note = match &cluster {
+        Some(cluster) => {
+            suite.env("DATABASE_URL", cluster.url());
+            suite.env(pg::CTL_VAR, cluster.ctl());
+            "with PostgreSQL"
+        }
+        None => {
+            suite.env_remove("DATABASE_URL").env_remove(pg::CTL_VAR);
+            "outage SKIPPED: no PostgreSQL server binaries"
+        }
+    };
+    let result = run(&mut suite);
+    // Dropping the cluster stops it, whatever the suite did.
+    drop(cluster);
+    result.map(|()| note.to_owned())
+}
+
+pub(crate) fn command(args: &[&str]) -> Result<(), String> {
+    run_suite(args).map(|note| eprintln!("xtask: reliability ok ({note})"))
+}
