@@ -5,6 +5,7 @@
 //! ```text
 //! cargo xtask reliability            # the full suite (release build)
 //! reliability --service PATH [--short] [--only NAME,...]
+//! reliability load ADDR CONNECTIONS WARMUP_SECS MEASURE_SECS   # the HTTP figures' load
 //! ```
 //!
 //! | scenario | promise |
@@ -20,6 +21,7 @@
 //! under `CI=true`.
 
 mod client;
+mod load;
 mod scenarios;
 mod service;
 mod stats;
@@ -59,7 +61,11 @@ impl Report {
 const USAGE: &str = "usage: reliability --service PATH [--short] [--only shutdown,overload,bad-input,outage,key-flood]";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some("load") {
+        return load_command(&all[1..]);
+    }
+    let mut args = all.into_iter();
     let mut binary = None;
     let mut short = false;
     let mut only: Option<Vec<String>> = None;
@@ -130,4 +136,30 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `load ADDR CONNECTIONS WARMUP_SECS MEASURE_SECS`, on a one-thread runtime.
+fn load_command(args: &[String]) -> ExitCode {
+    let parsed = (|| {
+        let addr = args.first()?.parse().ok()?;
+        let connections = args.get(1)?.parse().ok()?;
+        let warmup = args.get(2)?.parse().ok()?;
+        let measure = args.get(3)?.parse().ok()?;
+        Some((addr, connections, warmup, measure))
+    })();
+    let Some((addr, connections, warmup, measure)) = parsed else {
+        eprintln!("usage: reliability load ADDR CONNECTIONS WARMUP_SECS MEASURE_SECS");
+        return ExitCode::from(2);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(load::run(
+        addr,
+        connections,
+        std::time::Duration::from_secs_f64(warmup),
+        std::time::Duration::from_secs_f64(measure),
+    ));
+    ExitCode::SUCCESS
 }

@@ -9,6 +9,7 @@
 
 mod bench;
 mod ci;
+mod http_bench;
 mod pg;
 mod reliability;
 mod util;
@@ -29,6 +30,9 @@ commands:
   bench [--bench NAME] [ARGS]
                      run the criterion benches (one file with --bench; ARGS go to
                      criterion) and print ours/peer ratios
+  bench --http [--connections N] [--seconds S] [--warmup S] [--rounds N]
+                     HTTP load over loopback: bare hyper, bare axum and the
+                     reference middleware, pinned server and load; req/s, p99, ratios
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         ["pg", "start"] => pg::start_command(),
         ["pg", "stop"] => pg::stop_command(),
         ["pg", "url"] => pg::url_command(),
+        ["bench", "--http", rest @ ..] => http_bench::run_http(rest),
         ["bench", rest @ ..] => bench::run_benches(rest),
         ["reliability", rest @ ..] => reliability::command(rest),
         ["help" | "--help" | "-h"] | [] => {

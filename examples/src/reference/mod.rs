@@ -74,6 +74,25 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
         .ok_or_else(|| Error::new(Kind::InvalidInput, format!("{what} must be at least 1")))
 }
 
+/// The service's middleware chain as its configuration sets it: request
+/// id, tracing, metrics, problem+json, panics, shedding at the concurrency
+/// limit, rate limit per client IP, request timeout, body limit.
+pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
+    let quota = Quota::per_second(non_zero(
+        config.limits.requests_per_second,
+        "limits.requests_per_second",
+    )?)
+    .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
+    Ok(ApiStack::new()
+        .request_timeout(config.request_timeout())
+        .body_limit(config.server.body_limit_bytes)
+        .concurrency_limit(config.server.concurrency_limit)
+        .rate_limit(RateLimitLayer::per_client_ip(
+            quota,
+            config.limits.max_clients,
+        )))
+}
+
 impl Service {
     /// Starts the service: every component up and the port bound, or an
     /// error naming what failed (and nothing left running).
@@ -99,20 +118,7 @@ impl Service {
         if let Some(token) = &config.admin.token {
             app = app.merge(admin_router(registry.clone(), token.clone()));
         }
-        let quota = Quota::per_second(non_zero(
-            config.limits.requests_per_second,
-            "limits.requests_per_second",
-        )?)
-        .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
-        let app = ApiStack::new()
-            .request_timeout(config.request_timeout())
-            .body_limit(config.server.body_limit_bytes)
-            .concurrency_limit(config.server.concurrency_limit)
-            .rate_limit(RateLimitLayer::per_client_ip(
-                quota,
-                config.limits.max_clients,
-            ))
-            .apply(app);
+        let app = middleware(&config)?.apply(app);
 
         let mut server = HttpServer::new("http", config.server.http.clone(), app)
             .after("metrics")

@@ -1,0 +1,100 @@
+//! A server for the HTTP load figures (`cargo xtask bench --http`): the
+//! same handler served by bare hyper, bare axum, or axum behind the
+//! reference service's middleware chain, on a one-thread runtime.
+//!
+//! ```text
+//! http-target hyper|axum|stack [ADDR]
+//! ```
+//!
+//! It prints `listening on http://ADDR` once bound and serves until killed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+
+/// What every target answers to `GET /`.
+const BODY: &[u8] = br#"{"data":{"message":"hello"}}"#;
+
+async fn handler() -> ([(http::HeaderName, &'static str); 1], &'static [u8]) {
+    ([(CONTENT_TYPE, "application/json")], BODY)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().unwrap_or_default();
+    let addr: SocketAddr = args
+        .next()
+        .as_deref()
+        .unwrap_or("127.0.0.1:0")
+        .parse()
+        .expect("an address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        println!(
+            "listening on http://{}",
+            listener.local_addr().expect("address")
+        );
+        match kind.as_str() {
+            "hyper" => serve_hyper(listener).await,
+            "axum" => serve_axum(listener, Router::new().route("/", get(handler))).await,
+            "stack" => {
+                let mut config = examples::reference::Config::default();
+                // All load comes from 127.0.0.1: keep the limiter in the
+                // path but out of the way.
+                config.limits.requests_per_second = 100_000_000;
+                config.limits.burst = 100_000_000;
+                let stack = examples::reference::middleware(&config).expect("the middleware chain");
+                serve_axum(
+                    listener,
+                    stack.apply(Router::new().route("/", get(handler))),
+                )
+                .await;
+            }
+            other => {
+                eprintln!("unknown target {other:?}: hyper, axum or stack");
+                std::process::exit(2);
+            }
+        }
+    });
+}
+
+async fn serve_axum(listener: tokio::net::TcpListener, app: Router) {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .expect("serving");
+}
+
+async fn serve_hyper(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(
+                    http::Response::builder()
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(Full::new(Bytes::from_static(BODY)))
+                        .expect("a response"),
+                )
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
