@@ -24,7 +24,8 @@ use crate::request_id::RequestIdLayer;
 ///    `http_requests_in_flight`, by route template);
 /// 4. problem+json for every error response produced below;
 /// 5. panic catching (500);
-/// 6. load shedding (503 with `Retry-After`);
+/// 6. load shedding (503 with `Retry-After`), with an optional bounded
+///    admission queue;
 /// 7. keyed rate limit (429 with `Retry-After`), if configured;
 /// 8. request timeout (504, or 503), with a [`Deadline`](crate::middleware::Deadline) for handlers;
 /// 9. body size limit (413).
@@ -76,6 +77,7 @@ pub struct ApiStack {
     problem_json: bool,
     catch_panic: bool,
     concurrency_limit: Option<usize>,
+    queue: Option<(usize, Duration)>,
     rate_limit: Option<RateLimitLayer<Body>>,
     timeout: Option<TimeoutLayer>,
     body_limit: Option<usize>,
@@ -100,6 +102,7 @@ impl ApiStack {
             problem_json: true,
             catch_panic: true,
             concurrency_limit: Some(1024),
+            queue: None,
             rate_limit: None,
             timeout: Some(TimeoutLayer::new(Duration::from_secs(30))),
             body_limit: Some(1024 * 1024),
@@ -129,6 +132,13 @@ impl ApiStack {
     /// Serves at most `max` requests at once, answering the rest with 503.
     pub fn concurrency_limit(mut self, max: usize) -> Self {
         self.concurrency_limit = Some(max);
+        self
+    }
+
+    /// Lets up to `max_waiting` requests beyond the concurrency limit wait
+    /// up to `wait` for a slot before they are shed (by default none wait).
+    pub fn admission_queue(mut self, max_waiting: usize, wait: Duration) -> Self {
+        self.queue = Some((max_waiting, wait));
         self
     }
 
@@ -240,7 +250,13 @@ impl ApiStack {
             .option_layer(self.metrics.then_some(MetricsLayer))
             .option_layer(self.problem_json.then(|| map_response(problem_json)))
             .option_layer(self.catch_panic.then(CatchPanicLayer::new))
-            .option_layer(self.concurrency_limit.map(LoadShedLayer::new))
+            .option_layer(self.concurrency_limit.map(|max| {
+                let shed = LoadShedLayer::new(max);
+                match self.queue {
+                    Some((waiting, wait)) => shed.queue(waiting, wait),
+                    None => shed,
+                }
+            }))
             .option_layer(self.rate_limit)
             .option_layer(self.timeout);
         router = router.layer(chain);

@@ -102,6 +102,64 @@ async fn load_shedding_answers_503_at_once() {
     assert_eq!(shed.in_flight(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_bounded_admission_queue_waits_then_sheds() {
+    let release = Arc::new(Notify::new());
+    let held = release.clone();
+    let shed = LoadShedLayer::new(1).queue(1, Duration::from_millis(200));
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let held = held.clone();
+                async move {
+                    held.notified().await;
+                    "done"
+                }
+            }),
+        )
+        .route("/quick", get(|| async { "quick" }))
+        .layer(shed.clone());
+    let spawn = |path: &'static str| {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, path, "k").await.0 })
+    };
+    let first = spawn("/slow");
+    while shed.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The slot is taken: this one waits in the queue...
+    let queued = spawn("/quick");
+    while shed.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // ...and the queue is full: this one is shed at once.
+    let started = tokio::time::Instant::now();
+    let (status, headers, body) = send(&app, "/quick", "k").await;
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["code"], "overloaded");
+    // The slot frees within the wait: the queued request is served.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    release.notify_one();
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(queued.await.unwrap(), 200);
+
+    // Past the wait, a queued request is shed.
+    let first = spawn("/slow");
+    while shed.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let (status, ..) = send(&app, "/quick", "k").await;
+    assert_eq!(status, 503);
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
+    release.notify_one();
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!((shed.in_flight(), shed.waiting()), (0, 0));
+}
+
 #[tokio::test]
 async fn a_panic_is_a_500_without_its_text() {
     let app = Router::new()

@@ -118,6 +118,41 @@ async fn bulkhead_waits_up_to_its_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_bulkhead_wait_queue_is_bounded() {
+    let bulkhead = Bulkhead::new("db", 1)
+        .wait_up_to(Duration::from_secs(10))
+        .max_waiting(2);
+    let held = bulkhead.try_acquire().unwrap();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let bulkhead = bulkhead.clone();
+            tokio::spawn(async move { bulkhead.call(async { Ok::<_, Error>(()) }).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    assert_eq!(bulkhead.waiting(), 2);
+    // The queue is full: the next call is turned away at once.
+    let t0 = Instant::now();
+    let err = bulkhead
+        .call(async { Ok::<_, Error>(()) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::Overloaded);
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    assert_eq!(bulkhead.waiting(), 2, "a rejected call takes no place");
+    // A waiter that gives up leaves its place.
+    waiters[0].abort();
+    tokio::task::yield_now().await;
+    assert_eq!(bulkhead.waiting(), 1);
+    drop(held);
+    let mut waiters = waiters.into_iter();
+    assert!(waiters.next().unwrap().await.unwrap_err().is_cancelled());
+    waiters.next().unwrap().await.unwrap().unwrap();
+    assert_eq!(bulkhead.waiting(), 0);
+    assert_eq!(bulkhead.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn dropped_call_gives_back_its_bulkhead_slot() {
     let bulkhead = Bulkhead::new("db", 1);
     // Through the plain call API.

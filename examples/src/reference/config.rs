@@ -49,6 +49,13 @@ pub struct Server {
     /// Requests handled at once; the excess is shed with 503.
     #[garde(range(min = 1, max = 1_000_000))]
     pub concurrency_limit: usize,
+    /// Requests beyond the limit that may wait for a slot (0: none wait,
+    /// the excess is shed at once).
+    #[garde(range(max = 1_000_000))]
+    pub queue_depth: usize,
+    /// How long a queued request waits for a slot before it is shed.
+    #[garde(range(min = 1, max = 60_000))]
+    pub queue_wait_ms: u64,
 }
 
 impl Default for Server {
@@ -58,6 +65,8 @@ impl Default for Server {
             request_timeout_ms: 5_000,
             body_limit_bytes: 64 * 1024,
             concurrency_limit: 512,
+            queue_depth: 0,
+            queue_wait_ms: 100,
         }
     }
 }

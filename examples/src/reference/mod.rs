@@ -76,21 +76,29 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 
 /// The service's middleware chain as its configuration sets it: request
 /// id, tracing, metrics, problem+json, panics, shedding at the concurrency
-/// limit, rate limit per client IP, request timeout, body limit.
+/// limit (after a bounded wait when `server.queue_depth` is set), rate
+/// limit per client IP, request timeout, body limit.
 pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     let quota = Quota::per_second(non_zero(
         config.limits.requests_per_second,
         "limits.requests_per_second",
     )?)
     .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
-    Ok(ApiStack::new()
+    let mut stack = ApiStack::new()
         .request_timeout(config.request_timeout())
         .body_limit(config.server.body_limit_bytes)
         .concurrency_limit(config.server.concurrency_limit)
         .rate_limit(RateLimitLayer::per_client_ip(
             quota,
             config.limits.max_clients,
-        )))
+        ));
+    if config.server.queue_depth > 0 {
+        stack = stack.admission_queue(
+            config.server.queue_depth,
+            Duration::from_millis(config.server.queue_wait_ms),
+        );
+    }
+    Ok(stack)
 }
 
 impl Service {

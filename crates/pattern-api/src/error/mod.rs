@@ -117,6 +117,10 @@ impl IntoResponse for ApiError {
         let mut problem = Problem::from_error(&self.error);
         problem.status = status.as_u16();
         problem.title = status.canonical_reason().unwrap_or("Error").to_owned();
+        if status.is_server_error() {
+            // An explicit 5xx status on a caller-fault kind: still no message.
+            problem.detail = None;
+        }
         if let Some(id) = &request_id {
             problem = problem.with_request_id(id.as_str());
         }
@@ -136,8 +140,10 @@ impl IntoResponse for ApiError {
             Kind::RateLimited | Kind::Overloaded | Kind::Unavailable
         ) {
             let after = self.error.retry_after().unwrap_or(Duration::from_secs(1));
-            // Whole seconds, rounded up, at least 1.
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            // Whole seconds, rounded up, at least 1 (saturating: `Duration::MAX` must not overflow).
+            let secs = after
+                .as_secs()
+                .saturating_add(u64::from(after.subsec_nanos() > 0));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response

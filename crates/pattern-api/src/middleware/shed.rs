@@ -1,15 +1,25 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
 use tower::{Layer, Service};
 
+use pin_project_lite::pin_project;
+
 use super::future::{Finish, ResponseFuture};
 use crate::ApiError;
 
-/// Serves at most `max` requests at once and answers the excess at once
-/// with 503 and `Retry-After` instead of queueing it.
+/// Serves at most `max` requests at once and answers the excess with 503
+/// and `Retry-After`: at once, or, with [`queue`](Self::queue), after
+/// waiting in a bounded queue for a slot up to a timeout (a full queue
+/// answers at once).
+///
+/// The fast path (a free slot) allocates nothing; only a request that has
+/// to wait boxes its future.
 #[derive(Clone, Debug)]
 pub struct LoadShedLayer {
     bulkhead: Bulkhead,
@@ -23,9 +33,23 @@ impl LoadShedLayer {
         }
     }
 
+    /// Lets up to `max_waiting` requests wait up to `wait` for a slot
+    /// before they are shed.
+    #[must_use]
+    pub fn queue(self, max_waiting: usize, wait: Duration) -> Self {
+        Self {
+            bulkhead: self.bulkhead.wait_up_to(wait).max_waiting(max_waiting),
+        }
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
         self.bulkhead.in_flight()
+    }
+
+    /// Requests waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.bulkhead.waiting()
     }
 }
 
@@ -47,23 +71,88 @@ pub struct LoadShedService<S> {
     bulkhead: Bulkhead,
 }
 
+type Waiting<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`LoadShedService`]: a request served now or
+    /// shed now (no allocation), or one waiting in the queue (boxed).
+    pub struct AdmitFuture<F, E> {
+        #[pin]
+        state: Admit<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = AdmitProj]
+    enum Admit<F, E> {
+        Now { #[pin] future: ResponseFuture<F, Slot> },
+        Queued { future: Waiting<E> },
+    }
+}
+
+impl<F, E> std::fmt::Debug for AdmitFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmitFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for AdmitFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            AdmitProj::Now { future } => future.poll(cx),
+            AdmitProj::Queued { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S, B> Service<Request<B>> for LoadShedService<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, Slot>;
+    type Future = AdmitFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match self.bulkhead.try_acquire() {
-            Ok(permit) => ResponseFuture::inner(self.inner.call(req), Slot(permit)),
+        let now = match self.bulkhead.try_acquire_or_queue() {
+            Ok(Some(permit)) => ResponseFuture::inner(self.inner.call(req), Slot(permit)),
             Err(overloaded) => ResponseFuture::ready(ApiError::from(overloaded).into_response()),
+            Ok(None) => {
+                // Wait for a slot with the service that was made ready;
+                // leave a clone in its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let bulkhead = self.bulkhead.clone();
+                return AdmitFuture {
+                    state: Admit::Queued {
+                        future: Box::pin(async move {
+                            match bulkhead.acquire().await {
+                                Ok(permit) => {
+                                    let response = inner.call(req).await;
+                                    drop(permit);
+                                    response
+                                }
+                                Err(overloaded) => Ok(ApiError::from(overloaded).into_response()),
+                            }
+                        }),
+                    },
+                };
+            }
+        };
+        AdmitFuture {
+            state: Admit::Now { future: now },
         }
     }
 }

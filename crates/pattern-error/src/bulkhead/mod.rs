@@ -4,7 +4,9 @@
 //! A call beyond the bound is rejected at once with
 //! [`Kind::Overloaded`], or, with
 //! [`Bulkhead::wait_up_to`], waits for a free slot up to a timeout and is
-//! rejected then. A slot is held until the call's future completes or is
+//! rejected then. The wait queue is bounded too
+//! ([`Bulkhead::max_waiting`], as many as there are slots unless set): a
+//! call that finds it full is rejected at once. A slot is held until the call's future completes or is
 //! dropped: cancelling a call gives its slot back.
 //!
 //! ```
@@ -35,6 +37,7 @@ mod service;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -60,6 +63,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     max: usize,
     wait: Option<Duration>,
+    max_waiting: usize,
+    waiting: Arc<AtomicUsize>,
 }
 
 /// A slot in a [`Bulkhead`], given back when dropped.
@@ -82,22 +87,47 @@ impl Bulkhead {
                 slots: Arc::new(Semaphore::new(max)),
                 max,
                 wait: None,
+                max_waiting: max,
+                waiting: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
 
-    /// Lets calls wait up to `timeout` for a slot before rejecting them.
+    /// Lets calls wait up to `timeout` for a slot before rejecting them (at
+    /// most [`max_waiting`](Self::max_waiting) of them at once).
     #[must_use]
     pub fn wait_up_to(self, timeout: Duration) -> Self {
-        let inner = &self.inner;
+        self.with(|inner| inner.wait = Some(timeout))
+    }
+
+    /// Lets at most `max` calls wait for a slot at once; more are rejected
+    /// at once. Without a wait ([`wait_up_to`](Self::wait_up_to)) no call
+    /// waits.
+    #[must_use]
+    pub fn max_waiting(self, max: usize) -> Self {
+        self.with(|inner| inner.max_waiting = max)
+    }
+
+    /// The same slots and queue with other settings.
+    fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let old = &self.inner;
+        let mut inner = Inner {
+            name: old.name.clone(),
+            slots: old.slots.clone(),
+            max: old.max,
+            wait: old.wait,
+            max_waiting: old.max_waiting,
+            waiting: old.waiting.clone(),
+        };
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                name: inner.name.clone(),
-                slots: inner.slots.clone(),
-                max: inner.max,
-                wait: Some(timeout),
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// Calls waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
     }
 
     /// Calls running now.
@@ -120,6 +150,22 @@ impl Bulkhead {
             .map_err(|_| self.rejected())
     }
 
+    /// Takes a slot if one is free now (`Ok(Some)`); otherwise says
+    /// whether the caller may wait for one with [`acquire`](Self::acquire)
+    /// (`Ok(None)`: a wait is configured and the queue has room) or is
+    /// rejected (`Err`). For callers with a fast path that must not
+    /// allocate, such as a middleware.
+    pub fn try_acquire_or_queue(&self) -> Result<Option<BulkheadPermit>, Error> {
+        if let Ok(permit) = self.try_acquire_quiet() {
+            return Ok(Some(permit));
+        }
+        if self.inner.wait.is_some() && self.waiting() < self.inner.max_waiting {
+            Ok(None)
+        } else {
+            Err(self.rejected())
+        }
+    }
+
     /// Takes a slot, waiting for one up to the configured timeout (or not
     /// at all without one).
     pub async fn acquire(&self) -> Result<BulkheadPermit, Error> {
@@ -127,6 +173,9 @@ impl Bulkhead {
             return Ok(permit);
         }
         let Some(wait) = self.inner.wait else {
+            return Err(self.rejected());
+        };
+        let Some(_place) = Waiting::enter(&self.inner) else {
             return Err(self.rejected());
         };
         match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
@@ -163,5 +212,26 @@ impl Bulkhead {
                 &*self.inner.name, self.inner.max
             ),
         )
+    }
+}
+
+/// A place in the wait queue, left when dropped (also when the waiting
+/// call is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(inner: &'a Inner) -> Option<Self> {
+        let taken = inner.waiting.fetch_add(1, Ordering::AcqRel);
+        if taken >= inner.max_waiting {
+            inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(&inner.waiting))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
