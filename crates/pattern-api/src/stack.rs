@@ -247,7 +247,7 @@ impl ApiStack {
         let chain = ServiceBuilder::new()
             .option_layer(self.request_id.then_some(RequestIdLayer))
             .option_layer(self.trace.then_some(TraceLayer))
-            .option_layer(self.metrics.then_some(MetricsLayer))
+            .option_layer(self.metrics.then(MetricsLayer::new))
             .option_layer(self.problem_json.then(|| map_response(problem_json)))
             .option_layer(self.catch_panic.then(CatchPanicLayer::new))
             .option_layer(self.concurrency_limit.map(|max| {

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
@@ -19,14 +21,33 @@ pub const IN_FLIGHT: &str = "http_requests_in_flight";
 /// Records request metrics. Add it with `Router::layer`, so that it runs
 /// after routing and sees the route template (`/v1/items/{id}`); requests
 /// that matched no route are labelled `unmatched`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MetricsLayer;
+///
+/// The metric handles of each (method, route, status) are resolved once and
+/// then reused, so a request costs no label allocation and no registry
+/// lookup: install the `metrics` recorder before the first request (as a
+/// service does at start-up), or handles resolved earlier stay bound to the
+/// no-op recorder. The cache is bounded: route templates, nine method
+/// labels and the status codes are all finite.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsLayer {
+    cache: Arc<Cache>,
+}
+
+impl MetricsLayer {
+    /// A layer with its own handle cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
+        MetricsService {
+            inner,
+            cache: self.cache.clone(),
+        }
     }
 }
 
@@ -34,22 +55,80 @@ impl<S> Layer<S> for MetricsLayer {
 #[derive(Clone, Debug)]
 pub struct MetricsService<S> {
     inner: S,
+    cache: Arc<Cache>,
+}
+
+/// The handles of one (method, status) under a route.
+#[derive(Debug)]
+struct Handles {
+    method: &'static str,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Metric handles by route template, then (method, status).
+#[derive(Debug, Default)]
+struct Cache {
+    in_flight: OnceLock<metrics::Gauge>,
+    routes: RwLock<HashMap<Arc<str>, Vec<Arc<Handles>>>>,
+}
+
+impl Cache {
+    fn in_flight(&self) -> &metrics::Gauge {
+        self.in_flight.get_or_init(|| metrics::gauge!(IN_FLIGHT))
+    }
+
+    fn handles(&self, method: &'static str, route: &str, status: u16) -> Arc<Handles> {
+        let find = |list: &[Arc<Handles>]| {
+            list.iter()
+                .find(|h| h.status == status && h.method == method)
+                .cloned()
+        };
+        if let Some(found) = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .and_then(|list| find(list))
+        {
+            return found;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let list = routes.entry(Arc::from(route)).or_default();
+        if let Some(found) = find(list) {
+            return found;
+        }
+        let labels = [
+            metrics::Label::new("method", method),
+            metrics::Label::new("route", route.to_owned()),
+            metrics::Label::new("status", status_label(status)),
+        ];
+        let handles = Arc::new(Handles {
+            method,
+            status,
+            requests: metrics::counter!(REQUESTS_TOTAL, labels.iter()),
+            duration: metrics::histogram!(REQUEST_DURATION, labels.iter()),
+        });
+        list.push(handles.clone());
+        handles
+    }
 }
 
 /// Decrements the in-flight gauge however the request ends.
 #[derive(Debug)]
-struct InFlight;
+struct InFlight(Arc<Cache>);
 
 impl InFlight {
-    fn enter() -> Self {
-        metrics::gauge!(IN_FLIGHT).increment(1.0);
-        InFlight
+    fn enter(cache: &Arc<Cache>) -> Self {
+        cache.in_flight().increment(1.0);
+        InFlight(cache.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        self.0.in_flight().decrement(1.0);
     }
 }
 
@@ -67,16 +146,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let method = method_label(req.method());
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
         let record = Record {
-            method,
-            route,
+            method: method_label(req.method()),
+            route: req.extensions().get::<MatchedPath>().cloned(),
             start: Instant::now(),
-            _in_flight: InFlight::enter(),
+            in_flight: InFlight::enter(&self.cache),
         };
         ResponseFuture::inner(self.inner.call(req), record)
     }
@@ -86,21 +160,20 @@ where
 #[derive(Debug)]
 pub struct Record {
     method: &'static str,
-    route: String,
+    route: Option<MatchedPath>,
     start: Instant,
-    _in_flight: InFlight,
+    in_flight: InFlight,
 }
 
 impl Finish for Record {
     fn finish(self, response: &mut Response) {
-        let labels = [
-            metrics::Label::new("method", self.method),
-            metrics::Label::new("route", self.route),
-            metrics::Label::new("status", status_label(response.status())),
-        ];
-        metrics::counter!(REQUESTS_TOTAL, labels.iter()).increment(1);
-        metrics::histogram!(REQUEST_DURATION, labels.iter())
-            .record(self.start.elapsed().as_secs_f64());
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let handles = self
+            .in_flight
+            .0
+            .handles(self.method, route, response.status().as_u16());
+        handles.requests.increment(1);
+        handles.duration.record(self.start.elapsed().as_secs_f64());
     }
 }
 
@@ -120,7 +193,7 @@ fn method_label(method: &http::Method) -> &'static str {
 }
 
 /// The status label, without allocating for the common codes.
-fn status_label(status: http::StatusCode) -> metrics::SharedString {
+fn status_label(code: u16) -> metrics::SharedString {
     const COMMON: &[(u16, &str)] = &[
         (200, "200"),
         (201, "201"),
@@ -145,7 +218,6 @@ fn status_label(status: http::StatusCode) -> metrics::SharedString {
         (503, "503"),
         (504, "504"),
     ];
-    let code = status.as_u16();
     match COMMON.iter().find(|(c, _)| *c == code) {
         Some((_, text)) => metrics::SharedString::const_str(text),
         None => metrics::SharedString::from(code.to_string()),

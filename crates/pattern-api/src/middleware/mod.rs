@@ -32,16 +32,10 @@ pub use future::{Finish, ResponseFuture};
 pub use metrics::{
     IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
 };
-pub use panic::{CatchPanicLayer, CatchPanicService};
+pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
 pub use shed::Slot;
-pub use shed::{LoadShedLayer, LoadShedService};
-pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutLayer, TimeoutService};
+pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
+pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
 pub use trace::{TraceLayer, TraceService};
-
-use std::future::Future;
-use std::pin::Pin;
-
-/// The future every middleware here returns.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

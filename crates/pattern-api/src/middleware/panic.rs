@@ -1,14 +1,14 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
-use futures_util::FutureExt;
 use http::Request;
 use pattern_error::{Error, Kind};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::BoxFuture;
 use crate::ApiError;
 
 /// Turns a panic in a handler into a 500 problem. The body says nothing of
@@ -59,7 +59,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = CatchPanicFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -68,13 +68,54 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         // A panic in `call` itself (before any await) is caught too.
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(
-                |result| match result {
-                    Ok(response) => response,
-                    Err(payload) => Ok(answer(payload)),
+            Ok(future) => CatchPanicFuture {
+                state: Caught::Running { future },
+            },
+            Err(payload) => CatchPanicFuture {
+                state: Caught::Panicked {
+                    response: Some(answer(payload)),
                 },
-            )),
-            Err(payload) => Box::pin(async move { Ok(answer(payload)) }),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`CatchPanicService`]: the handler's, each
+    /// poll guarded, or the 500 for a panic in `call` (no allocation).
+    #[derive(Debug)]
+    pub struct CatchPanicFuture<F> {
+        #[pin]
+        state: Caught<F>,
+    }
+}
+
+pin_project! {
+    #[project = CaughtProj]
+    #[derive(Debug)]
+    enum Caught<F> {
+        Running { #[pin] future: F },
+        Panicked { response: Option<Response> },
+    }
+}
+
+impl<F, E> Future for CatchPanicFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            CaughtProj::Running { future } => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                    Ok(poll) => poll,
+                    Err(payload) => Poll::Ready(Ok(answer(payload))),
+                }
+            }
+            CaughtProj::Panicked { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
         }
     }
 }

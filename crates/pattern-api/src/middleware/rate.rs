@@ -1,4 +1,4 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -12,7 +12,22 @@ use tower::{Layer, Service};
 use super::future::ResponseFuture;
 use crate::ApiError;
 
-type KeyFn<B> = Arc<dyn Fn(&Request<B>) -> String + Send + Sync>;
+type KeyFn<B> = Arc<dyn Fn(&Request<B>) -> Key + Send + Sync>;
+
+/// A rate-limit key: a client address needs no allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Ip(IpAddr),
+    Unknown,
+    Text(Box<str>),
+}
+
+/// The client's address as a key, from axum's `ConnectInfo`.
+fn ip_key<B>(req: &Request<B>) -> Key {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(Key::Unknown, |ConnectInfo(addr)| Key::Ip(addr.ip()))
+}
 
 /// The client's IP address, from axum's `ConnectInfo` (serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`), or `"unknown"`.
@@ -29,14 +44,14 @@ pub fn client_ip<B>(req: &Request<B>) -> String {
 /// request) with a bounded keyed limiter; refused requests get 429 with
 /// `Retry-After`.
 pub struct RateLimitLayer<B> {
-    limiter: Arc<KeyedLimiter<String>>,
+    limiter: Arc<KeyedLimiter<Key>>,
     key: KeyFn<B>,
 }
 
 impl<B: 'static> RateLimitLayer<B> {
     /// `quota` per client IP, tracking at most `max_keys` clients.
     pub fn per_client_ip(quota: Quota, max_keys: usize) -> Self {
-        Self::per_key(quota, max_keys, client_ip)
+        Self::with_key(quota, max_keys, Arc::new(ip_key))
     }
 
     /// `quota` per key of `key(request)` (an API-key header, a tenant).
@@ -45,9 +60,17 @@ impl<B: 'static> RateLimitLayer<B> {
         max_keys: usize,
         key: impl Fn(&Request<B>) -> String + Send + Sync + 'static,
     ) -> Self {
+        Self::with_key(
+            quota,
+            max_keys,
+            Arc::new(move |req| Key::Text(key(req).into_boxed_str())),
+        )
+    }
+
+    fn with_key(quota: Quota, max_keys: usize, key: KeyFn<B>) -> Self {
         Self {
             limiter: Arc::new(KeyedLimiter::new(quota, max_keys)),
-            key: Arc::new(key),
+            key,
         }
     }
 }

@@ -1,13 +1,15 @@
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use http::{Request, StatusCode};
 use pattern_error::{Error, Kind};
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
-use super::BoxFuture;
 use crate::ApiError;
 
 /// The header a caller sets to say how long it will wait (milliseconds),
@@ -83,7 +85,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
+    type Future = TimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -99,19 +101,49 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(timeout, |ms| timeout.min(Duration::from_millis(ms)));
-        req.extensions_mut()
-            .insert(Deadline(Instant::now() + timeout));
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, future).await {
-                Ok(result) => result,
-                Err(_) => Ok(ApiError::from(Error::new(
-                    Kind::Timeout,
-                    format!("no answer within {timeout:?}"),
-                ))
-                .with_status(status)
-                .into_response()),
-            }
-        })
+        // One clock read: the deadline handlers see is the timer's.
+        let deadline = Instant::now() + timeout;
+        req.extensions_mut().insert(Deadline(deadline));
+        TimeoutFuture {
+            inner: self.inner.call(req),
+            sleep: tokio::time::sleep_until(deadline),
+            timeout,
+            status,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`TimeoutService`]: the handler's, or a
+    /// timeout problem when the deadline passes first (no allocation).
+    #[derive(Debug)]
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        timeout: Duration,
+        status: StatusCode,
+    }
+}
+
+impl<F, E> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        ready!(this.sleep.poll(cx));
+        Poll::Ready(Ok(ApiError::from(Error::new(
+            Kind::Timeout,
+            format!("no answer within {:?}", this.timeout),
+        ))
+        .with_status(*this.status)
+        .into_response()))
     }
 }

@@ -1,11 +1,13 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use http::{HeaderValue, Request, Response};
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use super::{HEADER, RequestId};
+use super::{CURRENT, HEADER, RequestId};
 
 /// Propagates or generates the request id; see the [module docs](super).
 #[derive(Clone, Copy, Debug, Default)]
@@ -28,30 +30,79 @@ pub struct RequestIdService<S> {
 impl<S, B, RB> Service<Request<B>> for RequestIdService<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, S::Error>> + Send>>;
+    type Future = RequestIdFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = req
-            .headers()
-            .get(HEADER)
-            .and_then(|v| RequestId::from_header(v.as_bytes()))
-            .unwrap_or_else(RequestId::generate);
+        // A client's sane id is echoed with its own header value (no copy).
+        let (id, echo) = match req.headers().get(HEADER).and_then(|value| {
+            RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone()))
+        }) {
+            Some((id, value)) => (id, Some(value)),
+            None => (RequestId::generate(), None),
+        };
         req.extensions_mut().insert(id.clone());
+        let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
         let future = self.inner.call(req);
-        Box::pin(id.clone().scope(async move {
-            let mut response = future.await?;
-            if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-                response.headers_mut().insert(HEADER, value);
-            }
-            Ok(response)
-        }))
+        RequestIdFuture {
+            scoped: CURRENT.scope(id, Echo { future, echo }),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequestIdService`]: the inner future with
+    /// the id in scope, the id echoed on its response (no allocation).
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        scoped: TaskLocalFuture<RequestId, Echo<F>>,
+    }
+}
+
+impl<F> std::fmt::Debug for RequestIdFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestIdFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, RB, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().scoped.poll(cx)
+    }
+}
+
+pin_project! {
+    /// Puts the id on the response once it is ready.
+    struct Echo<F> {
+        #[pin]
+        future: F,
+        echo: Option<HeaderValue>,
+    }
+}
+
+impl<F, RB, E> Future for Echo<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.future.poll(cx))?;
+        if let Some(value) = this.echo.take() {
+            response.headers_mut().insert(HEADER, value);
+        }
+        Poll::Ready(Ok(response))
     }
 }

@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-pub use layer::{RequestIdLayer, RequestIdService};
+pub use layer::{RequestIdFuture, RequestIdLayer, RequestIdService};
 
 /// The header carrying the request id.
 pub const HEADER: &str = "x-request-id";
@@ -35,7 +35,7 @@ enum Repr {
 }
 
 tokio::task_local! {
-    static CURRENT: RequestId;
+    pub(crate) static CURRENT: RequestId;
 }
 
 impl RequestId {
@@ -91,10 +91,6 @@ impl RequestId {
     /// [`RequestIdLayer`].
     pub fn current() -> Option<RequestId> {
         CURRENT.try_with(Clone::clone).ok()
-    }
-
-    pub(crate) async fn scope<F: std::future::Future>(self, f: F) -> F::Output {
-        CURRENT.scope(self, f).await
     }
 }
 
