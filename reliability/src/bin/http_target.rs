@@ -1,6 +1,7 @@
 //! A server for the HTTP load figures (`cargo xtask bench --http`): the
 //! same handler served by bare hyper, bare axum, or axum behind the
-//! reference service's middleware chain, on a one-thread runtime.
+//! reference service's middleware chain, on a one-thread runtime. The
+//! chain records into a Prometheus recorder, as the service's does.
 //!
 //! ```text
 //! http-target hyper|axum|stack [ADDR]
@@ -53,6 +54,14 @@ fn main() {
                 // path but out of the way.
                 config.limits.requests_per_second = 100_000_000;
                 config.limits.burst = 100_000_000;
+                let prometheus = patterns::server::ops::install_prometheus().expect("a recorder");
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+                    loop {
+                        ticks.tick().await;
+                        prometheus.run_upkeep();
+                    }
+                });
                 let stack = examples::reference::middleware(&config).expect("the middleware chain");
                 serve_axum(
                     listener,
