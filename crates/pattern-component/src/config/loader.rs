@@ -160,10 +160,18 @@ where
 }
 
 /// A loaded, valid configuration.
-#[derive(Debug)]
 pub struct Loaded<T> {
     value: T,
     figment: Figment,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Loaded<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The figment holds every raw value, secrets in clear: leave it out.
+        f.debug_struct("Loaded")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Serialize> Loaded<T> {
