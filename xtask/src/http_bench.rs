@@ -4,7 +4,8 @@
 //! thread), pinned to CPU 0; the load generator (`reliability load`, one
 //! thread, keep-alive connections in a closed loop) runs pinned to CPU 1.
 //! Targets alternate over several rounds; the medians are reported, and
-//! the ratios against bare axum and bare hyper.
+//! the ratios against bare axum and bare hyper, each the median of the
+//! ratios within a round (the targets of a round run back to back).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -148,10 +149,22 @@ pub(crate) fn run_http(args: &[&str]) -> Result<(), String> {
             p99[i].push(figure.p99_us);
         }
     }
+    // Ratios are taken within a round, where the targets ran back to back
+    // under the same conditions, and their median reported: the machine's
+    // drift between rounds cancels out.
+    let ratio = |figures: &[Vec<f64>], i: usize, base: usize| {
+        let mut per_round: Vec<f64> = (0..figures[i].len())
+            .map(|r| figures[i][r] / figures[base][r])
+            .collect();
+        median(&mut per_round)
+    };
+    let ratios: Vec<[f64; 3]> = (0..TARGETS.len())
+        .map(|i| [ratio(&rps, i, 1), ratio(&rps, i, 0), ratio(&p99, i, 1)])
+        .collect();
     let rps: Vec<f64> = rps.iter_mut().map(|v| median(v)).collect();
     let p99: Vec<f64> = p99.iter_mut().map(|v| median(v)).collect();
     println!(
-        "\nHTTP load over loopback: {} keep-alive connections, {} s measured after {} s warm-up, median of {} rounds; {}",
+        "\nHTTP load over loopback: {} keep-alive connections, {} s measured after {} s warm-up, medians of {} rounds (ratios within each round); {}",
         options.connections,
         options.seconds,
         options.warmup,
@@ -170,12 +183,7 @@ pub(crate) fn run_http(args: &[&str]) -> Result<(), String> {
     for i in 0..TARGETS.len() {
         println!(
             "{:<36} {:>10.0} {:>10.0} {:>11.2}x {:>11.2}x {:>11.2}x",
-            names[i],
-            rps[i],
-            p99[i],
-            rps[i] / rps[1],
-            rps[i] / rps[0],
-            p99[i] / p99[1]
+            names[i], rps[i], p99[i], ratios[i][0], ratios[i][1], ratios[i][2]
         );
     }
     Ok(())

@@ -5,7 +5,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::map_response;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
@@ -13,7 +12,7 @@ use tower_http::cors::CorsLayer;
 use crate::middleware::{
     CatchPanicLayer, LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer, TraceLayer,
 };
-use crate::problem::problem_json;
+use crate::problem::ProblemJsonLayer;
 use crate::request_id::RequestIdLayer;
 
 /// Assembles the standard middleware on a router. From the outside in:
@@ -248,7 +247,7 @@ impl ApiStack {
             .option_layer(self.request_id.then_some(RequestIdLayer))
             .option_layer(self.trace.then_some(TraceLayer))
             .option_layer(self.metrics.then(MetricsLayer::new))
-            .option_layer(self.problem_json.then(|| map_response(problem_json)))
+            .option_layer(self.problem_json.then_some(ProblemJsonLayer))
             .option_layer(self.catch_panic.then(CatchPanicLayer::new))
             .option_layer(self.concurrency_limit.map(|max| {
                 let shed = LoadShedLayer::new(max);

@@ -43,14 +43,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+        // Field values are evaluated only when a subscriber wants the span.
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
             path = %req.uri().path(),
-            request_id = request_id.as_deref().unwrap_or(""),
+            request_id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str),
         );
-        let start = Instant::now();
+        // No clock read for a span nobody records.
+        let start = (!span.is_disabled()).then(Instant::now);
         let future = {
             let _entered = span.enter();
             self.inner.call(req)
@@ -62,16 +63,18 @@ where
 /// Logs the end of a request in its span.
 #[derive(Debug)]
 pub struct Finished {
-    start: Instant,
+    /// When the request started; `None` when the span is disabled.
+    start: Option<Instant>,
     span: tracing::Span,
 }
 
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
+        let Some(start) = self.start else { return };
         self.span.in_scope(|| {
             tracing::info!(
                 status = response.status().as_u16(),
-                latency_ms = self.start.elapsed().as_secs_f64() * 1e3,
+                latency_ms = start.elapsed().as_secs_f64() * 1e3,
                 "request finished"
             );
         });

@@ -1,10 +1,14 @@
 //! Turning plain error responses into problem+json.
 
+use std::task::{Context, Poll};
+
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use axum::response::Response;
+use http::{HeaderValue, Request, header};
+use tower::{Layer, Service};
 
 use super::{CONTENT_TYPE, Problem};
+use crate::middleware::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
 
 /// Rewrites an error response (status 400 or above) that is not already
@@ -22,10 +26,16 @@ use crate::request_id::RequestId;
 ///     .route("/", get(|| async { "hi" }))
 ///     .layer(middleware::map_response(problem_json));
 /// ```
-pub async fn problem_json(response: Response) -> Response {
+pub async fn problem_json(mut response: Response) -> Response {
+    rewrite(&mut response);
+    response
+}
+
+/// Rewrites `response` in place as [`problem_json`] describes.
+pub(crate) fn rewrite(response: &mut Response) {
     let status = response.status();
     if status.as_u16() < 400 {
-        return response;
+        return;
     }
     let is_json = response
         .headers()
@@ -33,17 +43,73 @@ pub async fn problem_json(response: Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with(CONTENT_TYPE) || ct.starts_with("application/json"));
     if is_json {
-        return response;
+        return;
     }
-    let (mut parts, _plain_body) = response.into_parts();
     let mut problem = Problem::new(status);
     if let Some(id) = RequestId::current() {
         problem = problem.with_request_id(id.as_str());
     }
     let body = serde_json::to_vec(&problem).unwrap_or_default();
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body)).into_response()
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.remove(header::CONTENT_LENGTH);
+    *response.body_mut() = Body::from(body);
+}
+
+/// Rewrites error responses into problem+json as [`problem_json`] does, as
+/// a tower layer whose future is a named type: no allocation per request
+/// (`axum::middleware::map_response` boxes one). [`ApiStack`] uses it.
+///
+/// [`ApiStack`]: crate::stack::ApiStack
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use pattern_api::problem::ProblemJsonLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hi" }))
+///     .layer(ProblemJsonLayer);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProblemJsonLayer;
+
+impl<S> Layer<S> for ProblemJsonLayer {
+    type Service = ProblemJsonService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ProblemJsonService { inner }
+    }
+}
+
+/// The service of [`ProblemJsonLayer`].
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemJsonService<S> {
+    inner: S,
+}
+
+/// The rewrite, run on the inner service's response.
+#[derive(Clone, Copy, Debug)]
+pub struct Rewrite(());
+
+impl Finish for Rewrite {
+    fn finish(self, response: &mut Response) {
+        rewrite(response);
+    }
+}
+
+impl<S, B> Service<Request<B>> for ProblemJsonService<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, Rewrite>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        ResponseFuture::inner(self.inner.call(request), Rewrite(()))
+    }
 }

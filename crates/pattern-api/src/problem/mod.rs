@@ -10,7 +10,7 @@ use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 
-pub use convert::problem_json;
+pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
 pub use status::{CLIENT_CLOSED_REQUEST, status_for};
 
 /// The media type of problem details.
