@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
@@ -71,7 +70,9 @@ struct Handles {
 #[derive(Debug, Default)]
 struct Cache {
     in_flight: OnceLock<metrics::Gauge>,
-    routes: RwLock<HashMap<Arc<str>, Vec<Arc<Handles>>>>,
+    /// Keyed by the route templates of the app (or `unmatched`), never by
+    /// client input: a fast hasher is safe here.
+    routes: RwLock<hashbrown::HashMap<Arc<str>, Vec<Arc<Handles>>>>,
 }
 
 impl Cache {

@@ -106,7 +106,8 @@ where
         req.extensions_mut().insert(Deadline(deadline));
         TimeoutFuture {
             inner: self.inner.call(req),
-            sleep: tokio::time::sleep_until(deadline),
+            sleep: None,
+            deadline,
             timeout,
             status,
         }
@@ -115,13 +116,16 @@ where
 
 pin_project! {
     /// The response future of [`TimeoutService`]: the handler's, or a
-    /// timeout problem when the deadline passes first (no allocation).
+    /// timeout problem when the deadline passes first (no allocation). The
+    /// timer is made only when the handler does not answer at its first
+    /// poll, so a quick answer costs no timer at all.
     #[derive(Debug)]
     pub struct TimeoutFuture<F> {
         #[pin]
         inner: F,
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
+        deadline: Instant,
         timeout: Duration,
         status: StatusCode,
     }
@@ -134,11 +138,17 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result);
         }
-        ready!(this.sleep.poll(cx));
+        if this.sleep.is_none() {
+            this.sleep
+                .set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        if let Some(sleep) = this.sleep.as_pin_mut() {
+            ready!(sleep.poll(cx));
+        }
         Poll::Ready(Ok(ApiError::from(Error::new(
             Kind::Timeout,
             format!("no answer within {:?}", this.timeout),
