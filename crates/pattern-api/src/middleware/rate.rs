@@ -12,7 +12,7 @@ use tower::{Layer, Service};
 use super::future::ResponseFuture;
 use crate::ApiError;
 
-type KeyFn<B> = Arc<dyn Fn(&Request<B>) -> Key + Send + Sync>;
+type KeyFn<B> = Box<dyn Fn(&Request<B>) -> Key + Send + Sync>;
 
 /// A rate-limit key: a client address needs no allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,14 +44,20 @@ pub fn client_ip<B>(req: &Request<B>) -> String {
 /// request) with a bounded keyed limiter; refused requests get 429 with
 /// `Retry-After`.
 pub struct RateLimitLayer<B> {
-    limiter: Arc<KeyedLimiter<Key>>,
+    /// One shared pointer: cloning the service per request (as axum does)
+    /// costs one reference count.
+    shared: Arc<Shared<B>>,
+}
+
+struct Shared<B> {
+    limiter: KeyedLimiter<Key>,
     key: KeyFn<B>,
 }
 
 impl<B: 'static> RateLimitLayer<B> {
     /// `quota` per client IP, tracking at most `max_keys` clients.
     pub fn per_client_ip(quota: Quota, max_keys: usize) -> Self {
-        Self::with_key(quota, max_keys, Arc::new(ip_key))
+        Self::with_key(quota, max_keys, Box::new(ip_key))
     }
 
     /// `quota` per key of `key(request)` (an API-key header, a tenant).
@@ -63,14 +69,16 @@ impl<B: 'static> RateLimitLayer<B> {
         Self::with_key(
             quota,
             max_keys,
-            Arc::new(move |req| Key::Text(key(req).into_boxed_str())),
+            Box::new(move |req| Key::Text(key(req).into_boxed_str())),
         )
     }
 
     fn with_key(quota: Quota, max_keys: usize, key: KeyFn<B>) -> Self {
         Self {
-            limiter: Arc::new(KeyedLimiter::new(quota, max_keys)),
-            key,
+            shared: Arc::new(Shared {
+                limiter: KeyedLimiter::new(quota, max_keys),
+                key,
+            }),
         }
     }
 }
@@ -78,8 +86,7 @@ impl<B: 'static> RateLimitLayer<B> {
 impl<B> Clone for RateLimitLayer<B> {
     fn clone(&self) -> Self {
         Self {
-            limiter: self.limiter.clone(),
-            key: self.key.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -87,7 +94,7 @@ impl<B> Clone for RateLimitLayer<B> {
 impl<B> std::fmt::Debug for RateLimitLayer<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimitLayer")
-            .field("limiter", &self.limiter)
+            .field("limiter", &self.shared.limiter)
             .finish_non_exhaustive()
     }
 }
@@ -140,8 +147,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let key = (self.layer.key)(&req);
-        match self.layer.limiter.check(&key) {
+        let shared = &self.layer.shared;
+        match shared.limiter.check(&(shared.key)(&req)) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req), ()),
             Err(limited) => {
                 ResponseFuture::ready(ApiError::from(Error::from(limited)).into_response())

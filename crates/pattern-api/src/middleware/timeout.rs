@@ -116,15 +116,15 @@ where
 
 pin_project! {
     /// The response future of [`TimeoutService`]: the handler's, or a
-    /// timeout problem when the deadline passes first (no allocation). The
-    /// timer is made only when the handler does not answer at its first
-    /// poll, so a quick answer costs no timer at all.
+    /// timeout problem when the deadline passes first. The timer is made
+    /// (and boxed, keeping this future small to move) only when the handler
+    /// does not answer at its first poll: a quick answer costs no timer and
+    /// no allocation.
     #[derive(Debug)]
     pub struct TimeoutFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        sleep: Option<Pin<Box<Sleep>>>,
         deadline: Instant,
         timeout: Duration,
         status: StatusCode,
@@ -138,17 +138,15 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result);
         }
-        if this.sleep.is_none() {
-            this.sleep
-                .set(Some(tokio::time::sleep_until(*this.deadline)));
-        }
-        if let Some(sleep) = this.sleep.as_pin_mut() {
-            ready!(sleep.poll(cx));
-        }
+        let deadline = *this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(sleep.as_mut().poll(cx));
         Poll::Ready(Ok(ApiError::from(Error::new(
             Kind::Timeout,
             format!("no answer within {:?}", this.timeout),
