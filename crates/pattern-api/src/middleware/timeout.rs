@@ -16,6 +16,9 @@ use crate::ApiError;
 /// and that downstream calls should carry on with what is left.
 pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 
+/// [`TIMEOUT_HEADER`] as a parsed name: a lookup skips parsing it.
+const TIMEOUT_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(TIMEOUT_HEADER);
+
 /// When the request must be answered by; handlers read it from the
 /// request's extensions (`Extension<Deadline>`) to bound their own calls,
 /// and pass it on with [`Deadline::header_value`].
@@ -97,7 +100,7 @@ where
         // deadline (propagated from upstream); never loosens it.
         let timeout = req
             .headers()
-            .get(TIMEOUT_HEADER)
+            .get(&TIMEOUT_HEADER_NAME)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(timeout, |ms| timeout.min(Duration::from_millis(ms)));

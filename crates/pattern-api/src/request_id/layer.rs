@@ -7,7 +7,7 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use super::{CURRENT, HEADER, RequestId};
+use super::{CURRENT, HEADER_NAME, RequestId};
 
 /// Propagates or generates the request id; see the [module docs](super).
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,7 +41,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // A client's sane id is echoed with its own header value (no copy).
-        let (id, echo) = match req.headers().get(HEADER).and_then(|value| {
+        let (id, echo) = match req.headers().get(&HEADER_NAME).and_then(|value| {
             RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone()))
         }) {
             Some((id, value)) => (id, Some(value)),
@@ -101,7 +101,7 @@ where
         let this = self.project();
         let mut response = ready!(this.future.poll(cx))?;
         if let Some(value) = this.echo.take() {
-            response.headers_mut().insert(HEADER, value);
+            response.headers_mut().insert(HEADER_NAME, value);
         }
         Poll::Ready(Ok(response))
     }

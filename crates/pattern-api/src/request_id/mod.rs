@@ -22,6 +22,9 @@ pub use layer::{RequestIdFuture, RequestIdLayer, RequestIdService};
 /// The header carrying the request id.
 pub const HEADER: &str = "x-request-id";
 
+/// [`HEADER`] as a parsed name: lookups and inserts skip parsing it.
+pub(crate) const HEADER_NAME: http::HeaderName = http::HeaderName::from_static(HEADER);
+
 /// The id of the request being handled.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestId(Repr);
