@@ -195,3 +195,50 @@ async fn a_caller_deadline_header_tightens_the_timeout() {
         started.elapsed()
     );
 }
+
+/// Rejections made while the chain is being called (the rate limit's 429,
+/// load shedding's 503), not while it is polled, still carry the request
+/// id in their problem body, the same as the echoed header.
+#[tokio::test]
+async fn rejections_in_the_chain_carry_the_request_id() {
+    use std::num::NonZeroU32;
+
+    use pattern_api::middleware::RateLimitLayer;
+    use pattern_network::flow::rate::Quota;
+
+    let quota = Quota::per_second(NonZeroU32::new(1).unwrap());
+    let limited = app(
+        ApiStack::new().rate_limit(RateLimitLayer::per_key(quota, 16, |_| {
+            "one client".to_owned()
+        })),
+    );
+    let request = || {
+        Request::get("/v1/items/7")
+            .header("x-request-id", "client-id-1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, _) = send(limited.clone(), request()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, problem) = send(limited, request()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["x-request-id"], "client-id-1");
+    assert_eq!(problem["request_id"], "client-id-1", "{problem}");
+
+    // One slot, held by a request that never ends: the next one is shed,
+    // with its generated id.
+    let shed = ApiStack::new()
+        .concurrency_limit(1)
+        .apply(Router::new().route("/v1/hold", get(std::future::pending::<&'static str>)));
+    let holder = tokio::spawn(
+        shed.clone()
+            .oneshot(Request::get("/v1/hold").body(Body::empty()).unwrap()),
+    );
+    tokio::task::yield_now().await;
+    let (status, headers, problem) =
+        send(shed, Request::get("/v1/hold").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(problem["request_id"], id, "{problem}");
+    holder.abort();
+}

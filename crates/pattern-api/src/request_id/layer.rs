@@ -49,7 +49,10 @@ where
         };
         req.extensions_mut().insert(id.clone());
         let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
-        let future = self.inner.call(req);
+        // The id is current while the inner layers' `call` runs too: a
+        // rejection made there (rate limit, load shedding) carries it.
+        let inner = &mut self.inner;
+        let future = CURRENT.sync_scope(id.clone(), || inner.call(req));
         RequestIdFuture {
             scoped: CURRENT.scope(id, Echo { future, echo }),
         }
