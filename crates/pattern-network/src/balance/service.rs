@@ -268,12 +268,13 @@ impl<S> Shared<S> {
                     .min_by_key(|&i| set.endpoints[i].stats.in_flight.load(Ordering::Relaxed))
             }
             Strategy::PeakEwma => {
-                let a = (self.roll() % n as u64) as usize;
+                let a = below(self.roll(), n);
                 // A second, different endpoint (the same one when alone).
                 let b = if n == 1 {
                     a
                 } else {
-                    (a + 1 + (self.roll() % (n as u64 - 1)) as usize) % n
+                    let b = a + 1 + below(self.roll(), n - 1);
+                    if b >= n { b - n } else { b }
                 };
                 match (usable(a), usable(b)) {
                     (true, true) if a != b => {
@@ -377,6 +378,14 @@ where
             error: None,
         }
     }
+}
+
+/// A uniform index below `n` from 64 random bits: a multiply and a shift
+/// (Lemire's reduction) instead of a division; the bias is at most
+/// `n / 2^64`.
+#[inline]
+fn below(random: u64, n: usize) -> usize {
+    ((u128::from(random) * n as u128) >> 64) as usize
 }
 
 /// A finished call reports back: latency, failure, maybe an ejection.
