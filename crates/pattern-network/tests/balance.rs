@@ -98,6 +98,62 @@ async fn peak_ewma_does_not_reward_fast_failures() {
     );
 }
 
+/// One slow answer raises an endpoint's peak EWMA; while other calls go on,
+/// the estimate decays and the endpoint is tried again (it is not starved
+/// by a stale peak because it is never picked to refresh it).
+#[tokio::test(start_paused = true)]
+async fn a_slow_answer_is_forgiven_as_time_passes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Answers its name after `first_ms` the first time, `ms` afterwards,
+    /// counting its calls.
+    fn timed(
+        name: &'static str,
+        first_ms: u64,
+        ms: u64,
+        calls: Arc<AtomicU32>,
+    ) -> impl Service<u64, Response = &'static str, Error = Error, Future = Reply> + Clone {
+        service_fn(move |_req: u64| -> Reply {
+            let wait = if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+                first_ms
+            } else {
+                ms
+            };
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                Ok(name)
+            })
+        })
+    }
+
+    let spiky_calls = Arc::new(AtomicU32::new(0));
+    let balancer = Balancer::with_settings(
+        Strategy::PeakEwma,
+        Outlier::default(),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    balancer.add("spiky", timed("spiky", 2_000, 10, spiky_calls.clone()), 1);
+    let steady_calls = Arc::new(AtomicU32::new(0));
+    balancer.add("steady", timed("steady", 10, 10, steady_calls), 1);
+    // Until the spiky endpoint has given its slow answer.
+    for req in 0..100 {
+        if spiky_calls.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        balancer.clone().oneshot(req).await.unwrap();
+    }
+    assert_eq!(spiky_calls.load(Ordering::Relaxed), 1);
+    // 2 s decays to the steady 10 ms in about ln(200) = 5.3 time constants:
+    // 1 000 calls of 10 ms (10 s) are plenty.
+    tally(&balancer, 1_000).await;
+    assert!(
+        spiky_calls.load(Ordering::Relaxed) > 1,
+        "the endpoint was never tried again after one slow answer"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn failing_endpoints_are_ejected_for_a_growing_period() {
     let outlier = Outlier::default()

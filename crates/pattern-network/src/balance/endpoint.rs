@@ -19,6 +19,10 @@ pub(crate) struct Endpoint<S> {
     pub(crate) tau: Duration,
     pub(crate) penalty: Duration,
     pub(crate) outlier: Outlier,
+    /// The latest clock reading of any finished call of the balancer
+    /// (nanoseconds since the epoch): the "now" P2C decays estimates to,
+    /// without reading the clock itself.
+    pub(crate) recent: std::sync::Arc<AtomicU64>,
     /// The balancer, reached only to eject this endpoint.
     pub(crate) owner: std::sync::Weak<super::service::Shared<S>>,
 }
@@ -72,25 +76,24 @@ impl Stats {
             rtt_ns
         } else {
             let elapsed = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
-            let x = elapsed / (tau.as_secs_f64() * 1e9).max(1.0);
-            // exp(-x); for the tiny steps between calls a short series is
-            // exact to 1e-7 and far cheaper.
-            let keep = if x < 0.01 {
-                1.0 - x + x * x / 2.0
-            } else {
-                (-x).exp()
-            };
+            let keep = decay(elapsed / (tau.as_secs_f64() * 1e9).max(1.0));
             old * keep + rtt_ns * (1.0 - keep)
         };
         self.ewma_ns.store(next.to_bits(), Ordering::Relaxed);
         self.ewma_at.store(now, Ordering::Relaxed);
     }
 
-    /// The load P2C compares: latency estimate × (calls in flight + 1).
+    /// The load P2C compares at `now` (nanoseconds since the epoch):
+    /// the latency estimate, decayed for the time since its last sample
+    /// (`per_ns` is 1 / tau in nanoseconds), times (calls in flight + 1).
+    /// The decay lets an endpoint that answered slowly once, and so is not
+    /// picked to take a new sample, look cheaper as time passes until it is
+    /// tried again.
     #[inline]
-    pub(crate) fn load(&self) -> f64 {
+    pub(crate) fn load(&self, now: u64, per_ns: f64) -> f64 {
         let ewma = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
-        ewma * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
+        let idle = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
+        ewma * decay(idle * per_ns) * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
     }
 
     #[inline]
@@ -138,5 +141,16 @@ impl Stats {
             .as_secs()
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::from(since.subsec_nanos()))
+    }
+}
+
+/// exp(-x); for the tiny steps between calls a short series is exact to
+/// 1e-7 and far cheaper.
+#[inline]
+fn decay(x: f64) -> f64 {
+    if x < 0.01 {
+        1.0 - x + x * x / 2.0
+    } else {
+        (-x).exp()
     }
 }

@@ -13,7 +13,11 @@
 //! | [`ConsistentHash`](Strategy::ConsistentHash) | the owner of the request's key on a hash ring (sticky keys) |
 //!
 //! Peak EWMA counts a failed call as taking at least the failure penalty, so
-//! an endpoint that answers a quick 503 does not look like the fastest.
+//! an endpoint that answers a quick 503 does not look like the fastest. An
+//! estimate decays with the time since its last sample (measured by the
+//! balancer's other calls, so a pick reads no clock): an endpoint that
+//! answered slowly once is tried again after a few time constants instead
+//! of being starved by a peak it never gets the chance to lower.
 //!
 //! [`Outlier`] ejection takes failing endpoints out of rotation for a
 //! growing period, never more than a configured share of them.

@@ -50,8 +50,12 @@ pub(crate) struct Shared<S> {
     strategy: Strategy,
     outlier: Outlier,
     tau: Duration,
+    /// 1 / tau in nanoseconds.
+    per_ns: f64,
     penalty: Duration,
     epoch: Instant,
+    /// Shared with every endpoint: see [`Endpoint::recent`].
+    recent: Arc<AtomicU64>,
     set: RwLock<Set<S>>,
     turn: AtomicUsize,
     dice: AtomicU64,
@@ -101,8 +105,10 @@ impl<S> Balancer<S> {
                 strategy,
                 outlier,
                 tau,
+                per_ns: 1.0 / (tau.as_secs_f64() * 1e9).max(1.0),
                 penalty: failure_penalty,
                 epoch: Instant::now(),
+                recent: Arc::new(AtomicU64::new(0)),
                 set: RwLock::new(Set {
                     endpoints: Vec::new(),
                     ring: HashRing::new(150),
@@ -144,6 +150,7 @@ impl<S, K> Balancer<S, K> {
             tau: self.shared.tau,
             penalty: self.shared.penalty,
             outlier: self.shared.outlier,
+            recent: self.shared.recent.clone(),
             owner: Arc::downgrade(&self.shared),
         });
         match set.index.get(&key) {
@@ -278,8 +285,9 @@ impl<S> Shared<S> {
                 };
                 match (usable(a), usable(b)) {
                     (true, true) if a != b => {
-                        let (la, lb) =
-                            (set.endpoints[a].stats.load(), set.endpoints[b].stats.load());
+                        let recent = self.recent.load(Ordering::Relaxed);
+                        let load = |i: usize| set.endpoints[i].stats.load(recent, self.per_ns);
+                        let (la, lb) = (load(a), load(b));
                         Some(if la <= lb { a } else { b })
                     }
                     (true, _) => Some(a),
@@ -399,6 +407,10 @@ fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: Instant) {
         rtt
     };
     endpoint.stats.observe(rtt, now, endpoint.tau);
+    // Read before written: the line is shared by every endpoint's calls.
+    if now > endpoint.recent.load(Ordering::Relaxed) {
+        endpoint.recent.store(now, Ordering::Relaxed);
+    }
     if endpoint.stats.record(failed, now, &endpoint.outlier)
         && let Some(balancer) = endpoint.owner.upgrade()
     {
