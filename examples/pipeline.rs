@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use patterns::error::{Context, Error, Kind, Result};
 use patterns::network::fan::merge;
+use patterns::network::flume;
 use patterns::network::partition::Partitioner;
 use patterns::network::pipeline::{Input, Order, Pipeline};
 use patterns::network::scale::WorkerPool;

@@ -57,3 +57,8 @@ pub mod limit;
 pub mod partition;
 pub mod pipeline;
 pub mod scale;
+
+/// The channel crate behind pipelines and fan-out/fan-in, re-exported so
+/// that the receivers [`fan`] takes and returns need no dependency of your
+/// own (and always match this crate's version).
+pub use flume;
