@@ -248,7 +248,7 @@ impl ApiStack {
     }
 
     /// Applies the chain to `router` as one tower layer (one boxed service
-    /// per route, not one per piece), plus axum's body limit.
+    /// per route, not one per piece), axum's body limit included.
     pub fn apply<S: Clone + Send + Sync + 'static>(self, mut router: Router<S>) -> Router<S> {
         let chain = ServiceBuilder::new()
             .option_layer(self.request_id.then_some(RequestIdLayer))
@@ -264,11 +264,12 @@ impl ApiStack {
                 }
             }))
             .option_layer(self.rate_limit)
-            .option_layer(self.timeout);
+            .option_layer(self.timeout)
+            // Inside the chain, not a `Router::layer` of its own: each of
+            // those boxes and clones the route's service once more per
+            // request.
+            .option_layer(self.body_limit.map(DefaultBodyLimit::max));
         router = router.layer(chain);
-        if let Some(bytes) = self.body_limit {
-            router = router.layer(DefaultBodyLimit::max(bytes));
-        }
         // These change the response type, so they wrap the chain on their
         // own; CORS outermost, so even rejections carry its headers.
         if self.compression {

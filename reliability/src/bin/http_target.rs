@@ -8,6 +8,11 @@
 //! ```
 //!
 //! It prints `listening on http://ADDR` once bound and serves until killed.
+//! `HT_OFF=metrics,trace,...` switches pieces of the stack off, to see what
+//! each costs under load (`metrics`, `trace`, `rid`, `timeout`, `shed`,
+//! `panic`, `problem`, `body`); for example, with the load generator on
+//! the other core: `HT_OFF=metrics taskset -c 0 http-target stack
+//! 127.0.0.1:18099` and `taskset -c 1 reliability load 127.0.0.1:18099 64 1 5`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -62,7 +67,25 @@ fn main() {
                         prometheus.run_upkeep();
                     }
                 });
-                let stack = examples::reference::middleware(&config).expect("the middleware chain");
+                let mut stack =
+                    examples::reference::middleware(&config).expect("the middleware chain");
+                let off = std::env::var("HT_OFF").unwrap_or_default();
+                for piece in off.split(',').filter(|p| !p.is_empty()) {
+                    stack = match piece {
+                        "metrics" => stack.without_metrics(),
+                        "trace" => stack.without_trace(),
+                        "rid" => stack.without_request_id(),
+                        "timeout" => stack.without_timeout(),
+                        "shed" => stack.without_concurrency_limit(),
+                        "panic" => stack.without_catch_panic(),
+                        "problem" => stack.without_problem_json(),
+                        "body" => stack.without_body_limit(),
+                        other => {
+                            eprintln!("HT_OFF: unknown piece {other:?}");
+                            std::process::exit(2);
+                        }
+                    };
+                }
                 serve_axum(
                     listener,
                     stack.apply(Router::new().route("/", get(handler))),
