@@ -242,3 +242,64 @@ async fn rejections_in_the_chain_carry_the_request_id() {
     assert_eq!(problem["request_id"], id, "{problem}");
     holder.abort();
 }
+
+/// A client that never finishes sending a JSON body gets 408 Request
+/// Timeout at the request's deadline (its fault), not the 504 a slow
+/// handler gets.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::body::Bytes;
+    use http_body::Frame;
+
+    /// One chunk of JSON, then nothing, forever.
+    struct Endless(bool);
+
+    impl http_body::Body for Endless {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if std::mem::replace(&mut self.0, false) {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{\"nam")))))
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    #[derive(serde::Deserialize, garde::Validate)]
+    struct Item {
+        #[garde(length(min = 1))]
+        name: String,
+    }
+
+    let app = ApiStack::new()
+        .request_timeout(Duration::from_millis(100))
+        .apply(Router::new().route(
+            "/v1/items",
+            axum::routing::post(
+                |pattern_api::extract::Valid(item): pattern_api::extract::Valid<Item>| async move {
+                    item.name
+                },
+            ),
+        ));
+    let start = tokio::time::Instant::now();
+    let (status, headers, problem) = send(
+        app,
+        Request::post("/v1/items")
+            .header("content-type", "application/json")
+            .body(Body::new(Endless(true)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{problem}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(problem["status"], 408);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+}

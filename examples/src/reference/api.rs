@@ -44,6 +44,7 @@ pub(crate) fn routes(store: Store) -> OpenApiRouter {
     responses(
         (status = 201, description = "Created; `data` is the item", body = Item),
         (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within the request timeout", content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each listed in `errors`", content_type = "application/problem+json"),

@@ -4,7 +4,10 @@
 //! validate with garde and answer 422 listing every field error. The
 //! rejections of the underlying axum extractors keep their status and
 //! become problem+json: malformed JSON 400, a body of the wrong shape 422, a
-//! missing or wrong content type 415, a body over the limit 413.
+//! missing or wrong content type 415, a body over the limit 413. Under a
+//! request timeout ([`Deadline`]), a body that has not fully arrived by the
+//! deadline is answered 408 Request Timeout: the client is late, not the
+//! handler.
 //!
 //! ```
 //! use garde::Validate;
@@ -38,6 +41,7 @@ use http::request::Parts;
 use pattern_error::{Error, Kind};
 use serde::de::DeserializeOwned;
 
+use crate::middleware::Deadline;
 use crate::{ApiError, FieldError};
 
 /// A JSON body, parsed and validated; see the [module docs](self).
@@ -57,9 +61,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state)
-            .await
-            .map_err(|rejection| from_json_rejection(&rejection))?;
+        // Under a request timeout, a body still arriving at the deadline is
+        // the client's delay: 408, not the 504 of a slow handler. (The
+        // timeout polls the handler first, so this answer wins the tie.)
+        let deadline = req.extensions().get::<Deadline>().copied();
+        let json = Json::<T>::from_request(req, state);
+        let read = match deadline {
+            Some(Deadline(at)) => tokio::time::timeout_at(at, json).await.map_err(|_| {
+                ApiError::from(Error::new(
+                    Kind::Timeout,
+                    "the request body did not arrive within the request's deadline",
+                ))
+                .with_status(StatusCode::REQUEST_TIMEOUT)
+            })?,
+            None => json.await,
+        };
+        let Json(value) = read.map_err(|rejection| from_json_rejection(&rejection))?;
         validate(&value)?;
         Ok(Valid(value))
     }
