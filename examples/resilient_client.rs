@@ -71,7 +71,15 @@ async fn main() -> Result<()> {
     let clock = Clock(Instant::now());
     let outage = Arc::new(AtomicBool::new(true));
     let (balancer, upstreams) = balance_upstreams(&outage, clock).await?;
-    let watcher = tokio::spawn(watch_ejections(balancer.clone(), clock));
+    balancer.on_ejection(move |ejection| {
+        clock.say(format_args!(
+            "balancer ejects {} for {:?} (ejection {})",
+            ejection.endpoint(),
+            ejection.duration(),
+            ejection.count()
+        ));
+    });
+    let watcher = tokio::spawn(watch_returns(balancer.clone(), clock));
 
     // Retries go back through the balancer, so a retry usually lands on
     // another upstream. An open breaker's retry-after speaks for its own
@@ -278,18 +286,18 @@ impl Clock {
     }
 }
 
-/// Prints the upstreams the balancer ejects and takes back (the balancer
-/// tells its rotation when asked; this asks every 10 ms).
-async fn watch_ejections<S>(balancer: Balancer<S>, clock: Clock) {
+/// Prints the upstreams the balancer takes back after an ejection (an
+/// ejection is reported by its hook; a return is seen by asking the
+/// balancer's rotation every 10 ms).
+async fn watch_returns<S>(balancer: Balancer<S>, clock: Clock) {
     let mut ejected = HashSet::new();
     let mut every = tokio::time::interval(Duration::from_millis(10));
     loop {
         every.tick().await;
         for (name, out) in balancer.endpoints() {
-            if out && !ejected.contains(&name) {
-                clock.say(format_args!("balancer ejects {name}"));
+            if out {
                 ejected.insert(name);
-            } else if !out && ejected.remove(&name) {
+            } else if ejected.remove(&name) {
                 clock.say(format_args!("balancer takes {name} back"));
             }
         }

@@ -196,6 +196,48 @@ async fn failing_endpoints_are_ejected_for_a_growing_period() {
     assert!(balancer.endpoints().iter().all(|(_, out)| !*out));
 }
 
+/// Each ejection is reported to the hook, with its endpoint, how long it
+/// lasts and how many times that endpoint has been ejected; the hook may
+/// use the balancer.
+#[tokio::test(start_paused = true)]
+async fn ejections_are_reported_to_the_hook() {
+    use std::sync::{Arc, Mutex};
+
+    let outlier = Outlier::default()
+        .consecutive_failures(2)
+        .ejection(Duration::from_secs(10), Duration::from_secs(60));
+    let balancer = Balancer::with_settings(
+        Strategy::RoundRobin,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    balancer.add("bad", endpoint("bad", 0, true), 1);
+    balancer.add("good", endpoint("good", 1, false), 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (log, inner) = (seen.clone(), balancer.clone());
+    balancer.on_ejection(move |ejection| {
+        // Reading the balancer from the hook must not deadlock.
+        let out = inner.endpoints().iter().filter(|(_, out)| *out).count();
+        log.lock().unwrap().push((
+            ejection.endpoint().to_owned(),
+            ejection.duration(),
+            ejection.count(),
+            out,
+        ));
+    });
+    tally(&balancer, 4).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    tally(&balancer, 4).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("bad".to_owned(), Duration::from_secs(10), 1, 1),
+            ("bad".to_owned(), Duration::from_secs(20), 2, 1),
+        ]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn never_more_than_the_allowed_share_is_ejected() {
     let outlier = Outlier::default()

@@ -20,7 +20,8 @@
 //! of being starved by a peak it never gets the chance to lower.
 //!
 //! [`Outlier`] ejection takes failing endpoints out of rotation for a
-//! growing period, never more than a configured share of them.
+//! growing period, never more than a configured share of them;
+//! [`Balancer::on_ejection`] reports each one as it happens.
 //!
 //! tower's own `balance::p2c` needs a `Discover` stream and cannot eject
 //! outliers or penalise failures; this balancer keeps the same two-choices
@@ -48,7 +49,7 @@ mod endpoint;
 mod outlier;
 mod service;
 
-pub use outlier::Outlier;
+pub use outlier::{Ejection, Outlier};
 pub use service::{Balancer, KeyFn, NoKey, ResponseFuture};
 
 /// How a [`Balancer`] picks an endpoint; see the [module docs](self).

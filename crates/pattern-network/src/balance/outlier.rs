@@ -82,3 +82,38 @@ impl Outlier {
             .min(self.max_ejection)
     }
 }
+
+/// One ejection, as [`Balancer::on_ejection`](super::Balancer::on_ejection)
+/// reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ejection<'a> {
+    endpoint: &'a str,
+    duration: Duration,
+    count: u32,
+}
+
+impl<'a> Ejection<'a> {
+    pub(crate) fn new(endpoint: &'a str, duration: Duration, count: u32) -> Self {
+        Self {
+            endpoint,
+            duration,
+            count,
+        }
+    }
+
+    /// The key of the ejected endpoint.
+    pub fn endpoint(&self) -> &'a str {
+        self.endpoint
+    }
+
+    /// How long it is out of rotation.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// How many times it has been ejected, this one included (the periods
+    /// grow with it).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}

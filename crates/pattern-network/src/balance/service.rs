@@ -14,7 +14,7 @@ use tower::Service;
 use tower::util::Oneshot;
 
 use super::endpoint::{Endpoint, Stats};
-use super::{EJECTIONS_TOTAL, Outlier, Strategy};
+use super::{EJECTIONS_TOTAL, Ejection, Outlier, Strategy};
 use crate::partition::HashRing;
 
 /// The key of a request, for [`Strategy::ConsistentHash`].
@@ -62,7 +62,11 @@ pub(crate) struct Shared<S> {
     /// The latest end of any ejection (nanoseconds since `epoch`); 0 when
     /// none was made since it last passed.
     ejected_until_max: AtomicU64,
+    /// Called after each ejection (rare: a lock is fine).
+    on_ejection: RwLock<Option<EjectionHook>>,
 }
+
+type EjectionHook = Arc<dyn Fn(&Ejection<'_>) + Send + Sync>;
 
 struct Set<S> {
     endpoints: Vec<Arc<Endpoint<S>>>,
@@ -118,6 +122,7 @@ impl<S> Balancer<S> {
                 turn: AtomicUsize::new(0),
                 dice: AtomicU64::new(0x853c_49e6_748f_ea9b),
                 ejected_until_max: AtomicU64::new(0),
+                on_ejection: RwLock::new(None),
             }),
             key: Arc::new(NoKey),
         }
@@ -186,6 +191,20 @@ impl<S, K> Balancer<S, K> {
         let n = set.endpoints.len();
         *set.current.lock().unwrap_or_else(PoisonError::into_inner) = vec![0; n];
         true
+    }
+
+    /// Calls `hook` after each ejection, with the endpoint, how long it is
+    /// out and how many times it has been ejected (replacing any earlier
+    /// hook). It runs on the task whose call failed, after the balancer's
+    /// locks are released: it may use the balancer, and should be quick.
+    /// Each ejection is also logged (warn) and counted in
+    /// `balancer_ejections_total`.
+    pub fn on_ejection(&self, hook: impl Fn(&Ejection<'_>) + Send + Sync + 'static) {
+        *self
+            .shared
+            .on_ejection
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(hook));
     }
 
     /// The endpoints' keys, and whether each is ejected now.
@@ -340,8 +359,17 @@ impl<S> Shared<S> {
             .stats
             .consecutive_failures
             .store(0, Ordering::Release);
+        drop(set);
         tracing::warn!(endpoint = %endpoint.key, ?duration, "endpoint ejected");
         metrics::counter!(EJECTIONS_TOTAL, "endpoint" => endpoint.key.clone()).increment(1);
+        let hook = self
+            .on_ejection
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(hook) = hook {
+            hook(&Ejection::new(&endpoint.key, duration, n + 1));
+        }
     }
 }
 
