@@ -27,15 +27,17 @@ fn binary() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_address_and_drains_on_sigterm() {
-    let mut child = Command::new(binary())
-        .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
-        .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
-        .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(binary())
+            .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
+            .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
+            .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -63,13 +65,13 @@ async fn prints_its_address_and_drains_on_sigterm() {
 
     let signalled = Instant::now();
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let response = in_flight.await.unwrap();
     response.assert_status(200);
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let status = tokio::task::spawn_blocking(move || child.0.wait())
         .await
         .unwrap()
         .unwrap();
@@ -82,4 +84,16 @@ async fn prints_its_address_and_drains_on_sigterm() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "nothing listens after exit"
     );
+}
+
+/// The service process, killed if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

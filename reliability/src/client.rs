@@ -163,8 +163,18 @@ pub(crate) async fn raw(addr: SocketAddr, parts: &[&[u8]], pause: Duration, wait
     let mut buf = vec![0u8; 16 * 1024];
     for (i, part) in parts.iter().enumerate() {
         if i > 0 && !pause.is_zero() {
+            // The limit holds while writing too: a server that never gives
+            // up on a slow client must not hold the run for every part.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return if received.is_empty() {
+                    Raw::Silent
+                } else {
+                    finish(received, started)
+                };
+            }
             // Keep reading while pausing: the server may answer or close.
-            match tokio::time::timeout(pause, stream.read(&mut buf)).await {
+            match tokio::time::timeout(pause.min(left), stream.read(&mut buf)).await {
                 Ok(Ok(0) | Err(_)) => return finish(received, started),
                 Ok(Ok(n)) => {
                     received.extend_from_slice(&buf[..n]);
@@ -252,14 +262,9 @@ fn finish(received: Vec<u8>, started: Instant) -> Raw {
             after: started.elapsed(),
         };
     }
-    match received.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(end) => {
-            let head = String::from_utf8_lossy(&received[..end]).into_owned();
-            status_of(&head, started)
-        }
-        None => {
-            let head = String::from_utf8_lossy(&received).into_owned();
-            status_of(&head, started)
-        }
-    }
+    let end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(received.len());
+    status_of(&String::from_utf8_lossy(&received[..end]), started)
 }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,15 +72,13 @@ fn content_length(head: &[u8]) -> Option<usize> {
 pub(crate) async fn run(addr: SocketAddr, connections: usize, warmup: Duration, measure: Duration) {
     // 0: warming up, 1: measuring, 2: done.
     let phase = Arc::new(AtomicU8::new(0));
-    let failed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (phase, failed) = (phase.clone(), failed.clone());
+        let phase = phase.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut errors = 0u64;
             let Ok(mut conn) = RawConn::open(addr).await else {
-                failed.store(true, Ordering::Relaxed);
                 return (samples, 1);
             };
             loop {

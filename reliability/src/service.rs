@@ -4,7 +4,12 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
+
+use crate::Report;
 
 /// A running reference service.
 pub(crate) struct Service {
@@ -38,6 +43,12 @@ impl Service {
             .spawn()
             .map_err(|e| format!("starting {}: {e}", binary.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
+        // From here on, `Drop` kills the child on every way out.
+        let mut service = Self {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -47,21 +58,29 @@ impl Service {
             // Drain the rest so the child never blocks on a full pipe.
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!(
-                    "the service printed no address within 60 s:\n{log_text}"
-                ));
-            }
-        };
-        let addr = line
+        let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|e| {
+            let what = match e {
+                RecvTimeoutError::Timeout => "printed no address within 60 s",
+                RecvTimeoutError::Disconnected => "exited before printing its address",
+            };
+            format!("the service {what}:\n{}", service.log())
+        })?;
+        service.addr = line
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("unexpected first line {line:?}"))?;
-        Ok(Self { child, addr, log })
+        Ok(service)
+    }
+
+    /// Checks that it is still running and never panicked, recording what
+    /// is wrong in `report`, then stops it.
+    pub(crate) fn finish(mut self, report: &mut Report) -> Option<ExitStatus> {
+        report.check(self.alive(), || "the service died".to_owned());
+        let log = self.log();
+        report.check(!log.contains("panicked"), || {
+            format!("the service panicked:\n{log}")
+        });
+        self.stop()
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -134,7 +153,6 @@ impl Drop for Service {
 }
 
 fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -150,4 +168,40 @@ pub(crate) fn rss_of(pid: u32) -> u64 {
             })
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// The peak resident memory of a process, sampled in the background.
+pub(crate) struct PeakRss {
+    sampling: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Samples `pid` every `every`, starting from `start` bytes.
+    pub(crate) fn start(pid: u32, start: u64, every: Duration) -> Self {
+        let sampling = Arc::new(AtomicBool::new(true));
+        let peak = Arc::new(AtomicU64::new(start));
+        let sampler = {
+            let (sampling, peak) = (sampling.clone(), peak.clone());
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_of(pid), Ordering::Relaxed);
+                    tokio::time::sleep(every).await;
+                }
+            })
+        };
+        Self {
+            sampling,
+            peak,
+            sampler,
+        }
+    }
+
+    /// Stops sampling; the peak seen.
+    pub(crate) async fn stop(self) -> u64 {
+        self.sampling.store(false, Ordering::Relaxed);
+        let _ = self.sampler.await;
+        self.peak.load(Ordering::Relaxed)
+    }
 }

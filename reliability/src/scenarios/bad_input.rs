@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::client::{Conn, Raw, raw};
-use crate::service::Service;
 use crate::stats::{Samples, ms};
 use crate::{Ctx, Report};
 
@@ -129,12 +128,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
         "REFSVC_SERVER__REQUEST_TIMEOUT_MS",
         REQUEST_TIMEOUT_MS.to_string(),
     ));
-    let mut service = match Service::start(&ctx.binary, &env) {
-        Ok(service) => service,
-        Err(err) => {
-            report.broken.push(err);
-            return report;
-        }
+    let Some(service) = super::start(ctx, &env, &mut report) else {
+        return report;
     };
     let addr = service.addr;
 
@@ -254,11 +249,6 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     report.check(failures.is_empty(), || {
         format!("the good client failed: {:?}", failures.first())
     });
-    report.check(service.alive(), || "the service died".to_owned());
-    let log = service.log();
-    report.check(!log.contains("panicked"), || {
-        format!("the service panicked:\n{log}")
-    });
-    let _ = service.stop();
+    let _ = service.finish(&mut report);
     report
 }

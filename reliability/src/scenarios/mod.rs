@@ -9,6 +9,7 @@ mod shutdown;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::service::Service;
 use crate::{Ctx, Report};
 
 type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Report> + 'a>>;
@@ -29,4 +30,11 @@ pub(crate) fn base_env() -> Vec<(&'static str, String)> {
         ("REFSVC_LIMITS__REQUESTS_PER_SECOND", "10000000".to_owned()),
         ("REFSVC_LIMITS__BURST", "10000000".to_owned()),
     ]
+}
+
+/// Starts the service with `env`, or records in `report` why it did not.
+pub(crate) fn start(ctx: &Ctx, env: &[(&str, String)], report: &mut Report) -> Option<Service> {
+    Service::start(&ctx.binary, env)
+        .map_err(|err| report.broken.push(err))
+        .ok()
 }

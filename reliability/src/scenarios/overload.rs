@@ -4,11 +4,11 @@
 //! but the documented statuses comes back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::client::Conn;
-use crate::service::{Service, rss_of};
+use crate::service::PeakRss;
 use crate::stats::{Samples, mib, ms};
 use crate::{Ctx, Report};
 
@@ -96,33 +96,16 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     let mut report = Report::default();
     let mut env = super::base_env();
     env.push(("REFSVC_SERVER__CONCURRENCY_LIMIT", limit.to_string()));
-    let mut service = match Service::start(&ctx.binary, &env) {
-        Ok(service) => service,
-        Err(err) => {
-            report.broken.push(err);
-            return report;
-        }
+    let Some(service) = super::start(ctx, &env, &mut report) else {
+        return report;
     };
     let addr = service.addr;
 
     let mut baseline = drive(addr, limit / 4, baseline_for).await;
     let start_rss = service.rss();
-    let pid = service.pid();
-    let sampling = Arc::new(AtomicBool::new(true));
-    let peak = Arc::new(AtomicU64::new(start_rss));
-    let sampler = {
-        let (sampling, peak) = (sampling.clone(), peak.clone());
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_of(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(service.pid(), start_rss, Duration::from_millis(50));
     let mut overload = drive(addr, limit * 10, overload_for).await;
-    sampling.store(false, Ordering::Relaxed);
-    let _ = sampler.await;
-    let peak = peak.load(Ordering::Relaxed);
+    let peak = peak.stop().await;
 
     let unloaded_p99 = baseline.admitted.percentile(99.0);
     let admitted_p99 = overload.admitted.percentile(99.0);
@@ -191,11 +174,6 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
             mib(RSS_GROWTH_BOUND)
         )
     });
-    report.check(service.alive(), || "the service died".to_owned());
-    let log = service.log();
-    report.check(!log.contains("panicked"), || {
-        format!("the service panicked:\n{log}")
-    });
-    let _ = service.stop();
+    let _ = service.finish(&mut report);
     report
 }

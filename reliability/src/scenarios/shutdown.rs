@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Failure};
-use crate::service::Service;
 use crate::stats::ms;
 use crate::{Ctx, Report};
 
@@ -38,12 +37,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
             "REFSVC_SERVER__DRAIN_DEADLINE_MS",
             DRAIN.as_millis().to_string(),
         ));
-        let mut service = match Service::start(&ctx.binary, &env) {
-            Ok(service) => service,
-            Err(err) => {
-                report.broken.push(err);
-                return report;
-            }
+        let Some(mut service) = super::start(ctx, &env, &mut report) else {
+            return report;
         };
         let addr = service.addr;
         let signal: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
