@@ -14,7 +14,7 @@
 //! | process registry | [`registry::ProcessRegistry`]: named tasks with state, restarts, last error and start time; stop or restart by name; [`registry::admin_router`] behind a bearer token (constant-time check, 401 problem) |
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
 //! | database integration | `postgres::Database` (feature `postgres`): a deadpool-postgres pool as a component, DSN redacted, acquire timeout → 503, readiness from a health query, pool metrics, a circuit breaker that answers fast in an outage, `transaction` retrying serialization failures and deadlocks, embedded migrations that refuse a changed one |
-//! | resource cleanup | components stop in reverse dependency order (stop accepting, drain, background processes, pool, metrics flush), each step logged with its duration; [`ops::Prometheus`] flushes on stop |
+//! | resource cleanup | components stop in reverse dependency order (stop accepting, drain, background processes, pool, metrics), each step logged with its duration; [`ops::Prometheus`] runs the recorder's upkeep while it runs and once at stop (a pull exporter: nothing is pushed anywhere) |
 //! | health and metrics routes | [`ops`]: `/health/live`, `/health/ready` (503 with per-component detail), `/metrics` (Prometheus, feature `prometheus`) |
 //!
 //! # Measured

@@ -38,8 +38,9 @@ pub struct ServerConfig {
     /// slowloris).
     #[garde(range(min = 1, max = 600_000))]
     pub header_read_timeout_ms: u64,
-    /// The largest request head accepted, in bytes.
-    #[garde(range(min = 1024, max = 16_777_216))]
+    /// The largest request head accepted, in bytes (hyper's minimum
+    /// buffer is 8 KiB).
+    #[garde(range(min = 8192, max = 16_777_216))]
     pub max_header_bytes: usize,
     /// Connections served at once.
     #[garde(range(min = 1, max = 1_000_000))]

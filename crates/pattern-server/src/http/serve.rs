@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -45,7 +45,9 @@ pub(super) async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = TaskTracker::new();
     let cut = CancellationToken::new();
-    let served = Arc::new(AtomicU64::new(0));
+    // Connections are cut however this ends, even if the serving task is
+    // aborted (a stop timeout shorter than the drain).
+    let _cut_on_exit = cut.clone().drop_guard();
 
     loop {
         // Wait for a free slot first (or refuse the excess below).
@@ -60,9 +62,13 @@ pub(super) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    // Out of file descriptors and the like: log, go on.
+                    // Out of file descriptors and the like: log, pause (not
+                    // a hot loop), go on.
                     tracing::warn!(%err, "accept failed");
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                        () = stop.cancelled() => break,
+                    }
                 }
             },
             () = stop.cancelled() => break,
@@ -86,7 +92,7 @@ pub(super) async fn serve(
             },
         ));
         let watcher = graceful.watcher();
-        let (builder, cut, served) = (builder.clone(), cut.clone(), served.clone());
+        let (builder, cut) = (builder.clone(), cut.clone());
         connections.spawn(async move {
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {
@@ -99,7 +105,6 @@ pub(super) async fn serve(
                     tracing::debug!(%peer, "connection cut at the drain deadline");
                 }
             }
-            served.fetch_add(1, Ordering::Relaxed);
             drop(permit);
         });
     }

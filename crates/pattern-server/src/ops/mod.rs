@@ -78,7 +78,7 @@ pub use prometheus::Prometheus;
 /// Installs the Prometheus recorder as the global `metrics` recorder and
 /// returns its handle (`handle.render()` is the `/metrics` body). Nothing
 /// runs the recorder's upkeep: prefer the [`Prometheus`] component, which
-/// does, and flushes at shutdown.
+/// does.
 ///
 /// Fails with [`Kind::Conflict`](pattern_error::Kind::Conflict) if a
 /// recorder is already installed.

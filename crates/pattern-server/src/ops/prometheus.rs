@@ -1,4 +1,4 @@
-//! The Prometheus recorder as a component: periodic upkeep, a last flush
+//! The Prometheus recorder as a component: periodic upkeep, and a last one
 //! at shutdown.
 
 use std::time::Duration;
@@ -98,7 +98,7 @@ impl Component for Prometheus {
     fn stop(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             self.handle.run_upkeep();
-            tracing::debug!("metrics flushed");
+            tracing::debug!("metrics upkeep done");
             Ok(())
         })
     }

@@ -146,11 +146,15 @@ impl Database {
                 self.healthy.store(true, Ordering::Release);
                 Ok(connection)
             }
-            Err(deadpool_postgres::PoolError::Timeout(_)) => Err(Error::new(
-                Kind::Unavailable,
-                "no database connection free within the wait timeout",
-            )
-            .with_retry_after(Duration::from_secs(1))),
+            // Only a wait for a free connection is the pool being busy; a
+            // create or recycle timeout is the database not answering.
+            Err(deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
+                Err(Error::new(
+                    Kind::Unavailable,
+                    "no database connection free within the wait timeout",
+                )
+                .with_retry_after(Duration::from_secs(1)))
+            }
             Err(err) => {
                 self.healthy.store(false, Ordering::Release);
                 *self

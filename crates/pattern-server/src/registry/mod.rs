@@ -84,7 +84,7 @@ struct Entry {
 }
 
 /// The registry; cloning shares it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ProcessRegistry {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
     max_restarts: u32,
@@ -98,7 +98,16 @@ impl ProcessRegistry {
             max_restarts: 10,
         }
     }
+}
 
+impl Default for ProcessRegistry {
+    /// [`ProcessRegistry::new`]: up to 10 restarts.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessRegistry {
     /// The same registry with another restart limit for processes
     /// registered from now on.
     #[must_use]
