@@ -86,6 +86,9 @@ fn changes_report_the_share_moved() {
         "add 5th: {}",
         added.moved_share
     );
+    let before: Vec<Option<String>> = (0..1000u32)
+        .map(|key| partitioner.worker_for(&key).map(str::to_owned))
+        .collect();
     let removed = partitioner.remove_worker("w1").unwrap();
     assert!(
         (0.12..0.28).contains(&removed.moved_share),
@@ -93,8 +96,16 @@ fn changes_report_the_share_moved() {
         removed.moved_share
     );
     assert!(partitioner.remove_worker("nope").is_none());
-    // Keys of the removed worker now go elsewhere.
+    // Only the removed worker's keys moved; every other key stayed put.
+    let mut moved = 0;
     for key in 0..1000u32 {
-        assert_ne!(partitioner.worker_for(&key), Some("w1"));
+        let now = partitioner.worker_for(&key);
+        if before[key as usize].as_deref() == Some("w1") {
+            assert!(now.is_some_and(|w| w != "w1"), "key {key}: {now:?}");
+            moved += 1;
+        } else {
+            assert_eq!(now, before[key as usize].as_deref(), "key {key} moved");
+        }
     }
+    assert!(moved > 0, "w1 owned some of the keys");
 }

@@ -64,6 +64,8 @@ pub(crate) struct Shared<S> {
     ejected_until_max: AtomicU64,
     /// Called after each ejection (rare: a lock is fine).
     on_ejection: RwLock<Option<EjectionHook>>,
+    /// Held while an ejection is decided and made.
+    ejecting: Mutex<()>,
 }
 
 type EjectionHook = Arc<dyn Fn(&Ejection<'_>) + Send + Sync>;
@@ -123,6 +125,7 @@ impl<S> Balancer<S> {
                 dice: AtomicU64::new(0x853c_49e6_748f_ea9b),
                 ejected_until_max: AtomicU64::new(0),
                 on_ejection: RwLock::new(None),
+                ejecting: Mutex::new(()),
             }),
             key: Arc::new(NoKey),
         }
@@ -337,6 +340,9 @@ impl<S> Shared<S> {
 
     /// Ejects `endpoint` if the share allows.
     fn eject(&self, endpoint: &Endpoint<S>) {
+        // One ejection decision at a time: concurrent failures must not each
+        // see room under the share, or eject the same endpoint twice.
+        let deciding = self.ejecting.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.now_ns();
         let set = self.set.read().unwrap_or_else(PoisonError::into_inner);
         let total = set.endpoints.len();
@@ -360,6 +366,7 @@ impl<S> Shared<S> {
             .consecutive_failures
             .store(0, Ordering::Release);
         drop(set);
+        drop(deciding);
         tracing::warn!(endpoint = %endpoint.key, ?duration, "endpoint ejected");
         metrics::counter!(EJECTIONS_TOTAL, "endpoint" => endpoint.key.clone()).increment(1);
         let hook = self

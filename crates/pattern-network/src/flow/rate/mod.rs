@@ -7,10 +7,12 @@
 //!
 //! [`KeyedLimiter`] limits per key (client IP, API key, tenant) with the same
 //! algorithm, but tracks at most `max_keys` keys: a flood of distinct keys
-//! cannot grow its memory. Keys whose state has fully replenished are
-//! dropped first (they are indistinguishable from new keys, so no decision
-//! changes); only when every tracked key is active does a new key push out
-//! the one closest to replenished, which then starts afresh if it returns.
+//! cannot grow its memory. The keys live in shards of at least 256; a new
+//! key in a full shard takes the place of the first fully replenished key
+//! a clock hand finds among the next 16 it sweeps (such a key is
+//! indistinguishable from a new one, so no decision changes), or, when all
+//! 16 are active, of the one closest to replenished, which then starts
+//! afresh if it returns.
 //! governor's own keyed limiter, by contrast, keeps every key it has seen
 //! until `retain_recent` is called.
 //!

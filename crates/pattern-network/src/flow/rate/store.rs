@@ -65,7 +65,9 @@ impl<K: Hash + Eq + Clone, C: Clock> StateStore for SharedStore<K, C> {
 
 impl<K: Hash + Eq + Clone, C: Clock> BoundedStore<K, C> {
     pub(super) fn new(max_keys: usize, clock: C) -> Self {
-        let shards = max_keys.clamp(1, 64);
+        // Shards of at least 256 keys: eviction only looks inside the new
+        // key's shard, which must hold enough keys to find an idle one.
+        let shards = (max_keys / 256).clamp(1, 64);
         let (per_shard, extra) = (max_keys / shards, max_keys % shards);
         let start = clock.now();
         Self {
