@@ -117,6 +117,31 @@ async fn bulkhead_waits_up_to_its_timeout() {
     holder.await.unwrap().unwrap();
 }
 
+/// The same bound through the tower layer: calls waiting in the layer's
+/// futures take places in the queue, and one more is turned away at once.
+#[tokio::test(start_paused = true)]
+async fn the_bulkhead_layer_keeps_the_wait_queue_bounded() {
+    let bulkhead = Bulkhead::new("db", 1)
+        .wait_up_to(Duration::from_secs(10))
+        .max_waiting(1);
+    let svc = BulkheadLayer::new(bulkhead.clone()).layer(service_fn(|()| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok::<_, Error>(())
+    }));
+    let running = tokio::spawn(svc.clone().oneshot(()));
+    let queued = tokio::spawn(svc.clone().oneshot(()));
+    tokio::task::yield_now().await;
+    assert_eq!(bulkhead.in_flight(), 1);
+    assert_eq!(bulkhead.waiting(), 1);
+    let t0 = Instant::now();
+    let err = svc.clone().oneshot(()).await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Overloaded);
+    assert_eq!(t0.elapsed(), Duration::ZERO);
+    running.await.unwrap().unwrap();
+    queued.await.unwrap().unwrap();
+    assert_eq!(bulkhead.waiting(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_bulkhead_wait_queue_is_bounded() {
     let bulkhead = Bulkhead::new("db", 1)

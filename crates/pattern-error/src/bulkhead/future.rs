@@ -8,7 +8,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::Sleep;
 use tower::Service;
 
-use super::{Bulkhead, BulkheadPermit};
+use super::{BulkheadPermit, QueuePlace};
 use crate::Error;
 
 type Acquire = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
@@ -35,7 +35,8 @@ pin_project! {
             acquire: Acquire,
             #[pin]
             sleep: Sleep,
-            bulkhead: Bulkhead,
+            // Left (dropped) once a slot is taken or the wait ends.
+            place: QueuePlace,
             service: Option<S>,
             request: Option<Req>,
         },
@@ -62,13 +63,13 @@ where
         }
     }
 
-    pub(super) fn waiting(bulkhead: Bulkhead, wait: Duration, service: S, request: Req) -> Self {
-        let acquire = Box::pin(bulkhead.inner.slots.clone().acquire_owned());
+    pub(super) fn waiting(place: QueuePlace, wait: Duration, service: S, request: Req) -> Self {
+        let acquire = Box::pin(place.bulkhead().inner.slots.clone().acquire_owned());
         Self {
             state: State::Waiting {
                 acquire,
                 sleep: tokio::time::sleep(wait),
-                bulkhead,
+                place,
                 service: Some(service),
                 request: Some(request),
             },
@@ -96,7 +97,7 @@ where
                 StateProj::Waiting {
                     acquire,
                     sleep,
-                    bulkhead,
+                    place,
                     service,
                     request,
                 } => {
@@ -107,11 +108,13 @@ where
                             this.state.set(State::Readying { service, request });
                             continue;
                         }
-                        Poll::Ready(Err(_closed)) => return Poll::Ready(Err(bulkhead.rejected())),
+                        Poll::Ready(Err(_closed)) => {
+                            return Poll::Ready(Err(place.bulkhead().rejected()));
+                        }
                         Poll::Pending => {}
                     }
                     ready!(sleep.poll(cx));
-                    return Poll::Ready(Err(bulkhead.rejected()));
+                    return Poll::Ready(Err(place.bulkhead().rejected()));
                 }
                 StateProj::Readying { service, request } => {
                     let svc = service.as_mut().expect("polled after completion");

@@ -175,7 +175,7 @@ impl Bulkhead {
         let Some(wait) = self.inner.wait else {
             return Err(self.rejected());
         };
-        let Some(_place) = Waiting::enter(&self.inner) else {
+        let Some(_place) = QueuePlace::enter(self) else {
             return Err(self.rejected());
         };
         match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
@@ -216,22 +216,28 @@ impl Bulkhead {
 }
 
 /// A place in the wait queue, left when dropped (also when the waiting
-/// call is cancelled).
-struct Waiting<'a>(&'a AtomicUsize);
+/// call is cancelled). Owned, so a tower future can hold it.
+pub(super) struct QueuePlace(Bulkhead);
 
-impl<'a> Waiting<'a> {
-    fn enter(inner: &'a Inner) -> Option<Self> {
-        let taken = inner.waiting.fetch_add(1, Ordering::AcqRel);
-        if taken >= inner.max_waiting {
-            inner.waiting.fetch_sub(1, Ordering::AcqRel);
+impl QueuePlace {
+    /// A place, if the queue has room.
+    pub(super) fn enter(bulkhead: &Bulkhead) -> Option<Self> {
+        let waiting = &bulkhead.inner.waiting;
+        if waiting.fetch_add(1, Ordering::AcqRel) >= bulkhead.inner.max_waiting {
+            waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(Self(&inner.waiting))
+        Some(Self(bulkhead.clone()))
+    }
+
+    /// The bulkhead it waits for.
+    pub(super) fn bulkhead(&self) -> &Bulkhead {
+        &self.0
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for QueuePlace {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.inner.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }

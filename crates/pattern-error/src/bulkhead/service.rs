@@ -2,7 +2,7 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use super::{Bulkhead, ResponseFuture};
+use super::{Bulkhead, QueuePlace, ResponseFuture};
 use crate::Error;
 
 /// A service with bounded concurrent calls; built by
@@ -44,12 +44,13 @@ where
         }
         match self.bulkhead.inner.wait {
             None => ResponseFuture::rejected(self.bulkhead.rejected()),
-            Some(wait) => {
-                // Wait for a slot, then call a clone (the ready service
-                // stays here, unused: readiness is not consumed).
-                let service = self.inner.clone();
-                ResponseFuture::waiting(self.bulkhead.clone(), wait, service, req)
-            }
+            Some(wait) => match QueuePlace::enter(&self.bulkhead) {
+                // Wait for a slot in a place of the bounded queue, then call
+                // a clone (the ready service stays here, unused: readiness
+                // is not consumed).
+                Some(place) => ResponseFuture::waiting(place, wait, self.inner.clone(), req),
+                None => ResponseFuture::rejected(self.bulkhead.rejected()),
+            },
         }
     }
 }
