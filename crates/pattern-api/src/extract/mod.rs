@@ -29,6 +29,8 @@
 //! let _app: axum::Router = axum::Router::new().route("/v1/items", axum::routing::post(create));
 //! ```
 
+use std::time::Duration;
+
 use axum::Json;
 mod resource;
 
@@ -62,18 +64,22 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Under a request timeout, a body still arriving at the deadline is
-        // the client's delay: 408, not the 504 of a slow handler. (The
-        // timeout polls the handler first, so this answer wins the tie.)
+        // the client's delay: 408, not the 504 of a slow handler. This
+        // timer ends one timer tick (1 ms) before the timeout's, so it has
+        // fired first on any runtime, not only when both fire together.
         let deadline = req.extensions().get::<Deadline>().copied();
         let json = Json::<T>::from_request(req, state);
         let read = match deadline {
-            Some(Deadline(at)) => tokio::time::timeout_at(at, json).await.map_err(|_| {
-                ApiError::from(Error::new(
-                    Kind::Timeout,
-                    "the request body did not arrive within the request's deadline",
-                ))
-                .with_status(StatusCode::REQUEST_TIMEOUT)
-            })?,
+            Some(Deadline(at)) => {
+                let before = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+                tokio::time::timeout_at(before, json).await.map_err(|_| {
+                    ApiError::from(Error::new(
+                        Kind::Timeout,
+                        "the request body did not arrive within the request's deadline",
+                    ))
+                    .with_status(StatusCode::REQUEST_TIMEOUT)
+                })?
+            }
             None => json.await,
         };
         let Json(value) = read.map_err(|rejection| from_json_rejection(&rejection))?;

@@ -103,7 +103,7 @@ impl Cache {
         let labels = [
             metrics::Label::new("method", method),
             metrics::Label::new("route", route.to_owned()),
-            metrics::Label::new("status", status_label(status)),
+            metrics::Label::new("status", status.to_string()),
         ];
         let handles = Arc::new(Handles {
             method,
@@ -190,37 +190,5 @@ fn method_label(method: &http::Method) -> &'static str {
         http::Method::HEAD => "HEAD",
         http::Method::OPTIONS => "OPTIONS",
         _ => "other",
-    }
-}
-
-/// The status label, without allocating for the common codes.
-fn status_label(code: u16) -> metrics::SharedString {
-    const COMMON: &[(u16, &str)] = &[
-        (200, "200"),
-        (201, "201"),
-        (202, "202"),
-        (204, "204"),
-        (301, "301"),
-        (302, "302"),
-        (304, "304"),
-        (400, "400"),
-        (401, "401"),
-        (403, "403"),
-        (404, "404"),
-        (405, "405"),
-        (408, "408"),
-        (409, "409"),
-        (413, "413"),
-        (415, "415"),
-        (422, "422"),
-        (429, "429"),
-        (500, "500"),
-        (502, "502"),
-        (503, "503"),
-        (504, "504"),
-    ];
-    match COMMON.iter().find(|(c, _)| *c == code) {
-        Some((_, text)) => metrics::SharedString::const_str(text),
-        None => metrics::SharedString::from(code.to_string()),
     }
 }

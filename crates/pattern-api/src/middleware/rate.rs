@@ -1,3 +1,4 @@
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,12 +15,14 @@ use crate::ApiError;
 
 type KeyFn<B> = Box<dyn Fn(&Request<B>) -> Key + Send + Sync>;
 
-/// A rate-limit key: a client address needs no allocation.
+/// A rate-limit key: a client address, or a hash of a key function's
+/// text (a fixed size whatever a client sends: the limiter bounds how many
+/// keys it holds, this bounds each one).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Ip(IpAddr),
     Unknown,
-    Text(Box<str>),
+    Hashed(u64),
 }
 
 /// The client's address as a key, from axum's `ConnectInfo`.
@@ -66,11 +69,11 @@ impl<B: 'static> RateLimitLayer<B> {
         max_keys: usize,
         key: impl Fn(&Request<B>) -> String + Send + Sync + 'static,
     ) -> Self {
-        Self::with_key(
-            quota,
-            max_keys,
-            Box::new(move |req| Key::Text(key(req).into_boxed_str())),
-        )
+        Self::with_key(quota, max_keys, {
+            // Seeded per limiter: clients cannot aim at collisions.
+            let seed = std::hash::RandomState::new();
+            Box::new(move |req| Key::Hashed(seed.hash_one(key(req))))
+        })
     }
 
     fn with_key(quota: Quota, max_keys: usize, key: KeyFn<B>) -> Self {
