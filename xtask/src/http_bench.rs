@@ -78,11 +78,13 @@ fn one(release: &std::path::Path, target: &str, o: &Options) -> Result<(Figure, 
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting http-target: {e}"))?;
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .map_err(|e| format!("reading http-target's address: {e}"))?;
+    let stdout = server.stdout.take().expect("piped");
+    // Inside the closure: the server is killed below whatever fails.
     let result = (|| {
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading http-target's address: {e}"))?;
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
