@@ -143,3 +143,36 @@ fn memory_stays_flat_while_a_slow_consumer_holds_the_producer_back() {
         info.bytes_max
     );
 }
+
+/// An ordered stage whose first item is stuck holds the producer back: the
+/// items that finish early wait in a bounded window, not an ever-growing
+/// buffer, and everything comes out in order once the first is done.
+#[tokio::test(start_paused = true)]
+async fn an_ordered_stage_with_a_stuck_item_holds_the_producer_back() {
+    let pipeline = Pipeline::<u64>::builder(4)
+        .stage("ordered", 4, Order::Ordered, |n: u64| async move {
+            if n == 0 {
+                sleep(Duration::from_secs(10)).await;
+            }
+            Ok(n)
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let producer = tokio::spawn(async move {
+        for n in 0..10_000u64 {
+            input.send(n).await.unwrap();
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    sleep(Duration::from_secs(5)).await;
+    let held = sent.load(Ordering::Relaxed);
+    assert!(
+        held < 100,
+        "{held} items accepted while the first was stuck: the stage buffers without bound"
+    );
+    let out = output.into_stream_all().await;
+    producer.await.unwrap();
+    assert_eq!(out, (0..10_000).collect::<Vec<_>>());
+}

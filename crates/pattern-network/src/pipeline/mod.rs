@@ -2,8 +2,10 @@
 //!
 //! Each stage runs a number of workers over an async function. A stage is
 //! [`Order::Ordered`] (its outputs leave in input order, whatever order its
-//! workers finish in) or [`Order::Unordered`] (outputs leave as they are
-//! ready). A failing item goes to the dead-letter channel with the stage's
+//! workers finish in; a worker starts an item only within workers +
+//! capacity positions of the next one to leave, so a slow item holds the
+//! producer back instead of growing a buffer) or [`Order::Unordered`]
+//! (outputs leave as they are ready). A failing item goes to the dead-letter channel with the stage's
 //! name and its error, and the pipeline goes on (read the dead letters, or
 //! drop their receiver: like every channel here theirs is bounded, and
 //! failing items wait for room). Dropping the input closes

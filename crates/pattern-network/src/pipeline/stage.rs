@@ -1,8 +1,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pattern_error::Error;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{DeadLetter, Order};
@@ -34,17 +36,24 @@ where
 {
     let (out_tx, out_rx) = flume::bounded(capacity);
     let f = Arc::new(f);
-    // Ordered stages send to a reorder task; its buffer is bounded by the
-    // items in flight (the workers plus this channel).
-    let (done_tx, done_rx) = match order {
+    // Ordered stages send to a reorder task. A worker only starts an item
+    // within a window of positions past the next one to emit, so what the
+    // reorder task holds is bounded even when one item is stuck (the
+    // producer is held back instead).
+    let (done_tx, done_rx, window) = match order {
         Order::Ordered => {
             let (tx, rx) = flume::bounded::<Envelope<Out>>(capacity);
-            (tx, Some(rx))
+            (
+                tx,
+                Some(rx),
+                Some(Arc::new(Window::new(workers + capacity))),
+            )
         }
-        _ => (out_tx.clone(), None),
+        _ => (out_tx.clone(), None, None),
     };
     for _ in 0..workers {
         let (input, done, dead, f) = (input.clone(), done_tx.clone(), dead.clone(), f.clone());
+        let window = window.clone();
         // Metric handles made once per worker, not per item.
         let queue_depth = metrics::gauge!("pipeline_queue_depth", "stage" => name);
         let items_in = metrics::counter!("pipeline_items_in_total", "stage" => name);
@@ -56,6 +65,9 @@ where
                 // Reading the depth takes the channel's lock: sample it.
                 if seq % 64 == 0 {
                     queue_depth.set(input.len() as f64);
+                }
+                if let Some(window) = &window {
+                    window.admit(seq).await;
                 }
                 let item = match item {
                     Some(item) => {
@@ -97,16 +109,55 @@ where
         });
     }
     drop(done_tx);
-    if let Some(done_rx) = done_rx {
-        tokio::spawn(reorder(done_rx, out_tx));
+    if let (Some(done_rx), Some(window)) = (done_rx, window) {
+        tokio::spawn(reorder(done_rx, out_tx, window));
     }
     out_rx
 }
 
+/// The positions an ordered stage's workers may start: from the next one
+/// to emit, `size` of them.
+pub(super) struct Window {
+    next: AtomicU64,
+    size: u64,
+    moved: Notify,
+}
+
+impl Window {
+    fn new(size: usize) -> Self {
+        Self {
+            next: AtomicU64::new(0),
+            size: size as u64,
+            moved: Notify::new(),
+        }
+    }
+
+    /// Waits until `seq` is inside the window. The next position to emit
+    /// always is, so this cannot wait on itself.
+    async fn admit(&self, seq: u64) {
+        loop {
+            let moved = self.moved.notified();
+            if seq < self.next.load(Ordering::Acquire) + self.size {
+                return;
+            }
+            moved.await;
+        }
+    }
+
+    fn advance(&self, next: u64) {
+        self.next.store(next, Ordering::Release);
+        self.moved.notify_waiters();
+    }
+}
+
 /// Emits envelopes in `seq` order. Sequences arrive exactly once each
-/// (failed items as `None`), so the buffer only holds what finished early:
-/// at most the items in flight in the stage.
-async fn reorder<T>(done: flume::Receiver<Envelope<T>>, out: flume::Sender<Envelope<T>>) {
+/// (failed items as `None`), and workers only start those inside the
+/// window, so the buffer holds at most the window's size.
+async fn reorder<T>(
+    done: flume::Receiver<Envelope<T>>,
+    out: flume::Sender<Envelope<T>>,
+    window: Arc<Window>,
+) {
     // Every stage sees every input position, from 0.
     let mut expected = 0u64;
     let mut early: BTreeMap<u64, Option<T>> = BTreeMap::new();
@@ -124,6 +175,7 @@ async fn reorder<T>(done: flume::Receiver<Envelope<T>>, out: flume::Sender<Envel
                 return;
             }
             expected += 1;
+            window.advance(expected);
         }
     }
     // Upstream closed with nothing missing: `early` is empty here, unless a
