@@ -157,3 +157,28 @@ async fn a_slow_header_writer_is_closed_while_others_are_served() {
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
     running.stop().await;
 }
+
+/// A client that connects and sends nothing at all (so no protocol is
+/// detected and no header timer runs) is closed after the header read
+/// timeout, not kept forever in a connection slot.
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_header_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
+    running.stop().await;
+}

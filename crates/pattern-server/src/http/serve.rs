@@ -92,8 +92,27 @@ pub(super) async fn serve(
             },
         ));
         let watcher = graceful.watcher();
-        let (builder, cut) = (builder.clone(), cut.clone());
+        let (builder, cut, stopping) = (builder.clone(), cut.clone(), stop.clone());
+        let first_bytes = config.header_read_timeout();
         connections.spawn(async move {
+            // Until the first bytes arrive no protocol is chosen, so no
+            // header timer runs: a client that sends nothing gets the
+            // header read timeout to start, not a slot for ever (and is idle,
+            // so closed at once when the server stops).
+            let mut first = [0u8; 1];
+            tokio::select! {
+                peeked = tokio::time::timeout(first_bytes, stream.peek(&mut first)) => {
+                    if !matches!(peeked, Ok(Ok(1))) {
+                        tracing::debug!(%peer, "nothing sent within the header read timeout");
+                        drop(permit);
+                        return;
+                    }
+                }
+                () = stopping.cancelled() => {
+                    drop(permit);
+                    return;
+                }
+            }
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {
                 result = watcher.watch(connection.into_owned()) => {
