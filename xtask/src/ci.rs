@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::pg;
-use crate::util::{cargo, ensure_cargo_tool, root, run, secs};
+use crate::util::{cargo, ensure_cargo_tool, one_shot_builds, output, root, run, secs};
 
 /// Versions of the tools CI installs when they are missing.
 const CARGO_DENY: &str = "0.20.2";
@@ -33,10 +33,11 @@ impl Summary {
         eprintln!("\n==> {name}");
         let start = Instant::now();
         let result = f();
+        let disk = target_disk();
         let line = match &result {
-            Ok(note) if note.is_empty() => format!("ok    {name:<10} {}", secs(start)),
-            Ok(note) => format!("ok    {name:<10} {}  ({note})", secs(start)),
-            Err(_) => format!("FAIL  {name:<10} {}", secs(start)),
+            Ok(note) if note.is_empty() => format!("ok    {name:<10} {} {disk}", secs(start)),
+            Ok(note) => format!("ok    {name:<10} {} {disk}  ({note})", secs(start)),
+            Err(_) => format!("FAIL  {name:<10} {} {disk}", secs(start)),
         };
         eprintln!("{line}");
         self.lines.push(line);
@@ -51,7 +52,36 @@ impl Summary {
     }
 }
 
+/// `[target/ 12.3G, 40.1G free]`: how much the build holds and how much
+/// disk is left after a step, so a full disk shows in the summary; empty
+/// when `du` or `df` cannot tell.
+fn target_disk() -> String {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let used = output(std::process::Command::new("du").arg("-sk").arg(&target))
+        .ok()
+        .and_then(|out| out.split_whitespace().next()?.parse::<u64>().ok());
+    let free = output(std::process::Command::new("df").arg("-Pk").arg(root()))
+        .ok()
+        .and_then(|out| {
+            out.lines()
+                .nth(1)?
+                .split_whitespace()
+                .nth(3)?
+                .parse::<u64>()
+                .ok()
+        });
+    let gib = |kib: u64| format!("{:.1}G", kib as f64 / (1024.0 * 1024.0));
+    match (used, free) {
+        (Some(used), Some(free)) => format!("[target/ {}, {} free]", gib(used), gib(free)),
+        (None, Some(free)) => format!("[{} free]", gib(free)),
+        _ => String::new(),
+    }
+}
+
 pub(crate) fn run_ci() -> Result<(), String> {
+    one_shot_builds();
     let mut summary = Summary { lines: Vec::new() };
     let result = steps(&mut summary);
     summary.print();

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The workspace root (the parent of this crate).
@@ -20,10 +21,24 @@ pub(crate) fn target_dir() -> PathBuf {
     }
 }
 
+/// Set by `cargo xtask ci`: builds from a clean clone gain nothing from
+/// incremental compilation, whose caches are as large as everything else
+/// in `target/debug` together, so CI turns it off to stay within a small
+/// disk.
+static ONE_SHOT_BUILDS: AtomicBool = AtomicBool::new(false);
+
+/// Turns incremental compilation off for every cargo this process runs.
+pub(crate) fn one_shot_builds() {
+    ONE_SHOT_BUILDS.store(true, Ordering::Relaxed);
+}
+
 /// `cargo`, as the one that runs us.
 pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    if ONE_SHOT_BUILDS.load(Ordering::Relaxed) {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     cmd
 }
 
