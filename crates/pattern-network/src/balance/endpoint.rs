@@ -1,6 +1,7 @@
 //! Endpoints and what the balancer knows about each.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,8 +17,13 @@ pub(crate) struct Endpoint<S> {
     pub(crate) service: S,
     pub(crate) weight: u32,
     pub(crate) stats: Stats,
-    pub(crate) tau: Duration,
-    pub(crate) penalty: Duration,
+    /// Whether calls are timed (P2C's peak EWMA); other strategies skip
+    /// the clock.
+    pub(crate) timed: bool,
+    /// 1 / tau, the EWMA time constant, in nanoseconds.
+    pub(crate) per_ns: f64,
+    /// The least latency a failure counts as, in nanoseconds.
+    pub(crate) penalty_ns: u64,
     pub(crate) outlier: Outlier,
     /// The latest clock reading of any finished call of the balancer
     /// (nanoseconds since the epoch): the "now" P2C decays estimates to,
@@ -27,11 +33,19 @@ pub(crate) struct Endpoint<S> {
     pub(crate) owner: std::sync::Weak<super::service::Shared<S>>,
 }
 
+/// Calls in flight to `endpoint`: every reference to an endpoint but the
+/// set's own is held by a call in flight, so the reference count is the
+/// gauge (kept by the clone and drop a call makes anyway, saving an atomic
+/// increment and decrement per call).
+#[inline]
+pub(crate) fn in_flight<S>(endpoint: &Arc<Endpoint<S>>) -> usize {
+    Arc::strong_count(endpoint).saturating_sub(1)
+}
+
 /// Live statistics of an endpoint. Lock-free: concurrent updates may lose
 /// a sample now and then, which statistics can afford.
 #[derive(Debug)]
 pub(crate) struct Stats {
-    pub(crate) in_flight: AtomicUsize,
     /// Peak-EWMA latency in nanoseconds (f64 bits).
     ewma_ns: AtomicU64,
     /// When the EWMA was last updated (nanoseconds since `epoch`).
@@ -52,7 +66,6 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new(initial_rtt: Duration, epoch: Instant) -> Self {
         Self {
-            in_flight: AtomicUsize::new(0),
             ewma_ns: AtomicU64::new((initial_rtt.as_nanos() as f64).to_bits()),
             ewma_at: AtomicU64::new(0),
             epoch,
@@ -66,17 +79,17 @@ impl Stats {
     }
 
     /// Peak EWMA: a slower sample is taken at once, faster ones decay in
-    /// with time constant `tau`. `now` is nanoseconds since the epoch.
+    /// with time constant tau (`per_ns` is 1 / tau in nanoseconds). `now`
+    /// is nanoseconds since the epoch. No division: this runs once per call.
     #[inline]
-    pub(crate) fn observe(&self, rtt: Duration, now: u64, tau: Duration) {
-        // Via seconds: a u128 to f64 conversion costs more than the rest.
-        let rtt_ns = rtt.as_secs_f64() * 1e9;
+    pub(crate) fn observe(&self, rtt_ns: u64, now: u64, per_ns: f64) {
+        let rtt_ns = rtt_ns as f64;
         let old = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let next = if rtt_ns > old {
             rtt_ns
         } else {
             let elapsed = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
-            let keep = decay(elapsed / (tau.as_secs_f64() * 1e9).max(1.0));
+            let keep = decay(elapsed * per_ns);
             old * keep + rtt_ns * (1.0 - keep)
         };
         self.ewma_ns.store(next.to_bits(), Ordering::Relaxed);
@@ -90,10 +103,10 @@ impl Stats {
     /// picked to take a new sample, look cheaper as time passes until it is
     /// tried again.
     #[inline]
-    pub(crate) fn load(&self, now: u64, per_ns: f64) -> f64 {
+    pub(crate) fn load(&self, now: u64, per_ns: f64, in_flight: usize) -> f64 {
         let ewma = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let idle = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
-        ewma * decay(idle * per_ns) * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
+        ewma * decay(idle * per_ns) * (in_flight + 1) as f64
     }
 
     #[inline]
@@ -135,13 +148,19 @@ impl Stats {
     /// Nanoseconds since the epoch.
     #[inline]
     pub(crate) fn since_epoch(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.epoch);
-        // In u64: a u128 `as_nanos` costs more (saturates after 584 years).
-        since
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(since.subsec_nanos()))
+        since(self.epoch, at)
     }
+}
+
+/// Nanoseconds from `epoch` to `at`, in u64 arithmetic (a u128
+/// `as_nanos` costs more; this saturates after 584 years).
+#[inline]
+pub(crate) fn since(epoch: Instant, at: Instant) -> u64 {
+    let since = at.saturating_duration_since(epoch);
+    since
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(since.subsec_nanos()))
 }
 
 /// exp(-x); for the tiny steps between calls a short series is exact to

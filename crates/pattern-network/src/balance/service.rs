@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower::Service;
 use tower::util::Oneshot;
 
-use super::endpoint::{Endpoint, Stats};
+use super::endpoint::{Endpoint, Stats, in_flight, since};
 use super::{EJECTIONS_TOTAL, Ejection, Outlier, Strategy};
 use crate::partition::HashRing;
 
@@ -49,8 +49,7 @@ pub struct Balancer<S, K = NoKey> {
 pub(crate) struct Shared<S> {
     strategy: Strategy,
     outlier: Outlier,
-    tau: Duration,
-    /// 1 / tau in nanoseconds.
+    /// 1 / tau (the EWMA time constant) in nanoseconds.
     per_ns: f64,
     penalty: Duration,
     epoch: Instant,
@@ -110,7 +109,6 @@ impl<S> Balancer<S> {
             shared: Arc::new(Shared {
                 strategy,
                 outlier,
-                tau,
                 per_ns: 1.0 / (tau.as_secs_f64() * 1e9).max(1.0),
                 penalty: failure_penalty,
                 epoch: Instant::now(),
@@ -155,8 +153,9 @@ impl<S, K> Balancer<S, K> {
             service,
             weight: weight.max(1),
             stats: Stats::new(Duration::from_millis(1), self.shared.epoch),
-            tau: self.shared.tau,
-            penalty: self.shared.penalty,
+            timed: self.shared.strategy == Strategy::PeakEwma,
+            per_ns: self.shared.per_ns,
+            penalty_ns: u64::try_from(self.shared.penalty.as_nanos()).unwrap_or(u64::MAX),
             outlier: self.shared.outlier,
             recent: self.shared.recent.clone(),
             owner: Arc::downgrade(&self.shared),
@@ -227,12 +226,7 @@ impl<S, K> Balancer<S, K> {
 
 impl<S> Shared<S> {
     fn now_ns(&self) -> u64 {
-        u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        since(self.epoch, Instant::now())
     }
 
     fn roll(&self) -> u64 {
@@ -294,7 +288,7 @@ impl<S> Shared<S> {
                 (0..n)
                     .map(|j| (start + j) % n)
                     .filter(|&i| usable(i))
-                    .min_by_key(|&i| set.endpoints[i].stats.in_flight.load(Ordering::Relaxed))
+                    .min_by_key(|&i| in_flight(&set.endpoints[i]))
             }
             Strategy::PeakEwma => {
                 let a = below(self.roll(), n);
@@ -308,7 +302,10 @@ impl<S> Shared<S> {
                 match (usable(a), usable(b)) {
                     (true, true) if a != b => {
                         let recent = self.recent.load(Ordering::Relaxed);
-                        let load = |i: usize| set.endpoints[i].stats.load(recent, self.per_ns);
+                        let load = |i: usize| {
+                            let e = &set.endpoints[i];
+                            e.stats.load(recent, self.per_ns, in_flight(e))
+                        };
                         let (la, lb) = (load(a), load(b));
                         Some(if la <= lb { a } else { b })
                     }
@@ -410,14 +407,11 @@ where
                 error: Some(Error::new(Kind::Unavailable, "no endpoint to balance to")),
             };
         };
-        endpoint.stats.in_flight.fetch_add(1, Ordering::AcqRel);
         let call = Oneshot::new(endpoint.service.clone(), req);
+        let start = if endpoint.timed { shared.now_ns() } else { 0 };
         ResponseFuture {
             call: Some(call),
-            tracking: Some(Tracking {
-                endpoint,
-                start: Instant::now(),
-            }),
+            tracking: Some(Tracking { endpoint, start }),
             error: None,
         }
     }
@@ -432,19 +426,28 @@ fn below(random: u64, n: usize) -> usize {
 }
 
 /// A finished call reports back: latency, failure, maybe an ejection.
-fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: Instant) {
-    let end = Instant::now();
-    let now = endpoint.stats.since_epoch(end);
-    let rtt = end.saturating_duration_since(start);
-    let rtt = if failed {
-        rtt.max(endpoint.penalty)
+/// `start` is when it was sent, in nanoseconds since the epoch.
+/// Only P2C times calls; the other strategies read the clock only when
+/// the failure-rate rule needs it.
+fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: u64) {
+    let timed = endpoint.timed;
+    let now = if timed || endpoint.outlier.failure_rate.is_some() {
+        endpoint.stats.since_epoch(Instant::now())
     } else {
-        rtt
+        0
     };
-    endpoint.stats.observe(rtt, now, endpoint.tau);
-    // Read before written: the line is shared by every endpoint's calls.
-    if now > endpoint.recent.load(Ordering::Relaxed) {
-        endpoint.recent.store(now, Ordering::Relaxed);
+    if timed {
+        let rtt = now.saturating_sub(start);
+        let rtt = if failed {
+            rtt.max(endpoint.penalty_ns)
+        } else {
+            rtt
+        };
+        endpoint.stats.observe(rtt, now, endpoint.per_ns);
+        // Read before written: the line is shared by every endpoint's calls.
+        if now > endpoint.recent.load(Ordering::Relaxed) {
+            endpoint.recent.store(now, Ordering::Relaxed);
+        }
     }
     if endpoint.stats.record(failed, now, &endpoint.outlier)
         && let Some(balancer) = endpoint.owner.upgrade()
@@ -453,15 +456,12 @@ fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: Instant) {
     }
 }
 
+/// A call in flight: holding the endpoint is what counts it (see
+/// [`in_flight`]), until the response future is done or dropped.
 struct Tracking<S> {
     endpoint: Arc<Endpoint<S>>,
-    start: Instant,
-}
-
-impl<S> Drop for Tracking<S> {
-    fn drop(&mut self) {
-        self.endpoint.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// When the call was sent, in nanoseconds since the balancer's epoch.
+    start: u64,
 }
 
 pin_project! {
