@@ -65,6 +65,7 @@ fn per_layer(c: &mut Criterion) {
             .without_timeout()
             .without_request_id()
             .without_problem_json()
+            .without_body_limit()
     }
     type Piece = (&'static str, fn() -> ApiStack);
     let pieces: [Piece; 8] = [
@@ -80,7 +81,7 @@ fn per_layer(c: &mut Criterion) {
         ("body_limit", || bare().body_limit(1024 * 1024)),
     ];
     let request = || Request::get("/v1/items/7").body(Body::empty()).unwrap();
-    let baseline = bare().without_body_limit().apply(handler_router());
+    let baseline = bare().apply(handler_router());
     for (name, stack) in pieces {
         let app = stack().apply(handler_router());
         let mut group = c.benchmark_group(format!("api_layer_cost/{name}"));

@@ -37,6 +37,11 @@ impl MetricsLayer {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Starts recording `req`, which started at `start`.
+    pub(crate) fn begin<B>(&self, req: &Request<B>, start: Instant) -> Record {
+        Record::begin(&self.cache, req, start)
+    }
 }
 
 impl<S> Layer<S> for MetricsLayer {
@@ -72,7 +77,7 @@ struct Cache {
     in_flight: OnceLock<metrics::Gauge>,
     /// Keyed by the route templates of the app (or `unmatched`), never by
     /// client input: a fast hasher is safe here.
-    routes: RwLock<hashbrown::HashMap<Arc<str>, Vec<Arc<Handles>>>>,
+    routes: RwLock<hashbrown::HashMap<Arc<str>, Vec<Handles>>>,
 }
 
 impl Cache {
@@ -80,39 +85,43 @@ impl Cache {
         self.in_flight.get_or_init(|| metrics::gauge!(IN_FLIGHT))
     }
 
-    fn handles(&self, method: &'static str, route: &str, status: u16) -> Arc<Handles> {
-        let find = |list: &[Arc<Handles>]| {
-            list.iter()
-                .find(|h| h.status == status && h.method == method)
-                .cloned()
-        };
-        if let Some(found) = self
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(route)
-            .and_then(|list| find(list))
+    /// Counts a request of `method` on `route` that ended with `status`
+    /// after `seconds`. The common case (handles already made) holds a
+    /// read lock and clones nothing.
+    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let matches = |h: &Handles| h.status == status && h.method == method;
         {
-            return found;
+            let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(handles) = routes
+                .get(route)
+                .and_then(|list| list.iter().find(|h| matches(h)))
+            {
+                handles.requests.increment(1);
+                handles.duration.record(seconds);
+                return;
+            }
         }
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
         let list = routes.entry(Arc::from(route)).or_default();
-        if let Some(found) = find(list) {
-            return found;
-        }
-        let labels = [
-            metrics::Label::new("method", method),
-            metrics::Label::new("route", route.to_owned()),
-            metrics::Label::new("status", status.to_string()),
-        ];
-        let handles = Arc::new(Handles {
-            method,
-            status,
-            requests: metrics::counter!(REQUESTS_TOTAL, labels.iter()),
-            duration: metrics::histogram!(REQUEST_DURATION, labels.iter()),
-        });
-        list.push(handles.clone());
-        handles
+        let handles = match list.iter().position(matches) {
+            Some(i) => &list[i],
+            None => {
+                let labels = [
+                    metrics::Label::new("method", method),
+                    metrics::Label::new("route", route.to_owned()),
+                    metrics::Label::new("status", status.to_string()),
+                ];
+                list.push(Handles {
+                    method,
+                    status,
+                    requests: metrics::counter!(REQUESTS_TOTAL, labels.iter()),
+                    duration: metrics::histogram!(REQUEST_DURATION, labels.iter()),
+                });
+                &list[list.len() - 1]
+            }
+        };
+        handles.requests.increment(1);
+        handles.duration.record(seconds);
     }
 }
 
@@ -147,12 +156,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let record = Record {
-            method: method_label(req.method()),
-            route: req.extensions().get::<MatchedPath>().cloned(),
-            start: Instant::now(),
-            in_flight: InFlight::enter(&self.cache),
-        };
+        let record = Record::begin(&self.cache, &req, Instant::now());
         ResponseFuture::inner(self.inner.call(req), record)
     }
 }
@@ -166,15 +170,24 @@ pub struct Record {
     in_flight: InFlight,
 }
 
+impl Record {
+    fn begin<B>(cache: &Arc<Cache>, req: &Request<B>, start: Instant) -> Self {
+        Self {
+            method: method_label(req.method()),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            start,
+            in_flight: InFlight::enter(cache),
+        }
+    }
+}
+
 impl Finish for Record {
     fn finish(self, response: &mut Response) {
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        let handles = self
-            .in_flight
+        let seconds = self.start.elapsed().as_secs_f64();
+        self.in_flight
             .0
-            .handles(self.method, route, response.status().as_u16());
-        handles.requests.increment(1);
-        handles.duration.record(self.start.elapsed().as_secs_f64());
+            .record(self.method, route, response.status().as_u16(), seconds);
     }
 }
 

@@ -32,6 +32,7 @@ pub use future::{Finish, ResponseFuture};
 pub use metrics::{
     IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
 };
+pub(crate) use panic::answer as panic_answer;
 pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
 pub use shed::Slot;

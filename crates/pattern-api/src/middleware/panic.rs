@@ -37,7 +37,8 @@ pub struct CatchPanicService<S> {
     inner: S,
 }
 
-fn answer(payload: Box<dyn std::any::Any + Send>) -> Response {
+/// The 500 for a caught panic (its text logged, not answered).
+pub(crate) fn answer(payload: Box<dyn std::any::Any + Send>) -> Response {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -86,6 +86,18 @@ impl<B: 'static> RateLimitLayer<B> {
     }
 }
 
+impl<B> RateLimitLayer<B> {
+    /// The 429 for `req` if it is over its limit; `None` lets it through.
+    pub(crate) fn refusal(&self, req: &Request<B>) -> Option<Response> {
+        let shared = &self.shared;
+        shared
+            .limiter
+            .check(&(shared.key)(req))
+            .err()
+            .map(|limited| ApiError::from(Error::from(limited)).into_response())
+    }
+}
+
 impl<B> Clone for RateLimitLayer<B> {
     fn clone(&self) -> Self {
         Self {
@@ -150,12 +162,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = &self.layer.shared;
-        match shared.limiter.check(&(shared.key)(&req)) {
-            Ok(()) => ResponseFuture::inner(self.inner.call(req), ()),
-            Err(limited) => {
-                ResponseFuture::ready(ApiError::from(Error::from(limited)).into_response())
-            }
+        match self.layer.refusal(&req) {
+            None => ResponseFuture::inner(self.inner.call(req), ()),
+            Some(refused) => ResponseFuture::ready(refused),
         }
     }
 }

@@ -42,6 +42,11 @@ impl LoadShedLayer {
         }
     }
 
+    /// The bulkhead that holds the slots.
+    pub(crate) fn bulkhead(&self) -> &Bulkhead {
+        &self.bulkhead
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> usize {
         self.bulkhead.in_flight()

@@ -63,6 +63,34 @@ impl TimeoutLayer {
     }
 }
 
+impl TimeoutLayer {
+    /// The time `req` gets: the configured timeout, tightened (never
+    /// loosened) by a caller's [`TIMEOUT_HEADER`] propagated from upstream.
+    pub(crate) fn budget<B>(&self, req: &Request<B>) -> Duration {
+        req.headers()
+            .get(&TIMEOUT_HEADER_NAME)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(self.timeout, |ms| {
+                self.timeout.min(Duration::from_millis(ms))
+            })
+    }
+
+    /// The answer to a request that ran out of its `budget`.
+    pub(crate) fn expired(&self, budget: Duration) -> Response {
+        expired(budget, self.status)
+    }
+}
+
+fn expired(budget: Duration, status: StatusCode) -> Response {
+    ApiError::from(Error::new(
+        Kind::Timeout,
+        format!("no answer within {budget:?}"),
+    ))
+    .with_status(status)
+    .into_response()
+}
+
 impl<S> Layer<S> for TimeoutLayer {
     type Service = TimeoutService<S>;
 
@@ -95,15 +123,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let TimeoutLayer { timeout, status } = self.layer;
-        // A caller that waits less than the server would tightens the
-        // deadline (propagated from upstream); never loosens it.
-        let timeout = req
-            .headers()
-            .get(&TIMEOUT_HEADER_NAME)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(timeout, |ms| timeout.min(Duration::from_millis(ms)));
+        let timeout = self.layer.budget(&req);
         // One clock read: the deadline handlers see is the timer's.
         let deadline = Instant::now() + timeout;
         req.extensions_mut().insert(Deadline(deadline));
@@ -112,7 +132,7 @@ where
             sleep: None,
             deadline,
             timeout,
-            status,
+            status: self.layer.status,
         }
     }
 }
@@ -150,11 +170,6 @@ where
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Ok(ApiError::from(Error::new(
-            Kind::Timeout,
-            format!("no answer within {:?}", this.timeout),
-        ))
-        .with_status(*this.status)
-        .into_response()))
+        Poll::Ready(Ok(expired(*this.timeout, *this.status)))
     }
 }

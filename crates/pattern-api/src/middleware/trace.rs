@@ -43,20 +43,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Field values are evaluated only when a subscriber wants the span.
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = %req.uri().path(),
-            request_id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str),
-        );
-        // No clock read for a span nobody records.
-        let start = (!span.is_disabled()).then(Instant::now);
+        let finished = Finished::begin(&req);
         let future = {
-            let _entered = span.enter();
+            let _entered = finished.span.enter();
             self.inner.call(req)
         };
-        ResponseFuture::inner(future.instrument(span.clone()), Finished { start, span })
+        ResponseFuture::inner(future.instrument(finished.span.clone()), finished)
     }
 }
 
@@ -66,6 +58,27 @@ pub struct Finished {
     /// When the request started; `None` when the span is disabled.
     start: Option<Instant>,
     span: tracing::Span,
+}
+
+impl Finished {
+    /// The request's span, and its start when a subscriber records it.
+    pub(crate) fn begin<B>(req: &Request<B>) -> Self {
+        // Field values are evaluated only when a subscriber wants the span.
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str),
+        );
+        // No clock read for a span nobody records.
+        let start = (!span.is_disabled()).then(Instant::now);
+        Self { start, span }
+    }
+
+    /// The request's span.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
 }
 
 impl Finish for Finished {

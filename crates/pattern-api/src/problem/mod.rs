@@ -10,6 +10,7 @@ use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use convert::rewrite;
 pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
 pub use status::{CLIENT_CLOSED_REQUEST, status_for};
 

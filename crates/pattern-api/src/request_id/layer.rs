@@ -40,15 +40,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // A client's sane id is echoed with its own header value (no copy).
-        let (id, echo) = match req.headers().get(&HEADER_NAME).and_then(|value| {
-            RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone()))
-        }) {
-            Some((id, value)) => (id, Some(value)),
-            None => (RequestId::generate(), None),
-        };
-        req.extensions_mut().insert(id.clone());
-        let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
+        let (id, echo) = identify(&mut req);
         // The id is current while the inner layers' `call` runs too: a
         // rejection made there (rate limit, load shedding) carries it.
         let inner = &mut self.inner;
@@ -57,6 +49,27 @@ where
             scoped: CURRENT.scope(id, Echo { future, echo }),
         }
     }
+}
+
+/// The request's id (the client's when sane, else a new one), stored in
+/// its extensions, and the header value to echo on the response.
+pub(crate) fn identify<B>(req: &mut Request<B>) -> (RequestId, Option<HeaderValue>) {
+    // A client's sane id is echoed with its own header value (no copy).
+    let (id, echo) =
+        match req.headers().get(&HEADER_NAME).and_then(|value| {
+            RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone()))
+        }) {
+            Some((id, value)) => (id, Some(value)),
+            None => (RequestId::generate(), None),
+        };
+    req.extensions_mut().insert(id.clone());
+    let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
+    (id, echo)
+}
+
+/// Puts the echoed id on a response.
+pub(crate) fn echo<RB>(response: &mut Response<RB>, value: HeaderValue) {
+    response.headers_mut().insert(HEADER_NAME, value);
 }
 
 pin_project! {
@@ -104,7 +117,7 @@ where
         let this = self.project();
         let mut response = ready!(this.future.poll(cx))?;
         if let Some(value) = this.echo.take() {
-            response.headers_mut().insert(HEADER_NAME, value);
+            echo(&mut response, value);
         }
         Poll::Ready(Ok(response))
     }

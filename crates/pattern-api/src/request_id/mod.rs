@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub use layer::{RequestIdFuture, RequestIdLayer, RequestIdService};
+pub(crate) use layer::{echo, identify};
 
 /// The header carrying the request id.
 pub const HEADER: &str = "x-request-id";

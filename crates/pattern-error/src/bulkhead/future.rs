@@ -64,7 +64,11 @@ where
     }
 
     pub(super) fn waiting(place: QueuePlace, wait: Duration, service: S, request: Req) -> Self {
-        let acquire = Box::pin(place.bulkhead().inner.slots.clone().acquire_owned());
+        let acquire: Acquire = match place.bulkhead().semaphore() {
+            Some(slots) => Box::pin(slots.clone().acquire_owned()),
+            // No semaphore, no wait configured: the service never queues.
+            None => Box::pin(std::future::pending()),
+        };
         Self {
             state: State::Waiting {
                 acquire,
@@ -103,7 +107,7 @@ where
                 } => {
                     match acquire.as_mut().poll(cx) {
                         Poll::Ready(Ok(slot)) => {
-                            *this.permit = Some(BulkheadPermit { _slot: slot });
+                            *this.permit = Some(BulkheadPermit::queued(slot));
                             let (service, request) = (service.take(), request.take());
                             this.state.set(State::Readying { service, request });
                             continue;

@@ -60,17 +60,49 @@ pub struct Bulkhead {
 #[derive(Debug)]
 struct Inner {
     name: metrics::SharedString,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     max: usize,
     wait: Option<Duration>,
     max_waiting: usize,
     waiting: Arc<AtomicUsize>,
 }
 
+/// The slots of a bulkhead.
+#[derive(Clone, Debug)]
+enum Slots {
+    /// No call ever waits: a count of slots in use is all it takes, and
+    /// giving a slot back is one atomic decrement (no lock).
+    Counted(Arc<AtomicUsize>),
+    /// Calls may wait: a fair semaphore serves them in arrival order.
+    Queued(Arc<Semaphore>),
+}
+
 /// A slot in a [`Bulkhead`], given back when dropped.
 #[derive(Debug)]
 pub struct BulkheadPermit {
-    _slot: OwnedSemaphorePermit,
+    slot: Slot,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Counted(Arc<AtomicUsize>),
+    Queued(#[allow(dead_code)] OwnedSemaphorePermit), // held for its Drop
+}
+
+impl BulkheadPermit {
+    fn queued(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            slot: Slot::Queued(permit),
+        }
+    }
+}
+
+impl Drop for BulkheadPermit {
+    fn drop(&mut self) {
+        if let Slot::Counted(in_use) = &self.slot {
+            in_use.fetch_sub(1, Ordering::Release);
+        }
+    }
 }
 
 impl Bulkhead {
@@ -84,7 +116,7 @@ impl Bulkhead {
         Self {
             inner: Arc::new(Inner {
                 name: metrics::SharedString::from(name.into()),
-                slots: Arc::new(Semaphore::new(max)),
+                slots: Slots::Counted(Arc::new(AtomicUsize::new(0))),
                 max,
                 wait: None,
                 max_waiting: max,
@@ -108,7 +140,9 @@ impl Bulkhead {
         self.with(|inner| inner.max_waiting = max)
     }
 
-    /// The same slots and queue with other settings.
+    /// The same slots and queue with other settings; the first wait set
+    /// puts the slots behind a fair semaphore (new slots: set waits before
+    /// sharing a bulkhead).
     fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
         let old = &self.inner;
         let mut inner = Inner {
@@ -120,6 +154,9 @@ impl Bulkhead {
             waiting: old.waiting.clone(),
         };
         change(&mut inner);
+        if inner.wait.is_some() && matches!(inner.slots, Slots::Counted(_)) {
+            inner.slots = Slots::Queued(Arc::new(Semaphore::new(inner.max)));
+        }
         Self {
             inner: Arc::new(inner),
         }
@@ -132,7 +169,10 @@ impl Bulkhead {
 
     /// Calls running now.
     pub fn in_flight(&self) -> usize {
-        self.inner.max - self.inner.slots.available_permits()
+        match &self.inner.slots {
+            Slots::Counted(in_use) => in_use.load(Ordering::Relaxed),
+            Slots::Queued(slots) => self.inner.max - slots.available_permits(),
+        }
     }
 
     /// The most calls that run at once.
@@ -142,12 +182,7 @@ impl Bulkhead {
 
     /// Takes a slot if one is free now.
     pub fn try_acquire(&self) -> Result<BulkheadPermit, Error> {
-        self.inner
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map(|slot| BulkheadPermit { _slot: slot })
-            .map_err(|_| self.rejected())
+        self.try_acquire_quiet().map_err(|()| self.rejected())
     }
 
     /// Takes a slot if one is free now (`Ok(Some)`); otherwise says
@@ -175,12 +210,20 @@ impl Bulkhead {
         let Some(wait) = self.inner.wait else {
             return Err(self.rejected());
         };
-        let Some(_place) = QueuePlace::enter(self) else {
+        let (Some(_place), Some(slots)) = (QueuePlace::enter(self), self.semaphore()) else {
             return Err(self.rejected());
         };
-        match tokio::time::timeout(wait, self.inner.slots.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => Ok(BulkheadPermit { _slot: slot }),
+        match tokio::time::timeout(wait, slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(BulkheadPermit::queued(slot)),
             _ => Err(self.rejected()),
+        }
+    }
+
+    /// The semaphore calls wait on (there is one once a wait is set).
+    fn semaphore(&self) -> Option<&Arc<Semaphore>> {
+        match &self.inner.slots {
+            Slots::Queued(slots) => Some(slots),
+            Slots::Counted(_) => None,
         }
     }
 
@@ -195,12 +238,24 @@ impl Bulkhead {
     }
 
     fn try_acquire_quiet(&self) -> Result<BulkheadPermit, ()> {
-        self.inner
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map(|slot| BulkheadPermit { _slot: slot })
-            .map_err(|_| ())
+        match &self.inner.slots {
+            Slots::Counted(in_use) => {
+                let max = self.inner.max;
+                in_use
+                    .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                        (n < max).then_some(n + 1)
+                    })
+                    .map(|_| BulkheadPermit {
+                        slot: Slot::Counted(in_use.clone()),
+                    })
+                    .map_err(|_| ())
+            }
+            Slots::Queued(slots) => slots
+                .clone()
+                .try_acquire_owned()
+                .map(BulkheadPermit::queued)
+                .map_err(|_| ()),
+        }
     }
 
     fn rejected(&self) -> Error {

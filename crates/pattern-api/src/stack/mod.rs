@@ -1,19 +1,21 @@
 //! The whole middleware chain, in one documented order.
 
+mod future;
+mod service;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
-use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 
-use crate::middleware::{
-    CatchPanicLayer, LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer, TraceLayer,
-};
-use crate::problem::ProblemJsonLayer;
-use crate::request_id::RequestIdLayer;
+use crate::middleware::{LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer};
+
+pub use future::StackFuture;
+use service::Chain;
+pub use service::{StackLayer, StackService};
 
 /// Assembles the standard middleware on a router. From the outside in:
 ///
@@ -248,29 +250,36 @@ impl ApiStack {
         self
     }
 
+    /// The chain (body limit included) as one tower layer, for
+    /// `Router::layer` on any axum router; CORS and compression, which
+    /// change the response type, are left to [`apply`](Self::apply).
+    pub fn layer(&self) -> StackLayer {
+        StackLayer {
+            chain: Arc::new(Chain {
+                request_id: self.request_id,
+                trace: self.trace,
+                metrics: self.metrics.then(MetricsLayer::new),
+                problem_json: self.problem_json,
+                catch_panic: self.catch_panic,
+                shed: self.concurrency_limit.map(|max| {
+                    let shed = LoadShedLayer::new(max);
+                    let shed = match self.queue {
+                        Some((waiting, wait)) => shed.queue(waiting, wait),
+                        None => shed,
+                    };
+                    shed.bulkhead().clone()
+                }),
+                rate_limit: self.rate_limit.clone(),
+                timeout: self.timeout,
+            }),
+            body_limit: self.body_limit,
+        }
+    }
+
     /// Applies the chain to `router` as one tower layer (one boxed service
     /// per route, not one per piece), axum's body limit included.
     pub fn apply<S: Clone + Send + Sync + 'static>(self, mut router: Router<S>) -> Router<S> {
-        let chain = ServiceBuilder::new()
-            .option_layer(self.request_id.then_some(RequestIdLayer))
-            .option_layer(self.trace.then_some(TraceLayer))
-            .option_layer(self.metrics.then(MetricsLayer::new))
-            .option_layer(self.problem_json.then_some(ProblemJsonLayer))
-            .option_layer(self.catch_panic.then(CatchPanicLayer::new))
-            .option_layer(self.concurrency_limit.map(|max| {
-                let shed = LoadShedLayer::new(max);
-                match self.queue {
-                    Some((waiting, wait)) => shed.queue(waiting, wait),
-                    None => shed,
-                }
-            }))
-            .option_layer(self.rate_limit)
-            .option_layer(self.timeout)
-            // Inside the chain, not a `Router::layer` of its own: each of
-            // those boxes and clones the route's service once more per
-            // request.
-            .option_layer(self.body_limit.map(DefaultBodyLimit::max));
-        router = router.layer(chain);
+        router = router.layer(self.layer());
         // These change the response type, so they wrap the chain on their
         // own; CORS outermost, so even rejections carry its headers.
         if self.compression {

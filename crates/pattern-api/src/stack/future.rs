@@ -1,0 +1,216 @@
+//! The chain's one response future.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::response::Response;
+use http::HeaderValue;
+use pattern_error::bulkhead::BulkheadPermit;
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::{Instant, Sleep};
+
+use super::service::Chain;
+use crate::middleware::{Finish, Finished, Record};
+use crate::request_id::{self, CURRENT, RequestId};
+
+/// A request waiting in the admission queue, then served (boxed: only
+/// waiting requests allocate).
+type Queued<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`StackService`](super::StackService): the
+    /// inner service's, or a rejection, finished by every piece of the
+    /// chain (id echoed, metrics recorded, errors as problem+json).
+    pub struct StackFuture<F, E> {
+        #[pin]
+        scoped: Scoped<F, E>,
+        echo: Option<HeaderValue>,
+    }
+}
+
+pin_project! {
+    /// With a request id, the id is the task-local of every poll.
+    #[project = ScopedProj]
+    enum Scoped<F, E> {
+        WithId { #[pin] future: TaskLocalFuture<RequestId, Core<F, E>> },
+        Plain { #[pin] future: Core<F, E> },
+    }
+}
+
+impl<F, E> StackFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    pub(crate) fn new(id: Option<RequestId>, core: Core<F, E>, echo: Option<HeaderValue>) -> Self {
+        let scoped = match id {
+            Some(id) => Scoped::WithId {
+                future: CURRENT.scope(id, core),
+            },
+            None => Scoped::Plain { future: core },
+        };
+        Self { scoped, echo }
+    }
+}
+
+impl<F, E> std::fmt::Debug for StackFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for StackFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.scoped.project() {
+            ScopedProj::WithId { future } => ready!(future.poll(cx)),
+            ScopedProj::Plain { future } => ready!(future.poll(cx)),
+        }?;
+        if let Some(value) = this.echo.take() {
+            request_id::echo(&mut response, value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+pin_project! {
+    /// Where a request is: served (or waiting to be), or answered already.
+    #[project = StageProj]
+    pub(crate) enum Stage<F, E> {
+        Running { #[pin] future: F },
+        Queued { future: Queued<E> },
+        Ready { response: Option<Response> },
+    }
+}
+
+impl<F, E> Stage<F, E> {
+    pub(crate) fn running(future: F) -> Self {
+        Self::Running { future }
+    }
+
+    pub(crate) fn queued(future: Queued<E>) -> Self {
+        Self::Queued { future }
+    }
+
+    pub(crate) fn ready(response: Response) -> Self {
+        Self::Ready {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F, E> Future for Stage<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            StageProj::Running { future } => future.poll(cx),
+            StageProj::Queued { future } => future.as_mut().poll(cx),
+            StageProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Everything but the id: the stage under panic catching and the
+    /// deadline, then the response finished.
+    pub(crate) struct Core<F, E> {
+        #[pin]
+        stage: Stage<F, E>,
+        chain: Arc<Chain>,
+        deadline: Option<Instant>,
+        budget: Duration,
+        // Made (and boxed, keeping this future small to move) only when
+        // the answer is not ready at the first poll.
+        sleep: Option<Pin<Box<Sleep>>>,
+        trace: Option<Finished>,
+        record: Option<Record>,
+        permit: Option<BulkheadPermit>,
+    }
+}
+
+impl<F, E> Core<F, E> {
+    pub(crate) fn new(
+        stage: Stage<F, E>,
+        chain: Arc<Chain>,
+        deadline: Option<Instant>,
+        budget: Duration,
+        trace: Option<Finished>,
+        record: Option<Record>,
+        permit: Option<BulkheadPermit>,
+    ) -> Self {
+        Self {
+            stage,
+            chain,
+            deadline,
+            budget,
+            sleep: None,
+            trace,
+            record,
+            permit,
+        }
+    }
+}
+
+impl<F, E> Future for Core<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let chain = &**this.chain;
+        let result = {
+            let _entered = this.trace.as_ref().map(|t| t.span().enter());
+            let polled = if chain.catch_panic {
+                let stage = this.stage.as_mut();
+                std::panic::catch_unwind(AssertUnwindSafe(|| stage.poll(cx))).unwrap_or_else(
+                    |payload| Poll::Ready(Ok(crate::middleware::panic_answer(payload))),
+                )
+            } else {
+                this.stage.as_mut().poll(cx)
+            };
+            match (polled, *this.deadline, &chain.timeout) {
+                (Poll::Ready(result), _, _) => result,
+                (Poll::Pending, Some(deadline), Some(timeout)) => {
+                    let sleep = this
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    ready!(sleep.as_mut().poll(cx));
+                    Ok(timeout.expired(*this.budget))
+                }
+                (Poll::Pending, _, _) => return Poll::Pending,
+            }
+        };
+        // Done: the handler (if it timed out), its slot and its timer go now.
+        this.stage.set(Stage::Ready { response: None });
+        this.permit.take();
+        this.sleep.take();
+        let mut response = result?;
+        if chain.problem_json {
+            crate::problem::rewrite(&mut response);
+        }
+        if let Some(record) = this.record.take() {
+            record.finish(&mut response);
+        }
+        if let Some(trace) = this.trace.take() {
+            trace.finish(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,209 @@
+//! The chain as one tower layer and one service.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use http::Request;
+use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
+use tokio::time::Instant;
+use tower::util::Either;
+use tower::{Layer, Service};
+
+use super::future::{Core, StackFuture, Stage};
+use crate::ApiError;
+use crate::middleware::{Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer};
+use crate::request_id::{self, CURRENT};
+
+/// What the chain does, shared by every request's service and future.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub(crate) request_id: bool,
+    pub(crate) trace: bool,
+    pub(crate) metrics: Option<MetricsLayer>,
+    pub(crate) problem_json: bool,
+    pub(crate) catch_panic: bool,
+    pub(crate) shed: Option<Bulkhead>,
+    pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
+    pub(crate) timeout: Option<TimeoutLayer>,
+}
+
+/// The whole chain of [`ApiStack`](super::ApiStack) as one tower layer
+/// (body limit included), for `Router::layer`; made by
+/// [`ApiStack::layer`](super::ApiStack::layer).
+///
+/// Its pieces run in one service with one response future: a request
+/// costs one clone of a shared pointer, one clock read shared by the
+/// metrics and the deadline, and no nesting of a future per piece.
+#[derive(Clone, Debug)]
+pub struct StackLayer {
+    pub(crate) chain: Arc<Chain>,
+    pub(crate) body_limit: Option<usize>,
+}
+
+impl<S> Layer<S> for StackLayer {
+    type Service = StackService<Either<<DefaultBodyLimit as Layer<S>>::Service, S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = match self.body_limit {
+            Some(bytes) => Either::Left(DefaultBodyLimit::max(bytes).layer(inner)),
+            None => Either::Right(inner),
+        };
+        StackService {
+            inner,
+            chain: self.chain.clone(),
+        }
+    }
+}
+
+/// The service of [`StackLayer`].
+#[derive(Clone, Debug)]
+pub struct StackService<S> {
+    inner: S,
+    chain: Arc<Chain>,
+}
+
+impl<S> Service<Request<Body>> for StackService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = StackFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let chain = self.chain.clone();
+        let (id, echo) = if chain.request_id {
+            let (id, echo) = request_id::identify(&mut req);
+            (Some(id), echo)
+        } else {
+            (None, None)
+        };
+        let trace = chain.trace.then(|| Finished::begin(&req));
+        // One clock read: the metrics' start is the deadline's.
+        let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
+        let record = chain
+            .metrics
+            .as_ref()
+            .zip(now)
+            .map(|(metrics, now)| metrics.begin(&req, now));
+        let (deadline, budget) = match chain.timeout.as_ref().zip(now) {
+            Some((timeout, now)) => {
+                let budget = timeout.budget(&req);
+                let at = now + budget;
+                req.extensions_mut().insert(Deadline(at));
+                (Some(at), budget)
+            }
+            None => (None, Duration::ZERO),
+        };
+        // The id is current, and the span entered, while the inner `call`
+        // runs too: a rejection made there carries the id.
+        let (stage, permit) = {
+            let _entered = trace.as_ref().map(|t| t.span().enter());
+            let inner = &mut self.inner;
+            match &id {
+                Some(id) => CURRENT.sync_scope(id.clone(), || admit(&chain, inner, req)),
+                None => admit(&chain, inner, req),
+            }
+        };
+        let core = Core::new(stage, chain, deadline, budget, trace, record, permit);
+        StackFuture::new(id, core, echo)
+    }
+}
+
+/// Load shedding, rate limit, then the inner service (under panic
+/// catching): the stage the future starts in, and the slot it holds.
+fn admit<S>(
+    chain: &Arc<Chain>,
+    inner: &mut S,
+    req: Request<Body>,
+) -> (Stage<S::Future, S::Error>, Option<BulkheadPermit>)
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    let permit = match &chain.shed {
+        None => None,
+        Some(bulkhead) => match bulkhead.try_acquire_or_queue() {
+            Ok(Some(permit)) => Some(permit),
+            Err(overloaded) => {
+                return (
+                    Stage::ready(ApiError::from(overloaded).into_response()),
+                    None,
+                );
+            }
+            Ok(None) => return (queue(chain, bulkhead, inner, req), None),
+        },
+    };
+    if let Some(refused) = chain
+        .rate_limit
+        .as_ref()
+        .and_then(|rate| rate.refusal(&req))
+    {
+        return (Stage::ready(refused), None);
+    }
+    (call(chain, inner, req), permit)
+}
+
+/// Calls the inner service, catching a panic in `call` itself when the
+/// chain catches panics.
+fn call<S>(chain: &Chain, inner: &mut S, req: Request<Body>) -> Stage<S::Future, S::Error>
+where
+    S: Service<Request<Body>, Response = Response>,
+{
+    if !chain.catch_panic {
+        return Stage::running(inner.call(req));
+    }
+    match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+        Ok(future) => Stage::running(future),
+        Err(payload) => Stage::ready(crate::middleware::panic_answer(payload)),
+    }
+}
+
+/// A request that waits in the admission queue: the wait, the rate limit
+/// and the inner call in one boxed future (only waiting requests allocate).
+/// The request's deadline, which started on arrival, covers the wait.
+fn queue<S>(
+    chain: &Arc<Chain>,
+    bulkhead: &Bulkhead,
+    inner: &mut S,
+    req: Request<Body>,
+) -> Stage<S::Future, S::Error>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    // Wait with the service that was made ready; leave a clone in its place.
+    let clone = inner.clone();
+    let mut inner = std::mem::replace(inner, clone);
+    let bulkhead = bulkhead.clone();
+    let chain = chain.clone();
+    Stage::queued(Box::pin(async move {
+        let permit = match bulkhead.acquire().await {
+            Ok(permit) => permit,
+            Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
+        };
+        if let Some(refused) = chain
+            .rate_limit
+            .as_ref()
+            .and_then(|rate| rate.refusal(&req))
+        {
+            return Ok(refused);
+        }
+        let response = inner.call(req).await;
+        drop(permit);
+        response
+    }))
+}
