@@ -71,6 +71,7 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod context;
 mod error;
 pub mod extract;
 pub mod middleware;

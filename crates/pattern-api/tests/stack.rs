@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Extension, Path};
+use axum::extract::Path;
 use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -24,7 +24,7 @@ fn app(stack: ApiStack) -> Router {
             )
             .route(
                 "/v1/slow",
-                get(|Extension(deadline): Extension<Deadline>| async move {
+                get(|deadline: Deadline| async move {
                     assert!(deadline.remaining() <= Duration::from_millis(100));
                     tokio::time::sleep(Duration::from_secs(10)).await;
                     "late"
@@ -173,7 +173,7 @@ async fn a_caller_deadline_header_tightens_the_timeout() {
         .request_timeout(Duration::from_secs(30))
         .apply(Router::new().route(
             "/wait",
-            get(|Extension(deadline): Extension<Deadline>| async move {
+            get(|deadline: Deadline| async move {
                 // Passed on downstream as what is left.
                 let left: u64 = deadline.header_value().to_str().unwrap().parse().unwrap();
                 assert!(left <= 50, "{left}");
@@ -303,4 +303,96 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
     assert_eq!(problem["status"], 408);
     // At the deadline (the body read gives up one timer tick before it).
     assert_eq!(start.elapsed(), Duration::from_millis(99));
+}
+
+/// A body declared over the limit is refused before the handler runs; a
+/// streamed one is cut by the extractor; a limit above axum's own 2 MB
+/// default lifts that default.
+#[tokio::test]
+async fn the_body_limit_holds_for_declared_and_streamed_bodies() {
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = |limit: usize| {
+        let reached = reached.clone();
+        ApiStack::new().body_limit(limit).apply(Router::new().route(
+            "/upload",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                reached.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                body.len().to_string()
+            }),
+        ))
+    };
+
+    // Declared (exact size known): 413 before the handler is reached.
+    let req = Request::post("/upload")
+        .body(Body::from(vec![b'x'; 2048]))
+        .unwrap();
+    let (status, _, body) = send(app(1024), req).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Streamed (size unknown until read): the extractor stops at the limit.
+    let chunks = futures_util::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 512]))),
+    );
+    let req = Request::post("/upload")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let (status, headers, _) = send(app(1024), req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(headers["content-type"], "application/problem+json");
+
+    // Within the limit, streamed or not, the handler gets it all.
+    let chunks = futures_util::stream::iter(
+        (0..2).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 512]))),
+    );
+    let req = Request::post("/upload")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let response = app(1024).oneshot(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let size = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&size[..], b"1024");
+
+    // A 3 MB limit takes a 2.5 MB body that axum's default would refuse.
+    let big = 5 * 512 * 1024;
+    let req = Request::post("/upload")
+        .body(Body::from(vec![b'x'; big]))
+        .unwrap();
+    let response = app(3 * 1024 * 1024).oneshot(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn the_deadline_extractor_reads_the_layer_or_the_stack() {
+    async fn left(deadline: Option<Deadline>) -> String {
+        deadline.map_or_else(
+            || "none".to_owned(),
+            |d| d.remaining().as_secs().to_string(),
+        )
+    }
+    let routes = || Router::new().route("/left", get(left));
+    for app in [
+        ApiStack::new()
+            .request_timeout(Duration::from_secs(30))
+            .apply(routes()),
+        routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
+    ] {
+        let response = app
+            .oneshot(Request::get("/left").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let secs: u64 = std::str::from_utf8(&body).unwrap().parse().unwrap();
+        assert!((29..=30).contains(&secs), "{secs}");
+    }
+    let untimed = ApiStack::new().without_timeout().apply(routes());
+    let response = untimed
+        .oneshot(Request::get("/left").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"none");
 }

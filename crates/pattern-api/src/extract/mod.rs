@@ -67,7 +67,7 @@ where
         // the client's delay: 408, not the 504 of a slow handler. This
         // timer ends one timer tick (1 ms) before the timeout's, so it has
         // fired first on any runtime, not only when both fire together.
-        let deadline = req.extensions().get::<Deadline>().copied();
+        let deadline = Deadline::find(req.extensions());
         let json = Json::<T>::from_request(req, state);
         let read = match deadline {
             Some(Deadline(at)) => {

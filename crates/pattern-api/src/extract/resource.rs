@@ -71,9 +71,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let source = A::from_ref(state);
-        let wait = parts
-            .extensions
-            .get::<Deadline>()
+        let wait = Deadline::find(&parts.extensions)
+            .as_ref()
             .map_or_else(|| source.max_wait(), Deadline::remaining);
         match tokio::time::timeout(wait, source.acquire()).await {
             Ok(Ok(resource)) => Ok(Scoped(resource)),

@@ -19,13 +19,28 @@ pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 /// [`TIMEOUT_HEADER`] as a parsed name: a lookup skips parsing it.
 const TIMEOUT_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(TIMEOUT_HEADER);
 
-/// When the request must be answered by; handlers read it from the
-/// request's extensions (`Extension<Deadline>`) to bound their own calls,
-/// and pass it on with [`Deadline::header_value`].
+/// When the request must be answered by. Handlers take it as an extractor
+/// (`deadline: Deadline`, or `Option<Deadline>` where a timeout may be
+/// off) to bound their own calls, and pass it on with
+/// [`Deadline::header_value`]. [`TimeoutLayer`] puts it in the request's
+/// extensions; [`ApiStack`](crate::stack::ApiStack) keeps it with the task
+/// ([`Deadline::current`]), which the extractor reads too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
 impl Deadline {
+    /// The deadline of the request this task is handling, if it runs
+    /// inside [`ApiStack`](crate::stack::ApiStack) with a timeout.
+    pub fn current() -> Option<Deadline> {
+        crate::context::with(|context| context.deadline)
+    }
+
+    /// The deadline of a request with these extensions: the timeout
+    /// layer's, else the task's.
+    pub(crate) fn find(extensions: &http::Extensions) -> Option<Deadline> {
+        extensions.get::<Deadline>().copied().or_else(Self::current)
+    }
+
     /// Time left (zero when past).
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
@@ -34,6 +49,36 @@ impl Deadline {
     /// The time left as a [`TIMEOUT_HEADER`] value for a downstream call.
     pub fn header_value(&self) -> http::HeaderValue {
         http::HeaderValue::from(u64::try_from(self.remaining().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The request's deadline; a handler outside every timeout is answered
+/// 500 (a wiring mistake: take `Option<Deadline>` where none may be set).
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Deadline {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::find(&parts.extensions).ok_or_else(|| {
+            ApiError::from(Error::new(
+                Kind::Internal,
+                "Deadline extracted outside a request timeout",
+            ))
+        })
+    }
+}
+
+/// `Option<Deadline>`: `None` when no timeout applies.
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Deadline {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(Self::find(&parts.extensions))
     }
 }
 

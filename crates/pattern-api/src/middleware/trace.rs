@@ -43,7 +43,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let finished = Finished::begin(&req);
+        let id = req.extensions().get::<RequestId>().cloned();
+        let finished = Finished::begin(&req, id.as_ref());
         let future = {
             let _entered = finished.span.enter();
             self.inner.call(req)
@@ -62,13 +63,13 @@ pub struct Finished {
 
 impl Finished {
     /// The request's span, and its start when a subscriber records it.
-    pub(crate) fn begin<B>(req: &Request<B>) -> Self {
+    pub(crate) fn begin<B>(req: &Request<B>, id: Option<&RequestId>) -> Self {
         // Field values are evaluated only when a subscriber wants the span.
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
             path = %req.uri().path(),
-            request_id = req.extensions().get::<RequestId>().map_or("", RequestId::as_str),
+            request_id = id.map_or("", RequestId::as_str),
         );
         // No clock read for a span nobody records.
         let start = (!span.is_disabled()).then(Instant::now);

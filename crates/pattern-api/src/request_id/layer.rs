@@ -7,7 +7,8 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use super::{CURRENT, HEADER_NAME, RequestId};
+use super::{HEADER_NAME, RequestId};
+use crate::context::{self, CURRENT, RequestContext};
 
 /// Propagates or generates the request id; see the [module docs](super).
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,20 +41,26 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (id, echo) = identify(&mut req);
+        let (id, echo) = identify(&req);
+        req.extensions_mut().insert(id.clone());
         // The id is current while the inner layers' `call` runs too: a
         // rejection made there (rate limit, load shedding) carries it.
         let inner = &mut self.inner;
-        let future = CURRENT.sync_scope(id.clone(), || inner.call(req));
+        let context = RequestContext {
+            id: Some(id),
+            // A deadline set further out stays current.
+            deadline: context::with(|outer| outer.deadline),
+        };
+        let future = CURRENT.sync_scope(context.clone(), || inner.call(req));
         RequestIdFuture {
-            scoped: CURRENT.scope(id, Echo { future, echo }),
+            scoped: CURRENT.scope(context, Echo { future, echo }),
         }
     }
 }
 
-/// The request's id (the client's when sane, else a new one), stored in
-/// its extensions, and the header value to echo on the response.
-pub(crate) fn identify<B>(req: &mut Request<B>) -> (RequestId, Option<HeaderValue>) {
+/// The request's id (the client's when sane, else a new one), and the
+/// header value to echo on the response.
+pub(crate) fn identify<B>(req: &Request<B>) -> (RequestId, Option<HeaderValue>) {
     // A client's sane id is echoed with its own header value (no copy).
     let (id, echo) =
         match req.headers().get(&HEADER_NAME).and_then(|value| {
@@ -62,7 +69,6 @@ pub(crate) fn identify<B>(req: &mut Request<B>) -> (RequestId, Option<HeaderValu
             Some((id, value)) => (id, Some(value)),
             None => (RequestId::generate(), None),
         };
-    req.extensions_mut().insert(id.clone());
     let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
     (id, echo)
 }
@@ -77,7 +83,7 @@ pin_project! {
     /// the id in scope, the id echoed on its response (no allocation).
     pub struct RequestIdFuture<F> {
         #[pin]
-        scoped: TaskLocalFuture<RequestId, Echo<F>>,
+        scoped: TaskLocalFuture<RequestContext, Echo<F>>,
     }
 }
 

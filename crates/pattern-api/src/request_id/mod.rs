@@ -7,6 +7,22 @@
 //! for the duration of the call ([`RequestId::current`]), so that a
 //! [`ApiError`](crate::ApiError) can put it in its problem body without
 //! seeing the request, and echoes it on the response.
+//! [`ApiStack`](crate::stack::ApiStack) does the same but keeps the id in
+//! the task-local only (one extension less per request).
+//!
+//! Handlers take it as an extractor, which finds it either way:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use pattern_api::request_id::RequestId;
+//! use pattern_api::stack::ApiStack;
+//!
+//! async fn who(id: RequestId) -> String {
+//!     format!("you are request {id}")
+//! }
+//!
+//! let app: Router = ApiStack::new().apply(Router::new().route("/", get(who)));
+//! ```
 //!
 //! Generated ids are 16 hex digits: a process-unique counter mixed with a
 //! per-process random seed, cheap to make (no lock, no system call).
@@ -36,10 +52,6 @@ pub struct RequestId(Repr);
 enum Repr {
     Generated([u8; 16]),
     Client(Arc<str>),
-}
-
-tokio::task_local! {
-    pub(crate) static CURRENT: RequestId;
 }
 
 impl RequestId {
@@ -94,7 +106,49 @@ impl RequestId {
     /// The id of the request this task is handling, if it runs inside
     /// [`RequestIdLayer`].
     pub fn current() -> Option<RequestId> {
-        CURRENT.try_with(Clone::clone).ok()
+        crate::context::with(|context| context.id.clone())
+    }
+}
+
+/// The request's id, from its extensions or the task-local; a handler
+/// outside every request id layer is answered 500 (a wiring mistake).
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
+    type Rejection = crate::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::of(parts).ok_or_else(|| {
+            crate::ApiError::from(pattern_error::Error::new(
+                pattern_error::Kind::Internal,
+                "RequestId extracted outside a request id layer",
+            ))
+        })
+    }
+}
+
+/// `Option<RequestId>`: `None` outside every request id layer.
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(Self::of(parts))
+    }
+}
+
+impl RequestId {
+    /// The id of the request `parts` belong to: its extension, else the
+    /// task-local.
+    fn of(parts: &http::request::Parts) -> Option<Self> {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .or_else(Self::current)
     }
 }
 

@@ -15,8 +15,9 @@ use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
 use super::service::Chain;
+use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{Finish, Finished, Record};
-use crate::request_id::{self, CURRENT, RequestId};
+use crate::request_id;
 
 /// A request waiting in the admission queue, then served (boxed: only
 /// waiting requests allocate).
@@ -34,10 +35,11 @@ pin_project! {
 }
 
 pin_project! {
-    /// With a request id, the id is the task-local of every poll.
+    /// With a request id or a deadline, they are the task-local of every
+    /// poll.
     #[project = ScopedProj]
     enum Scoped<F, E> {
-        WithId { #[pin] future: TaskLocalFuture<RequestId, Core<F, E>> },
+        WithContext { #[pin] future: TaskLocalFuture<RequestContext, Core<F, E>> },
         Plain { #[pin] future: Core<F, E> },
     }
 }
@@ -46,10 +48,14 @@ impl<F, E> StackFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
 {
-    pub(crate) fn new(id: Option<RequestId>, core: Core<F, E>, echo: Option<HeaderValue>) -> Self {
-        let scoped = match id {
-            Some(id) => Scoped::WithId {
-                future: CURRENT.scope(id, core),
+    pub(crate) fn new(
+        context: Option<RequestContext>,
+        core: Core<F, E>,
+        echo: Option<HeaderValue>,
+    ) -> Self {
+        let scoped = match context {
+            Some(context) => Scoped::WithContext {
+                future: CURRENT.scope(context, core),
             },
             None => Scoped::Plain { future: core },
         };
@@ -72,7 +78,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = match this.scoped.project() {
-            ScopedProj::WithId { future } => ready!(future.poll(cx)),
+            ScopedProj::WithContext { future } => ready!(future.poll(cx)),
             ScopedProj::Plain { future } => ready!(future.poll(cx)),
         }?;
         if let Some(value) = this.echo.take() {

@@ -271,8 +271,8 @@ impl ApiStack {
                 }),
                 rate_limit: self.rate_limit.clone(),
                 timeout: self.timeout,
+                body_limit: self.body_limit,
             }),
-            body_limit: self.body_limit,
         }
     }
 

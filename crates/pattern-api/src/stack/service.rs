@@ -5,19 +5,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
+use pattern_error::{Error, Kind};
 use tokio::time::Instant;
-use tower::util::Either;
 use tower::{Layer, Service};
 
 use super::future::{Core, StackFuture, Stage};
 use crate::ApiError;
+use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer};
-use crate::request_id::{self, CURRENT};
+use crate::request_id;
+
+/// The limit axum's body extractors apply when none is set.
+const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// What the chain does, shared by every request's service and future.
 #[derive(Debug)]
@@ -30,6 +34,7 @@ pub(crate) struct Chain {
     pub(crate) shed: Option<Bulkhead>,
     pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
     pub(crate) timeout: Option<TimeoutLayer>,
+    pub(crate) body_limit: Option<usize>,
 }
 
 /// The whole chain of [`ApiStack`](super::ApiStack) as one tower layer
@@ -42,17 +47,12 @@ pub(crate) struct Chain {
 #[derive(Clone, Debug)]
 pub struct StackLayer {
     pub(crate) chain: Arc<Chain>,
-    pub(crate) body_limit: Option<usize>,
 }
 
 impl<S> Layer<S> for StackLayer {
-    type Service = StackService<Either<<DefaultBodyLimit as Layer<S>>::Service, S>>;
+    type Service = StackService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner = match self.body_limit {
-            Some(bytes) => Either::Left(DefaultBodyLimit::max(bytes).layer(inner)),
-            None => Either::Right(inner),
-        };
         StackService {
             inner,
             chain: self.chain.clone(),
@@ -81,15 +81,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
         let chain = self.chain.clone();
+        // The id lives in the task-local only (no extension: the map would
+        // grow); the `RequestId` extractor finds it there.
         let (id, echo) = if chain.request_id {
-            let (id, echo) = request_id::identify(&mut req);
+            let (id, echo) = request_id::identify(&req);
             (Some(id), echo)
         } else {
             (None, None)
         };
-        let trace = chain.trace.then(|| Finished::begin(&req));
+        let trace = chain.trace.then(|| Finished::begin(&req, id.as_ref()));
         // One clock read: the metrics' start is the deadline's.
         let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
         let record = chain
@@ -100,39 +102,50 @@ where
         let (deadline, budget) = match chain.timeout.as_ref().zip(now) {
             Some((timeout, now)) => {
                 let budget = timeout.budget(&req);
-                let at = now + budget;
-                req.extensions_mut().insert(Deadline(at));
-                (Some(at), budget)
+                (Some(now + budget), budget)
             }
             None => (None, Duration::ZERO),
         };
-        // The id is current, and the span entered, while the inner `call`
-        // runs too: a rejection made there carries the id.
+        // The id and the deadline go with the task, not in the request's
+        // extensions (a fourth entry makes the map grow: an allocation and
+        // a rehash per request); their extractors find them there.
+        let context = (id.is_some() || deadline.is_some()).then(|| RequestContext {
+            id,
+            deadline: deadline.map(Deadline),
+        });
+        // The context is current, and the span entered, while the inner
+        // `call` runs too: a rejection made there carries the id.
         let (stage, permit) = {
             let _entered = trace.as_ref().map(|t| t.span().enter());
             let inner = &mut self.inner;
-            match &id {
-                Some(id) => CURRENT.sync_scope(id.clone(), || admit(&chain, inner, req)),
+            match &context {
+                Some(context) => CURRENT.sync_scope(context.clone(), || admit(&chain, inner, req)),
                 None => admit(&chain, inner, req),
             }
         };
         let core = Core::new(stage, chain, deadline, budget, trace, record, permit);
-        StackFuture::new(id, core, echo)
+        StackFuture::new(context, core, echo)
     }
 }
 
-/// Load shedding, rate limit, then the inner service (under panic
-/// catching): the stage the future starts in, and the slot it holds.
+/// Body limit, load shedding, rate limit, then the inner service (under
+/// panic catching): the stage the future starts in, and the slot it holds.
 fn admit<S>(
     chain: &Arc<Chain>,
     inner: &mut S,
-    req: Request<Body>,
+    mut req: Request<Body>,
 ) -> (Stage<S::Future, S::Error>, Option<BulkheadPermit>)
 where
     S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
+    if let Some(refused) = chain
+        .body_limit
+        .and_then(|limit| limit_body(limit, &mut req))
+    {
+        return (Stage::ready(refused), None);
+    }
     let permit = match &chain.shed {
         None => None,
         Some(bulkhead) => match bulkhead.try_acquire_or_queue() {
@@ -154,6 +167,28 @@ where
         return (Stage::ready(refused), None);
     }
     (call(chain, inner, req), permit)
+}
+
+/// Refuses a body declared larger than `limit` at once (413); lets one of
+/// known size within both limits through untouched; has axum's extractors
+/// enforce `limit` on the rest (streamed bodies, or limits above axum's
+/// own default), without wrapping the body here.
+fn limit_body(limit: usize, req: &mut Request<Body>) -> Option<Response> {
+    let size = req.body().size_hint();
+    if size.lower() > limit as u64 {
+        return Some(
+            ApiError::from(Error::new(
+                Kind::TooLarge,
+                format!("the body is larger than {limit} bytes"),
+            ))
+            .into_response(),
+        );
+    }
+    let within = limit.min(AXUM_DEFAULT_BODY_LIMIT) as u64;
+    if size.exact().is_none_or(|exact| exact > within) {
+        DefaultBodyLimit::max(limit).apply(req);
+    }
+    None
 }
 
 /// Calls the inner service, catching a panic in `call` itself when the

@@ -233,6 +233,11 @@ impl TestResponse {
         })
     }
 
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// The `data` of a success envelope (panics without one).
     pub fn data(&self) -> Value {
         let body: Value = self.json();

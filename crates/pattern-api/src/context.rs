@@ -1,0 +1,21 @@
+//! What the request a task is handling carries with it, for code that does
+//! not see the request: its id (for problem bodies and logs) and deadline.
+
+use crate::middleware::Deadline;
+use crate::request_id::RequestId;
+
+/// The request's id and deadline, as the layers in front of it set them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestContext {
+    pub(crate) id: Option<RequestId>,
+    pub(crate) deadline: Option<Deadline>,
+}
+
+tokio::task_local! {
+    pub(crate) static CURRENT: RequestContext;
+}
+
+/// Reads the current context; `None` outside every scope.
+pub(crate) fn with<T>(read: impl FnOnce(&RequestContext) -> Option<T>) -> Option<T> {
+    CURRENT.try_with(read).ok().flatten()
+}
