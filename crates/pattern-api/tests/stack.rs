@@ -279,30 +279,63 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
         name: String,
     }
 
-    let app = ApiStack::new()
-        .request_timeout(Duration::from_millis(100))
-        .apply(Router::new().route(
+    let routes = || {
+        Router::new()
+            .route(
+                "/v1/items",
+                axum::routing::post(
+                    |pattern_api::extract::Valid(item): pattern_api::extract::Valid<Item>| async move {
+                        item.name
+                    },
+                ),
+            )
+            .route("/v1/text", axum::routing::post(|body: String| async move { body }))
+    };
+    let timeout = Duration::from_millis(100);
+    // Whatever reads the body, under the stack or the standalone layer.
+    for (app, path) in [
+        (
+            ApiStack::new().request_timeout(timeout).apply(routes()),
             "/v1/items",
-            axum::routing::post(
-                |pattern_api::extract::Valid(item): pattern_api::extract::Valid<Item>| async move {
-                    item.name
-                },
-            ),
+        ),
+        (
+            ApiStack::new().request_timeout(timeout).apply(routes()),
+            "/v1/text",
+        ),
+        (routes().layer(TimeoutLayer::new(timeout)), "/v1/text"),
+    ] {
+        let start = tokio::time::Instant::now();
+        let (status, headers, problem) = send(
+            app,
+            Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::new(Endless(true)))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{path}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem["status"], 408);
+        // At the deadline, by the one timer.
+        assert_eq!(start.elapsed(), timeout);
+    }
+
+    // A handler that has its body and is slow itself is still a 504.
+    let slow = ApiStack::new()
+        .request_timeout(timeout)
+        .apply(Router::new().route(
+            "/v1/slow",
+            axum::routing::post(|body: String| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                body
+            }),
         ));
-    let start = tokio::time::Instant::now();
-    let (status, headers, problem) = send(
-        app,
-        Request::post("/v1/items")
-            .header("content-type", "application/json")
-            .body(Body::new(Endless(true)))
-            .unwrap(),
+    let (status, _, _) = send(
+        slow,
+        Request::post("/v1/slow").body(Body::from("done")).unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{problem}");
-    assert_eq!(headers["content-type"], "application/problem+json");
-    assert_eq!(problem["status"], 408);
-    // At the deadline (the body read gives up one timer tick before it).
-    assert_eq!(start.elapsed(), Duration::from_millis(99));
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
 }
 
 /// A body declared over the limit is refused before the handler runs; a

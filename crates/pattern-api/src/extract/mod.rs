@@ -5,9 +5,10 @@
 //! rejections of the underlying axum extractors keep their status and
 //! become problem+json: malformed JSON 400, a body of the wrong shape 422, a
 //! missing or wrong content type 415, a body over the limit 413. Under a
-//! request timeout ([`Deadline`]), a body that has not fully arrived by the
-//! deadline is answered 408 Request Timeout: the client is late, not the
-//! handler.
+//! request timeout ([`TimeoutLayer`](crate::middleware::TimeoutLayer) or
+//! [`ApiStack`](crate::stack::ApiStack)), a body still arriving at the
+//! deadline is answered 408 Request Timeout, as with any extractor: the
+//! client is late, not the handler.
 //!
 //! ```
 //! use garde::Validate;
@@ -29,8 +30,6 @@
 //! let _app: axum::Router = axum::Router::new().route("/v1/items", axum::routing::post(create));
 //! ```
 
-use std::time::Duration;
-
 use axum::Json;
 mod resource;
 
@@ -43,7 +42,6 @@ use http::request::Parts;
 use pattern_error::{Error, Kind};
 use serde::de::DeserializeOwned;
 
-use crate::middleware::Deadline;
 use crate::{ApiError, FieldError};
 
 /// A JSON body, parsed and validated; see the [module docs](self).
@@ -63,25 +61,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // Under a request timeout, a body still arriving at the deadline is
-        // the client's delay: 408, not the 504 of a slow handler. This
-        // timer ends one timer tick (1 ms) before the timeout's, so it has
-        // fired first on any runtime, not only when both fire together.
-        let deadline = Deadline::find(req.extensions());
-        let json = Json::<T>::from_request(req, state);
-        let read = match deadline {
-            Some(Deadline(at)) => {
-                let before = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
-                tokio::time::timeout_at(before, json).await.map_err(|_| {
-                    ApiError::from(Error::new(
-                        Kind::Timeout,
-                        "the request body did not arrive within the request's deadline",
-                    ))
-                    .with_status(StatusCode::REQUEST_TIMEOUT)
-                })?
-            }
-            None => json.await,
-        };
+        // A body still arriving at the request's deadline is answered 408
+        // by the timeout (it sees the read waiting), not here.
+        let read = Json::<T>::from_request(req, state).await;
         let Json(value) = read.map_err(|rejection| from_json_rejection(&rejection))?;
         validate(&value)?;
         Ok(Valid(value))

@@ -37,6 +37,7 @@ pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip};
 pub use shed::Slot;
 pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
+pub(crate) use timeout::BodyWatch;
 pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
 pub use trace::{TraceLayer, TraceService};

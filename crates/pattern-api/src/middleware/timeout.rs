@@ -3,8 +3,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::response::{IntoResponse, Response};
 use http::{Request, StatusCode};
+use http_body::{Frame, SizeHint};
 use pattern_error::{Error, Kind};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -85,6 +90,11 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Deadline {
 /// Answers a request that takes longer than the timeout with a problem of
 /// the chosen status (503 or 504) and drops its handler. A request carrying
 /// [`TIMEOUT_HEADER`] gets the smaller of that and the configured timeout.
+///
+/// When the handler is, at the deadline, still waiting for the request's
+/// body to arrive, the client is late, not the handler: the answer is 408
+/// Request Timeout, whatever extractor reads the body (`Json`, `String`,
+/// `Bytes`, [`Valid`](crate::extract::Valid)).
 #[derive(Clone, Copy, Debug)]
 pub struct TimeoutLayer {
     timeout: Duration,
@@ -121,19 +131,86 @@ impl TimeoutLayer {
             })
     }
 
-    /// The answer to a request that ran out of its `budget`.
-    pub(crate) fn expired(&self, budget: Duration) -> Response {
-        expired(budget, self.status)
+    /// The answer to a request that ran out of its `budget`: 408 when it
+    /// was waiting for its own body, else the layer's status.
+    pub(crate) fn expired(&self, budget: Duration, body: Option<&BodyWatch>) -> Response {
+        expired(budget, self.status, body)
     }
 }
 
-fn expired(budget: Duration, status: StatusCode) -> Response {
+fn expired(budget: Duration, status: StatusCode, body: Option<&BodyWatch>) -> Response {
+    if body.is_some_and(BodyWatch::is_waiting) {
+        return ApiError::from(Error::new(
+            Kind::Timeout,
+            format!("the request body did not arrive within {budget:?}"),
+        ))
+        .with_status(StatusCode::REQUEST_TIMEOUT)
+        .into_response();
+    }
     ApiError::from(Error::new(
         Kind::Timeout,
         format!("no answer within {budget:?}"),
     ))
     .with_status(status)
     .into_response()
+}
+
+/// Tells whether whoever reads a request's body is waiting for the client:
+/// set while a read of the body is pending.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BodyWatch(Arc<AtomicBool>);
+
+impl BodyWatch {
+    /// Watches `req`'s body (one allocation), unless it is known to be
+    /// empty.
+    pub(crate) fn watch(req: &mut Request<Body>) -> Option<Self> {
+        if req.body().is_end_stream() {
+            return None;
+        }
+        let watch = Self::default();
+        let inner = std::mem::take(req.body_mut());
+        *req.body_mut() = Body::new(Watched {
+            inner,
+            watch: watch.clone(),
+        });
+        Some(watch)
+    }
+
+    fn is_waiting(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+pin_project! {
+    /// A request body that records whether its last read is pending.
+    struct Watched {
+        #[pin]
+        inner: Body,
+        watch: BodyWatch,
+    }
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let frame = this.inner.poll_frame(cx);
+        this.watch.0.store(frame.is_pending(), Ordering::Release);
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl<S> Layer<S> for TimeoutLayer {
@@ -154,9 +231,9 @@ pub struct TimeoutService<S> {
     layer: TimeoutLayer,
 }
 
-impl<S, B> Service<Request<B>> for TimeoutService<S>
+impl<S> Service<Request<Body>> for TimeoutService<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<Body>, Response = Response>,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -167,17 +244,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let timeout = self.layer.budget(&req);
         // One clock read: the deadline handlers see is the timer's.
         let deadline = Instant::now() + timeout;
         req.extensions_mut().insert(Deadline(deadline));
+        let body = BodyWatch::watch(&mut req);
         TimeoutFuture {
             inner: self.inner.call(req),
             sleep: None,
             deadline,
             timeout,
             status: self.layer.status,
+            body,
         }
     }
 }
@@ -196,6 +275,7 @@ pin_project! {
         deadline: Instant,
         timeout: Duration,
         status: StatusCode,
+        body: Option<BodyWatch>,
     }
 }
 
@@ -215,6 +295,6 @@ where
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Ok(expired(*this.timeout, *this.status)))
+        Poll::Ready(Ok(expired(*this.timeout, *this.status, this.body.as_ref())))
     }
 }

@@ -16,7 +16,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::service::Chain;
 use crate::context::{CURRENT, RequestContext};
-use crate::middleware::{Finish, Finished, Record};
+use crate::middleware::{BodyWatch, Finish, Finished, Record};
 use crate::request_id;
 
 /// A request waiting in the admission queue, then served (boxed: only
@@ -131,18 +131,24 @@ where
     }
 }
 
+/// The request's deadline, and what answering at it takes.
+pub(crate) struct Timer {
+    pub(crate) deadline: Instant,
+    pub(crate) budget: Duration,
+    pub(crate) body: Option<BodyWatch>,
+    /// Made (and boxed, keeping the future small to move) only when the
+    /// answer is not ready at the first poll.
+    pub(crate) sleep: Option<Pin<Box<Sleep>>>,
+}
+
 pin_project! {
-    /// Everything but the id: the stage under panic catching and the
+    /// Everything but the context: the stage under panic catching and the
     /// deadline, then the response finished.
     pub(crate) struct Core<F, E> {
         #[pin]
         stage: Stage<F, E>,
         chain: Arc<Chain>,
-        deadline: Option<Instant>,
-        budget: Duration,
-        // Made (and boxed, keeping this future small to move) only when
-        // the answer is not ready at the first poll.
-        sleep: Option<Pin<Box<Sleep>>>,
+        timer: Option<Timer>,
         trace: Option<Finished>,
         record: Option<Record>,
         permit: Option<BulkheadPermit>,
@@ -153,8 +159,7 @@ impl<F, E> Core<F, E> {
     pub(crate) fn new(
         stage: Stage<F, E>,
         chain: Arc<Chain>,
-        deadline: Option<Instant>,
-        budget: Duration,
+        timer: Option<Timer>,
         trace: Option<Finished>,
         record: Option<Record>,
         permit: Option<BulkheadPermit>,
@@ -162,9 +167,7 @@ impl<F, E> Core<F, E> {
         Self {
             stage,
             chain,
-            deadline,
-            budget,
-            sleep: None,
+            timer,
             trace,
             record,
             permit,
@@ -191,14 +194,15 @@ where
             } else {
                 this.stage.as_mut().poll(cx)
             };
-            match (polled, *this.deadline, &chain.timeout) {
+            match (polled, this.timer.as_mut(), &chain.timeout) {
                 (Poll::Ready(result), _, _) => result,
-                (Poll::Pending, Some(deadline), Some(timeout)) => {
-                    let sleep = this
+                (Poll::Pending, Some(timer), Some(timeout)) => {
+                    let deadline = timer.deadline;
+                    let sleep = timer
                         .sleep
                         .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                     ready!(sleep.as_mut().poll(cx));
-                    Ok(timeout.expired(*this.budget))
+                    Ok(timeout.expired(timer.budget, timer.body.as_ref()))
                 }
                 (Poll::Pending, _, _) => return Poll::Pending,
             }
@@ -206,7 +210,7 @@ where
         // Done: the handler (if it timed out), its slot and its timer go now.
         this.stage.set(Stage::Ready { response: None });
         this.permit.take();
-        this.sleep.take();
+        this.timer.take();
         let mut response = result?;
         if chain.problem_json {
             crate::problem::rewrite(&mut response);

@@ -3,7 +3,6 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::DefaultBodyLimit;
@@ -14,10 +13,12 @@ use pattern_error::{Error, Kind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::future::{Core, StackFuture, Stage};
+use super::future::{Core, StackFuture, Stage, Timer};
 use crate::ApiError;
 use crate::context::{CURRENT, RequestContext};
-use crate::middleware::{Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer};
+use crate::middleware::{
+    BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
+};
 use crate::request_id;
 
 /// The limit axum's body extractors apply when none is set.
@@ -81,7 +82,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let chain = self.chain.clone();
         // The id lives in the task-local only (no extension: the map would
         // grow); the `RequestId` extractor finds it there.
@@ -99,13 +100,16 @@ where
             .as_ref()
             .zip(now)
             .map(|(metrics, now)| metrics.begin(&req, now));
-        let (deadline, budget) = match chain.timeout.as_ref().zip(now) {
-            Some((timeout, now)) => {
-                let budget = timeout.budget(&req);
-                (Some(now + budget), budget)
+        let timer = chain.timeout.as_ref().zip(now).map(|(timeout, now)| {
+            let budget = timeout.budget(&req);
+            Timer {
+                deadline: now + budget,
+                budget,
+                body: BodyWatch::watch(&mut req),
+                sleep: None,
             }
-            None => (None, Duration::ZERO),
-        };
+        });
+        let deadline = timer.as_ref().map(|timer| timer.deadline);
         // The id and the deadline go with the task, not in the request's
         // extensions (a fourth entry makes the map grow: an allocation and
         // a rehash per request); their extractors find them there.
@@ -123,7 +127,7 @@ where
                 None => admit(&chain, inner, req),
             }
         };
-        let core = Core::new(stage, chain, deadline, budget, trace, record, permit);
+        let core = Core::new(stage, chain, timer, trace, record, permit);
         StackFuture::new(context, core, echo)
     }
 }
