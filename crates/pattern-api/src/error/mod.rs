@@ -7,7 +7,10 @@
 //! The body carries the request id (from [`RequestId::current`]) and, for
 //! validation failures, every field error. A 5xx body never carries the
 //! error's message: the whole chain goes to the log instead, under the same
-//! request id.
+//! request id. Internal errors are logged each time; the ones that come in
+//! floods under overload (overloaded, timed out, unavailable) at most once
+//! a second per kind, then with the count of those left out (the metrics
+//! count every one).
 //!
 //! ```
 //! use axum::response::IntoResponse;
@@ -18,6 +21,8 @@
 //! assert_eq!(response.status(), 404);
 //! assert_eq!(response.headers()["content-type"], "application/problem+json");
 //! ```
+
+mod throttle;
 
 use std::time::Duration;
 
@@ -112,7 +117,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let request_id = RequestId::current();
         if status.is_server_error() {
-            pattern_error::report::trace(&self.error);
+            throttle::trace(&self.error);
         }
         let mut problem = Problem::from_error(&self.error);
         problem.status = status.as_u16();
