@@ -8,27 +8,21 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use pattern_api::middleware::{CatchPanicLayer, LoadShedLayer, RateLimitLayer};
 use pattern_api::request_id::RequestIdLayer;
+use pattern_api::testing::TestClient;
 use pattern_network::flow::rate::Quota;
 use serde_json::Value;
 use tokio::sync::Notify;
-use tower::ServiceExt;
 
 async fn send(app: &Router, path: &str, key: &str) -> (StatusCode, http::HeaderMap, Value) {
     let req = Request::get(path)
         .header("x-api-key", key)
         .body(Body::empty())
         .unwrap();
-    let response = app.clone().oneshot(req).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let response = TestClient::new(app.clone()).request(req).await;
+    let json = response.json_value();
+    (response.status, response.headers, json)
 }
 
 #[tokio::test]

@@ -8,14 +8,13 @@ use axum::middleware::map_response;
 use axum::routing::{get, post};
 use garde::Validate;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use pattern_api::extract::{Valid, ValidQuery};
 use pattern_api::problem::problem_json;
 use pattern_api::request_id::RequestIdLayer;
 use pattern_api::response::Envelope;
+use pattern_api::testing::TestClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tower::ServiceExt;
 
 #[derive(Debug, Deserialize, Serialize, Validate)]
 struct NewItem {
@@ -59,17 +58,11 @@ async fn send(
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    let response = app()
-        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let response = TestClient::new(app())
+        .request(req.body(Body::from(body.to_owned())).unwrap())
+        .await;
+    let json = response.json_value();
+    (response.status, response.headers, json)
 }
 
 #[tokio::test]

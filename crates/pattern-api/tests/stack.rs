@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use pattern_api::middleware::{Deadline, TimeoutLayer};
 use pattern_api::stack::ApiStack;
+use pattern_api::testing::TestClient;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -47,14 +48,9 @@ fn app(stack: ApiStack) -> Router {
 }
 
 async fn send(app: Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Value) {
-    let response = app.oneshot(req).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let response = TestClient::new(app).request(req).await;
+    let json = response.json_value();
+    (response.status, response.headers, json)
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -150,26 +150,31 @@ impl TestClient {
         for (name, value) in &headers {
             builder = builder.header(name, value);
         }
-        let (status, headers, body) = match &self.target {
-            Target::InProcess(router) => {
-                let req = builder.body(Body::from(body)).expect("valid request");
-                let response = router
-                    .clone()
-                    .oneshot(req)
-                    .await
-                    .expect("infallible router");
-                let (parts, body) = response.into_parts();
-                (
-                    parts.status,
-                    parts.headers,
-                    body.collect().await.expect("body").to_bytes(),
-                )
-            }
+        self.request(builder.body(Body::from(body)).expect("valid request"))
+            .await
+    }
+
+    /// A request built by the test, with any body (streamed, or one that
+    /// never ends); over a socket, its body is streamed as it comes.
+    ///
+    /// # Panics
+    ///
+    /// When the request cannot be sent (a broken test).
+    pub async fn request(&self, mut req: Request<Body>) -> TestResponse {
+        let response = match &self.target {
+            Target::InProcess(router) => router
+                .clone()
+                .oneshot(req)
+                .await
+                .expect("infallible router"),
             Target::Socket { addr, .. } => {
-                let req = builder
-                    .header(header::HOST, addr.to_string())
-                    .body(Full::new(body))
-                    .expect("valid request");
+                if !req.headers().contains_key(header::HOST) {
+                    let host = addr
+                        .to_string()
+                        .parse()
+                        .expect("an address is a header value");
+                    req.headers_mut().insert(header::HOST, host);
+                }
                 let stream = tokio::net::TcpStream::connect(addr)
                     .await
                     .expect("connect to the test server");
@@ -178,19 +183,18 @@ impl TestClient {
                         .await
                         .expect("HTTP/1.1 handshake");
                 tokio::spawn(connection);
-                let response = sender.send_request(req).await.expect("response");
-                let (parts, body) = response.into_parts();
-                (
-                    parts.status,
-                    parts.headers,
-                    body.collect().await.expect("body").to_bytes(),
-                )
+                sender
+                    .send_request(req)
+                    .await
+                    .expect("response")
+                    .map(Body::new)
             }
         };
+        let (parts, body) = response.into_parts();
         TestResponse {
-            status,
-            headers,
-            body,
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.expect("body").to_bytes(),
         }
     }
 }
@@ -236,6 +240,11 @@ impl TestResponse {
     /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as any JSON value; `Null` when it is not JSON.
+    pub fn json_value(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
     /// The `data` of a success envelope (panics without one).
