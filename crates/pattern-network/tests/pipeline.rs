@@ -176,3 +176,40 @@ async fn an_ordered_stage_with_a_stuck_item_holds_the_producer_back() {
     producer.await.unwrap();
     assert_eq!(out, (0..10_000).collect::<Vec<_>>());
 }
+
+/// A send given up while the queue is full leaves its item out but not a
+/// gap: the ordered stage moves past its position, nothing stalls.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_send_does_not_stall_an_ordered_stage() {
+    let pipeline = Pipeline::<u64>::builder(1)
+        .stage("slow", 1, Order::Ordered, |n: u64| async move {
+            sleep(Duration::from_millis(10)).await;
+            Ok(n)
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    let producer = tokio::spawn(async move {
+        let mut given_up = Vec::new();
+        for n in 0..40u64 {
+            // Every fifth send waits at most 1 ms for room: those give up.
+            if n % 5 == 4 {
+                if tokio::time::timeout(Duration::from_millis(1), input.send(n))
+                    .await
+                    .is_err()
+                {
+                    given_up.push(n);
+                }
+            } else {
+                input.send(n).await.unwrap();
+            }
+        }
+        given_up
+    });
+    let out = tokio::time::timeout(Duration::from_secs(60), output.into_stream_all())
+        .await
+        .expect("the ordered stage must not stall on a cancelled send");
+    let given_up = producer.await.unwrap();
+    assert!(!given_up.is_empty(), "the test must cancel some sends");
+    let expected: Vec<u64> = (0..40).filter(|n| !given_up.contains(n)).collect();
+    assert_eq!(out, expected, "in order, the given-up items left out");
+}

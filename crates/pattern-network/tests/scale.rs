@@ -81,3 +81,51 @@ async fn a_full_queue_is_refused_with_overloaded() {
     }
     assert_eq!(refused.expect("the queue filled").kind(), Kind::Overloaded);
 }
+
+/// With no cooldown, producers submitting at once from several threads
+/// (clones of one pool) never take it past `max` workers.
+#[test]
+fn concurrent_submissions_never_exceed_max() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..50 {
+            let release = Arc::new(tokio::sync::Semaphore::new(0));
+            let pool = {
+                let release = release.clone();
+                WorkerPool::builder("race", 1, 3)
+                    .queue(256)
+                    .scale_up_at(1)
+                    .cooldown(Duration::ZERO)
+                    .spawn(move |_: u32| {
+                        let release = release.clone();
+                        async move {
+                            let _ = release.acquire().await.map(|permit| permit.forget());
+                            Ok(())
+                        }
+                    })
+            };
+            let producers: Vec<_> = (0..8)
+                .map(|p| {
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        for i in 0..16 {
+                            pool.submit(p * 100 + i).await.unwrap();
+                            assert!(pool.workers() <= 3, "{} workers", pool.workers());
+                        }
+                    })
+                })
+                .collect();
+            for producer in producers {
+                producer.await.unwrap();
+            }
+            assert!(pool.workers() <= 3, "{} workers", pool.workers());
+            release.add_permits(8 * 16);
+            let report = pool.shutdown().await;
+            assert_eq!(report.processed, 8 * 16);
+        }
+    });
+}

@@ -94,17 +94,61 @@ impl<T> Clone for Input<T> {
     }
 }
 
-impl<T> Input<T> {
+impl<T: Send + 'static> Input<T> {
     /// Sends `item` into the pipeline, waiting while the first queue is full.
+    ///
+    /// Cancelling the wait (dropping the future) leaves the item out; its
+    /// position then passes through the stages empty, so ordered stages do
+    /// not wait for it.
     pub async fn send(&self, item: T) -> Result<(), Error> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        self.tx
+        let hole = Hole {
+            tx: &self.tx,
+            seq: Some(seq),
+        };
+        let sent = self
+            .tx
             .send_async(Envelope {
                 seq,
                 item: Some(item),
             })
-            .await
-            .map_err(|_| Error::new(Kind::Unavailable, "the pipeline is closed"))
+            .await;
+        hole.filled();
+        sent.map_err(|_| Error::new(Kind::Unavailable, "the pipeline is closed"))
+    }
+}
+
+/// A position taken by a send still waiting; if the send is cancelled, the
+/// position is sent on empty (later, by a task, when the queue is full).
+struct Hole<'a, T: Send + 'static> {
+    tx: &'a flume::Sender<Envelope<T>>,
+    seq: Option<u64>,
+}
+
+impl<T: Send + 'static> Hole<'_, T> {
+    /// The send finished (delivered, or the pipeline is closed).
+    fn filled(mut self) {
+        self.seq = None;
+    }
+}
+
+impl<T: Send + 'static> Drop for Hole<'_, T> {
+    fn drop(&mut self) {
+        let Some(seq) = self.seq else { return };
+        let empty = Envelope { seq, item: None };
+        if let Err(flume::TrySendError::Full(empty)) = self.tx.try_send(empty) {
+            let tx = self.tx.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move { tx.send_async(empty).await });
+                }
+                // Dropped outside a runtime: nothing async is running there,
+                // so waiting for room is all that can be done.
+                Err(_) => {
+                    let _ = tx.send(empty);
+                }
+            }
+        }
     }
 }
 

@@ -69,9 +69,21 @@ pub struct PoolBuilder {
 }
 
 /// A pool of workers that scales with its queue; see the [module docs](self).
+///
+/// Clones submit to the same pool (share it between producers); its queue
+/// closes once every clone is shut down or dropped.
 pub struct WorkerPool<T> {
     tx: flume::Sender<T>,
     shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for WorkerPool<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 struct Shared<T> {
@@ -156,7 +168,8 @@ impl<T: Send + 'static> WorkerPool<T> {
     }
 
     /// Stops taking items, lets the workers finish everything queued, and
-    /// waits for them.
+    /// waits for them (and so for every clone of this pool to be shut down
+    /// or dropped: until then, the queue stays open).
     pub async fn shutdown(self) -> PoolReport {
         let shared = self.shared.clone();
         drop(self);
@@ -174,7 +187,7 @@ impl<T: Send + 'static> WorkerPool<T> {
         let pressed =
             self.tx.len() >= s.scale_up_depth || s.busy.load(Ordering::Acquire) >= workers;
         if workers < s.max && pressed && s.cooled_down() {
-            Shared::add_worker(&self.shared, "up");
+            Shared::add_worker(&self.shared);
         }
     }
 }
@@ -260,9 +273,20 @@ impl<T: Send + 'static> Shared<T> {
             .is_ok()
     }
 
-    fn add_worker(this: &Arc<Self>, direction: &'static str) {
-        let now = Self::spawn_worker(this);
-        metrics::counter!(SCALE_EVENTS_TOTAL, "pool" => this.name, "direction" => direction)
+    /// Adds a worker unless the pool is at `max` already: the place is
+    /// taken atomically, so concurrent submissions never go past `max`.
+    fn add_worker(this: &Arc<Self>) {
+        let Ok(before) = this
+            .workers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < this.max).then_some(n + 1)
+            })
+        else {
+            return;
+        };
+        let now = before + 1;
+        Self::start_worker(this, now);
+        metrics::counter!(SCALE_EVENTS_TOTAL, "pool" => this.name, "direction" => "up")
             .increment(1);
         tracing::info!(
             pool = this.name,
@@ -272,12 +296,17 @@ impl<T: Send + 'static> Shared<T> {
         );
     }
 
-    fn spawn_worker(this: &Arc<Self>) -> usize {
+    /// Counts and starts one of the first workers.
+    fn spawn_worker(this: &Arc<Self>) {
         let now = this.workers.fetch_add(1, Ordering::AcqRel) + 1;
+        Self::start_worker(this, now);
+    }
+
+    /// Starts a worker already counted (`now` running with it).
+    fn start_worker(this: &Arc<Self>, now: usize) {
         metrics::gauge!(WORKERS_GAUGE, "pool" => this.name).set(now as f64);
         let shared = this.clone();
         this.tasks.spawn(async move { shared.work().await });
-        now
     }
 
     async fn work(self: Arc<Self>) {
