@@ -1,7 +1,8 @@
 //! Pacing: turn a burst into an even rate.
 //!
-//! A [`Pacer`] hands out one slot per interval (governor's GCRA with a burst
-//! of one, on tokio's clock); a caller that finds the next slot in the future
+//! A [`Pacer`] hands out one slot per interval: a
+//! [`Limiter`](super::rate::Limiter) on tokio's clock with a burst of one;
+//! a caller that finds the next slot in the future
 //! waits for it. A thousand requests arriving at once leave at the pace
 //! instead of all together.
 //!
@@ -25,17 +26,13 @@
 use std::fmt;
 use std::num::NonZeroU32;
 
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
+use governor::Quota;
 
-use super::rate::{RateLimited, TokioClock};
-use governor::clock::Clock;
+use super::rate::{Limiter, RateLimited, TokioClock};
 
 /// Spaces calls evenly; see the [module docs](self).
 pub struct Pacer {
-    limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Duration>>,
-    clock: TokioClock,
+    limiter: Limiter<TokioClock>,
 }
 
 impl Pacer {
@@ -47,33 +44,20 @@ impl Pacer {
     /// The pace of `quota`'s replenish interval, with no burst (a quota's
     /// burst size is set to one).
     pub fn with_quota(quota: Quota) -> Self {
-        let quota = quota.allow_burst(NonZeroU32::MIN);
-        let clock = TokioClock::new();
         Self {
-            limiter: RateLimiter::direct_with_clock(quota, clock),
-            clock,
+            limiter: Limiter::on_tokio(quota.allow_burst(NonZeroU32::MIN)),
         }
     }
 
     /// Waits for the next slot. Cancel-safe: a dropped wait has taken no
     /// slot.
     pub async fn ready(&self) {
-        loop {
-            match self.limiter.check() {
-                Ok(()) => return,
-                Err(not_until) => {
-                    let at = self.clock.instant(not_until.earliest_possible());
-                    tokio::time::sleep_until(at).await;
-                }
-            }
-        }
+        self.limiter.until_ready().await;
     }
 
     /// Takes the next slot if it has come, or says how long until it does.
     pub fn try_ready(&self) -> Result<(), RateLimited> {
-        self.limiter
-            .check()
-            .map_err(|not_until| RateLimited::after(not_until.wait_time_from(self.clock.now())))
+        self.limiter.check()
     }
 }
 

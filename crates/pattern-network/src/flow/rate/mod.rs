@@ -59,10 +59,6 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
-    pub(crate) fn after(retry_after: Duration) -> Self {
-        Self { retry_after }
-    }
-
     /// How long until the same call would be allowed.
     pub fn retry_after(&self) -> Duration {
         self.retry_after
@@ -108,6 +104,28 @@ impl<C: Clock> Limiter<C> {
         self.inner.check().map_err(|not_until| RateLimited {
             retry_after: not_until.wait_time_from(self.inner.clock().now()),
         })
+    }
+}
+
+impl Limiter<TokioClock> {
+    /// A limiter on tokio's clock (it follows paused time in tests) that
+    /// can also wait for its next call: [`until_ready`](Self::until_ready).
+    pub fn on_tokio(quota: Quota) -> Self {
+        Self::with_clock(quota, TokioClock::new())
+    }
+
+    /// Waits until a call is allowed, and takes it. Cancel-safe: a dropped
+    /// wait has taken nothing.
+    pub async fn until_ready(&self) {
+        loop {
+            match self.inner.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let clock = self.inner.clock();
+                    tokio::time::sleep_until(clock.instant(not_until.earliest_possible())).await;
+                }
+            }
+        }
     }
 }
 
