@@ -39,6 +39,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use patterns::api::problem::error_for;
 use patterns::error::breaker::{CircuitBreaker, CircuitBreakerLayer, Event, Rejected, State};
 use patterns::error::retry::{RetryBudget, RetryLayer, RetryPolicy};
 use patterns::error::timeout::TimeoutLayer;
@@ -374,34 +375,19 @@ async fn http_get(client: HttpClient, uri: Uri) -> Result<Bytes> {
         .request(request)
         .await
         .map_err(|err| Error::with_source(Kind::Unavailable, "calling the upstream", err))?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok()?.parse().ok())
-        .map(Duration::from_secs);
+    // The status and Retry-After read back as an error kind (a 503 is
+    // transient: retried, and a failure to the breaker and the balancer).
+    let error = error_for(response.status(), response.headers());
     let body = response
         .into_body()
         .collect()
         .await
         .map_err(|err| Error::with_source(Kind::Unavailable, "reading the answer", err))?
         .to_bytes();
-    if status.is_success() {
-        return Ok(body);
+    match error {
+        None => Ok(body),
+        Some(error) => Err(error),
     }
-    let kind = match status {
-        StatusCode::TOO_MANY_REQUESTS => Kind::RateLimited,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
-            Kind::Unavailable
-        }
-        s if s.is_server_error() => Kind::Internal,
-        _ => Kind::InvalidInput,
-    };
-    let err = Error::new(kind, format!("upstream answered {status}"));
-    Err(match retry_after {
-        Some(after) => err.with_retry_after(after),
-        None => err,
-    })
 }
 
 /// How the attempts sent to one upstream ended, and how often its breaker

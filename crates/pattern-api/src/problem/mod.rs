@@ -1,7 +1,9 @@
 //! RFC 9457 problem details (`application/problem+json`).
 //!
 //! [`Problem`] is the body every error response of the workspace carries, and
-//! [`status_for`] the one table from `pattern-error` kinds to statuses.
+//! [`status_for`] the one table from `pattern-error` kinds to statuses;
+//! [`kind_for`] and [`error_for`] read an upstream's answer back as an
+//! error, for clients.
 
 mod convert;
 mod status;
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use convert::rewrite;
 pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
-pub use status::{CLIENT_CLOSED_REQUEST, status_for};
+pub use status::{CLIENT_CLOSED_REQUEST, error_for, kind_for, status_for};
 
 /// The media type of problem details.
 pub const CONTENT_TYPE: &str = "application/problem+json";
