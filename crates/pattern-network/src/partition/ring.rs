@@ -31,6 +31,12 @@ pub struct HashRing<N> {
     nodes: Vec<N>,
     /// (point, index into `nodes`), sorted by point.
     points: Vec<(u64, usize)>,
+    /// For each bucket of the hash space (by its top bits), where its
+    /// points start in `points` (one more entry for the end): a lookup
+    /// searches one bucket's few points instead of the whole ring.
+    buckets: Vec<u32>,
+    /// 64 minus the bits that pick a bucket.
+    shift: u32,
 }
 
 fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -47,7 +53,28 @@ impl<N: Hash + Eq> HashRing<N> {
             vnodes: vnodes.max(1),
             nodes: Vec::new(),
             points: Vec::new(),
+            buckets: Vec::new(),
+            shift: 64,
         }
+    }
+
+    /// Rebuilds the bucket index after the points changed: about two
+    /// points per bucket.
+    fn index(&mut self) {
+        let bits = (self.points.len() / 2).max(1).ilog2().min(20);
+        self.shift = 64 - bits;
+        let count = 1usize << bits;
+        self.buckets.clear();
+        self.buckets.reserve(count + 1);
+        let mut at = 0;
+        for bucket in 0..count as u64 {
+            let start = if bits == 0 { 0 } else { bucket << self.shift };
+            while at < self.points.len() && self.points[at].0 < start {
+                at += 1;
+            }
+            self.buckets.push(at as u32);
+        }
+        self.buckets.push(self.points.len() as u32);
     }
 
     /// Adds `node` (no effect if present).
@@ -62,6 +89,7 @@ impl<N: Hash + Eq> HashRing<N> {
         }
         self.nodes.push(node);
         self.points.sort_unstable();
+        self.index();
     }
 
     /// Removes `node`; returns whether it was there.
@@ -77,6 +105,7 @@ impl<N: Hash + Eq> HashRing<N> {
                 point.1 = index;
             }
         }
+        self.index();
         true
     }
 
@@ -90,7 +119,18 @@ impl<N: Hash + Eq> HashRing<N> {
         if self.points.is_empty() {
             return None;
         }
-        let at = self.points.partition_point(|&(p, _)| p < hash);
+        // The bucket's points, then the first at or after `hash` (past
+        // the last point, the ring wraps to the first).
+        let bucket = if self.shift == 64 {
+            0
+        } else {
+            (hash >> self.shift) as usize
+        };
+        let (from, to) = (
+            self.buckets[bucket] as usize,
+            self.buckets[bucket + 1] as usize,
+        );
+        let at = from + self.points[from..to].partition_point(|&(p, _)| p < hash);
         Some(self.points[at % self.points.len()].1)
     }
 
@@ -183,6 +223,39 @@ mod tests {
         }
         for c in counts {
             assert!((7_000..13_000).contains(&c), "{counts:?}");
+        }
+    }
+
+    /// The bucket index finds the same owner as a search of the whole ring,
+    /// for rings of every size, keys across the hash space and at points.
+    #[test]
+    fn the_bucket_index_agrees_with_a_full_search() {
+        let mut ring = HashRing::new(7);
+        for n in 0..300u32 {
+            ring.add(n);
+            if n % 3 == 0 {
+                ring.remove(&(n / 2));
+            }
+            if ring.points.is_empty() {
+                assert_eq!(ring.owner_of(1), None);
+                continue;
+            }
+            let full = |hash: u64| {
+                let at = ring.points.partition_point(|&(p, _)| p < hash);
+                ring.points[at % ring.points.len()].1
+            };
+            let mut hash = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for _ in 0..200 {
+                hash = hash.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                assert_eq!(ring.owner_of(hash), Some(full(hash)));
+            }
+            for &(point, _) in ring.points.iter().step_by(5) {
+                for probe in [point.wrapping_sub(1), point, point.wrapping_add(1)] {
+                    assert_eq!(ring.owner_of(probe), Some(full(probe)));
+                }
+            }
+            assert_eq!(ring.owner_of(u64::MAX), Some(full(u64::MAX)));
+            assert_eq!(ring.owner_of(0), Some(full(0)));
         }
     }
 }
