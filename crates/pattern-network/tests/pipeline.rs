@@ -213,3 +213,53 @@ async fn a_cancelled_send_does_not_stall_an_ordered_stage() {
     let expected: Vec<u64> = (0..40).filter(|n| !given_up.contains(n)).collect();
     assert_eq!(out, expected, "in order, the given-up items left out");
 }
+
+/// Many producers at once, some giving up their sends: nothing stalls,
+/// every item sent comes out once, the given-up ones never, and each
+/// producer's items keep their order.
+#[tokio::test(start_paused = true)]
+async fn many_producers_cancelling_sends_lose_and_repeat_nothing() {
+    let pipeline = Pipeline::<u64>::builder(4)
+        .stage("slow", 2, Order::Ordered, |n: u64| async move {
+            sleep(Duration::from_millis(1 + n % 3)).await;
+            Ok(n)
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    let producers: Vec<_> = (0..40u64)
+        .map(|p| {
+            let input = input.clone();
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for i in 0..25u64 {
+                    let n = p * 1000 + i;
+                    let patience = Duration::from_millis(if i % 4 == 3 { 1 } else { 10_000 });
+                    if tokio::time::timeout(patience, input.send(n)).await.is_ok() {
+                        sent.push(n);
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(600), output.into_stream_all())
+        .await
+        .expect("no stall");
+    let mut sent = Vec::new();
+    for producer in producers {
+        sent.extend(producer.await.unwrap());
+    }
+    assert!(sent.len() < 40 * 25, "the test must give up some sends");
+    let mut sorted_out = out.clone();
+    sorted_out.sort_unstable();
+    sent.sort_unstable();
+    assert_eq!(sorted_out, sent, "every item sent exactly once, no other");
+    for p in 0..40u64 {
+        let mine: Vec<u64> = out.iter().copied().filter(|n| n / 1000 == p).collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "producer {p} out of order: {mine:?}"
+        );
+    }
+}

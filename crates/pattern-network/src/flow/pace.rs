@@ -1,7 +1,7 @@
 //! Pacing: turn a burst into an even rate.
 //!
 //! A [`Pacer`] hands out one slot per interval: a
-//! [`Limiter`](super::rate::Limiter) on tokio's clock with a burst of one;
+//! [`Limiter`] on tokio's clock with a burst of one;
 //! a caller that finds the next slot in the future
 //! waits for it. A thousand requests arriving at once leave at the pace
 //! instead of all together.

@@ -47,12 +47,13 @@
 mod stage;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
 
 use pattern_error::{Error, Kind};
 
-use stage::{Envelope, spawn_stage};
+use stage::{Envelope, Queue, spawn_stage};
 
 /// Whether a stage keeps input order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +83,12 @@ pub struct DeadLetter {
 #[derive(Debug)]
 pub struct Input<T> {
     tx: flume::Sender<Envelope<T>>,
-    next: Arc<AtomicU64>,
+    /// The next position. It is taken and the item enqueued under this lock
+    /// (nothing waits while holding it), so a position goes only to an item
+    /// that is in the queue, and the queue holds positions in order.
+    next: Arc<Mutex<u64>>,
+    /// Signalled each time the first queue gives up an item.
+    room: Arc<Notify>,
 }
 
 impl<T> Clone for Input<T> {
@@ -90,63 +96,48 @@ impl<T> Clone for Input<T> {
         Self {
             tx: self.tx.clone(),
             next: self.next.clone(),
+            room: self.room.clone(),
         }
     }
 }
 
-impl<T: Send + 'static> Input<T> {
+impl<T> Input<T> {
     /// Sends `item` into the pipeline, waiting while the first queue is full.
     ///
-    /// Cancelling the wait (dropping the future) leaves the item out; its
-    /// position then passes through the stages empty, so ordered stages do
-    /// not wait for it.
+    /// Cancel-safe: a send dropped while it waits has sent nothing and
+    /// taken no position.
     pub async fn send(&self, item: T) -> Result<(), Error> {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let hole = Hole {
-            tx: &self.tx,
-            seq: Some(seq),
-        };
-        let sent = self
-            .tx
-            .send_async(Envelope {
-                seq,
-                item: Some(item),
-            })
-            .await;
-        hole.filled();
-        sent.map_err(|_| Error::new(Kind::Unavailable, "the pipeline is closed"))
+        let mut item = Some(item);
+        loop {
+            item = match self.try_enqueue(item)? {
+                None => return Ok(()),
+                Some(item) => Some(item),
+            };
+            // Full: wait for room, registered before the second try so a
+            // slot freed in between is not missed.
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            item = match self.try_enqueue(item)? {
+                None => return Ok(()),
+                Some(item) => Some(item),
+            };
+            room.await;
+        }
     }
-}
 
-/// A position taken by a send still waiting; if the send is cancelled, the
-/// position is sent on empty (later, by a task, when the queue is full).
-struct Hole<'a, T: Send + 'static> {
-    tx: &'a flume::Sender<Envelope<T>>,
-    seq: Option<u64>,
-}
-
-impl<T: Send + 'static> Hole<'_, T> {
-    /// The send finished (delivered, or the pipeline is closed).
-    fn filled(mut self) {
-        self.seq = None;
-    }
-}
-
-impl<T: Send + 'static> Drop for Hole<'_, T> {
-    fn drop(&mut self) {
-        let Some(seq) = self.seq else { return };
-        let empty = Envelope { seq, item: None };
-        if let Err(flume::TrySendError::Full(empty)) = self.tx.try_send(empty) {
-            let tx = self.tx.clone();
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move { tx.send_async(empty).await });
-                }
-                // Dropped outside a runtime: nothing async is running there,
-                // so waiting for room is all that can be done.
-                Err(_) => {
-                    let _ = tx.send(empty);
-                }
+    /// Enqueues `item` with the next position if the queue has room;
+    /// gives it back if not.
+    fn try_enqueue(&self, item: Option<T>) -> Result<Option<T>, Error> {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.tx.try_send(Envelope { seq: *next, item }) {
+            Ok(()) => {
+                *next += 1;
+                Ok(None)
+            }
+            Err(flume::TrySendError::Full(envelope)) => Ok(envelope.item),
+            Err(flume::TrySendError::Disconnected(_)) => {
+                Err(Error::new(Kind::Unavailable, "the pipeline is closed"))
             }
         }
     }
@@ -158,6 +149,9 @@ pub struct PipelineBuilder<In, Out> {
     capacity: usize,
     input: Input<In>,
     stages: flume::Receiver<Envelope<Out>>,
+    /// The first queue's room signal, until its consumer (the first stage,
+    /// or the output) takes it.
+    room: Option<Arc<Notify>>,
     dead: (flume::Sender<DeadLetter>, flume::Receiver<DeadLetter>),
 }
 
@@ -173,13 +167,19 @@ pub struct Pipeline<In, Out = In> {
 #[derive(Debug)]
 pub struct Output<T> {
     rx: flume::Receiver<Envelope<T>>,
+    /// Set when the output reads the first queue (a pipeline of no stage).
+    room: Option<Arc<Notify>>,
 }
 
 impl<T> Output<T> {
     /// The next output; `None` once the pipeline is drained and closed.
     pub async fn recv(&self) -> Option<T> {
         loop {
-            match self.rx.recv_async().await {
+            let envelope = self.rx.recv_async().await;
+            if let Some(room) = &self.room {
+                room.notify_one();
+            }
+            match envelope {
                 Ok(Envelope {
                     item: Some(item), ..
                 }) => return Some(item),
@@ -210,13 +210,16 @@ impl<In: Send + 'static> Pipeline<In> {
     pub fn builder(capacity: usize) -> PipelineBuilder<In, In> {
         assert!(capacity > 0, "channels need room for one item");
         let (tx, rx) = flume::bounded(capacity);
+        let room = Arc::new(Notify::new());
         PipelineBuilder {
             capacity,
             input: Input {
                 tx,
-                next: Arc::new(AtomicU64::new(0)),
+                next: Arc::new(Mutex::new(0)),
+                room: room.clone(),
             },
             stages: rx,
+            room: Some(room),
             dead: flume::bounded(capacity),
         }
     }
@@ -246,7 +249,10 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
             workers,
             order,
             self.capacity,
-            self.stages,
+            Queue {
+                rx: self.stages,
+                room: self.room,
+            },
             self.dead.0.clone(),
             f,
         );
@@ -254,6 +260,7 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
             capacity: self.capacity,
             input: self.input,
             stages: next,
+            room: None,
             dead: self.dead,
         }
     }
@@ -262,7 +269,10 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
     pub fn build(self) -> Pipeline<In, Out> {
         Pipeline {
             input: self.input,
-            output: Output { rx: self.stages },
+            output: Output {
+                rx: self.stages,
+                room: self.room,
+            },
             dead: self.dead.1,
         }
     }

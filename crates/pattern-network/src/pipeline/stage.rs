@@ -17,6 +17,14 @@ pub(super) struct Envelope<T> {
     pub(super) item: Option<T>,
 }
 
+/// A stage's input queue, and the signal its senders wait on for room
+/// (set for the first queue only: later ones are fed by stages, which use
+/// flume's own waiting).
+pub(super) struct Queue<T> {
+    pub(super) rx: flume::Receiver<Envelope<T>>,
+    pub(super) room: Option<Arc<Notify>>,
+}
+
 /// Spawns a stage's workers (and, for an ordered stage, the task that puts
 /// results back in order); returns the stage's output.
 pub(super) fn spawn_stage<In, Out, F, Fut>(
@@ -24,7 +32,7 @@ pub(super) fn spawn_stage<In, Out, F, Fut>(
     workers: usize,
     order: Order,
     capacity: usize,
-    input: flume::Receiver<Envelope<In>>,
+    input: Queue<In>,
     dead: flume::Sender<DeadLetter>,
     f: F,
 ) -> flume::Receiver<Envelope<Out>>
@@ -52,7 +60,8 @@ where
         _ => (out_tx.clone(), None, None),
     };
     for _ in 0..workers {
-        let (input, done, dead, f) = (input.clone(), done_tx.clone(), dead.clone(), f.clone());
+        let (done, dead, f) = (done_tx.clone(), dead.clone(), f.clone());
+        let (input, room) = (input.rx.clone(), input.room.clone());
         let window = window.clone();
         // Metric handles made once per worker, not per item.
         let queue_depth = metrics::gauge!("pipeline_queue_depth", "stage" => name);
@@ -62,6 +71,10 @@ where
         let duration = metrics::histogram!("pipeline_stage_duration_seconds", "stage" => name);
         tokio::spawn(async move {
             while let Ok(Envelope { seq, item }) = input.recv_async().await {
+                // The first stage tells waiting senders there is room.
+                if let Some(room) = &room {
+                    room.notify_one();
+                }
                 // Reading the depth takes the channel's lock: sample it.
                 if seq % 64 == 0 {
                     queue_depth.set(input.len() as f64);
