@@ -334,9 +334,9 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
 }
 
-/// A body declared over the limit is refused before the handler runs; a
-/// streamed one is cut by the extractor; a limit above axum's own 2 MB
-/// default lifts that default.
+/// A body over the limit is refused by the extractor before the handler
+/// runs, whether its size is declared or it is streamed; a limit above
+/// axum's own 2 MB default lifts that default.
 #[tokio::test]
 async fn the_body_limit_holds_for_declared_and_streamed_bodies() {
     let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -351,7 +351,7 @@ async fn the_body_limit_holds_for_declared_and_streamed_bodies() {
         ))
     };
 
-    // Declared (exact size known): 413 before the handler is reached.
+    // Declared (exact size known): 413, the handler never reached.
     let req = Request::post("/upload")
         .body(Body::from(vec![b'x'; 2048]))
         .unwrap();
@@ -424,4 +424,102 @@ async fn the_deadline_extractor_reads_the_layer_or_the_stack() {
         .unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"none");
+}
+
+/// A panic while the chain admits a request (here in a rate-limit key
+/// function) is a 500 problem, like one in a handler.
+#[tokio::test]
+async fn a_panic_in_a_key_function_is_a_500() {
+    use pattern_api::middleware::RateLimitLayer;
+    use pattern_network::flow::rate::Quota;
+    let quota = Quota::per_second(std::num::NonZeroU32::new(10).unwrap());
+    let app = ApiStack::new()
+        .rate_limit(RateLimitLayer::per_key(quota, 16, |req: &Request<Body>| {
+            req.headers()["x-api-key"].to_str().unwrap().to_owned()
+        }))
+        .apply(Router::new().route("/", get(|| async { "ok" })));
+    let (status, headers, problem) =
+        send(app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(problem["request_id"].is_string(), "{problem}");
+}
+
+/// With its own request id off, the stack keeps the id of a layer further
+/// out in its problems.
+#[tokio::test]
+async fn an_outer_request_id_stays_current() {
+    let app = ApiStack::new()
+        .without_request_id()
+        .apply(Router::new().route(
+            "/v1/missing",
+            get(|| async {
+                pattern_api::ApiError::from(pattern_error::Error::new(
+                    pattern_error::Kind::NotFound,
+                    "nothing here",
+                ))
+            }),
+        ))
+        .layer(pattern_api::request_id::RequestIdLayer);
+    let req = Request::get("/v1/missing")
+        .header("x-request-id", "outer-7")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, problem) = send(app, req).await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["request_id"], "outer-7");
+}
+
+/// A request still waiting in the admission queue when its deadline comes
+/// is shed (503 with `Retry-After`), not timed out; the one holding the
+/// slot times out (504).
+#[tokio::test(start_paused = true)]
+async fn a_deadline_in_the_queue_is_a_503_with_retry_after() {
+    let app = ApiStack::new()
+        .concurrency_limit(1)
+        .admission_queue(4, Duration::from_secs(10))
+        .request_timeout(Duration::from_millis(100))
+        .apply(Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "late"
+            }),
+        ));
+    let first = tokio::spawn(send(
+        app.clone(),
+        Request::get("/slow").body(Body::empty()).unwrap(),
+    ));
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let (status, headers, problem) =
+        send(app, Request::get("/slow").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(problem["code"], "overloaded");
+    assert!(start.elapsed() < Duration::from_millis(100));
+    assert_eq!(first.await.unwrap().0, 504);
+}
+
+/// A handler that gives up reading its body and then is slow itself is a
+/// 504: the client is not waited on any more.
+#[tokio::test(start_paused = true)]
+async fn a_body_read_given_up_does_not_make_the_handler_late_a_408() {
+    let app = ApiStack::new()
+        .request_timeout(Duration::from_millis(100))
+        .apply(Router::new().route(
+            "/v1/impatient",
+            axum::routing::post(|body: Body| async move {
+                let read = http_body_util::BodyExt::collect(body);
+                let _ = tokio::time::timeout(Duration::from_millis(10), read).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "late"
+            }),
+        ));
+    let endless = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = Request::post("/v1/impatient")
+        .body(Body::from_stream(endless))
+        .unwrap();
+    let (status, _, problem) = send(app, req).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{problem}");
 }

@@ -181,12 +181,16 @@ impl BodyWatch {
     }
 }
 
-pin_project! {
-    /// A request body that records whether its last read is pending.
-    struct Watched {
-        #[pin]
-        inner: Body,
-        watch: BodyWatch,
+/// A request body that records whether a read of it is pending; dropped
+/// (read to the end, or given up), it is waited on by nobody.
+struct Watched {
+    inner: Body,
+    watch: BodyWatch,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.watch.0.store(false, Ordering::Release);
     }
 }
 
@@ -195,12 +199,12 @@ impl HttpBody for Watched {
     type Error = axum::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = self.project();
-        let frame = this.inner.poll_frame(cx);
-        this.watch.0.store(frame.is_pending(), Ordering::Release);
+        // `Body` is `Unpin`: no projection needed.
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        self.watch.0.store(frame.is_pending(), Ordering::Release);
         frame
     }
 

@@ -46,6 +46,8 @@ pub(crate) fn rewrite(response: &mut Response) {
         return;
     }
     let mut problem = Problem::new(status);
+    // The code a handler's error of the same status would carry.
+    problem.code = super::kind_for(status).map(|kind| kind.as_str().to_owned());
     if let Some(id) = RequestId::current() {
         problem = problem.with_request_id(id.as_str());
     }
@@ -58,7 +60,8 @@ pub(crate) fn rewrite(response: &mut Response) {
 
 /// Rewrites error responses into problem+json as [`problem_json`] does, as
 /// a tower layer whose future is a named type: no allocation per request
-/// (`axum::middleware::map_response` boxes one). [`ApiStack`] uses it.
+/// (`axum::middleware::map_response` boxes one). [`ApiStack`] does the
+/// same rewrite in its own service.
 ///
 /// [`ApiStack`]: crate::stack::ApiStack
 ///

@@ -104,7 +104,8 @@ impl RequestId {
     }
 
     /// The id of the request this task is handling, if it runs inside
-    /// [`RequestIdLayer`].
+    /// [`RequestIdLayer`] or [`ApiStack`](crate::stack::ApiStack) with its
+    /// request id on.
     pub fn current() -> Option<RequestId> {
         crate::context::with(|context| context.id.clone())
     }

@@ -25,11 +25,16 @@ pub use service::{StackLayer, StackService};
 ///    `http_requests_in_flight`, by route template);
 /// 4. problem+json for every error response produced below;
 /// 5. panic catching (500);
-/// 6. load shedding (503 with `Retry-After`), with an optional bounded
+/// 6. body size limit (413, enforced by axum's body extractors; a route's
+///    own `DefaultBodyLimit` still wins);
+/// 7. load shedding (503 with `Retry-After`), with an optional bounded
 ///    admission queue;
-/// 7. keyed rate limit (429 with `Retry-After`), if configured;
-/// 8. request timeout (504, or 503), with a [`Deadline`](crate::middleware::Deadline) for handlers;
-/// 9. body size limit (413).
+/// 8. keyed rate limit (429 with `Retry-After`), if configured;
+/// 9. request timeout (504, or 503; 408 when the handler is still waiting
+///    for the request's body), with a
+///    [`Deadline`](crate::middleware::Deadline) for handlers. The deadline
+///    starts on arrival: a request still in the admission queue when it
+///    comes is shed (503).
 ///
 /// Optional, outside the chain: gzip compression and CORS (tower-http).
 /// Each piece can be switched off.
@@ -40,9 +45,11 @@ pub use service::{StackLayer, StackService};
 /// spent in the admission queue counts), and keeps its id and deadline
 /// with the task instead of in the request's extensions (handlers take
 /// them with the [`RequestId`](crate::request_id::RequestId) and
-/// [`Deadline`](crate::middleware::Deadline) extractors). A body declared
-/// larger than the limit is refused before the handler runs; a streamed
-/// one is cut by axum's extractors at the limit.
+/// [`Deadline`](crate::middleware::Deadline) extractors; code that reads
+/// `Extension<RequestId>` or the request's extensions directly finds
+/// nothing under the stack). What the stack does not set itself (its
+/// request id or timeout switched off) stays as a layer further out set
+/// it.
 ///
 /// # Cost
 ///
@@ -152,7 +159,8 @@ impl ApiStack {
     }
 
     /// Lets up to `max_waiting` requests beyond the concurrency limit wait
-    /// up to `wait` for a slot before they are shed (by default none wait).
+    /// up to `wait` (and never past their deadline) for a slot before they
+    /// are shed (by default none wait).
     pub fn admission_queue(mut self, max_waiting: usize, wait: Duration) -> Self {
         self.queue = Some((max_waiting, wait));
         self

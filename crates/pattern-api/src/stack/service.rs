@@ -3,6 +3,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +20,7 @@ use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{
     BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
 };
-use crate::request_id;
+use crate::request_id::{self, RequestId};
 
 /// The limit axum's body extractors apply when none is set.
 const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -113,18 +114,21 @@ where
         // The id and the deadline go with the task, not in the request's
         // extensions (a fourth entry makes the map grow: an allocation and
         // a rehash per request); their extractors find them there.
+        // What this stack does not set, a layer further out may have: it
+        // stays current.
         let context = (id.is_some() || deadline.is_some()).then(|| RequestContext {
-            id,
-            deadline: deadline.map(Deadline),
+            id: id.or_else(RequestId::current),
+            deadline: deadline.map(Deadline).or_else(Deadline::current),
         });
         // The context is current, and the span entered, while the inner
         // `call` runs too: a rejection made there carries the id.
         let (stage, permit) = {
             let _entered = trace.as_ref().map(|t| t.span().enter());
             let inner = &mut self.inner;
+            let admit = || guarded(&chain, || admit(&chain, inner, deadline, req));
             match &context {
-                Some(context) => CURRENT.sync_scope(context.clone(), || admit(&chain, inner, req)),
-                None => admit(&chain, inner, req),
+                Some(context) => CURRENT.sync_scope(context.clone(), admit),
+                None => admit(),
             }
         };
         let core = Core::new(stage, chain, timer, trace, record, permit);
@@ -137,6 +141,7 @@ where
 fn admit<S>(
     chain: &Arc<Chain>,
     inner: &mut S,
+    deadline: Option<Instant>,
     mut req: Request<Body>,
 ) -> (Stage<S::Future, S::Error>, Option<BulkheadPermit>)
 where
@@ -144,11 +149,8 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
-    if let Some(refused) = chain
-        .body_limit
-        .and_then(|limit| limit_body(limit, &mut req))
-    {
-        return (Stage::ready(refused), None);
+    if let Some(limit) = chain.body_limit {
+        limit_body(limit, &mut req);
     }
     let permit = match &chain.shed {
         None => None,
@@ -160,7 +162,7 @@ where
                     None,
                 );
             }
-            Ok(None) => return (queue(chain, bulkhead, inner, req), None),
+            Ok(None) => return (queue(chain, bulkhead, inner, deadline, req), None),
         },
     };
     if let Some(refused) = chain
@@ -170,44 +172,37 @@ where
     {
         return (Stage::ready(refused), None);
     }
-    (call(chain, inner, req), permit)
+    (Stage::running(inner.call(req)), permit)
 }
 
-/// Refuses a body declared larger than `limit` at once (413); lets one of
-/// known size within both limits through untouched; has axum's extractors
-/// enforce `limit` on the rest (streamed bodies, or limits above axum's
-/// own default), without wrapping the body here.
-fn limit_body(limit: usize, req: &mut Request<Body>) -> Option<Response> {
-    let size = req.body().size_hint();
-    if size.lower() > limit as u64 {
-        return Some(
-            ApiError::from(Error::new(
-                Kind::TooLarge,
-                format!("the body is larger than {limit} bytes"),
-            ))
-            .into_response(),
-        );
-    }
+/// Sets `limit` as the limit axum's body extractors enforce (413), as
+/// `DefaultBodyLimit` does, so a route's own `DefaultBodyLimit` still wins;
+/// a body of known size within both this limit and axum's default needs
+/// none (no extension, one allocation less).
+fn limit_body(limit: usize, req: &mut Request<Body>) {
     let within = limit.min(AXUM_DEFAULT_BODY_LIMIT) as u64;
-    if size.exact().is_none_or(|exact| exact > within) {
+    if req
+        .body()
+        .size_hint()
+        .exact()
+        .is_none_or(|exact| exact > within)
+    {
         DefaultBodyLimit::max(limit).apply(req);
     }
-    None
 }
 
-/// Calls the inner service, catching a panic in `call` itself when the
-/// chain catches panics.
-fn call<S>(chain: &Chain, inner: &mut S, req: Request<Body>) -> Stage<S::Future, S::Error>
-where
-    S: Service<Request<Body>, Response = Response>,
-{
+/// Runs the admission, catching a panic in it (a rate-limit key function,
+/// the inner service's `call`) when the chain catches panics; a slot taken
+/// before the panic is given back as it unwinds.
+fn guarded<F, E>(
+    chain: &Chain,
+    admit: impl FnOnce() -> (Stage<F, E>, Option<BulkheadPermit>),
+) -> (Stage<F, E>, Option<BulkheadPermit>) {
     if !chain.catch_panic {
-        return Stage::running(inner.call(req));
+        return admit();
     }
-    match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
-        Ok(future) => Stage::running(future),
-        Err(payload) => Stage::ready(crate::middleware::panic_answer(payload)),
-    }
+    std::panic::catch_unwind(AssertUnwindSafe(admit))
+        .unwrap_or_else(|payload| (Stage::ready(crate::middleware::panic_answer(payload)), None))
 }
 
 /// A request that waits in the admission queue: the wait, the rate limit
@@ -217,6 +212,7 @@ fn queue<S>(
     chain: &Arc<Chain>,
     bulkhead: &Bulkhead,
     inner: &mut S,
+    deadline: Option<Instant>,
     req: Request<Body>,
 ) -> Stage<S::Future, S::Error>
 where
@@ -230,7 +226,24 @@ where
     let bulkhead = bulkhead.clone();
     let chain = chain.clone();
     Stage::queued(Box::pin(async move {
-        let permit = match bulkhead.acquire().await {
+        // A request still waiting for a slot when its deadline comes was
+        // shed, not slow: the wait ends one timer tick (1 ms) before the
+        // deadline, so its 503 with `Retry-After` comes before the timeout.
+        let acquired = match deadline {
+            Some(at) => {
+                let before = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+                tokio::time::timeout_at(before, bulkhead.acquire())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::new(
+                            Kind::Overloaded,
+                            "no slot free before the request's deadline",
+                        ))
+                    })
+            }
+            None => bulkhead.acquire().await,
+        };
+        let permit = match acquired {
             Ok(permit) => permit,
             Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
         };

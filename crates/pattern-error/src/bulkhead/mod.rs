@@ -110,7 +110,8 @@ impl Bulkhead {
     ///
     /// # Panics
     ///
-    /// If `max` is 0 or above [`Semaphore::MAX_PERMITS`].
+    /// If `max` is 0 ([`wait_up_to`](Self::wait_up_to) also panics if it is
+    /// above [`Semaphore::MAX_PERMITS`]).
     pub fn new(name: impl Into<Cow<'static, str>>, max: usize) -> Self {
         assert!(max > 0, "a bulkhead needs at least one slot");
         Self {
@@ -127,6 +128,10 @@ impl Bulkhead {
 
     /// Lets calls wait up to `timeout` for a slot before rejecting them (at
     /// most [`max_waiting`](Self::max_waiting) of them at once).
+    ///
+    /// # Panics
+    ///
+    /// If the bulkhead has more than [`Semaphore::MAX_PERMITS`] slots.
     #[must_use]
     pub fn wait_up_to(self, timeout: Duration) -> Self {
         self.with(|inner| inner.wait = Some(timeout))
