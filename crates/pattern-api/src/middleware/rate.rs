@@ -87,14 +87,15 @@ impl<B: 'static> RateLimitLayer<B> {
 }
 
 impl<B> RateLimitLayer<B> {
-    /// The 429 for `req` if it is over its limit; `None` lets it through.
-    pub(crate) fn refusal(&self, req: &Request<B>) -> Option<Response> {
+    /// The rate-limited error for `req` if it is over its limit; `None`
+    /// lets it through.
+    pub(crate) fn limited(&self, req: &Request<B>) -> Option<Error> {
         let shared = &self.shared;
         shared
             .limiter
             .check(&(shared.key)(req))
             .err()
-            .map(|limited| ApiError::from(Error::from(limited)).into_response())
+            .map(Error::from)
     }
 }
 
@@ -162,9 +163,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match self.layer.refusal(&req) {
+        match self.layer.limited(&req) {
             None => ResponseFuture::inner(self.inner.call(req), ()),
-            Some(refused) => ResponseFuture::ready(refused),
+            Some(limited) => ResponseFuture::ready(ApiError::from(limited).into_response()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The chain's one response future.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -7,14 +8,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
+use pattern_error::Error;
 use pattern_error::bulkhead::BulkheadPermit;
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
 use super::service::Chain;
+use crate::ApiError;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{BodyWatch, Finish, Finished, Record};
 use crate::request_id;
@@ -88,13 +91,33 @@ where
     }
 }
 
+/// Why the chain turned a request away while admitting it; answered at
+/// the first poll, where the request's id is current for the problem body
+/// and the log.
+pub(crate) enum Refusal {
+    /// Shed, rate limited.
+    Error(Error),
+    /// A panic while admitting (a key function, the inner `call`).
+    Panic(Box<dyn Any + Send>),
+}
+
+impl Refusal {
+    fn answer(self) -> Response {
+        match self {
+            Self::Error(error) => ApiError::from(error).into_response(),
+            Self::Panic(payload) => crate::middleware::panic_answer(payload),
+        }
+    }
+}
+
 pin_project! {
-    /// Where a request is: served (or waiting to be), or answered already.
+    /// Where a request is: served (or waiting to be), refused, or done.
     #[project = StageProj]
     pub(crate) enum Stage<F, E> {
         Running { #[pin] future: F },
         Queued { future: Queued<E> },
-        Ready { response: Option<Response> },
+        Refused { refusal: Option<Refusal> },
+        Done,
     }
 }
 
@@ -107,9 +130,9 @@ impl<F, E> Stage<F, E> {
         Self::Queued { future }
     }
 
-    pub(crate) fn ready(response: Response) -> Self {
-        Self::Ready {
-            response: Some(response),
+    pub(crate) fn refused(refusal: Refusal) -> Self {
+        Self::Refused {
+            refusal: Some(refusal),
         }
     }
 }
@@ -124,9 +147,11 @@ where
         match self.project() {
             StageProj::Running { future } => future.poll(cx),
             StageProj::Queued { future } => future.as_mut().poll(cx),
-            StageProj::Ready { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
+            StageProj::Refused { refusal } => Poll::Ready(Ok(refusal
+                .take()
+                .expect("polled after completion")
+                .answer())),
+            StageProj::Done => panic!("polled after completion"),
         }
     }
 }
@@ -208,7 +233,7 @@ where
             }
         };
         // Done: the handler (if it timed out), its slot and its timer go now.
-        this.stage.set(Stage::Ready { response: None });
+        this.stage.set(Stage::Done);
         this.permit.take();
         this.timer.take();
         let mut response = result?;

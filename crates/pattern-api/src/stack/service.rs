@@ -14,9 +14,9 @@ use pattern_error::{Error, Kind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::future::{Core, StackFuture, Stage, Timer};
+use super::future::{Core, Refusal, StackFuture, Stage, Timer};
 use crate::ApiError;
-use crate::context::{CURRENT, RequestContext};
+use crate::context::RequestContext;
 use crate::middleware::{
     BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
 };
@@ -120,16 +120,11 @@ where
             id: id.or_else(RequestId::current),
             deadline: deadline.map(Deadline).or_else(Deadline::current),
         });
-        // The context is current, and the span entered, while the inner
-        // `call` runs too: a rejection made there carries the id.
+        // Admission runs in the span; its refusals are answered at the
+        // first poll, where the context is current (no scope needed here).
         let (stage, permit) = {
             let _entered = trace.as_ref().map(|t| t.span().enter());
-            let inner = &mut self.inner;
-            let admit = || guarded(&chain, || admit(&chain, inner, deadline, req));
-            match &context {
-                Some(context) => CURRENT.sync_scope(context.clone(), admit),
-                None => admit(),
-            }
+            guarded(&chain, || admit(&chain, &mut self.inner, deadline, req))
         };
         let core = Core::new(stage, chain, timer, trace, record, permit);
         StackFuture::new(context, core, echo)
@@ -156,21 +151,16 @@ where
         None => None,
         Some(bulkhead) => match bulkhead.try_acquire_or_queue() {
             Ok(Some(permit)) => Some(permit),
-            Err(overloaded) => {
-                return (
-                    Stage::ready(ApiError::from(overloaded).into_response()),
-                    None,
-                );
-            }
+            Err(overloaded) => return (Stage::refused(Refusal::Error(overloaded)), None),
             Ok(None) => return (queue(chain, bulkhead, inner, deadline, req), None),
         },
     };
-    if let Some(refused) = chain
+    if let Some(limited) = chain
         .rate_limit
         .as_ref()
-        .and_then(|rate| rate.refusal(&req))
+        .and_then(|rate| rate.limited(&req))
     {
-        return (Stage::ready(refused), None);
+        return (Stage::refused(Refusal::Error(limited)), None);
     }
     (Stage::running(inner.call(req)), permit)
 }
@@ -202,7 +192,7 @@ fn guarded<F, E>(
         return admit();
     }
     std::panic::catch_unwind(AssertUnwindSafe(admit))
-        .unwrap_or_else(|payload| (Stage::ready(crate::middleware::panic_answer(payload)), None))
+        .unwrap_or_else(|payload| (Stage::refused(Refusal::Panic(payload)), None))
 }
 
 /// A request that waits in the admission queue: the wait, the rate limit
@@ -247,12 +237,12 @@ where
             Ok(permit) => permit,
             Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
         };
-        if let Some(refused) = chain
+        if let Some(limited) = chain
             .rate_limit
             .as_ref()
-            .and_then(|rate| rate.refusal(&req))
+            .and_then(|rate| rate.limited(&req))
         {
-            return Ok(refused);
+            return Ok(ApiError::from(limited).into_response());
         }
         let response = inner.call(req).await;
         drop(permit);
