@@ -523,3 +523,25 @@ async fn a_body_read_given_up_does_not_make_the_handler_late_a_408() {
     let (status, _, problem) = send(app, req).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{problem}");
 }
+
+/// A layer inside the stack that answers while its `call` runs (a route's
+/// own rate limit) still has the request id current.
+#[tokio::test]
+async fn an_inner_layer_answering_in_call_sees_the_id() {
+    use pattern_api::middleware::RateLimitLayer;
+    use pattern_network::flow::rate::Quota;
+    let quota = Quota::per_second(std::num::NonZeroU32::new(1).unwrap());
+    let app = ApiStack::new().apply(Router::new().route("/", get(|| async { "ok" })).layer(
+        RateLimitLayer::per_key(quota, 16, |_: &Request<Body>| "all".to_owned()),
+    ));
+    let req = || {
+        Request::get("/")
+            .header("x-request-id", "inner-9")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(app.clone(), req()).await.0, 200);
+    let (status, _, problem) = send(app, req()).await;
+    assert_eq!(status, 429);
+    assert_eq!(problem["request_id"], "inner-9");
+}

@@ -263,3 +263,75 @@ async fn many_producers_cancelling_sends_lose_and_repeat_nothing() {
         );
     }
 }
+
+/// A sender waiting for room wakes with an error once nothing reads the
+/// pipeline any more, instead of waiting for ever.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_send_fails_once_the_pipeline_is_gone() {
+    // No stage: the output reads the first queue itself.
+    let (input, output, _dead) = Pipeline::<u32>::builder(1).build().into_parts();
+    input.send(1).await.unwrap();
+    let waiting = tokio::spawn(async move { input.send(2).await });
+    tokio::task::yield_now().await;
+    drop(output);
+    let result = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the send must not wait for ever")
+        .unwrap();
+    assert_eq!(result.unwrap_err().kind(), Kind::Unavailable);
+
+    // A stage whose output is dropped: its workers stop, and so does the wait.
+    let (input, output, _dead) = Pipeline::<u32>::builder(1)
+        .stage("pass", 2, Order::Ordered, |n: u32| async move { Ok(n) })
+        .build()
+        .into_parts();
+    drop(output);
+    let flood = tokio::spawn(async move {
+        for n in 0..100 {
+            input.send(n).await?;
+        }
+        Ok::<_, Error>(())
+    });
+    let result = tokio::time::timeout(Duration::from_secs(5), flood)
+        .await
+        .expect("the sends must not wait for ever")
+        .unwrap();
+    assert_eq!(result.unwrap_err().kind(), Kind::Unavailable);
+}
+
+/// A stage that panics on an item fails that item (a dead letter) and goes
+/// on; the ordered stage after it does not wait for the position.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_item_is_a_dead_letter_not_a_stall() {
+    let pipeline = Pipeline::<u32>::builder(2)
+        .stage("fragile", 2, Order::Ordered, |n: u32| async move {
+            sleep(Duration::from_millis(1)).await;
+            assert!(n % 7 != 3, "cannot take {n}");
+            Ok(n)
+        })
+        .build();
+    let (input, output, dead) = pipeline.into_parts();
+    tokio::spawn(async move {
+        for n in 0..30 {
+            input.send(n).await.unwrap();
+        }
+    });
+    let letters = tokio::spawn(async move {
+        let mut letters = Vec::new();
+        while let Ok(letter) = dead.recv_async().await {
+            letters.push(letter);
+        }
+        letters
+    });
+    let out = tokio::time::timeout(Duration::from_secs(60), output.into_stream_all())
+        .await
+        .expect("no stall");
+    assert_eq!(out, (0..30).filter(|n| n % 7 != 3).collect::<Vec<_>>());
+    let mut letters = letters.await.unwrap();
+    letters.sort_by_key(|l| l.seq);
+    assert_eq!(
+        letters.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        vec![3, 10, 17, 24]
+    );
+    assert!(letters.iter().all(|l| l.error.kind() == Kind::Internal));
+}

@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 
 use super::future::{Core, Refusal, StackFuture, Stage, Timer};
 use crate::ApiError;
-use crate::context::RequestContext;
+use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{
     BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
 };
@@ -120,11 +120,17 @@ where
             id: id.or_else(RequestId::current),
             deadline: deadline.map(Deadline).or_else(Deadline::current),
         });
-        // Admission runs in the span; its refusals are answered at the
-        // first poll, where the context is current (no scope needed here).
+        // Admission runs in the span and the context: what layers inside
+        // answer while their `call` runs carries the id. The stack's own
+        // refusals are answered at the first poll.
         let (stage, permit) = {
             let _entered = trace.as_ref().map(|t| t.span().enter());
-            guarded(&chain, || admit(&chain, &mut self.inner, deadline, req))
+            let inner = &mut self.inner;
+            let admit = || guarded(&chain, || admit(&chain, inner, deadline, req));
+            match &context {
+                Some(context) => CURRENT.sync_scope(context.clone(), admit),
+                None => admit(),
+            }
         };
         let core = Core::new(stage, chain, timer, trace, record, permit);
         StackFuture::new(context, core, echo)

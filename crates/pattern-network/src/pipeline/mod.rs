@@ -148,10 +148,9 @@ impl<T> Input<T> {
 pub struct PipelineBuilder<In, Out> {
     capacity: usize,
     input: Input<In>,
-    stages: flume::Receiver<Envelope<Out>>,
-    /// The first queue's room signal, until its consumer (the first stage,
-    /// or the output) takes it.
-    room: Option<Arc<Notify>>,
+    /// The last queue so far (the first queue, with its room signal, until
+    /// a stage is added).
+    stages: Queue<Out>,
     dead: (flume::Sender<DeadLetter>, flume::Receiver<DeadLetter>),
 }
 
@@ -166,20 +165,14 @@ pub struct Pipeline<In, Out = In> {
 /// The end of a pipeline.
 #[derive(Debug)]
 pub struct Output<T> {
-    rx: flume::Receiver<Envelope<T>>,
-    /// Set when the output reads the first queue (a pipeline of no stage).
-    room: Option<Arc<Notify>>,
+    queue: Queue<T>,
 }
 
 impl<T> Output<T> {
     /// The next output; `None` once the pipeline is drained and closed.
     pub async fn recv(&self) -> Option<T> {
         loop {
-            let envelope = self.rx.recv_async().await;
-            if let Some(room) = &self.room {
-                room.notify_one();
-            }
-            match envelope {
+            match self.queue.recv().await {
                 Ok(Envelope {
                     item: Some(item), ..
                 }) => return Some(item),
@@ -218,8 +211,7 @@ impl<In: Send + 'static> Pipeline<In> {
                 next: Arc::new(Mutex::new(0)),
                 room: room.clone(),
             },
-            stages: rx,
-            room: Some(room),
+            stages: Queue::new(rx, Some(room)),
             dead: flume::bounded(capacity),
         }
     }
@@ -249,10 +241,7 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
             workers,
             order,
             self.capacity,
-            Queue {
-                rx: self.stages,
-                room: self.room,
-            },
+            self.stages,
             self.dead.0.clone(),
             f,
         );
@@ -260,7 +249,6 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
             capacity: self.capacity,
             input: self.input,
             stages: next,
-            room: None,
             dead: self.dead,
         }
     }
@@ -269,10 +257,7 @@ impl<In, Out: Send + 'static> PipelineBuilder<In, Out> {
     pub fn build(self) -> Pipeline<In, Out> {
         Pipeline {
             input: self.input,
-            output: Output {
-                rx: self.stages,
-                room: self.room,
-            },
+            output: Output { queue: self.stages },
             dead: self.dead.1,
         }
     }

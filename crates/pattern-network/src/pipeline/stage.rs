@@ -1,9 +1,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use pattern_error::Error;
+use futures_util::FutureExt;
+use pattern_error::{Error, Kind};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -17,12 +19,60 @@ pub(super) struct Envelope<T> {
     pub(super) item: Option<T>,
 }
 
-/// A stage's input queue, and the signal its senders wait on for room
-/// (set for the first queue only: later ones are fed by stages, which use
-/// flume's own waiting).
+/// One reader of a queue between stages. The first queue's readers also
+/// carry the signal its senders wait on for room (later queues are fed by
+/// stages, which use flume's own waiting): given at each item taken, and
+/// when a reader goes, so that once the last has gone a waiting sender
+/// wakes to find the pipeline closed.
+#[derive(Debug)]
 pub(super) struct Queue<T> {
-    pub(super) rx: flume::Receiver<Envelope<T>>,
-    pub(super) room: Option<Arc<Notify>>,
+    /// Always set until dropped.
+    rx: Option<flume::Receiver<Envelope<T>>>,
+    room: Option<Arc<Notify>>,
+}
+
+impl<T> Queue<T> {
+    pub(super) fn new(rx: flume::Receiver<Envelope<T>>, room: Option<Arc<Notify>>) -> Self {
+        Self { rx: Some(rx), room }
+    }
+
+    fn rx(&self) -> &flume::Receiver<Envelope<T>> {
+        self.rx
+            .as_ref()
+            .expect("a queue reader has its receiver until dropped")
+    }
+
+    /// Another reader of the same queue.
+    pub(super) fn reader(&self) -> Self {
+        Self {
+            rx: self.rx.clone(),
+            room: self.room.clone(),
+        }
+    }
+
+    /// The next envelope; an error once the queue is drained and closed.
+    pub(super) async fn recv(&self) -> Result<Envelope<T>, flume::RecvError> {
+        let envelope = self.rx().recv_async().await;
+        if let Some(room) = &self.room {
+            room.notify_one();
+        }
+        envelope
+    }
+
+    fn len(&self) -> usize {
+        self.rx().len()
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        // The receiver goes first: a sender woken now sees the queue closed
+        // if this was its last reader.
+        drop(self.rx.take());
+        if let Some(room) = &self.room {
+            room.notify_waiters();
+        }
+    }
 }
 
 /// Spawns a stage's workers (and, for an ordered stage, the task that puts
@@ -35,7 +85,7 @@ pub(super) fn spawn_stage<In, Out, F, Fut>(
     input: Queue<In>,
     dead: flume::Sender<DeadLetter>,
     f: F,
-) -> flume::Receiver<Envelope<Out>>
+) -> Queue<Out>
 where
     In: Send + 'static,
     Out: Send + 'static,
@@ -61,7 +111,7 @@ where
     };
     for _ in 0..workers {
         let (done, dead, f) = (done_tx.clone(), dead.clone(), f.clone());
-        let (input, room) = (input.rx.clone(), input.room.clone());
+        let input = input.reader();
         let window = window.clone();
         // Metric handles made once per worker, not per item.
         let queue_depth = metrics::gauge!("pipeline_queue_depth", "stage" => name);
@@ -70,11 +120,7 @@ where
         let items_failed = metrics::counter!("pipeline_items_failed_total", "stage" => name);
         let duration = metrics::histogram!("pipeline_stage_duration_seconds", "stage" => name);
         tokio::spawn(async move {
-            while let Ok(Envelope { seq, item }) = input.recv_async().await {
-                // The first stage tells waiting senders there is room.
-                if let Some(room) = &room {
-                    room.notify_one();
-                }
+            while let Ok(Envelope { seq, item }) = input.recv().await {
                 // Reading the depth takes the channel's lock: sample it.
                 if seq % 64 == 0 {
                     queue_depth.set(input.len() as f64);
@@ -88,7 +134,17 @@ where
                         // Reading the clock costs as much as a small stage:
                         // time one item in eight.
                         let start = (seq % 8 == 0).then(Instant::now);
-                        let result = f(item).await;
+                        // A panic is this item's failure, not the worker's
+                        // end: an ordered stage must still see its position.
+                        let result = AssertUnwindSafe(async { f(item).await })
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(Error::new(
+                                    Kind::Internal,
+                                    "the stage panicked on this item",
+                                ))
+                            });
                         if let Some(start) = start {
                             duration.record(start.elapsed().as_secs_f64());
                         }
@@ -125,7 +181,7 @@ where
     if let (Some(done_rx), Some(window)) = (done_rx, window) {
         tokio::spawn(reorder(done_rx, out_tx, window));
     }
-    out_rx
+    Queue::new(out_rx, None)
 }
 
 /// The positions an ordered stage's workers may start: from the next one
@@ -134,6 +190,9 @@ pub(super) struct Window {
     next: AtomicU64,
     size: u64,
     moved: Notify,
+    /// Set when the reorder task has stopped (the output is gone): nothing
+    /// is held back any more, workers run into the closed channel and stop.
+    closed: AtomicBool,
 }
 
 impl Window {
@@ -142,6 +201,7 @@ impl Window {
             next: AtomicU64::new(0),
             size: size as u64,
             moved: Notify::new(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -150,7 +210,9 @@ impl Window {
     async fn admit(&self, seq: u64) {
         loop {
             let moved = self.moved.notified();
-            if seq < self.next.load(Ordering::Acquire) + self.size {
+            if seq < self.next.load(Ordering::Acquire) + self.size
+                || self.closed.load(Ordering::Acquire)
+            {
                 return;
             }
             moved.await;
@@ -163,6 +225,16 @@ impl Window {
     }
 }
 
+/// Closes the window when the reorder task ends, however it ends.
+struct CloseOnDrop(Arc<Window>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.moved.notify_waiters();
+    }
+}
+
 /// Emits envelopes in `seq` order. Sequences arrive exactly once each
 /// (failed items as `None`), and workers only start those inside the
 /// window, so the buffer holds at most the window's size.
@@ -171,6 +243,7 @@ async fn reorder<T>(
     out: flume::Sender<Envelope<T>>,
     window: Arc<Window>,
 ) {
+    let _close = CloseOnDrop(window.clone());
     // Every stage sees every input position, from 0.
     let mut expected = 0u64;
     let mut early: BTreeMap<u64, Option<T>> = BTreeMap::new();
