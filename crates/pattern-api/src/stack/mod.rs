@@ -77,9 +77,9 @@ pub use service::{StackLayer, StackService};
 /// --rounds 7` (server on one pinned core with a one-thread runtime, a
 /// load generator with 64 keep-alive connections on the other) measured
 /// the stack at 0.85× to 0.89× of bare axum's requests per second over
-/// five runs as it was tuned (each the median of its per-round ratios; the
-/// last 0.88×, its rounds 0.86× to 0.93×); bare axum ran at 0.87× to 0.91×
-/// of bare hyper.
+/// six runs as it was tuned (each the median of its per-round ratios; the
+/// last 0.87×, its quiet rounds 0.85× to 0.87×); bare axum ran at 0.87×
+/// to 0.91× of bare hyper.
 ///
 /// ```
 /// use std::time::Duration;
