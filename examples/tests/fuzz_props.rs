@@ -370,6 +370,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max_connections",
             "on_limit",
             "drain_deadline_ms",
+            "drain_linger_ms",
             "request_timeout_ms",
             "body_limit_bytes",
             "concurrency_limit",

@@ -182,3 +182,27 @@ async fn a_silent_client_is_closed_after_the_header_timeout() {
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
     running.stop().await;
 }
+
+/// A request sent on an idle keep-alive connection just as the server
+/// stops is read and answered (with the connection then closed), not
+/// dropped with the idle connection.
+#[tokio::test]
+async fn a_request_racing_the_stop_on_an_idle_connection_is_served() {
+    for _ in 0..20 {
+        let (_server, running, addr) = start(config()).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        stream.write_all(request).await.unwrap();
+        let mut first = [0u8; 256];
+        let n = stream.read(&mut first).await.unwrap();
+        assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+        // Idle now. The next request and the stop leave together.
+        stream.write_all(request).await.unwrap();
+        let stopping = tokio::spawn(running.stop());
+        let mut second = Vec::new();
+        stream.read_to_end(&mut second).await.unwrap();
+        let second = String::from_utf8_lossy(&second);
+        assert!(second.starts_with("HTTP/1.1 200"), "answered: {second:?}");
+        assert!(stopping.await.unwrap().is_clean());
+    }
+}

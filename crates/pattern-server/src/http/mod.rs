@@ -1,9 +1,11 @@
 //! The HTTP server: hyper-util serving an axum router, with a connection
 //! limit and a graceful drain, as a [`Component`].
 //!
-//! On stop the server stops accepting (the port closes), lets requests in
-//! flight finish up to the drain deadline while idle keep-alive connections
-//! are closed, then cuts what is left and reports how many it cut
+//! On stop the server stops accepting (the port closes), goes on reading
+//! for a short linger (so requests already sent on idle keep-alive
+//! connections are served, not dropped with them), lets requests in flight
+//! finish up to the drain deadline while idle keep-alive connections are
+//! closed, then cuts what is left and reports how many it cut
 //! ([`HttpServer::last_drain`]). A header read timeout closes connections
 //! that trickle their headers (slowloris) without holding up the others.
 //!

@@ -128,13 +128,19 @@ pub(super) async fn serve(
         });
     }
 
-    // Stop accepting (the listener closes here), let requests in flight
-    // finish, close idle keep-alive connections, then cut the rest.
+    // Stop accepting (the listener closes here); let connections read for a
+    // moment, so a request sent just before the stop on an idle keep-alive
+    // connection is taken in (closing an idle connection drops what it has
+    // not read); let requests in flight finish, close idle keep-alive
+    // connections, then cut the rest.
     drop(listener);
     let open = connections.len();
     connections.close();
     let started = tokio::time::Instant::now();
-    let drained = tokio::time::timeout(config.drain_deadline(), graceful.shutdown())
+    let linger = config.drain_linger().min(config.drain_deadline());
+    tokio::time::sleep(linger).await;
+    let left_for_drain = config.drain_deadline().saturating_sub(linger);
+    let drained = tokio::time::timeout(left_for_drain, graceful.shutdown())
         .await
         .is_ok();
     let left = if drained { 0 } else { connections.len() };
