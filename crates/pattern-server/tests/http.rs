@@ -203,6 +203,10 @@ async fn a_request_racing_the_stop_on_an_idle_connection_is_served() {
         stream.read_to_end(&mut second).await.unwrap();
         let second = String::from_utf8_lossy(&second);
         assert!(second.starts_with("HTTP/1.1 200"), "answered: {second:?}");
+        assert!(
+            second.to_ascii_lowercase().contains("connection: close"),
+            "the last answer on the connection: {second:?}"
+        );
         assert!(stopping.await.unwrap().is_clean());
     }
 }

@@ -1,7 +1,10 @@
 //! The accept loop and the drain.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use pattern_error::Error;
+use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -85,12 +89,15 @@ pub(super) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone().map_request(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                req
-            },
-        ));
+        let service = TowerToHyperService::new(CloseWhenStopping {
+            inner: router.clone().map_request(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    req
+                },
+            ),
+            stopping: stop.clone(),
+        });
         let watcher = graceful.watcher();
         let (builder, cut, stopping) = (builder.clone(), cut.clone(), stop.clone());
         let first_bytes = config.header_read_timeout();
@@ -156,4 +163,64 @@ pub(super) async fn serve(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary);
     Ok(())
+}
+
+/// Once the server is stopping, each HTTP/1 answer says `connection:
+/// close`, so a connection serves what it was sent before the stop and no
+/// more: the drain's linger takes in requests already on their way without
+/// letting keep-alive clients go on sending new ones.
+#[derive(Clone)]
+struct CloseWhenStopping<S> {
+    inner: S,
+    stopping: CancellationToken,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for CloseWhenStopping<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = CloseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        CloseFuture {
+            http1: req.version() <= axum::http::Version::HTTP_11,
+            stopping: self.stopping.clone(),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`CloseWhenStopping`].
+    struct CloseFuture<F> {
+        #[pin]
+        inner: F,
+        http1: bool,
+        stopping: CancellationToken,
+    }
+}
+
+impl<F, E> Future for CloseFuture<F>
+where
+    F: Future<Output = Result<axum::response::Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if *this.http1 && this.stopping.is_cancelled() {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        Poll::Ready(Ok(response))
+    }
 }
