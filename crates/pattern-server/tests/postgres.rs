@@ -275,3 +275,48 @@ async fn an_outage_opens_the_breaker_and_calls_fail_at_once() {
         "{err:?}"
     );
 }
+
+/// Instances starting together take turns: each migration is applied once,
+/// by one of them, and none fails (the table is created under the lock).
+#[tokio::test]
+async fn concurrent_starters_apply_each_migration_once() {
+    use pattern_server::postgres::Migration;
+    let Some(url) = database_url() else { return };
+    let admin = Database::new(&config(url.clone(), 1)).unwrap();
+    {
+        let c = admin.get().await.unwrap();
+        c.batch_execute("DROP DATABASE IF EXISTS pattern_migration_race WITH (FORCE)")
+            .await
+            .unwrap();
+        c.batch_execute("CREATE DATABASE pattern_migration_race")
+            .await
+            .unwrap();
+    }
+    let base = url.rsplit_once('/').expect("a URL with a database name").0;
+    let url = format!("{base}/pattern_migration_race");
+    static MIGRATIONS: &[Migration] = &[
+        Migration {
+            version: 1,
+            name: "parts",
+            sql: "CREATE TABLE parts (id bigserial PRIMARY KEY)",
+        },
+        Migration {
+            version: 2,
+            name: "label",
+            sql: "ALTER TABLE parts ADD COLUMN label text",
+        },
+    ];
+    let starters: Vec<_> = (0..6)
+        .map(|_| {
+            let db = Database::new(&config(url.clone(), 1)).unwrap();
+            tokio::spawn(async move { db.migrate(MIGRATIONS).await })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for starter in starters {
+        let report = starter.await.unwrap().expect("every starter succeeds");
+        applied.extend(report.applied);
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, [1, 2], "each migration applied once in all");
+}

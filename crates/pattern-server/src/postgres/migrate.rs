@@ -51,19 +51,27 @@ impl Database {
             ));
         }
         let mut connection = self.get().await?;
+        // The lock first: concurrent starters creating the table at once can
+        // collide in the catalog even with IF NOT EXISTS.
         connection
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                     version bigint PRIMARY KEY,
-                     name text NOT NULL,
-                     checksum text NOT NULL,
-                     applied_at timestamptz NOT NULL DEFAULT now()
-                 );
-                 SELECT pg_advisory_lock(7265721);",
-            )
+            .batch_execute("SELECT pg_advisory_lock(7265721)")
             .await
             .map_err(db_error)?;
-        let result = self.apply(&mut connection, &sorted).await;
+        let result = async {
+            connection
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (
+                         version bigint PRIMARY KEY,
+                         name text NOT NULL,
+                         checksum text NOT NULL,
+                         applied_at timestamptz NOT NULL DEFAULT now()
+                     )",
+                )
+                .await
+                .map_err(db_error)?;
+            self.apply(&mut connection, &sorted).await
+        }
+        .await;
         let unlock = connection
             .batch_execute("SELECT pg_advisory_unlock(7265721)")
             .await
