@@ -39,6 +39,17 @@ where
     counts
 }
 
+/// A balancer with the default time constant (10 s) and failure penalty
+/// (1 s), and `outlier` for ejections.
+fn with_outlier<S>(strategy: Strategy, outlier: Outlier) -> Balancer<S> {
+    Balancer::with_settings(
+        strategy,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn round_robin_and_weights() {
     let rr = Balancer::new(Strategy::RoundRobin);
@@ -80,12 +91,7 @@ async fn least_pending_avoids_a_busy_endpoint() {
 async fn peak_ewma_does_not_reward_fast_failures() {
     // Ejection off: the failure penalty alone must steer traffic away.
     let outlier = Outlier::default().consecutive_failures(0);
-    let balancer = Balancer::with_settings(
-        Strategy::PeakEwma,
-        outlier,
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    );
+    let balancer = with_outlier(Strategy::PeakEwma, outlier);
     balancer.add("failing", endpoint("failing", 0, true), 1);
     balancer.add("healthy", endpoint("healthy", 20, false), 1);
     balancer.add("healthy-2", endpoint("healthy-2", 20, false), 1);
@@ -160,12 +166,7 @@ async fn failing_endpoints_are_ejected_for_a_growing_period() {
         .consecutive_failures(3)
         .ejection(Duration::from_secs(10), Duration::from_secs(60))
         .max_ejected_share(0.5);
-    let balancer = Balancer::with_settings(
-        Strategy::RoundRobin,
-        outlier,
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    );
+    let balancer = with_outlier(Strategy::RoundRobin, outlier);
     balancer.add("bad", endpoint("bad", 0, true), 1);
     balancer.add("good-1", endpoint("good-1", 1, false), 1);
     balancer.add("good-2", endpoint("good-2", 1, false), 1);
@@ -206,12 +207,7 @@ async fn ejections_are_reported_to_the_hook() {
     let outlier = Outlier::default()
         .consecutive_failures(2)
         .ejection(Duration::from_secs(10), Duration::from_secs(60));
-    let balancer = Balancer::with_settings(
-        Strategy::RoundRobin,
-        outlier,
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    );
+    let balancer = with_outlier(Strategy::RoundRobin, outlier);
     balancer.add("bad", endpoint("bad", 0, true), 1);
     balancer.add("good", endpoint("good", 1, false), 1);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -243,12 +239,7 @@ async fn never_more_than_the_allowed_share_is_ejected() {
     let outlier = Outlier::default()
         .consecutive_failures(1)
         .max_ejected_share(0.5);
-    let balancer = Balancer::with_settings(
-        Strategy::RoundRobin,
-        outlier,
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    );
+    let balancer = with_outlier(Strategy::RoundRobin, outlier);
     for name in ["a", "b", "c", "d"] {
         balancer.add(name, endpoint(name, 0, true), 1);
     }

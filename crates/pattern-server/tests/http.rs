@@ -64,6 +64,22 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String
     Ok(response)
 }
 
+/// Reads `stream` until the server closes it, which must be after the
+/// 300 ms header read timeout the tests set (counted from `started`) and
+/// well within 3 s; returns what it read.
+async fn closed_after_the_header_timeout(stream: &mut TcpStream, started: Instant) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    rest
+}
+
 #[tokio::test]
 async fn requests_in_flight_finish_during_the_drain() {
     let (server, running, addr) = start(config()).await;
@@ -145,15 +161,7 @@ async fn a_slow_header_writer_is_closed_while_others_are_served() {
     let started = Instant::now();
     // Others are served meanwhile.
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest))
-        .await
-        .expect("closed in time");
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    let rest = closed_after_the_header_timeout(&mut slow, started).await;
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
     running.stop().await;
 }
@@ -170,15 +178,7 @@ async fn a_silent_client_is_closed_after_the_header_timeout() {
     .await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest))
-        .await
-        .expect("closed in time");
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
+    closed_after_the_header_timeout(&mut silent, started).await;
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
     running.stop().await;
 }

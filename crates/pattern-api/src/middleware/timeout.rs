@@ -57,35 +57,13 @@ impl Deadline {
     }
 }
 
-/// The request's deadline; a handler outside every timeout is answered
-/// 500 (a wiring mistake: take `Option<Deadline>` where none may be set).
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Deadline {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Self::find(&parts.extensions).ok_or_else(|| {
-            ApiError::from(Error::new(
-                Kind::Internal,
-                "Deadline extracted outside a request timeout",
-            ))
-        })
-    }
-}
-
-/// `Option<Deadline>`: `None` when no timeout applies.
-impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Deadline {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(Self::find(&parts.extensions))
-    }
-}
+// The request's deadline as an extractor; a handler outside every timeout
+// is answered 500 (take `Option<Deadline>` where none may be set).
+crate::context::carried_extractor!(
+    Deadline,
+    Deadline::find,
+    "Deadline extracted outside a request timeout"
+);
 
 /// Answers a request that takes longer than the timeout with a problem of
 /// the chosen status (503 or 504) and drops its handler. A request carrying

@@ -111,42 +111,19 @@ impl RequestId {
     }
 }
 
-/// The request's id, from its extensions or the task-local; a handler
-/// outside every request id layer is answered 500 (a wiring mistake).
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestId {
-    type Rejection = crate::ApiError;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Self::of(parts).ok_or_else(|| {
-            crate::ApiError::from(pattern_error::Error::new(
-                pattern_error::Kind::Internal,
-                "RequestId extracted outside a request id layer",
-            ))
-        })
-    }
-}
-
-/// `Option<RequestId>`: `None` outside every request id layer.
-impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestId {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(Self::of(parts))
-    }
-}
+// The request's id as an extractor (also `Option<RequestId>`): a handler
+// outside every request id layer is answered 500.
+crate::context::carried_extractor!(
+    RequestId,
+    RequestId::find,
+    "RequestId extracted outside a request id layer"
+);
 
 impl RequestId {
-    /// The id of the request `parts` belong to: its extension, else the
-    /// task-local.
-    fn of(parts: &http::request::Parts) -> Option<Self> {
-        parts
-            .extensions
+    /// The id of a request with these extensions: the request id layer's,
+    /// else the task's.
+    fn find(extensions: &http::Extensions) -> Option<Self> {
+        extensions
             .get::<RequestId>()
             .cloned()
             .or_else(Self::current)

@@ -1,6 +1,5 @@
 //! The chain's one response future.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -8,16 +7,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::HeaderValue;
-use pattern_error::Error;
 use pattern_error::bulkhead::BulkheadPermit;
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
 use super::service::Chain;
-use crate::ApiError;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{BodyWatch, Finish, Finished, Record};
 use crate::request_id;
@@ -91,32 +88,14 @@ where
     }
 }
 
-/// Why the chain turned a request away while admitting it; answered at
-/// the first poll, where the request's id is current for the problem body
-/// and the log.
-pub(crate) enum Refusal {
-    /// Shed, rate limited.
-    Error(Error),
-    /// A panic while admitting (a key function, the inner `call`).
-    Panic(Box<dyn Any + Send>),
-}
-
-impl Refusal {
-    fn answer(self) -> Response {
-        match self {
-            Self::Error(error) => ApiError::from(error).into_response(),
-            Self::Panic(payload) => crate::middleware::panic_answer(payload),
-        }
-    }
-}
-
 pin_project! {
-    /// Where a request is: served (or waiting to be), refused, or done.
+    /// Where a request is: served (or waiting to be), answered already
+    /// (refused while admitted), or done.
     #[project = StageProj]
     pub(crate) enum Stage<F, E> {
         Running { #[pin] future: F },
         Queued { future: Queued<E> },
-        Refused { refusal: Option<Refusal> },
+        Ready { response: Option<Response> },
         Done,
     }
 }
@@ -130,9 +109,9 @@ impl<F, E> Stage<F, E> {
         Self::Queued { future }
     }
 
-    pub(crate) fn refused(refusal: Refusal) -> Self {
-        Self::Refused {
-            refusal: Some(refusal),
+    pub(crate) fn ready(response: Response) -> Self {
+        Self::Ready {
+            response: Some(response),
         }
     }
 }
@@ -147,10 +126,9 @@ where
         match self.project() {
             StageProj::Running { future } => future.poll(cx),
             StageProj::Queued { future } => future.as_mut().poll(cx),
-            StageProj::Refused { refusal } => Poll::Ready(Ok(refusal
-                .take()
-                .expect("polled after completion")
-                .answer())),
+            StageProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
             StageProj::Done => panic!("polled after completion"),
         }
     }
@@ -171,32 +149,12 @@ pin_project! {
     /// deadline, then the response finished.
     pub(crate) struct Core<F, E> {
         #[pin]
-        stage: Stage<F, E>,
-        chain: Arc<Chain>,
-        timer: Option<Timer>,
-        trace: Option<Finished>,
-        record: Option<Record>,
-        permit: Option<BulkheadPermit>,
-    }
-}
-
-impl<F, E> Core<F, E> {
-    pub(crate) fn new(
-        stage: Stage<F, E>,
-        chain: Arc<Chain>,
-        timer: Option<Timer>,
-        trace: Option<Finished>,
-        record: Option<Record>,
-        permit: Option<BulkheadPermit>,
-    ) -> Self {
-        Self {
-            stage,
-            chain,
-            timer,
-            trace,
-            record,
-            permit,
-        }
+        pub(crate) stage: Stage<F, E>,
+        pub(crate) chain: Arc<Chain>,
+        pub(crate) timer: Option<Timer>,
+        pub(crate) trace: Option<Finished>,
+        pub(crate) record: Option<Record>,
+        pub(crate) permit: Option<BulkheadPermit>,
     }
 }
 

@@ -14,7 +14,7 @@ use pattern_error::{Error, Kind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use super::future::{Core, Refusal, StackFuture, Stage, Timer};
+use super::future::{Core, StackFuture, Stage, Timer};
 use crate::ApiError;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{
@@ -120,9 +120,8 @@ where
             id: id.or_else(RequestId::current),
             deadline: deadline.map(Deadline).or_else(Deadline::current),
         });
-        // Admission runs in the span and the context: what layers inside
-        // answer while their `call` runs carries the id. The stack's own
-        // refusals are answered at the first poll.
+        // Admission runs in the span and the context: a refusal made now,
+        // the stack's or a layer's inside, carries the id.
         let (stage, permit) = {
             let _entered = trace.as_ref().map(|t| t.span().enter());
             let inner = &mut self.inner;
@@ -132,7 +131,14 @@ where
                 None => admit(),
             }
         };
-        let core = Core::new(stage, chain, timer, trace, record, permit);
+        let core = Core {
+            stage,
+            chain,
+            timer,
+            trace,
+            record,
+            permit,
+        };
         StackFuture::new(context, core, echo)
     }
 }
@@ -157,7 +163,12 @@ where
         None => None,
         Some(bulkhead) => match bulkhead.try_acquire_or_queue() {
             Ok(Some(permit)) => Some(permit),
-            Err(overloaded) => return (Stage::refused(Refusal::Error(overloaded)), None),
+            Err(overloaded) => {
+                return (
+                    Stage::ready(ApiError::from(overloaded).into_response()),
+                    None,
+                );
+            }
             Ok(None) => return (queue(chain, bulkhead, inner, deadline, req), None),
         },
     };
@@ -166,7 +177,7 @@ where
         .as_ref()
         .and_then(|rate| rate.limited(&req))
     {
-        return (Stage::refused(Refusal::Error(limited)), None);
+        return (Stage::ready(ApiError::from(limited).into_response()), None);
     }
     (Stage::running(inner.call(req)), permit)
 }
@@ -198,7 +209,7 @@ fn guarded<F, E>(
         return admit();
     }
     std::panic::catch_unwind(AssertUnwindSafe(admit))
-        .unwrap_or_else(|payload| (Stage::refused(Refusal::Panic(payload)), None))
+        .unwrap_or_else(|payload| (Stage::ready(crate::middleware::panic_answer(payload)), None))
 }
 
 /// A request that waits in the admission queue: the wait, the rate limit
