@@ -11,7 +11,7 @@ use tokio::time::{Instant, sleep};
 #[tokio::test(start_paused = true)]
 async fn ordered_stages_keep_input_order_whatever_the_workers_do() {
     let pipeline = Pipeline::<u64>::builder(8)
-        .stage("jitter", 8, Order::Unordered, |n: u64| async move {
+        .stage("jitter", 8, Order::Ordered, |n: u64| async move {
             sleep(Duration::from_millis((n * 37) % 11)).await;
             Ok(n)
         })
@@ -334,4 +334,81 @@ async fn a_panicking_item_is_a_dead_letter_not_a_stall() {
         vec![3, 10, 17, 24]
     );
     assert!(letters.iter().all(|l| l.error.kind() == Kind::Internal));
+}
+
+/// An ordered stage after an unordered one, with an early item far slower
+/// than the rest: every item comes out (the ordered stage keeps its own
+/// arrival order, so it never waits for a position that is still behind it
+/// in its queue).
+#[tokio::test(start_paused = true)]
+async fn an_ordered_stage_after_an_unordered_one_with_a_slow_early_item_finishes() {
+    let pipeline = Pipeline::<u64>::builder(8)
+        .stage("scatter", 8, Order::Unordered, |n: u64| async move {
+            if n == 0 {
+                sleep(Duration::from_millis(200)).await;
+            }
+            Ok(n)
+        })
+        .stage("gather", 4, Order::Ordered, |n: u64| async move {
+            sleep(Duration::from_micros(n % 5)).await;
+            Ok(n)
+        })
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    tokio::spawn(async move {
+        for n in 0..2_000u64 {
+            input.send(n).await.unwrap();
+        }
+    });
+    let mut out = tokio::time::timeout(Duration::from_secs(60), output.into_stream_all())
+        .await
+        .expect("the pipeline must finish");
+    out.sort_unstable();
+    assert_eq!(out, (0..2_000).collect::<Vec<_>>());
+}
+
+/// After an unordered stage, an ordered stage keeps the order its items
+/// arrived in: here the order the unordered stage finished them (each is
+/// stamped as it finishes, and the queue has room for all, so each goes
+/// into the queue as it is stamped).
+#[tokio::test(start_paused = true)]
+async fn an_ordered_stage_after_an_unordered_one_keeps_its_arrival_order() {
+    let stamps = Arc::new(AtomicUsize::new(0));
+    let stamp = stamps.clone();
+    let pipeline = Pipeline::<u64>::builder(512)
+        .stage("scatter", 8, Order::Unordered, move |n: u64| {
+            let stamp = stamp.clone();
+            async move {
+                sleep(Duration::from_millis((n * 37) % 11)).await;
+                Ok((n, stamp.fetch_add(1, Ordering::SeqCst)))
+            }
+        })
+        .stage(
+            "gather",
+            4,
+            Order::Ordered,
+            |(n, stamp): (u64, usize)| async move {
+                sleep(Duration::from_millis((n * 13) % 7)).await;
+                Ok((n, stamp))
+            },
+        )
+        .build();
+    let (input, output, _dead) = pipeline.into_parts();
+    for n in 0..500u64 {
+        input.send(n).await.unwrap();
+    }
+    drop(input);
+    let out = output.into_stream_all().await;
+    let order: Vec<usize> = out.iter().map(|&(_, stamp)| stamp).collect();
+    assert_eq!(
+        order,
+        (0..500).collect::<Vec<_>>(),
+        "in the order they finished upstream"
+    );
+    let ns: Vec<u64> = out.iter().map(|&(n, _)| n).collect();
+    assert_ne!(
+        ns,
+        (0..500).collect::<Vec<_>>(),
+        "the unordered stage must reorder for this test to mean anything"
+    );
 }

@@ -1,17 +1,33 @@
 //! Pipelines: typed stages joined by bounded channels.
 //!
-//! Each stage runs a number of workers over an async function. A stage is
-//! [`Order::Ordered`] (its outputs leave in input order, whatever order its
-//! workers finish in; a worker starts an item only within workers +
-//! capacity positions of the next one to leave, so a slow item holds the
-//! producer back instead of growing a buffer) or [`Order::Unordered`]
-//! (outputs leave as they are ready). A failing item goes to the dead-letter channel with the stage's
-//! name and its error, and the pipeline goes on (read the dead letters, or
-//! drop their receiver: like every channel here theirs is bounded, and
-//! failing items wait for room). Dropping the input closes
-//! the pipeline gracefully: every item already in it is processed, then the
-//! output ends. Every channel is bounded, so a slow stage slows the ones
-//! before it down to the producer.
+//! Each stage runs a number of workers over an async function, and is
+//! either:
+//!
+//! - [`Order::Ordered`]: its outputs leave in the order its inputs arrived,
+//!   whatever order its workers finish in. After the input or other ordered
+//!   stages that is the order items were sent in; after an unordered stage
+//!   it is the order that stage let them out. A worker starts an item only
+//!   within workers + capacity arrivals of the next one to leave, so a slow
+//!   item holds the producer back instead of growing a buffer, and since
+//!   the next item to leave has always arrived, no arrangement of stages
+//!   can wait on itself.
+//! - [`Order::Unordered`]: outputs leave as they are ready.
+//!
+//! What the pipeline guarantees, whatever the stages and their workers do:
+//!
+//! - every item sent comes out once, or goes once to the dead-letter
+//!   channel with the stage's name, its position among the items sent, and
+//!   its error; a stage that panics on an item fails that item
+//!   ([`Kind::Internal`]) and goes on;
+//! - every channel is bounded (its capacity), so a slow stage slows the
+//!   ones before it down to the producer, and memory stays flat;
+//! - a [`send`](Input::send) given up while it waits has sent nothing;
+//! - dropping the input closes the pipeline gracefully: every item already
+//!   in it is processed, then the output ends. Dropping the output stops
+//!   the workers, and a send then fails with [`Kind::Unavailable`].
+//!
+//! Read the dead letters, or drop their receiver: like every channel here
+//! theirs is bounded, and failing items wait for room.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -59,7 +75,8 @@ use stage::{Envelope, Queue, spawn_stage};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Order {
-    /// Outputs leave in the order inputs came in.
+    /// Outputs leave in the order the stage's inputs arrived (after the
+    /// input and ordered stages, the order they were sent in).
     Ordered,
     /// Outputs leave as soon as they are ready.
     Unordered,
@@ -71,14 +88,15 @@ pub enum Order {
 pub struct DeadLetter {
     /// The stage it failed in.
     pub stage: &'static str,
-    /// Its position in the input (0 for the first item).
+    /// Its position among the items sent into the pipeline (0 for the
+    /// first; a send given up takes no position).
     pub seq: u64,
     /// Why it failed.
     pub error: Error,
 }
 
-/// The entry of a pipeline. Items are numbered as they are sent, and
-/// ordered stages restore that order. Drop it (and its clones) to drain and
+/// The entry of a pipeline. Items are numbered as they are sent (the
+/// position a dead letter reports) and queued in that order. Drop it (and its clones) to drain and
 /// close the pipeline.
 #[derive(Debug)]
 pub struct Input<T> {
@@ -107,11 +125,11 @@ impl<T> Input<T> {
     /// Cancel-safe: a send dropped while it waits has sent nothing and
     /// taken no position.
     pub async fn send(&self, item: T) -> Result<(), Error> {
-        let mut item = Some(item);
+        let mut item = item;
         loop {
             item = match self.try_enqueue(item)? {
                 None => return Ok(()),
-                Some(item) => Some(item),
+                Some(item) => item,
             };
             // Full: wait for room, registered before the second try so a
             // slot freed in between is not missed.
@@ -120,7 +138,7 @@ impl<T> Input<T> {
             room.as_mut().enable();
             item = match self.try_enqueue(item)? {
                 None => return Ok(()),
-                Some(item) => Some(item),
+                Some(item) => item,
             };
             room.await;
         }
@@ -128,14 +146,14 @@ impl<T> Input<T> {
 
     /// Enqueues `item` with the next position if the queue has room;
     /// gives it back if not.
-    fn try_enqueue(&self, item: Option<T>) -> Result<Option<T>, Error> {
+    fn try_enqueue(&self, item: T) -> Result<Option<T>, Error> {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         match self.tx.try_send(Envelope { seq: *next, item }) {
             Ok(()) => {
                 *next += 1;
                 Ok(None)
             }
-            Err(flume::TrySendError::Full(envelope)) => Ok(envelope.item),
+            Err(flume::TrySendError::Full(envelope)) => Ok(Some(envelope.item)),
             Err(flume::TrySendError::Disconnected(_)) => {
                 Err(Error::new(Kind::Unavailable, "the pipeline is closed"))
             }
@@ -171,15 +189,7 @@ pub struct Output<T> {
 impl<T> Output<T> {
     /// The next output; `None` once the pipeline is drained and closed.
     pub async fn recv(&self) -> Option<T> {
-        loop {
-            match self.queue.recv().await {
-                Ok(Envelope {
-                    item: Some(item), ..
-                }) => return Some(item),
-                Ok(Envelope { item: None, .. }) => continue, // failed upstream
-                Err(_) => return None,
-            }
-        }
+        self.queue.recv().await.ok().map(|envelope| envelope.item)
     }
 
     /// Collects every remaining output until the pipeline closes.

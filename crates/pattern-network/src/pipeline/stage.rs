@@ -11,12 +11,12 @@ use tokio::time::Instant;
 
 use super::{DeadLetter, Order};
 
-/// An item and its input position; `None` when it failed upstream (so
-/// ordered stages downstream can move past its position).
+/// An item and its position in the pipeline's input (which its dead
+/// letter reports).
 #[derive(Debug)]
 pub(super) struct Envelope<T> {
     pub(super) seq: u64,
-    pub(super) item: Option<T>,
+    pub(super) item: T,
 }
 
 /// One reader of a queue between stages. The first queue's readers also
@@ -94,94 +94,177 @@ where
 {
     let (out_tx, out_rx) = flume::bounded(capacity);
     let f = Arc::new(f);
-    // Ordered stages send to a reorder task. A worker only starts an item
-    // within a window of positions past the next one to emit, so what the
-    // reorder task holds is bounded even when one item is stuck (the
-    // producer is held back instead).
-    let (done_tx, done_rx, window) = match order {
+    // An ordered stage numbers items as they arrive (taking one and its
+    // number under one lock, so the numbers follow the queue) and its
+    // workers send results to a reorder task that emits them by number. A
+    // worker only starts an item within a window of numbers past the next
+    // one to emit: what the reorder task holds is bounded even when one
+    // item is stuck (the producer is held back instead), and the next one
+    // to emit has always arrived, so the window never waits on its queue.
+    let ordered = match order {
         Order::Ordered => {
-            let (tx, rx) = flume::bounded::<Envelope<Out>>(capacity);
-            (
-                tx,
-                Some(rx),
-                Some(Arc::new(Window::new(workers + capacity))),
-            )
+            let (tx, rx) = flume::bounded::<Finished<Out>>(capacity);
+            let window = Arc::new(Window::new(workers + capacity));
+            tokio::spawn(reorder(rx, out_tx.clone(), window.clone()));
+            Some(Ordered {
+                arrivals: Arc::new(tokio::sync::Mutex::new(0)),
+                window,
+                done: tx,
+            })
         }
-        _ => (out_tx.clone(), None, None),
+        _ => None,
     };
     for _ in 0..workers {
-        let (done, dead, f) = (done_tx.clone(), dead.clone(), f.clone());
-        let input = input.reader();
-        let window = window.clone();
-        // Metric handles made once per worker, not per item.
-        let queue_depth = metrics::gauge!("pipeline_queue_depth", "stage" => name);
-        let items_in = metrics::counter!("pipeline_items_in_total", "stage" => name);
-        let items_out = metrics::counter!("pipeline_items_out_total", "stage" => name);
-        let items_failed = metrics::counter!("pipeline_items_failed_total", "stage" => name);
-        let duration = metrics::histogram!("pipeline_stage_duration_seconds", "stage" => name);
-        tokio::spawn(async move {
-            while let Ok(Envelope { seq, item }) = input.recv().await {
-                // Reading the depth takes the channel's lock: sample it.
-                if seq % 64 == 0 {
-                    queue_depth.set(input.len() as f64);
-                }
-                if let Some(window) = &window {
-                    window.admit(seq).await;
-                }
-                let item = match item {
-                    Some(item) => {
-                        items_in.increment(1);
-                        // Reading the clock costs as much as a small stage:
-                        // time one item in eight.
-                        let start = (seq % 8 == 0).then(Instant::now);
-                        // A panic is this item's failure, not the worker's
-                        // end: an ordered stage must still see its position.
-                        let result = AssertUnwindSafe(async { f(item).await })
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(Error::new(
-                                    Kind::Internal,
-                                    "the stage panicked on this item",
-                                ))
-                            });
-                        if let Some(start) = start {
-                            duration.record(start.elapsed().as_secs_f64());
-                        }
-                        match result {
-                            Ok(out) => {
-                                items_out.increment(1);
-                                Some(out)
-                            }
-                            Err(error) => {
-                                items_failed.increment(1);
-                                tracing::debug!(stage = name, seq, error = %error.report(), "pipeline item failed");
-                                // Waits if the dead-letter channel is full;
-                                // dropped only if nobody reads it any more.
-                                let _ = dead
-                                    .send_async(DeadLetter {
-                                        stage: name,
-                                        seq,
-                                        error,
-                                    })
-                                    .await;
-                                None
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                if done.send_async(Envelope { seq, item }).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    drop(done_tx);
-    if let (Some(done_rx), Some(window)) = (done_rx, window) {
-        tokio::spawn(reorder(done_rx, out_tx, window));
+        let worker = Worker {
+            name,
+            f: f.clone(),
+            input: input.reader(),
+            dead: dead.clone(),
+            out: out_tx.clone(),
+            ordered: ordered.clone(),
+            queue_depth: metrics::gauge!("pipeline_queue_depth", "stage" => name),
+            items_in: metrics::counter!("pipeline_items_in_total", "stage" => name),
+            items_out: metrics::counter!("pipeline_items_out_total", "stage" => name),
+            items_failed: metrics::counter!("pipeline_items_failed_total", "stage" => name),
+            duration: metrics::histogram!("pipeline_stage_duration_seconds", "stage" => name),
+        };
+        tokio::spawn(worker.run());
     }
     Queue::new(out_rx, None)
+}
+
+/// What an ordered stage's workers share.
+struct Ordered<Out> {
+    /// The number the next item to arrive gets.
+    arrivals: Arc<tokio::sync::Mutex<u64>>,
+    window: Arc<Window>,
+    /// To the reorder task.
+    done: flume::Sender<Finished<Out>>,
+}
+
+impl<Out> Clone for Ordered<Out> {
+    fn clone(&self) -> Self {
+        Self {
+            arrivals: self.arrivals.clone(),
+            window: self.window.clone(),
+            done: self.done.clone(),
+        }
+    }
+}
+
+/// An ordered stage's result for the item that arrived `arrival`-th;
+/// `None` when it failed (so the reorder task moves past it).
+struct Finished<T> {
+    arrival: u64,
+    seq: u64,
+    item: Option<T>,
+}
+
+/// One worker of a stage, with its metric handles (made once per worker,
+/// not per item).
+struct Worker<In, Out, F> {
+    name: &'static str,
+    f: Arc<F>,
+    input: Queue<In>,
+    dead: flume::Sender<DeadLetter>,
+    /// The stage's output (unordered stages send to it directly).
+    out: flume::Sender<Envelope<Out>>,
+    ordered: Option<Ordered<Out>>,
+    queue_depth: metrics::Gauge,
+    items_in: metrics::Counter,
+    items_out: metrics::Counter,
+    items_failed: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl<In, Out, F, Fut> Worker<In, Out, F>
+where
+    F: Fn(In) -> Fut,
+    Fut: Future<Output = Result<Out, Error>>,
+{
+    async fn run(self) {
+        loop {
+            let (arrival, Envelope { seq, item }) = match &self.ordered {
+                Some(ordered) => {
+                    let mut next = ordered.arrivals.lock().await;
+                    let Ok(envelope) = self.input.recv().await else {
+                        return;
+                    };
+                    let arrival = *next;
+                    *next += 1;
+                    drop(next);
+                    (arrival, envelope)
+                }
+                None => match self.input.recv().await {
+                    Ok(envelope) => (0, envelope),
+                    Err(_) => return,
+                },
+            };
+            // Reading the depth takes the channel's lock: sample it.
+            if seq.is_multiple_of(64) {
+                self.queue_depth.set(self.input.len() as f64);
+            }
+            if let Some(ordered) = &self.ordered {
+                ordered.window.admit(arrival).await;
+            }
+            let item = self.process(seq, item).await;
+            let sent = match (&self.ordered, item) {
+                (Some(ordered), item) => ordered
+                    .done
+                    .send_async(Finished { arrival, seq, item })
+                    .await
+                    .is_ok(),
+                (None, Some(item)) => self.out.send_async(Envelope { seq, item }).await.is_ok(),
+                (None, None) => true,
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    /// Runs the stage's function on one item: its output, or `None` once
+    /// the failure has gone to the dead letters.
+    async fn process(&self, seq: u64, item: In) -> Option<Out> {
+        self.items_in.increment(1);
+        // Reading the clock costs as much as a small stage: time one item
+        // in eight.
+        let start = seq.is_multiple_of(8).then(Instant::now);
+        // A panic is this item's failure, not the worker's end.
+        let result = AssertUnwindSafe(async { (self.f)(item).await })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    Kind::Internal,
+                    "the stage panicked on this item",
+                ))
+            });
+        if let Some(start) = start {
+            self.duration.record(start.elapsed().as_secs_f64());
+        }
+        match result {
+            Ok(out) => {
+                self.items_out.increment(1);
+                Some(out)
+            }
+            Err(error) => {
+                self.items_failed.increment(1);
+                tracing::debug!(stage = self.name, seq, error = %error.report(), "pipeline item failed");
+                // Waits if the dead-letter channel is full; dropped only if
+                // nobody reads it any more.
+                let _ = self
+                    .dead
+                    .send_async(DeadLetter {
+                        stage: self.name,
+                        seq,
+                        error,
+                    })
+                    .await;
+                None
+            }
+        }
+    }
 }
 
 /// The positions an ordered stage's workers may start: from the next one
@@ -205,12 +288,12 @@ impl Window {
         }
     }
 
-    /// Waits until `seq` is inside the window. The next position to emit
+    /// Waits until `arrival` is inside the window. The next one to emit
     /// always is, so this cannot wait on itself.
-    async fn admit(&self, seq: u64) {
+    async fn admit(&self, arrival: u64) {
         loop {
             let moved = self.moved.notified();
-            if seq < self.next.load(Ordering::Acquire) + self.size
+            if arrival < self.next.load(Ordering::Acquire) + self.size
                 || self.closed.load(Ordering::Acquire)
             {
                 return;
@@ -235,28 +318,22 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Emits envelopes in `seq` order. Sequences arrive exactly once each
-/// (failed items as `None`), and workers only start those inside the
+/// Emits results in arrival order, leaving failed items out. Every
+/// number arrives exactly once, and workers only start those inside the
 /// window, so the buffer holds at most the window's size.
 async fn reorder<T>(
-    done: flume::Receiver<Envelope<T>>,
+    done: flume::Receiver<Finished<T>>,
     out: flume::Sender<Envelope<T>>,
     window: Arc<Window>,
 ) {
     let _close = CloseOnDrop(window.clone());
-    // Every stage sees every input position, from 0.
     let mut expected = 0u64;
-    let mut early: BTreeMap<u64, Option<T>> = BTreeMap::new();
-    while let Ok(envelope) = done.recv_async().await {
-        early.insert(envelope.seq, envelope.item);
-        while let Some(item) = early.remove(&expected) {
-            if out
-                .send_async(Envelope {
-                    seq: expected,
-                    item,
-                })
-                .await
-                .is_err()
+    let mut early: BTreeMap<u64, (u64, Option<T>)> = BTreeMap::new();
+    while let Ok(finished) = done.recv_async().await {
+        early.insert(finished.arrival, (finished.seq, finished.item));
+        while let Some((seq, item)) = early.remove(&expected) {
+            if let Some(item) = item
+                && out.send_async(Envelope { seq, item }).await.is_err()
             {
                 return;
             }
@@ -264,10 +341,12 @@ async fn reorder<T>(
             window.advance(expected);
         }
     }
-    // Upstream closed with nothing missing: `early` is empty here, unless a
-    // worker died mid-item; then pass on what is left, in order.
-    for (seq, item) in early {
-        if out.send_async(Envelope { seq, item }).await.is_err() {
+    // Every worker has gone with nothing missing: `early` is empty here,
+    // unless a worker died mid-item; then pass on what is left, in order.
+    for (seq, item) in early.into_values() {
+        if let Some(item) = item
+            && out.send_async(Envelope { seq, item }).await.is_err()
+        {
             return;
         }
     }
