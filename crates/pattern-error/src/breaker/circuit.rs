@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::config::{Builder, Classifier, Listener};
 use super::event::{REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
+use super::registry::Tally;
 use super::state::Word;
 use super::window::{Outcome, SlidingWindow, Snapshot};
 use super::{Event, Rejected, State};
@@ -53,6 +54,10 @@ pub(super) struct Shared {
     pub(super) probe_timeout: Duration,
     is_failure: Classifier,
     listener: Option<Listener>,
+    /// Whether this breaker sets the `circuit_breaker_state` gauge of its
+    /// name (not when it belongs to a registry: its keys share the name,
+    /// and the registry counts its breakers by state instead).
+    state_gauge: bool,
     /// Serialises transitions and half-open bookkeeping; never taken by a
     /// call in the closed state.
     control: Mutex<Control>,
@@ -66,6 +71,10 @@ struct Control {
     probes_done: u32,
     probe_failures: u32,
     probe_slow: u32,
+    /// The registry's count of breakers by state, while the registry holds
+    /// this breaker: moved with every transition, under this lock, so an
+    /// eviction (which takes it away under the same lock) never races one.
+    tally: Option<Arc<Tally>>,
 }
 
 /// What a call was admitted as; recorded against the same generation only.
@@ -91,6 +100,25 @@ impl CircuitBreaker {
     }
 
     pub(super) fn from_builder(b: Builder) -> Self {
+        Self::from_parts(b, None)
+    }
+
+    /// A breaker counted in a registry's `tally` (which has counted it
+    /// closed already) instead of setting a state gauge of its own.
+    pub(super) fn for_registry(b: Builder, tally: Arc<Tally>) -> Self {
+        Self::from_parts(b, Some(tally))
+    }
+
+    /// Stops counting this breaker in its registry's tally (it was evicted;
+    /// callers may still hold it).
+    pub(super) fn leave_registry(&self) {
+        let mut control = self.shared.lock();
+        if let Some(tally) = control.tally.take() {
+            tally.moved(Some(self.shared.word().state()), None);
+        }
+    }
+
+    fn from_parts(b: Builder, tally: Option<Arc<Tally>>) -> Self {
         let name: Arc<str> = Arc::from(b.name.as_ref());
         let label = metrics::SharedString::from(name.clone());
         let minimum_calls = u64::from(b.minimum_calls);
@@ -112,10 +140,16 @@ impl CircuitBreaker {
             probe_timeout: b.probe_timeout,
             is_failure: b.is_failure,
             listener: b.listener,
-            control: Mutex::new(Control::default()),
+            state_gauge: tally.is_none(),
+            control: Mutex::new(Control {
+                tally,
+                ..Control::default()
+            }),
         };
-        metrics::gauge!(STATE_GAUGE, "breaker" => shared.label.clone())
-            .set(State::Closed.gauge_value());
+        if shared.state_gauge {
+            metrics::gauge!(STATE_GAUGE, "breaker" => shared.label.clone())
+                .set(State::Closed.gauge_value());
+        }
         let shared = Arc::new(shared);
         let anchors = (0..shard_count())
             .map(|_| {
@@ -582,6 +616,9 @@ impl Shared {
         }
         let next = from.next(to);
         self.word.store(next.0, Ordering::Release);
+        if let Some(tally) = &control.tally {
+            tally.moved(Some(from.state()), Some(to));
+        }
         (
             next,
             Event::Transition {
@@ -606,7 +643,9 @@ impl Shared {
     fn emit(&self, event: Event) {
         if let Event::Transition { from, to } = event {
             tracing::info!(breaker = %self.name, %from, %to, "circuit breaker transition");
-            metrics::gauge!(STATE_GAUGE, "breaker" => self.label.clone()).set(to.gauge_value());
+            if self.state_gauge {
+                metrics::gauge!(STATE_GAUGE, "breaker" => self.label.clone()).set(to.gauge_value());
+            }
             metrics::counter!(
                 TRANSITIONS_TOTAL,
                 "breaker" => self.label.clone(),

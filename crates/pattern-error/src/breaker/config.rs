@@ -177,6 +177,12 @@ impl Builder {
     ///
     /// Fails with [`Kind::InvalidInput`] naming the first bad setting.
     pub fn build(self) -> Result<CircuitBreaker, Error> {
+        self.validate()?;
+        Ok(CircuitBreaker::from_builder(self))
+    }
+
+    /// Checks the settings: the first bad one as [`Kind::InvalidInput`].
+    pub(super) fn validate(&self) -> Result<(), Error> {
         let invalid = |what: &str| {
             Err(Error::new(
                 Kind::InvalidInput,
@@ -220,7 +226,7 @@ impl Builder {
         if self.probe_timeout.is_zero() {
             return invalid("probe_timeout must be positive");
         }
-        Ok(CircuitBreaker::from_builder(self))
+        Ok(())
     }
 }
 

@@ -91,15 +91,18 @@
 //! # }
 //! ```
 //!
-//! Per key, with a bounded [`Registry`].
+//! Per key, with a bounded [`Registry`]: it never holds more breakers than
+//! its capacity and never evicts one while it holds fewer, and it keeps
+//! open breakers while any closed or idle one can go.
 //!
 //! # Metrics
 //!
 //! | metric | type | labels |
 //! | --- | --- | --- |
-//! | `circuit_breaker_state` | gauge ([`State::gauge_value`]) | `breaker` |
+//! | `circuit_breaker_state` | gauge ([`State::gauge_value`]; not set by a registry's breakers) | `breaker` |
 //! | `circuit_breaker_transitions_total` | counter | `breaker`, `from`, `to` |
 //! | `circuit_breaker_rejections_total` | counter | `breaker`, `state` |
+//! | `circuit_breaker_registry_breakers` | gauge (breakers held in each state) | `registry`, `state` |
 //! | `circuit_breaker_registry_evictions_total` | counter | `registry` |
 
 mod circuit;
@@ -119,7 +122,7 @@ pub use error::Rejected;
 pub use event::{Event, REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
 pub use future::ResponseFuture;
 pub use layer::CircuitBreakerLayer;
-pub use registry::{EVICTIONS_TOTAL, Registry};
+pub use registry::{BREAKERS_GAUGE, EVICTIONS_TOTAL, Registry};
 pub use service::CircuitBreakerService;
 pub use state::State;
 pub use window::Snapshot;

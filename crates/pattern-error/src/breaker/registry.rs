@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,20 +15,38 @@ use crate::Error;
 
 /// Counter of breakers evicted from registries, labelled `registry`.
 pub const EVICTIONS_TOTAL: &str = "circuit_breaker_registry_evictions_total";
+/// Gauge of the breakers a registry holds in each state, labelled
+/// `registry` and `state` ([`State::as_str`]).
+pub const BREAKERS_GAUGE: &str = "circuit_breaker_registry_breakers";
+
+/// How many shards the keys are spread over, to cut lock contention.
+const SHARDS: usize = 16;
 
 /// Holds at most `capacity` breakers, one per key, built from one template.
 ///
-/// When full, a new key evicts an old breaker: an idle one (unused for the
-/// idle timeout) or one not used recently, as the CLOCK algorithm finds them. Breakers that are not closed get a second
-/// chance before eviction, so a flood of new keys does not easily erase what
-/// the registry knows about a failing dependency. Memory stays bounded by
-/// `capacity` whatever keys arrive.
+/// A registry never holds more than `capacity` breakers, and never evicts
+/// one while it holds fewer: the capacity is shared by every key, however
+/// the keys hash. When full, a new key evicts an old breaker: an idle one
+/// (unused for the idle timeout) or one not used recently, as the CLOCK
+/// algorithm finds them over the whole registry. Breakers that are not
+/// closed are kept while any closed or idle one can go, so a flood of new
+/// keys does not easily erase what the registry knows about a failing
+/// dependency; only when every breaker is open (or half-open, forced open,
+/// disabled) and in use does the least recently used one go, and its key
+/// starts again closed. Size the capacity above the keys you expect.
 ///
 /// Every breaker of a registry shares the template's name (the `breaker`
-/// metrics label), so keys never become metrics labels.
+/// label of the transition and rejection counters), so keys never become
+/// metrics labels. They do not set the `circuit_breaker_state` gauge;
+/// the registry reports how many breakers it holds in each state instead:
+///
+/// | metric | type | labels |
+/// | --- | --- | --- |
+/// | `circuit_breaker_registry_breakers` | gauge | `registry`, `state` |
+/// | `circuit_breaker_registry_evictions_total` | counter | `registry` |
 ///
 /// ```
-/// use pattern_error::breaker::{CircuitBreaker, Registry};
+/// use pattern_error::breaker::{CircuitBreaker, Registry, State};
 ///
 /// let per_host = Registry::new(CircuitBreaker::builder("upstream"), 1024).unwrap();
 /// let a = per_host.get(&"10.0.0.1:443".to_owned());
@@ -35,16 +54,24 @@ pub const EVICTIONS_TOTAL: &str = "circuit_breaker_registry_evictions_total";
 /// a.force_open();
 /// assert_eq!(again.state(), a.state()); // the same breaker
 /// assert_eq!(per_host.len(), 1);
+/// assert_eq!(per_host.count(State::ForcedOpen), 1);
 /// ```
 pub struct Registry<K> {
     template: Builder,
     shards: Box<[Mutex<Shard<K>>]>,
     hasher: RandomState,
     idle_timeout: Duration,
+    capacity: usize,
+    /// Breakers held. Grows only under a shard lock, with the insertion;
+    /// shrinks only under `evictor`, with the removal.
+    held: AtomicUsize,
+    /// Serialises evictions; holds the shard the next sweep starts at.
+    evictor: Mutex<usize>,
+    tally: Arc<Tally>,
+    evictions: metrics::Counter,
 }
 
 struct Shard<K> {
-    capacity: usize,
     slots: Vec<Slot<K>>,
     index: HashMap<K, usize>,
     hand: usize,
@@ -55,6 +82,59 @@ struct Slot<K> {
     breaker: CircuitBreaker,
     referenced: bool,
     last_used: Instant,
+}
+
+/// A registry's count of breakers in each state (and its gauges).
+pub(super) struct Tally {
+    counts: [AtomicUsize; 5],
+    gauges: [metrics::Gauge; 5],
+}
+
+const STATES: [State; 5] = [
+    State::Closed,
+    State::Open,
+    State::HalfOpen,
+    State::ForcedOpen,
+    State::Disabled,
+];
+
+impl Tally {
+    fn new(registry: &str) -> Self {
+        let gauge = |state: State| metrics::gauge!(BREAKERS_GAUGE, "registry" => registry.to_owned(), "state" => state.as_str());
+        Self {
+            counts: Default::default(),
+            gauges: STATES.map(gauge),
+        }
+    }
+
+    /// One breaker left `from` for `to` (`None`: entered or left the
+    /// registry).
+    pub(super) fn moved(&self, from: Option<State>, to: Option<State>) {
+        if let Some(from) = from {
+            let i = from.code() as usize;
+            self.counts[i].fetch_sub(1, Ordering::Relaxed);
+            self.gauges[i].decrement(1.0);
+        }
+        if let Some(to) = to {
+            let i = to.code() as usize;
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+            self.gauges[i].increment(1.0);
+        }
+    }
+}
+
+impl fmt::Debug for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (state, count) in STATES.iter().zip(&self.counts) {
+            map.entry(&state.as_str(), &count.load(Ordering::Relaxed));
+        }
+        map.finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<K> Registry<K>
@@ -82,17 +162,12 @@ where
             ));
         }
         // Validate the template once, here, rather than on every new key.
-        template.clone().build()?;
-        // Shards cut lock contention; each holds an equal share so the total
-        // never exceeds `capacity`.
-        let shards = capacity.clamp(1, 16);
-        let per_shard = capacity / shards;
+        template.validate()?;
+        let name = template.name.clone();
         Ok(Self {
-            template,
-            shards: (0..shards)
+            shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        capacity: per_shard,
                         slots: Vec::new(),
                         index: HashMap::new(),
                         hand: 0,
@@ -101,48 +176,111 @@ where
                 .collect(),
             hasher: RandomState::new(),
             idle_timeout,
+            capacity,
+            held: AtomicUsize::new(0),
+            evictor: Mutex::new(0),
+            tally: Arc::new(Tally::new(&name)),
+            evictions: metrics::counter!(EVICTIONS_TOTAL, "registry" => name),
+            template,
         })
     }
 
     /// The breaker for `key`, created from the template when missing.
     pub fn get(&self, key: &K) -> CircuitBreaker {
-        let shard = &self.shards[self.hasher.hash_one(key) as usize % self.shards.len()];
-        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some(&i) = shard.index.get(key) {
-            let slot = &mut shard.slots[i];
-            slot.referenced = true;
-            slot.last_used = now;
-            return slot.breaker.clone();
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        loop {
+            let now = Instant::now();
+            {
+                let mut shard = lock(shard);
+                if let Some(&i) = shard.index.get(key) {
+                    let slot = &mut shard.slots[i];
+                    slot.referenced = true;
+                    slot.last_used = now;
+                    return slot.breaker.clone();
+                }
+                if self.reserve() {
+                    self.tally.moved(None, Some(State::Closed));
+                    let breaker =
+                        CircuitBreaker::for_registry(self.template.clone(), self.tally.clone());
+                    let i = shard.slots.len();
+                    shard.slots.push(Slot {
+                        key: key.clone(),
+                        breaker: breaker.clone(),
+                        referenced: true,
+                        last_used: now,
+                    });
+                    shard.index.insert(key.clone(), i);
+                    return breaker;
+                }
+            }
+            // Full: make room (unless another caller just did) and try
+            // again. Each turn either finds the key, takes a place, or
+            // frees one, so callers as a whole always progress.
+            self.evict_one(now);
         }
-        let breaker = CircuitBreaker::from_builder(self.template.clone());
-        let slot = Slot {
-            key: key.clone(),
-            breaker: breaker.clone(),
-            referenced: true,
-            last_used: now,
-        };
-        if shard.slots.len() < shard.capacity {
-            let i = shard.slots.len();
-            shard.slots.push(slot);
-            shard.index.insert(key.clone(), i);
-        } else {
-            let i = shard.victim(now, self.idle_timeout);
-            let old = std::mem::replace(&mut shard.slots[i], slot);
-            shard.index.remove(&old.key);
-            shard.index.insert(key.clone(), i);
-            metrics::counter!(EVICTIONS_TOTAL, "registry" => self.template.name.clone())
-                .increment(1);
+    }
+
+    /// Takes a place for a new breaker, if there is one.
+    fn reserve(&self) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.capacity).then_some(held + 1)
+            })
+            .is_ok()
+    }
+
+    /// Evicts one breaker if the registry is full. The first two sweeps
+    /// over every shard take the first idle, or closed and unreferenced,
+    /// breaker, clearing reference bits as they pass (CLOCK); if every
+    /// breaker is open or otherwise kept, the least recently used goes.
+    fn evict_one(&self, now: Instant) {
+        let mut start = lock(&self.evictor);
+        if self.held.load(Ordering::Acquire) < self.capacity {
+            return;
         }
-        breaker
+        for round in 0..2 * SHARDS {
+            let s = (*start + round) % SHARDS;
+            let mut shard = lock(&self.shards[s]);
+            if let Some(i) = shard.sweep(now, self.idle_timeout) {
+                *start = (s + 1) % SHARDS;
+                self.remove(&mut shard, i);
+                return;
+            }
+        }
+        let oldest = (0..SHARDS)
+            .filter_map(|s| {
+                let shard = lock(&self.shards[s]);
+                let (i, slot) = shard
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, slot)| slot.last_used)?;
+                Some((slot.last_used, s, i))
+            })
+            .min();
+        // Slots move only when one is removed, which happens only here.
+        if let Some((_, s, i)) = oldest {
+            self.remove(&mut lock(&self.shards[s]), i);
+        }
+    }
+
+    fn remove(&self, shard: &mut Shard<K>, i: usize) {
+        let old = shard.slots.swap_remove(i);
+        shard.index.remove(&old.key);
+        if let Some(moved) = shard.slots.get(i) {
+            shard.index.insert(moved.key.clone(), i);
+        }
+        if shard.hand >= shard.slots.len() {
+            shard.hand = 0;
+        }
+        old.breaker.leave_registry();
+        self.held.fetch_sub(1, Ordering::AcqRel);
+        self.evictions.increment(1);
     }
 
     /// How many breakers the registry holds.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).slots.len())
-            .sum()
+        self.held.load(Ordering::Acquire)
     }
 
     /// Whether the registry holds no breaker.
@@ -152,33 +290,32 @@ where
 
     /// The most breakers the registry holds.
     pub fn capacity(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).capacity)
-            .sum()
+        self.capacity
+    }
+
+    /// How many of its breakers are in `state` now.
+    pub fn count(&self, state: State) -> usize {
+        self.tally.counts[state.code() as usize].load(Ordering::Relaxed)
     }
 }
 
 impl<K> Shard<K> {
-    /// The slot to evict: the first the clock hand finds idle, or
-    /// unreferenced and closed. Reference bits are cleared as the hand
-    /// passes, so two sweeps at most find one unless every breaker is open
-    /// or half-open, and then the hand's slot goes.
-    fn victim(&mut self, now: Instant, idle_timeout: Duration) -> usize {
+    /// One turn of the clock hand over this shard: the first slot that is
+    /// idle, or unreferenced and closed; the reference bits of the others
+    /// are cleared as the hand passes.
+    fn sweep(&mut self, now: Instant, idle_timeout: Duration) -> Option<usize> {
         let len = self.slots.len();
-        for _ in 0..2 * len {
+        for _ in 0..len {
             let i = self.hand;
             self.hand = (self.hand + 1) % len;
             let slot = &mut self.slots[i];
             let idle = now.saturating_duration_since(slot.last_used) >= idle_timeout;
             if idle || (!slot.referenced && slot.breaker.state() == State::Closed) {
-                return i;
+                return Some(i);
             }
             slot.referenced = false;
         }
-        let i = self.hand;
-        self.hand = (self.hand + 1) % len;
-        i
+        None
     }
 }
 
@@ -186,7 +323,9 @@ impl<K> fmt::Debug for Registry<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("name", &self.template.name)
-            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity)
+            .field("held", &self.held.load(Ordering::Relaxed))
+            .field("states", &self.tally)
             .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
     }
@@ -213,7 +352,6 @@ mod tests {
     fn shard(slots: Vec<Slot<u32>>) -> Shard<u32> {
         let index = slots.iter().enumerate().map(|(i, s)| (s.key, i)).collect();
         Shard {
-            capacity: slots.len(),
             slots,
             index,
             hand: 0,
@@ -224,13 +362,13 @@ mod tests {
     async fn the_victim_is_unreferenced_and_closed_first() {
         let now = Instant::now();
         let mut s = shard(vec![
-            slot(0, false, true, now), // open: a second chance
+            slot(0, false, true, now), // open: kept
             slot(1, true, false, now), // recently used: a second chance
             slot(2, false, false, now),
         ]);
-        assert_eq!(s.victim(now, Duration::from_secs(60)), 2);
+        assert_eq!(s.sweep(now, Duration::from_secs(60)), Some(2));
         // The hand cleared slot 1's reference on the way: it goes next.
-        assert_eq!(s.victim(now, Duration::from_secs(60)), 1);
+        assert_eq!(s.sweep(now, Duration::from_secs(60)), Some(1));
     }
 
     #[tokio::test(start_paused = true)]
@@ -239,14 +377,14 @@ mod tests {
         tokio::time::advance(Duration::from_secs(120)).await;
         let now = Instant::now();
         let mut s = shard(vec![slot(0, true, false, now), slot(1, true, true, old)]);
-        assert_eq!(s.victim(now, Duration::from_secs(60)), 1);
+        assert_eq!(s.sweep(now, Duration::from_secs(60)), Some(1));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn when_every_breaker_is_open_the_hand_decides() {
+    async fn a_sweep_keeps_open_breakers() {
         let now = Instant::now();
-        let mut s = shard(vec![slot(0, true, true, now), slot(1, true, true, now)]);
-        // Two sweeps find nothing to spare; the hand's slot goes.
-        assert_eq!(s.victim(now, Duration::from_secs(60)), 0);
+        let mut s = shard(vec![slot(0, true, true, now), slot(1, false, true, now)]);
+        assert_eq!(s.sweep(now, Duration::from_secs(60)), None);
+        assert_eq!(s.sweep(now, Duration::from_secs(60)), None);
     }
 }
