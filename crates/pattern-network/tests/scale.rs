@@ -129,3 +129,228 @@ fn concurrent_submissions_never_exceed_max() {
         }
     });
 }
+
+/// The job's own panics are expected in these tests: keep them out of the
+/// output.
+fn quiet_job_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|m| m.starts_with("job panicked"))
+                || info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .is_some_and(|m| m.starts_with("job panicked"));
+            if !ours {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A panicking job is that job's failure: the pool goes on with all its
+/// workers (before, each panic took a worker's place for good, and after
+/// `max` panics nothing ran).
+#[tokio::test(start_paused = true)]
+async fn panicking_jobs_do_not_stall_the_pool() {
+    quiet_job_panics();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let pool = WorkerPool::builder("fragile", 1, 2)
+        .queue(32)
+        .cooldown(Duration::ZERO)
+        .spawn(move |job: u32| {
+            let counter = counter.clone();
+            async move {
+                assert!(job >= 100, "job panicked on {job}");
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Error>(())
+            }
+        });
+    for job in 0..6 {
+        pool.submit(job).await.unwrap();
+    }
+    for job in 100..110 {
+        pool.submit(job).await.unwrap();
+    }
+    let report = tokio::time::timeout(Duration::from_secs(60), pool.shutdown())
+        .await
+        .expect("the pool must not stall");
+    assert_eq!(ran.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        (report.processed, report.panicked, report.failed),
+        (10, 6, 0)
+    );
+}
+
+/// `call` gives back the job's output, its error, or Internal for a panic;
+/// the pool's workers stay.
+#[tokio::test(start_paused = true)]
+async fn call_returns_the_jobs_output() {
+    quiet_job_panics();
+    let pool = WorkerPool::builder("square", 1, 3)
+        .cooldown(Duration::ZERO)
+        .spawn(|n: i64| async move {
+            match n {
+                n if n < 0 => Err(Error::new(Kind::InvalidInput, "negative")),
+                13 => panic!("job panicked on 13"),
+                n => Ok(n * n),
+            }
+        });
+    assert_eq!(pool.call(7).await.unwrap(), 49);
+    assert_eq!(pool.call(-1).await.unwrap_err().kind(), Kind::InvalidInput);
+    assert_eq!(pool.call(13).await.unwrap_err().kind(), Kind::Internal);
+    let answers = futures_join(&pool, 0..50).await;
+    assert_eq!(
+        answers,
+        (0..50)
+            .map(|n| if n == 13 { None } else { Some(n * n) })
+            .collect::<Vec<_>>()
+    );
+    let report = pool.shutdown().await;
+    assert_eq!(
+        (report.processed, report.failed, report.panicked),
+        (50, 1, 2)
+    );
+}
+
+async fn futures_join(pool: &WorkerPool<i64, i64>, jobs: std::ops::Range<i64>) -> Vec<Option<i64>> {
+    let calls: Vec<_> = jobs
+        .map(|n| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.call(n).await.ok() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap());
+    }
+    answers
+}
+
+/// A call dropped while its item waits in the queue cancels the job.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_call_cancels_its_job() {
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = ran.clone();
+    let pool = WorkerPool::builder("one", 1, 1).spawn(move |n: u32| {
+        let log = log.clone();
+        async move {
+            sleep(Duration::from_secs(1)).await;
+            log.lock().unwrap().push(n);
+            Ok::<_, Error>(())
+        }
+    });
+    pool.submit(1).await.unwrap(); // keeps the only worker busy for 1 s
+    tokio::task::yield_now().await;
+    let given_up = tokio::time::timeout(Duration::from_millis(100), pool.call(2)).await;
+    assert!(given_up.is_err());
+    pool.call(3).await.unwrap();
+    pool.shutdown().await;
+    assert_eq!(*ran.lock().unwrap(), [1, 3]);
+}
+
+/// A shutdown with a deadline returns at the deadline, with the jobs cut
+/// short and the items still queued counted as abandoned; a call waiting on
+/// one of them gets Unavailable.
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_a_deadline_abandons_what_is_left() {
+    let pool = WorkerPool::builder("stuck", 2, 2)
+        .queue(16)
+        .spawn(|n: u32| async move {
+            sleep(Duration::from_secs(if n < 3 { 0 } else { 3_600 })).await;
+            Ok::<_, Error>(n)
+        });
+    for n in 0..8 {
+        pool.submit(n).await.unwrap();
+    }
+    let waiting = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.call(99).await })
+    };
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let report = pool.shutdown_timeout(Duration::from_secs(5)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    // 0..3 done; 3 and 4 cut short; 5, 6, 7 and the call's 99 still queued.
+    assert_eq!(report.processed, 3);
+    assert_eq!(report.abandoned, 6);
+    assert_eq!(
+        waiting.await.unwrap().unwrap_err().kind(),
+        Kind::Unavailable
+    );
+}
+
+/// With no idle timeout, surplus workers go as soon as they are idle and
+/// the ones at `min` wait without spinning (the runtime must go idle so
+/// paused time can move; a spinning worker kept it busy for ever). Run on
+/// its own thread, so a spin fails the test instead of hanging it.
+#[test]
+fn a_zero_idle_timeout_shrinks_at_once_and_does_not_spin() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let workers = rt.block_on(async {
+            let pool = WorkerPool::builder("eager", 2, 4)
+                .queue(16)
+                .scale_up_at(1)
+                .cooldown(Duration::ZERO)
+                .idle_timeout(Duration::ZERO)
+                .spawn(|_: u32| async {
+                    sleep(Duration::from_millis(100)).await;
+                    Ok::<_, Error>(())
+                });
+            for n in 0..16 {
+                pool.submit(n).await.unwrap();
+            }
+            let peak = pool.workers();
+            sleep(Duration::from_secs(60)).await;
+            let after = pool.workers();
+            pool.shutdown().await;
+            (peak, after)
+        });
+        let _ = done.send(workers);
+    });
+    let (peak, after) = finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the pool spun: paused time never moved");
+    assert_eq!(peak, 4);
+    assert_eq!(after, 2);
+}
+
+/// A trickle of load that one worker handles shrinks a pool grown by a
+/// burst, although every worker gets an item now and then.
+#[tokio::test(start_paused = true)]
+async fn a_trickle_of_load_shrinks_the_pool() {
+    let pool = WorkerPool::builder("trickle", 1, 6)
+        .queue(8)
+        .scale_up_at(2)
+        .cooldown(Duration::from_millis(50))
+        .idle_timeout(Duration::from_secs(1))
+        .spawn(|n: u32| async move {
+            // The burst's jobs are slow, the trickle's quick.
+            sleep(Duration::from_millis(if n < 60 { 100 } else { 10 })).await;
+            Ok::<_, Error>(())
+        });
+    for n in 0..60 {
+        pool.submit(n).await.unwrap();
+    }
+    assert_eq!(pool.workers(), 6);
+    // One item every 150 ms for 20 s: each of six workers would get one
+    // every 900 ms, within its 1 s idle timeout.
+    for n in 0..133 {
+        sleep(Duration::from_millis(150)).await;
+        pool.submit(1_000 + n).await.unwrap();
+    }
+    assert_eq!(pool.workers(), 1, "one worker is enough for a trickle");
+    let report = pool.shutdown().await;
+    assert_eq!(report.processed, 60 + 133);
+}

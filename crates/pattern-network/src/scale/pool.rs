@@ -1,0 +1,178 @@
+//! The pool's handle: submitting, calling, shutting down.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use tokio::sync::oneshot;
+
+use super::PoolBuilder;
+use super::worker::{Message, Shared};
+
+/// A pool of workers that scales with its queue; see the [module docs](super).
+///
+/// `T` is the item a job takes, `R` what it gives back to a
+/// [`call`](Self::call). Clones submit to the same pool (share it between
+/// producers); its queue closes once every clone is shut down or dropped.
+pub struct WorkerPool<T, R = ()> {
+    tx: flume::Sender<Message<T, R>>,
+    shared: Arc<Shared<T, R>>,
+}
+
+impl<T, R> Clone for WorkerPool<T, R> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// What [`WorkerPool::shutdown`] found, over the pool's life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolReport {
+    /// Jobs that succeeded.
+    pub processed: u64,
+    /// Jobs that returned an error.
+    pub failed: u64,
+    /// Jobs that panicked.
+    pub panicked: u64,
+    /// Items a shutdown deadline cut off: jobs stopped midway and items
+    /// still queued. Items whose [`call`](WorkerPool::call) was dropped
+    /// before they started are not counted anywhere.
+    pub abandoned: u64,
+}
+
+impl WorkerPool<()> {
+    /// A pool named `name` (the `pool` metrics label) of `min` to `max`
+    /// workers (at least one; `max` is raised to `min` if below it); the
+    /// item and output types come from the job given to
+    /// [`PoolBuilder::spawn`].
+    pub fn builder(name: &'static str, min: usize, max: usize) -> PoolBuilder {
+        PoolBuilder::new(name, min, max)
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
+    pub(super) fn from_parts(tx: flume::Sender<Message<T, R>>, shared: Arc<Shared<T, R>>) -> Self {
+        Self { tx, shared }
+    }
+
+    /// Submits `item`, waiting while the queue is full; may add a worker.
+    /// The job's output is dropped (see [`call`](Self::call)).
+    pub async fn submit(&self, item: T) -> Result<(), Error> {
+        self.send(Message { item, reply: None }).await
+    }
+
+    /// Submits `item` if the queue has room, else fails at once with
+    /// [`Kind::Overloaded`]; may add a worker.
+    pub fn try_submit(&self, item: T) -> Result<(), Error> {
+        self.admit()?;
+        self.tx
+            .try_send(Message { item, reply: None })
+            .map_err(|e| match e {
+                flume::TrySendError::Full(_) => {
+                    Error::new(Kind::Overloaded, "the pool's queue is full")
+                }
+                flume::TrySendError::Disconnected(_) => shut_down(),
+            })
+    }
+
+    /// Submits `item` (waiting while the queue is full) and waits for the
+    /// job's output: its error if it failed, [`Kind::Internal`] if it
+    /// panicked, [`Kind::Unavailable`] if the pool stopped before running
+    /// it. Dropping the returned future before a worker takes the item
+    /// cancels the job.
+    pub async fn call(&self, item: T) -> Result<R, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message {
+            item,
+            reply: Some(reply),
+        })
+        .await?;
+        tokio::select! {
+            answer = answer => answer.unwrap_or_else(|_| Err(shut_down())),
+            // Past a shutdown deadline nothing runs what is still queued.
+            () = self.shared.stop.cancelled() => Err(shut_down()),
+        }
+    }
+
+    async fn send(&self, message: Message<T, R>) -> Result<(), Error> {
+        self.admit()?;
+        tokio::select! {
+            sent = self.tx.send_async(message) => sent.map_err(|_| shut_down()),
+            () = self.shared.stop.cancelled() => Err(shut_down()),
+        }
+    }
+
+    /// Refuses once the pool is stopped; else may add a worker.
+    fn admit(&self) -> Result<(), Error> {
+        if self.shared.stop.is_cancelled() {
+            return Err(shut_down());
+        }
+        self.shared.maybe_scale_up(self.tx.len());
+        Ok(())
+    }
+
+    /// Workers running now.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.load(Ordering::Acquire)
+    }
+
+    /// Items waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Stops taking items, lets the workers finish everything queued, and
+    /// waits for them (and so for every clone of this pool to be shut down
+    /// or dropped: until then, the queue stays open). Waits as long as the
+    /// jobs take: see [`shutdown_timeout`](Self::shutdown_timeout).
+    pub async fn shutdown(self) -> PoolReport {
+        let shared = self.shared.clone();
+        drop(self);
+        shared.tasks.close();
+        shared.tasks.wait().await;
+        shared.report()
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but once `deadline` has passed
+    /// the workers stop: jobs still running are dropped at their next await
+    /// point, items still queued are dropped, both counted as
+    /// [`abandoned`](PoolReport::abandoned), and clones of the pool can
+    /// submit no more.
+    pub async fn shutdown_timeout(self, deadline: Duration) -> PoolReport {
+        let shared = self.shared.clone();
+        drop(self);
+        shared.tasks.close();
+        if tokio::time::timeout(deadline, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            shared.stop.cancel();
+            shared.tasks.wait().await;
+            shared.abandon_queued();
+            tracing::warn!(
+                pool = shared.name,
+                abandoned = shared.report().abandoned,
+                "worker pool stopped at its shutdown deadline"
+            );
+        }
+        shared.report()
+    }
+}
+
+fn shut_down() -> Error {
+    Error::new(Kind::Unavailable, "the pool is shut down")
+}
+
+impl<T, R> std::fmt::Debug for WorkerPool<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("name", &self.shared.name)
+            .field("workers", &self.shared.workers.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
