@@ -347,9 +347,12 @@ impl<'a> Iterator for Chain<'a> {
 ///
 /// The first error in the chain that carries a classification decides:
 /// an [`Error`] gives its kind; `std::io::Error` maps by its
-/// [`ErrorKind`](std::io::ErrorKind) (timed out → timeout, refused, reset or
-/// aborted connections → unavailable, not found, permission denied →
-/// forbidden, invalid data → malformed); tokio's and tower's timeout errors
+/// [`ErrorKind`](std::io::ErrorKind): timed out → timeout; refused, reset or
+/// aborted connections, unreachable hosts and networks, a network down, an
+/// interrupted or would-block call, a busy resource → unavailable (all
+/// transient: trying again can succeed); not found; permission denied →
+/// forbidden; already exists → conflict; file too large → too large;
+/// invalid data or input, an unexpected end → malformed. tokio's and tower's timeout errors
 /// give [`Kind::Timeout`] and tower's load-shed error [`Kind::Overloaded`].
 /// Anything else is [`Kind::Internal`].
 ///
@@ -378,11 +381,20 @@ fn classify_one(error: &(dyn StdError + 'static)) -> Option<Kind> {
             | Io::ConnectionAborted
             | Io::NotConnected
             | Io::BrokenPipe
-            | Io::AddrNotAvailable => Some(Kind::Unavailable),
+            | Io::AddrNotAvailable
+            | Io::HostUnreachable
+            | Io::NetworkUnreachable
+            | Io::NetworkDown
+            // An interrupted or would-block call did not fail: the same
+            // call again can succeed (it is not the caller giving up).
+            | Io::Interrupted
+            | Io::WouldBlock
+            | Io::ResourceBusy => Some(Kind::Unavailable),
             Io::NotFound => Some(Kind::NotFound),
             Io::PermissionDenied => Some(Kind::Forbidden),
+            Io::AlreadyExists => Some(Kind::Conflict),
+            Io::FileTooLarge => Some(Kind::TooLarge),
             Io::InvalidData | Io::InvalidInput | Io::UnexpectedEof => Some(Kind::Malformed),
-            Io::Interrupted => Some(Kind::Cancelled),
             // An io::Error that wraps another error (`io::Error::other`): its
             // `source()` skips the wrapped error, so classify that directly.
             _ => Some(
@@ -435,6 +447,36 @@ mod tests {
         assert_eq!(classify(&io), Kind::NotFound);
         let plain = std::fmt::Error;
         assert_eq!(classify(&plain), Kind::Internal);
+    }
+
+    #[test]
+    fn io_errors_are_classified_by_what_trying_again_can_do() {
+        use std::io::ErrorKind as Io;
+        let table = [
+            (Io::TimedOut, Kind::Timeout),
+            (Io::ConnectionRefused, Kind::Unavailable),
+            (Io::ConnectionReset, Kind::Unavailable),
+            (Io::HostUnreachable, Kind::Unavailable),
+            (Io::NetworkUnreachable, Kind::Unavailable),
+            (Io::NetworkDown, Kind::Unavailable),
+            (Io::Interrupted, Kind::Unavailable),
+            (Io::WouldBlock, Kind::Unavailable),
+            (Io::ResourceBusy, Kind::Unavailable),
+            (Io::NotFound, Kind::NotFound),
+            (Io::PermissionDenied, Kind::Forbidden),
+            (Io::AlreadyExists, Kind::Conflict),
+            (Io::FileTooLarge, Kind::TooLarge),
+            (Io::InvalidData, Kind::Malformed),
+            (Io::OutOfMemory, Kind::Internal),
+        ];
+        for (io, kind) in table {
+            let err = Error::from(std::io::Error::from(io));
+            assert_eq!(err.kind(), kind, "{io:?}");
+            assert_eq!(err.is_transient(), kind.is_transient(), "{io:?}");
+        }
+        for io in [Io::HostUnreachable, Io::NetworkUnreachable, Io::NetworkDown, Io::Interrupted] {
+            assert!(Error::from(std::io::Error::from(io)).is_transient(), "{io:?}");
+        }
     }
 
     #[test]
