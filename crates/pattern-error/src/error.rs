@@ -474,8 +474,16 @@ mod tests {
             assert_eq!(err.kind(), kind, "{io:?}");
             assert_eq!(err.is_transient(), kind.is_transient(), "{io:?}");
         }
-        for io in [Io::HostUnreachable, Io::NetworkUnreachable, Io::NetworkDown, Io::Interrupted] {
-            assert!(Error::from(std::io::Error::from(io)).is_transient(), "{io:?}");
+        for io in [
+            Io::HostUnreachable,
+            Io::NetworkUnreachable,
+            Io::NetworkDown,
+            Io::Interrupted,
+        ] {
+            assert!(
+                Error::from(std::io::Error::from(io)).is_transient(),
+                "{io:?}"
+            );
         }
     }
 

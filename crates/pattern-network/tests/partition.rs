@@ -109,3 +109,36 @@ fn changes_report_the_share_moved() {
     }
     assert!(moved > 0, "w1 owned some of the keys");
 }
+
+/// A send waiting on a full worker does not hold the partitioner: behind a
+/// lock, the lock is released once the send is made, and a rebalance can
+/// run while it waits.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_send_does_not_block_rebalancing() {
+    use std::sync::Arc;
+    use tokio::sync::RwLock;
+
+    let shared = Arc::new(RwLock::new(Partitioner::new(100)));
+    let (slow, _) = shared.write().await.add_worker("slow", 1);
+    shared.read().await.send(&"k", 1u32).await.unwrap(); // the queue is full now
+    let waiting = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let send = shared.read().await.send(&"k", 2u32);
+            send.await
+        })
+    };
+    tokio::task::yield_now().await;
+    // Rebalancing takes the write lock while the send waits for room.
+    let (other, rebalance) = tokio::time::timeout(Duration::from_secs(1), async {
+        shared.write().await.add_worker("other", 4)
+    })
+    .await
+    .expect("the write lock is free while the send waits");
+    assert_eq!(rebalance.workers, 2);
+    // The waiting send still goes to the worker it chose.
+    assert_eq!(slow.recv_async().await.unwrap(), 1);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(slow.recv_async().await.unwrap(), 2);
+    assert!(other.is_empty());
+}

@@ -114,11 +114,23 @@ impl<T> Partitioner<T> {
     }
 
     /// Sends `item` to `key`'s worker, waiting while its queue is full.
-    pub async fn send<K: Hash + ?Sized>(&self, key: &K, item: T) -> Result<(), Error> {
-        self.sender(key)?
-            .send_async(item)
-            .await
-            .map_err(|_| Error::new(Kind::Unavailable, "the worker is gone"))
+    ///
+    /// The worker is chosen when this is called; the future it returns
+    /// does not borrow the partitioner, so a partitioner shared behind a
+    /// lock can be released (and its workers changed) while the send
+    /// waits for room.
+    pub fn send<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        item: T,
+    ) -> impl Future<Output = Result<(), Error>> + use<T, K> {
+        let sender = self.sender(key).cloned();
+        async move {
+            sender?
+                .send_async(item)
+                .await
+                .map_err(|_| Error::new(Kind::Unavailable, "the worker is gone"))
+        }
     }
 
     /// Sends `item` to `key`'s worker if its queue has room, else fails at

@@ -1,14 +1,25 @@
 //! A consistent-hash ring with virtual nodes.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use twox_hash::XxHash64;
 
 /// Maps keys to nodes so that adding or removing a node moves only the keys
 /// that must move (about 1/N of them).
 ///
 /// Each node is placed at `vnodes` points on a 64-bit ring; a key belongs to
-/// the first point at or after its hash. Hashing is deterministic (the same
-/// key maps to the same node in every process built from the same code), so
-/// two instances of a service agree on the partitioning.
+/// the first point at or after its hash.
+///
+/// Processes agree on owners: keys and nodes are hashed with XXH64 and the
+/// fixed seed [`HashRing::SEED`] (a specified algorithm, the same output in
+/// every process, release and platform; std's `DefaultHasher` promises
+/// none of that), over the bytes their `Hash` implementation writes. So
+/// two instances of a service, whatever they were built with, put a key
+/// on the same node when their rings hold the same nodes with the same
+/// `vnodes` — for key and node types whose `Hash` writes the same bytes
+/// everywhere: strings and byte slices do; integers write their native
+/// bytes, so they agree among little-endian machines (x86-64, ARM64), and
+/// `usize` only among machines of one word size.
 ///
 /// ```
 /// use pattern_network::partition::HashRing;
@@ -40,9 +51,15 @@ pub struct HashRing<N> {
 }
 
 fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
-    let mut hasher = DefaultHasher::new();
+    let mut hasher = XxHash64::with_seed(HashRing::<()>::SEED);
     value.hash(&mut hasher);
     hasher.finish()
+}
+
+impl<N> HashRing<N> {
+    /// The seed of the ring's XXH64 hash; part of its placement, never
+    /// changed.
+    pub const SEED: u64 = 0x7061_7474_6572_6e73;
 }
 
 impl<N: Hash + Eq> HashRing<N> {
@@ -189,6 +206,17 @@ impl<N: Hash + Eq> HashRing<N> {
 mod tests {
     use super::*;
 
+    const PINNED: [&str; 12] = [
+        "node-b", "node-d", "node-d", "node-a", "node-c", "node-b", "node-d", "node-c", "node-c",
+        "node-a", "node-c", "node-d",
+    ];
+    /// XXH64 with the ring's seed, from the reference implementation (the
+    /// C library, through Python's `xxhash`), of `"order-0"` as `str`
+    /// hashes it (its bytes, then 0xff) and of 42 as `u64` (8 bytes, little
+    /// endian).
+    const PINNED_HASH: u64 = 1_774_435_053_648_370_164;
+    const PINNED_U64_HASH: u64 = 17_320_887_011_758_499_756;
+
     #[test]
     fn adding_and_removing_moves_about_one_nth() {
         let mut ring = HashRing::new(150);
@@ -209,6 +237,23 @@ mod tests {
         let share = ring.moved_share(&removed);
         assert!((0.05..0.14).contains(&share), "{share}");
         assert_eq!(before.moved_share(&before), 0.0);
+    }
+
+    /// Owners are pinned: a change of hash (or of what it hashes) would
+    /// move keys between processes built from different code, and fails
+    /// here first.
+    #[test]
+    fn placement_is_the_same_in_every_build() {
+        let mut ring = HashRing::new(100);
+        for node in ["node-a", "node-b", "node-c", "node-d"] {
+            ring.add(node.to_owned());
+        }
+        let owners: Vec<&str> = (0..12)
+            .map(|k| ring.get(&format!("order-{k}")).unwrap().as_str())
+            .collect();
+        assert_eq!(owners, PINNED);
+        assert_eq!(hash_of("order-0"), PINNED_HASH);
+        assert_eq!(hash_of(&42u64), PINNED_U64_HASH);
     }
 
     #[test]
