@@ -82,6 +82,10 @@ impl From<RateLimited> for Error {
 /// One limit for every call: governor's direct GCRA limiter.
 pub struct Limiter<C: Clock = DefaultClock> {
     inner: governor::RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    /// The queue of [`until_ready`](Limiter::until_ready) waiters: tokio's
+    /// mutex is fair, so they take slots in arrival order, and only the
+    /// one at the head waits on the clock.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Limiter {
@@ -96,6 +100,7 @@ impl<C: Clock> Limiter<C> {
     pub fn with_clock(quota: Quota, clock: C) -> Self {
         Self {
             inner: governor::RateLimiter::direct_with_clock(quota, clock),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -114,9 +119,15 @@ impl Limiter<TokioClock> {
         Self::with_clock(quota, TokioClock::new())
     }
 
-    /// Waits until a call is allowed, and takes it. Cancel-safe: a dropped
-    /// wait has taken nothing.
+    /// Waits until a call is allowed, and takes it.
+    ///
+    /// Waiters queue: they take slots in the order they started waiting,
+    /// and only the first waits for the next slot (each is woken about
+    /// once, however many wait). [`check`](Self::check) does not queue: a
+    /// caller using it may take a slot before the waiters. Cancel-safe: a
+    /// dropped wait has taken nothing and leaves the queue.
     pub async fn until_ready(&self) {
+        let _turn = self.turn.lock().await;
         loop {
             match self.inner.check() {
                 Ok(()) => return,
