@@ -213,3 +213,57 @@ fn trace_records_kind_and_chain_as_fields() {
     assert_eq!(events[1].0, tracing::Level::ERROR, "internal: error");
     assert_eq!(events[2].0, tracing::Level::DEBUG, "caller fault: debug");
 }
+
+#[test]
+fn each_retry_is_a_tracing_event_with_attempt_delay_and_cause() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let policy = RetryPolicy::builder("search")
+                .max_attempts(3)
+                .backoff(Duration::from_millis(10), 2.0, Duration::from_secs(1))
+                .jitter(false)
+                .build()
+                .unwrap();
+            let _ = policy
+                .run(|| async { Err::<(), _>(Error::new(Kind::Unavailable, "connection refused")) })
+                .await;
+        })
+    });
+    let events = events.0.lock().unwrap();
+    let retries: Vec<_> = events
+        .iter()
+        .filter(|(_, fields)| {
+            fields
+                .iter()
+                .any(|(k, v)| k == "message" && v == "retrying")
+        })
+        .collect();
+    assert_eq!(retries.len(), 2);
+    let field = |i: usize, name: &str| {
+        retries[i]
+            .1
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no field {name} in {:?}", retries[i]))
+    };
+    assert_eq!(retries[0].0, tracing::Level::DEBUG);
+    assert_eq!(
+        (field(0, "attempt"), field(0, "delay_ms")),
+        ("2".into(), "10".into())
+    );
+    assert_eq!(
+        (field(1, "attempt"), field(1, "delay_ms")),
+        ("3".into(), "20".into())
+    );
+    assert_eq!(field(0, "retry"), "search");
+    assert_eq!(field(0, "cause"), "connection refused");
+}

@@ -118,7 +118,11 @@ async fn retry_if_decides_what_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_hint_is_respected() {
-    let policy = policy().max_attempts(3).build().unwrap();
+    let policy = policy()
+        .max_attempts(3)
+        .backoff(Duration::from_millis(100), 2.0, Duration::from_secs(5))
+        .build()
+        .unwrap();
     let op = Flaky::new(2, || {
         Error::new(Kind::RateLimited, "slow down").with_retry_after(Duration::from_secs(2))
     });
@@ -131,6 +135,23 @@ async fn retry_after_hint_is_respected() {
     });
     retry(&policy, || op.call()).await.unwrap();
     op.assert_starts(&[0, 100]);
+
+    // A hint beyond the maximum delay is not slept on: the policy gives up
+    // at once, and the error goes up with its hint.
+    let op = Flaky::new(1, || {
+        Error::new(Kind::RateLimited, "slow down").with_retry_after(Duration::from_secs(3_600))
+    });
+    let start = Instant::now();
+    let err = retry(&policy, || op.call()).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(op.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(err.kind(), Kind::RateLimited);
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3_600)));
+    assert!(
+        err.report().to_string().contains("maximum delay"),
+        "{}",
+        err.report()
+    );
 
     // Ignored when switched off.
     let deaf = policy_without_hints();
@@ -297,4 +318,172 @@ fn invalid_policies_are_refused() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("maximum delay"));
+}
+
+/// Callers given the same hint come back spread over the minimum delay
+/// (jitter), never before the hint nor past the maximum delay.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_hint_gets_jitter() {
+    let policy = RetryPolicy::builder("spread")
+        .max_attempts(2)
+        .backoff(Duration::from_millis(100), 2.0, Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let policy = policy.clone();
+            tokio::spawn(async move {
+                let mut second = None;
+                let _ = retry(&policy, || {
+                    let now = t0.elapsed();
+                    let first = now.is_zero();
+                    if !first {
+                        second = Some(now);
+                    }
+                    async move {
+                        if first {
+                            Err(Error::from_kind(Kind::Unavailable)
+                                .with_retry_after(Duration::from_secs(1)))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                })
+                .await;
+                second.expect("a second attempt")
+            })
+        })
+        .collect();
+    let mut seconds = Vec::new();
+    for caller in callers {
+        seconds.push(caller.await.unwrap());
+    }
+    assert!(
+        seconds
+            .iter()
+            .all(|s| *s >= Duration::from_secs(1) && *s <= Duration::from_millis(1_101)),
+        "{seconds:?}"
+    );
+    seconds.sort();
+    seconds.dedup();
+    assert!(seconds.len() > 10, "spread: {seconds:?}");
+}
+
+/// No retry whose delay would end past the call's deadline.
+#[tokio::test(start_paused = true)]
+async fn the_calls_deadline_stops_retries() {
+    let t0 = Instant::now();
+    let policy = policy()
+        .max_attempts(10)
+        .deadline(move || Some(t0 + Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let op = Flaky::new(10, unavailable);
+    let err = retry(&policy, || op.call()).await.unwrap_err();
+    // 0, 100, 300; the next would start at 650, past the deadline at 500.
+    op.assert_starts(&[0, 100, 300]);
+    assert!(
+        err.report().to_string().contains("deadline"),
+        "{}",
+        err.report()
+    );
+    assert_eq!(err.kind(), Kind::Unavailable);
+}
+
+/// Retry outside a breaker, the policy's maximum delay below the breaker's
+/// open duration: an open breaker makes callers give up at once (fail
+/// fast) instead of waiting out its open state; only a breaker about to
+/// half-open is waited for.
+#[tokio::test(start_paused = true)]
+async fn retry_over_an_open_breaker_fails_fast() {
+    use pattern_error::breaker::{CircuitBreaker, CircuitBreakerLayer};
+
+    let breaker = CircuitBreaker::builder("upstream")
+        .count_window(4)
+        .minimum_calls(4)
+        .open_duration(Duration::from_secs(30))
+        .half_open_probes(1)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let policy = RetryPolicy::builder("upstream")
+        .max_attempts(3)
+        .backoff(Duration::from_millis(100), 2.0, Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .service(service_fn(move |_: ()| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 4 {
+                    Err(Error::new(Kind::Unavailable, "down"))
+                } else {
+                    Ok(n)
+                }
+            }
+        }));
+    // Four failures open the breaker (the retries count in its window).
+    let _ = service.clone().oneshot(()).await;
+    let _ = service.clone().oneshot(()).await;
+    assert_eq!(breaker.state(), pattern_error::breaker::State::Open);
+    let reached = calls.load(Ordering::SeqCst);
+
+    // Open for 30 s, the policy waits at most 2 s: give up at once.
+    let start = Instant::now();
+    let err = service.clone().oneshot(()).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO, "fail fast");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        reached,
+        "the dependency was not called"
+    );
+    let open_for = err.retry_after().expect("the breaker's retry-after");
+    assert!(open_for > Duration::from_secs(2), "{open_for:?}");
+
+    // 1 s before the probe: the retry waits for it, then succeeds.
+    tokio::time::advance(open_for - Duration::from_secs(1)).await;
+    let start = Instant::now();
+    service.clone().oneshot(()).await.unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited <= Duration::from_millis(1_101),
+        "{waited:?}"
+    );
+}
+
+/// Requests that are not `Clone` are retried through `clone_request`; one
+/// it cannot copy is sent once.
+#[tokio::test(start_paused = true)]
+async fn clone_request_retries_requests_that_are_not_clone() {
+    struct Upload {
+        body: Option<Vec<u8>>, // None: a stream that can be read once
+    }
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let policy = policy().max_attempts(3).build().unwrap();
+    let service = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy).clone_request(|req: &Upload| {
+            req.body.as_ref().map(|body| Upload {
+                body: Some(body.clone()),
+            })
+        }))
+        .service(service_fn(move |_: Upload| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(Error::new(Kind::Unavailable, "down")) }
+        }));
+    service
+        .clone()
+        .oneshot(Upload {
+            body: Some(b"abc".to_vec()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+    let err = service.oneshot(Upload { body: None }).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once");
+    assert_eq!(err.kind(), Kind::Unavailable);
 }

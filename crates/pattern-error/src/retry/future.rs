@@ -7,21 +7,23 @@ use tokio::time::Sleep;
 use tower::Service;
 
 use super::policy::{Attempts, Decision};
-use super::{CheckResponse, RetryPolicy};
+use super::{CheckResponse, CloneRequest, RetryPolicy};
 use crate::Error;
 
 pin_project! {
     /// The response future of [`RetryService`](super::RetryService).
-    pub struct ResponseFuture<S, Req, C>
+    pub struct ResponseFuture<S, Req, C, R>
     where
         S: Service<Req>,
     {
         #[pin]
         state: State<S::Future>,
         service: S,
-        request: Req,
+        // A copy for the next attempt; `None` when none could be made.
+        request: Option<Req>,
         attempts: Attempts,
         check: C,
+        cloner: R,
     }
 }
 
@@ -36,16 +38,17 @@ pin_project! {
     }
 }
 
-impl<S, Req, C> ResponseFuture<S, Req, C>
+impl<S, Req, C, R> ResponseFuture<S, Req, C, R>
 where
     S: Service<Req>,
 {
     pub(super) fn new(
         first: S::Future,
         service: S,
-        request: Req,
+        request: Option<Req>,
         policy: &RetryPolicy,
         check: C,
+        cloner: R,
     ) -> Self {
         Self {
             state: State::Calling { future: first },
@@ -53,16 +56,17 @@ where
             request,
             attempts: Attempts::new(policy),
             check,
+            cloner,
         }
     }
 }
 
-impl<S, Req, C> Future for ResponseFuture<S, Req, C>
+impl<S, Req, C, R> Future for ResponseFuture<S, Req, C, R>
 where
     S: Service<Req>,
     S::Error: Into<Error>,
-    Req: Clone,
     C: CheckResponse<S::Response>,
+    R: CloneRequest<Req>,
 {
     type Output = Result<S::Response, Error>;
 
@@ -75,13 +79,13 @@ where
                         Ok(response) if !this.check.retry(&response) => {
                             return Poll::Ready(Ok(response));
                         }
-                        Ok(response) => match this.attempts.after_result() {
+                        Ok(response) => match this.attempts.after_result(this.request.is_some()) {
                             Decision::Retry(delay) => delay,
                             Decision::GiveUp(_) => return Poll::Ready(Ok(response)),
                         },
                         Err(err) => {
                             let err = err.into();
-                            match this.attempts.after_error(&err) {
+                            match this.attempts.after_error(&err, this.request.is_some()) {
                                 Decision::Retry(delay) => delay,
                                 Decision::GiveUp(reason) => {
                                     return Poll::Ready(Err(this.attempts.give_up(err, reason)));
@@ -99,7 +103,13 @@ where
                 }
                 StateProj::Readying => {
                     ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
-                    let future = this.service.call(this.request.clone());
+                    // A retry is only decided with a copy in hand.
+                    let request = this
+                        .request
+                        .take()
+                        .expect("a retry is decided only with a copy of the request");
+                    *this.request = this.cloner.clone_request(&request);
+                    let future = this.service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }
@@ -107,7 +117,7 @@ where
     }
 }
 
-impl<S, Req, C> std::fmt::Debug for ResponseFuture<S, Req, C>
+impl<S, Req, C, R> std::fmt::Debug for ResponseFuture<S, Req, C, R>
 where
     S: Service<Req>,
 {

@@ -1,15 +1,18 @@
 use tower::Layer;
 
-use super::{NoCheck, RetryPolicy, RetryService};
+use super::{ByClone, NoCheck, RetryPolicy, RetryService};
 
 /// Retries calls of the services it wraps under a [`RetryPolicy`].
 ///
-/// Requests must be `Clone` (each attempt sends a copy) and so must the
-/// service (a retry calls a clone made ready again).
+/// Each attempt sends a copy of the request: made with `Clone` by default,
+/// or by [`clone_request`](Self::clone_request) for requests that are not
+/// `Clone` (an `http::Request` with a body). The service must be `Clone`
+/// (a retry calls a clone made ready again).
 #[derive(Clone, Debug)]
-pub struct RetryLayer<C = NoCheck> {
+pub struct RetryLayer<C = NoCheck, R = ByClone> {
     policy: RetryPolicy,
     check: C,
+    cloner: R,
 }
 
 impl RetryLayer {
@@ -18,25 +21,70 @@ impl RetryLayer {
         Self {
             policy,
             check: NoCheck,
+            cloner: ByClone,
         }
     }
 }
 
-impl<C> RetryLayer<C> {
+impl<C, R> RetryLayer<C, R> {
     /// Also retries successful responses for which `check` is true (a 503
     /// answer, say); when the policy gives up, the last response is returned.
-    pub fn retry_response<F>(self, check: F) -> RetryLayer<F> {
+    pub fn retry_response<F>(self, check: F) -> RetryLayer<F, R> {
         RetryLayer {
             policy: self.policy,
             check,
+            cloner: self.cloner,
+        }
+    }
+
+    /// Copies each request for a later attempt with `cloner`, a
+    /// `Fn(&Req) -> Option<Req>` (as tower's `Policy::clone_request`):
+    /// called before each attempt that may be followed by another; `None`
+    /// makes that attempt the last, its answer final.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use pattern_error::{Error, Kind, retry::{RetryLayer, RetryPolicy}};
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// /// Not `Clone`: a streamed body can be read once.
+    /// enum Body {
+    ///     Bytes(Vec<u8>),
+    ///     Stream(std::sync::mpsc::Receiver<Vec<u8>>),
+    /// }
+    ///
+    /// let policy = RetryPolicy::builder("upload").build().unwrap();
+    /// let service = ServiceBuilder::new()
+    ///     .layer(RetryLayer::new(policy).clone_request(|body: &Body| match body {
+    ///         Body::Bytes(bytes) => Some(Body::Bytes(bytes.clone())),
+    ///         Body::Stream(_) => None, // sent once, whatever happens
+    ///     }))
+    ///     .service(service_fn(|_: Body| async {
+    ///         Err::<(), _>(Error::new(Kind::Unavailable, "try again"))
+    ///     }));
+    /// let err = service.oneshot(Body::Bytes(b"order".to_vec())).await.unwrap_err();
+    /// assert!(err.report().to_string().contains("3 attempts"));
+    /// # }
+    /// ```
+    pub fn clone_request<F>(self, cloner: F) -> RetryLayer<C, F> {
+        RetryLayer {
+            policy: self.policy,
+            check: self.check,
+            cloner,
         }
     }
 }
 
-impl<S, C: Clone> Layer<S> for RetryLayer<C> {
-    type Service = RetryService<S, C>;
+impl<S, C: Clone, R: Clone> Layer<S> for RetryLayer<C, R> {
+    type Service = RetryService<S, C, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService::new(inner, self.policy.clone(), self.check.clone())
+        RetryService::new(
+            inner,
+            self.policy.clone(),
+            self.check.clone(),
+            self.cloner.clone(),
+        )
     }
 }

@@ -10,6 +10,10 @@
 //! - the delay grows exponentially (backon's exponential backoff, with
 //!   jitter), and is at least the error's [retry-after](crate::Error::retry_after)
 //!   hint: a rate-limited or circuit-broken call waits as long as it was told;
+//! - a hint longer than the policy's maximum delay (or than what the
+//!   elapsed limit or the call's [deadline](RetryBuilder::deadline) leaves)
+//!   is not slept on: the policy gives up at once, and the error goes up
+//!   with its hint;
 //! - attempts are capped, and so optionally is the time since the first
 //!   attempt started;
 //! - a shared [`RetryBudget`] caps retries at a share of first attempts, so a
@@ -80,7 +84,22 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `retry_attempts_total` | counter | `retry` |
-//! | `retry_give_ups_total` | counter | `retry`, `reason` (`attempts`, `elapsed`, `budget`, `permanent`) |
+//! | `retry_give_ups_total` | counter | `retry`, `reason` (`attempts`, `elapsed`, `deadline`, `retry_after`, `budget`, `permanent`, `unclonable`) |
+//!
+//! Each retry is also a `DEBUG` tracing event `retrying` with the policy's
+//! name, the attempt about to be made, the delay and the cause.
+//!
+//! # With a circuit breaker
+//!
+//! Put the retry outside the breaker (retry, then breaker, then the
+//! service): every attempt counts in the breaker's window, and an open
+//! breaker answers at once with the time until it lets a probe through as
+//! its retry-after. Keep the policy's maximum delay below the breaker's
+//! open duration: then a rejection by an open breaker makes the policy give
+//! up at once (fail fast), instead of every caller waiting out the open
+//! state and arriving together onto its few half-open probes. Only a
+//! breaker about to half-open (less than the maximum delay left) is waited
+//! for, with jitter.
 
 mod budget;
 mod future;
@@ -121,6 +140,32 @@ impl<Res, F: Fn(&Res) -> bool> CheckResponse<Res> for F {
     #[inline]
     fn retry(&self, response: &Res) -> bool {
         self(response)
+    }
+}
+
+/// Copies a request for another attempt; see [`RetryLayer::clone_request`].
+/// Closures `Fn(&Req) -> Option<Req>` implement it; `None` means this
+/// request cannot be sent again, and its first answer is final.
+pub trait CloneRequest<Req> {
+    /// A copy of `request` to send on a later attempt, if it can be made.
+    fn clone_request(&self, request: &Req) -> Option<Req>;
+}
+
+impl<Req, F: Fn(&Req) -> Option<Req>> CloneRequest<Req> for F {
+    #[inline]
+    fn clone_request(&self, request: &Req) -> Option<Req> {
+        self(request)
+    }
+}
+
+/// Copies requests with `Clone` (the default of [`RetryLayer`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ByClone;
+
+impl<Req: Clone> CloneRequest<Req> for ByClone {
+    #[inline]
+    fn clone_request(&self, request: &Req) -> Option<Req> {
+        Some(request.clone())
     }
 }
 

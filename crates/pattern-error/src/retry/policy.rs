@@ -15,10 +15,12 @@ use crate::{Error, Kind};
 /// Counter of retries (attempts after the first), labelled `retry`.
 pub const ATTEMPTS_TOTAL: &str = "retry_attempts_total";
 /// Counter of calls that gave up, labelled `retry` and `reason`
-/// (`attempts`, `elapsed`, `budget`, `permanent`).
+/// (`attempts`, `elapsed`, `deadline`, `retry_after`, `budget`,
+/// `permanent`, `unclonable`).
 pub const GIVE_UPS_TOTAL: &str = "retry_give_ups_total";
 
 type Predicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
+type DeadlineFn = Arc<dyn Fn() -> Option<Instant> + Send + Sync>;
 
 /// A retry policy: which errors to retry, how many attempts, the backoff
 /// between them, and the limits on the whole.
@@ -31,7 +33,8 @@ type Predicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 /// | [`backoff`](RetryBuilder::backoff) | exponential from 100 ms, factor 2, at most 10 s, with jitter |
 /// | [`max_elapsed`](RetryBuilder::max_elapsed) | none |
 /// | [`retry_if`](RetryBuilder::retry_if) | [`Error::is_transient`] |
-/// | [`honour_retry_after`](RetryBuilder::honour_retry_after) | on |
+/// | [`honour_retry_after`](RetryBuilder::honour_retry_after) | on, up to the maximum delay |
+/// | [`deadline`](RetryBuilder::deadline) | none |
 /// | [`budget`](RetryBuilder::budget) | none |
 #[derive(Clone)]
 pub struct RetryPolicy {
@@ -42,10 +45,13 @@ pub(super) struct Inner {
     name: metrics::SharedString,
     max_attempts: u32,
     backoff: ExponentialBuilder,
+    min_delay: Duration,
     max_delay: Duration,
+    jitter: bool,
     max_elapsed: Option<Duration>,
     retry_if: Predicate,
     honour_retry_after: bool,
+    deadline: Option<DeadlineFn>,
     pub(super) budget: Option<Arc<RetryBudget>>,
 }
 
@@ -61,6 +67,7 @@ pub struct RetryBuilder {
     max_elapsed: Option<Duration>,
     retry_if: Predicate,
     honour_retry_after: bool,
+    deadline: Option<DeadlineFn>,
     budget: Option<Arc<RetryBudget>>,
 }
 
@@ -78,6 +85,7 @@ impl RetryPolicy {
             max_elapsed: None,
             retry_if: Arc::new(Error::is_transient),
             honour_retry_after: true,
+            deadline: None,
             budget: None,
         }
     }
@@ -111,13 +119,13 @@ impl RetryPolicy {
         loop {
             let decision = match op().await {
                 Ok(value) if !retry_result(&value) => return Ok(value),
-                Ok(value) => match attempts.after_result() {
+                Ok(value) => match attempts.after_result(true) {
                     Decision::Retry(delay) => delay,
                     Decision::GiveUp(_) => return Ok(value),
                 },
                 Err(err) => {
                     let err = err.into();
-                    match attempts.after_error(&err) {
+                    match attempts.after_error(&err, true) {
                         Decision::Retry(delay) => delay,
                         Decision::GiveUp(reason) => return Err(attempts.give_up(err, reason)),
                     }
@@ -165,10 +173,24 @@ impl RetryBuilder {
     }
 
     /// Waits at least an error's [retry-after](Error::retry_after) hint
-    /// before the next attempt (on by default). A hint longer than what
-    /// [`max_elapsed`](Self::max_elapsed) leaves makes the policy give up.
+    /// before the next attempt (on by default), plus jitter when
+    /// [`jitter`](Self::jitter) is on (up to the minimum delay, never past
+    /// the maximum delay). A hint longer than the maximum delay, or than
+    /// what [`max_elapsed`](Self::max_elapsed) or the call's
+    /// [`deadline`](Self::deadline) leaves, makes the policy give up at once
+    /// with the error (and its hint) as it came: a `Retry-After: 3600` is
+    /// passed up to the caller, not slept on.
     pub fn honour_retry_after(mut self, honour: bool) -> Self {
         self.honour_retry_after = honour;
+        self
+    }
+
+    /// Where the policy learns a call's deadline (asked once, at the
+    /// call's first failure): no retry is made whose delay would end past
+    /// it. A service on `pattern-api` passes the request's:
+    /// `.deadline(|| Deadline::current().map(|d| d.0))`.
+    pub fn deadline(mut self, f: impl Fn() -> Option<Instant> + Send + Sync + 'static) -> Self {
+        self.deadline = Some(Arc::new(f));
         self
     }
 
@@ -210,10 +232,13 @@ impl RetryBuilder {
                 name: metrics::SharedString::from(self.name),
                 max_attempts: self.max_attempts,
                 backoff,
+                min_delay: self.min_delay,
                 max_delay: self.max_delay,
+                jitter: self.jitter,
                 max_elapsed: self.max_elapsed,
                 retry_if: self.retry_if,
                 honour_retry_after: self.honour_retry_after,
+                deadline: self.deadline,
                 budget: self.budget,
             }),
         })
@@ -236,8 +261,14 @@ pub(super) enum GiveUp {
     Attempts,
     /// The next attempt would start past the elapsed-time limit.
     Elapsed,
+    /// The next attempt would start past the call's deadline.
+    Deadline,
+    /// The error's retry-after hint is longer than the maximum delay.
+    RetryAfter,
     /// The retry budget is empty.
     Budget,
+    /// The request could not be copied for another attempt.
+    Unclonable,
 }
 
 impl GiveUp {
@@ -246,7 +277,10 @@ impl GiveUp {
             GiveUp::Permanent => "permanent",
             GiveUp::Attempts => "attempts",
             GiveUp::Elapsed => "elapsed",
+            GiveUp::Deadline => "deadline",
+            GiveUp::RetryAfter => "retry_after",
             GiveUp::Budget => "budget",
+            GiveUp::Unclonable => "unclonable",
         }
     }
 }
@@ -257,6 +291,8 @@ pub(super) struct Attempts {
     policy: Arc<Inner>,
     made: u32,
     started: Option<Instant>,
+    /// The call's deadline, asked for at the first failure.
+    deadline: Option<Option<Instant>>,
     /// Boxed: made at the first failure only, and large.
     backoff: Option<Box<<ExponentialBuilder as BackoffBuilder>::Backoff>>,
 }
@@ -273,36 +309,57 @@ impl Attempts {
             started: inner.max_elapsed.map(|_| Instant::now()),
             policy: inner.clone(),
             made: 1,
+            deadline: None,
             backoff: None,
         }
     }
 
-    pub(super) fn after_error(&mut self, error: &Error) -> Decision {
+    /// After a failed attempt; `can_retry` is false when the request
+    /// could not be copied for another one.
+    pub(super) fn after_error(&mut self, error: &Error, can_retry: bool) -> Decision {
         if !(self.policy.retry_if)(error) {
             return Decision::GiveUp(GiveUp::Permanent);
+        }
+        if !can_retry {
+            self.count_give_up(GiveUp::Unclonable);
+            return Decision::GiveUp(GiveUp::Unclonable);
         }
         let hint = error
             .retry_after()
             .filter(|_| self.policy.honour_retry_after);
-        self.next(hint)
+        self.next(hint, Some(error))
     }
 
-    pub(super) fn after_result(&mut self) -> Decision {
-        self.next(None)
+    /// After a result the caller wants retried.
+    pub(super) fn after_result(&mut self, can_retry: bool) -> Decision {
+        if !can_retry {
+            self.count_give_up(GiveUp::Unclonable);
+            return Decision::GiveUp(GiveUp::Unclonable);
+        }
+        self.next(None, None)
     }
 
-    fn next(&mut self, hint: Option<Duration>) -> Decision {
+    fn count_give_up(&self, reason: GiveUp) {
+        metrics::counter!(GIVE_UPS_TOTAL, "retry" => self.policy.name.clone(), "reason" => reason.as_str())
+            .increment(1);
+    }
+
+    fn next(&mut self, hint: Option<Duration>, cause: Option<&Error>) -> Decision {
         let decision = self.decide(hint);
         let p = &self.policy;
         match decision {
-            Decision::Retry(_) => {
+            Decision::Retry(delay) => {
                 self.made += 1;
                 metrics::counter!(ATTEMPTS_TOTAL, "retry" => p.name.clone()).increment(1);
+                tracing::debug!(
+                    retry = %p.name,
+                    attempt = self.made,
+                    delay_ms = delay.as_millis() as u64,
+                    cause = cause.map(|e| tracing::field::display(e.report())),
+                    "retrying"
+                );
             }
-            Decision::GiveUp(reason) => {
-                metrics::counter!(GIVE_UPS_TOTAL, "retry" => p.name.clone(), "reason" => reason.as_str())
-                    .increment(1);
-            }
+            Decision::GiveUp(reason) => self.count_give_up(reason),
         }
         decision
     }
@@ -318,12 +375,37 @@ impl Attempts {
         // Without a maximum number of times the backoff never runs out.
         let mut delay = backoff.next().unwrap_or(p.max_delay);
         if let Some(hint) = hint {
-            delay = delay.max(hint);
+            if hint > p.max_delay {
+                return Decision::GiveUp(GiveUp::RetryAfter);
+            }
+            if hint > delay {
+                // Callers told the same hint would come back together:
+                // spread them, within the maximum delay.
+                let room = (p.max_delay - hint).min(p.min_delay);
+                let jitter = if p.jitter && !room.is_zero() {
+                    Duration::from_nanos(fastrand::u64(
+                        0..=u64::try_from(room.as_nanos()).unwrap_or(u64::MAX),
+                    ))
+                } else {
+                    Duration::ZERO
+                };
+                delay = hint + jitter;
+            }
         }
         if let (Some(limit), Some(started)) = (p.max_elapsed, self.started)
             && started.elapsed().saturating_add(delay) > limit
         {
             return Decision::GiveUp(GiveUp::Elapsed);
+        }
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| p.deadline.as_ref().and_then(|f| f()));
+        if let Some(deadline) = deadline
+            && Instant::now()
+                .checked_add(delay)
+                .is_none_or(|at| at > deadline)
+        {
+            return Decision::GiveUp(GiveUp::Deadline);
         }
         if let Some(budget) = &p.budget
             && !budget.withdraw()
@@ -338,7 +420,14 @@ impl Attempts {
     /// the policy stopped (kind and hints are kept).
     pub(super) fn give_up(&self, error: Error, reason: GiveUp) -> Error {
         match (self.made, reason) {
-            (1, GiveUp::Permanent | GiveUp::Attempts) => error,
+            (1, GiveUp::Permanent | GiveUp::Attempts | GiveUp::Unclonable) => error,
+            (made, GiveUp::RetryAfter) => error.context(format!(
+                "not retried: its retry-after is beyond the policy's maximum delay of {:?} ({made} attempts made)",
+                self.policy.max_delay
+            )),
+            (made, GiveUp::Deadline) => error.context(format!(
+                "not retried: the next attempt would start past the call's deadline ({made} attempts made)"
+            )),
             (made, GiveUp::Budget) => {
                 error.context(format!("retry budget exhausted after {made} attempts"))
             }

@@ -3,25 +3,27 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 use super::future::ResponseFuture;
-use super::{CheckResponse, RetryPolicy};
+use super::{ByClone, CheckResponse, CloneRequest, RetryPolicy};
 use crate::Error;
 
 /// A service whose failed calls are retried; built by
 /// [`RetryLayer`](super::RetryLayer).
 #[derive(Clone, Debug)]
-pub struct RetryService<S, C> {
+pub struct RetryService<S, C, R = ByClone> {
     inner: S,
     policy: RetryPolicy,
     check: C,
+    cloner: R,
 }
 
-impl<S, C> RetryService<S, C> {
+impl<S, C, R> RetryService<S, C, R> {
     /// Wraps `inner`.
-    pub fn new(inner: S, policy: RetryPolicy, check: C) -> Self {
+    pub fn new(inner: S, policy: RetryPolicy, check: C, cloner: R) -> Self {
         Self {
             inner,
             policy,
             check,
+            cloner,
         }
     }
 
@@ -31,16 +33,16 @@ impl<S, C> RetryService<S, C> {
     }
 }
 
-impl<S, C, Req> Service<Req> for RetryService<S, C>
+impl<S, C, R, Req> Service<Req> for RetryService<S, C, R>
 where
     S: Service<Req> + Clone,
     S::Error: Into<Error>,
-    Req: Clone,
     C: CheckResponse<S::Response> + Clone,
+    R: CloneRequest<Req> + Clone,
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S, Req, C>;
+    type Future = ResponseFuture<S, Req, C, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -51,7 +53,15 @@ where
         // stays here for the next one.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let first = service.call(req.clone());
-        ResponseFuture::new(first, service, req, &self.policy, self.check.clone())
+        let copy = self.cloner.clone_request(&req);
+        let first = service.call(req);
+        ResponseFuture::new(
+            first,
+            service,
+            copy,
+            &self.policy,
+            self.check.clone(),
+            self.cloner.clone(),
+        )
     }
 }
