@@ -157,6 +157,20 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         drop(cluster);
         result.map(|()| note)
     })?;
+    summary.step("loom", || {
+        // Model tests of the lock-free pieces, in every interleaving; the
+        // cfg changes every crate's build, so they get a target dir of
+        // their own.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root().join("target"))
+            .join("loom");
+        run(cargo()
+            .args(["test", "--package", "pattern-error", "--lib", "loom_"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", target))?;
+        Ok("pattern-error's lock-free counters".to_owned())
+    })?;
     summary.step("reliability", || {
         crate::reliability::run_suite(&["--short"]).map(|note| format!("short form, {note}"))
     })?;

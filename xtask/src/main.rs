@@ -20,8 +20,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci                 fmt, clippy, feature builds, tests (with PostgreSQL), the reliability
-                     suite (short), docs, cargo-deny
+  ci                 fmt, clippy, feature builds, tests (with PostgreSQL), loom models,
+                     the reliability suite (short), docs, cargo-deny
   pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster

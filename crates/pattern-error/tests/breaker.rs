@@ -437,3 +437,87 @@ async fn registry_evicts_idle_breakers_first() {
     }
     assert!(registry.len() <= 2);
 }
+
+/// A probe permit taken by hand and never reported (leaked) cannot hold the
+/// breaker half-open: past the probe timeout it counts as a failed probe
+/// once a call finds every slot taken, and a late report is ignored.
+#[tokio::test(start_paused = true)]
+async fn a_leaked_probe_permit_expires_after_the_probe_timeout() {
+    let breaker = small().build().unwrap();
+    for _ in 0..4 {
+        fail(&breaker).await.unwrap_err();
+    }
+    advance(Duration::from_secs(10)).await;
+    // Two probe slots: one leaked, one held by a caller that reports late.
+    let leaked = breaker.try_acquire().unwrap();
+    assert!(leaked.is_probe());
+    std::mem::forget(leaked);
+    let late = breaker.try_acquire().unwrap();
+    assert!(breaker.try_acquire().is_err(), "every probe slot is taken");
+    assert_eq!(breaker.state(), State::HalfOpen);
+
+    advance(Duration::from_millis(999)).await;
+    assert!(
+        breaker.try_acquire().is_err(),
+        "not yet past the probe timeout"
+    );
+    advance(Duration::from_millis(1)).await;
+    // Both probes are past their 1 s timeout: failed, the trial opens the
+    // breaker again, and this call is told how long it stays open.
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert_eq!(breaker.state(), State::Open);
+    assert!(
+        rejected
+            .retry_after()
+            .is_some_and(|after| after > Duration::from_secs(9))
+    );
+    late.success(); // too late: ignored
+    assert_eq!(breaker.state(), State::Open);
+
+    // After the open duration, probes are admitted again.
+    advance(Duration::from_secs(20)).await;
+    succeed(&breaker).await.unwrap();
+    succeed(&breaker).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+/// Every size setting is bounded: a window or a probe count that would
+/// take unbounded memory is refused with the reason.
+#[test]
+fn size_settings_are_bounded() {
+    use pattern_error::breaker::Window;
+    let err = CircuitBreaker::builder("x")
+        .count_window(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::InvalidInput);
+    assert!(err.to_string().contains("10 000"), "{err}");
+    CircuitBreaker::builder("x")
+        .count_window(Window::MAX_CALLS)
+        .build()
+        .unwrap();
+    let err = CircuitBreaker::builder("x")
+        .window(Window::Time {
+            duration: Duration::from_secs(3_600),
+            buckets: Window::MAX_BUCKETS + 1,
+        })
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("buckets"), "{err}");
+    let err = CircuitBreaker::builder("x")
+        .half_open_probes(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("half_open_probes"), "{err}");
+    // Durations at their extremes are accepted and do not overflow.
+    let breaker = CircuitBreaker::builder("x")
+        .count_window(1)
+        .minimum_calls(1)
+        .open_duration(Duration::MAX)
+        .probe_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    breaker.try_acquire().unwrap().failure();
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert_eq!(rejected.state(), State::Open);
+}

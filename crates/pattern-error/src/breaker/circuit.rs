@@ -71,6 +71,10 @@ struct Control {
     probes_done: u32,
     probe_failures: u32,
     probe_slow: u32,
+    /// The probes admitted and not yet reported: id and start.
+    outstanding: Vec<(u32, Instant)>,
+    /// The id the next probe gets.
+    next_probe: u32,
     /// The registry's count of breakers by state, while the registry holds
     /// this breaker: moved with every transition, under this lock, so an
     /// eviction (which takes it away under the same lock) never races one.
@@ -82,6 +86,8 @@ struct Control {
 pub(super) struct Ticket {
     generation: u64,
     probe: bool,
+    /// A probe's id among the outstanding ones.
+    probe_id: u32,
     start: Option<Instant>,
 }
 
@@ -396,6 +402,7 @@ impl Shared {
             return Ok(Ticket {
                 generation: word.generation(),
                 probe: false,
+                probe_id: 0,
                 start: None,
             });
         }
@@ -408,6 +415,7 @@ impl Shared {
             State::Closed | State::Disabled => Ok(Ticket {
                 generation: word.generation(),
                 probe: false,
+                probe_id: 0,
                 start: self.start_clock(),
             }),
             State::Open => {
@@ -440,28 +448,65 @@ impl Shared {
             let (next, e) = self.transition(&mut control, word, State::HalfOpen);
             word = next;
             event = Some(e);
+        } else if word.state() == State::HalfOpen
+            && control.probes_admitted >= self.half_open_probes
+            && let Some((next, e)) = self.expire_probes(&mut control, word)
+        {
+            // Every slot was taken, some by probes past their timeout
+            // (permits leaked or hanging): they failed, and decided.
+            word = next;
+            event = Some(e);
         }
         let result = match word.state() {
             State::HalfOpen if control.probes_admitted < self.half_open_probes => {
                 control.probes_admitted += 1;
+                let id = control.next_probe;
+                control.next_probe = id.wrapping_add(1);
+                let start = Instant::now();
+                control.outstanding.push((id, start));
                 Ok(Ticket {
                     generation: word.generation(),
                     probe: true,
-                    start: Some(Instant::now()),
+                    probe_id: id,
+                    start: Some(start),
                 })
             }
             State::Closed | State::Disabled => Ok(Ticket {
                 generation: word.generation(),
                 probe: false,
+                probe_id: 0,
                 start: self.start_clock(),
             }),
-            state => Err(state),
+            State::Open => {
+                let until = self.open_until.load(Ordering::Acquire);
+                let left = until.saturating_sub(self.now_nanos());
+                Err((State::Open, Some(Duration::from_nanos(left))))
+            }
+            state => Err((state, None)),
         };
         drop(control);
         if let Some(event) = event {
             self.emit(event);
         }
-        result.map_err(|state| self.reject(state, None))
+        result.map_err(|(state, retry_after)| self.reject(state, retry_after))
+    }
+
+    /// Counts the outstanding probes past the probe timeout as failed;
+    /// if that completes the trial, decides it. Call with the lock held.
+    fn expire_probes(&self, control: &mut Control, seen: Word) -> Option<(Word, Event)> {
+        let now = Instant::now();
+        let before = control.outstanding.len();
+        control
+            .outstanding
+            .retain(|&(_, start)| now.saturating_duration_since(start) < self.probe_timeout);
+        let expired = (before - control.outstanding.len()) as u32;
+        if expired == 0 {
+            return None;
+        }
+        tracing::debug!(breaker = %self.name, expired, "half-open probes past their timeout count as failed");
+        control.probes_done += expired;
+        control.probe_failures += expired;
+        self.decide_trial(control, seen)
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
@@ -525,7 +570,7 @@ impl Shared {
                     self.trip(word);
                 }
             }
-            State::HalfOpen if ticket.probe => self.record_probe(word, outcome),
+            State::HalfOpen if ticket.probe => self.record_probe(word, ticket.probe_id, outcome),
             _ => {}
         }
     }
@@ -546,16 +591,34 @@ impl Shared {
         self.emit(event);
     }
 
-    fn record_probe(&self, seen: Word, outcome: Outcome) {
+    fn record_probe(&self, seen: Word, probe_id: u32, outcome: Outcome) {
         let mut control = self.lock();
         if self.word() != seen {
             return;
         }
+        let Some(at) = control
+            .outstanding
+            .iter()
+            .position(|&(id, _)| id == probe_id)
+        else {
+            return; // past its timeout, already counted as failed
+        };
+        control.outstanding.swap_remove(at);
         control.probes_done += 1;
         control.probe_failures += u32::from(outcome.failure);
         control.probe_slow += u32::from(outcome.slow);
+        let event = self.decide_trial(&mut control, seen);
+        drop(control);
+        if let Some((_, event)) = event {
+            self.emit(event);
+        }
+    }
+
+    /// Once every probe has finished, closes or opens the breaker by their
+    /// outcomes. Call with the lock held.
+    fn decide_trial(&self, control: &mut Control, seen: Word) -> Option<(Word, Event)> {
         if control.probes_done < self.half_open_probes {
-            return;
+            return None;
         }
         let trial = Snapshot {
             calls: u64::from(control.probes_done),
@@ -567,9 +630,7 @@ impl Shared {
                 .slow_call_rate
                 .is_some_and(|r| trial.slow_call_rate() >= r);
         let to = if failed { State::Open } else { State::Closed };
-        let (_, event) = self.transition(&mut control, seen, to);
-        drop(control);
-        self.emit(event);
+        Some(self.transition(control, seen, to))
     }
 
     fn cancel(&self, ticket: Ticket) {
@@ -578,7 +639,14 @@ impl Shared {
         }
         let mut control = self.lock();
         let word = self.word();
-        if word.generation() == ticket.generation && word.state() == State::HalfOpen {
+        if word.generation() == ticket.generation
+            && word.state() == State::HalfOpen
+            && let Some(at) = control
+                .outstanding
+                .iter()
+                .position(|&(id, _)| id == ticket.probe_id)
+        {
+            control.outstanding.swap_remove(at);
             control.probes_admitted -= 1;
         }
     }
@@ -607,6 +675,7 @@ impl Shared {
                 control.probes_done = 0;
                 control.probe_failures = 0;
                 control.probe_slow = 0;
+                control.outstanding.clear();
             }
             State::Closed => {
                 self.window.reset();

@@ -9,12 +9,19 @@ use super::{CircuitBreaker, Event};
 use crate::{Error, Kind};
 
 /// Which calls the breaker judges over.
+///
+/// Sizes are bounded, because every breaker holds its window in memory
+/// (16 bytes per call of a count window, 24 per bucket of a time window)
+/// and a registry holds many breakers: a count window holds at most
+/// [`Window::MAX_CALLS`] calls (a breaker that needs more history to judge
+/// judges too slowly to protect anything: use a time window), a time
+/// window at most [`Window::MAX_BUCKETS`] buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Window {
     /// The last `size` calls.
     Count {
-        /// How many calls the window holds.
+        /// How many calls the window holds (1 to [`Window::MAX_CALLS`]).
         size: u32,
     },
     /// The calls of the last `duration`, counted in `buckets` slices that
@@ -22,10 +29,22 @@ pub enum Window {
     Time {
         /// How far back the window reaches.
         duration: Duration,
-        /// How many slices the window is cut into (more: smoother expiry).
+        /// How many slices the window is cut into (more: smoother expiry;
+        /// 1 to [`Window::MAX_BUCKETS`], each at least 1 ms long).
         buckets: u32,
     },
 }
+
+impl Window {
+    /// The most calls a count window holds (160 KiB per breaker).
+    pub const MAX_CALLS: u32 = 10_000;
+    /// The most buckets a time window has.
+    pub const MAX_BUCKETS: u32 = 1_000;
+}
+
+/// The most half-open probes a breaker admits (each outstanding probe is
+/// tracked, so that one never reported can expire).
+pub(super) const MAX_PROBES: u32 = 1_000;
 
 pub(super) type Classifier = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 pub(super) type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -134,8 +153,9 @@ impl Builder {
         self
     }
 
-    /// How many probe calls the half-open state admits; once they have all
-    /// finished, their failure rate decides between closing and opening.
+    /// How many probe calls the half-open state admits (1 to 1 000); once
+    /// they have all finished, their failure rate decides between closing
+    /// and opening.
     pub fn half_open_probes(mut self, probes: u32) -> Self {
         self.half_open_probes = probes;
         self
@@ -143,7 +163,11 @@ impl Builder {
 
     /// A probe still running after `timeout` counts as a failed probe (its
     /// caller gets a timeout), so a hanging call cannot hold the breaker
-    /// half-open.
+    /// half-open. That holds for permits taken by hand too
+    /// ([`try_acquire`](CircuitBreaker::try_acquire)): a probe permit
+    /// neither reported nor dropped within the timeout (leaked, or held by
+    /// a task that hangs) counts as failed once a call finds every probe
+    /// slot taken, and its late report is ignored.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
         self
@@ -193,8 +217,14 @@ impl Builder {
             Window::Count { size: 0 } => {
                 return invalid("the count window must hold at least 1 call");
             }
+            Window::Count { size } if size > Window::MAX_CALLS => {
+                return invalid("the count window holds at most 10 000 calls (Window::MAX_CALLS)");
+            }
             Window::Time { buckets: 0, .. } => {
                 return invalid("a time window needs at least 1 bucket");
+            }
+            Window::Time { buckets, .. } if buckets > Window::MAX_BUCKETS => {
+                return invalid("a time window has at most 1 000 buckets (Window::MAX_BUCKETS)");
             }
             Window::Time { duration, buckets }
                 if duration < Duration::from_millis(u64::from(buckets)) =>
@@ -219,6 +249,9 @@ impl Builder {
         }
         if self.half_open_probes == 0 {
             return invalid("half_open_probes must be at least 1");
+        }
+        if self.half_open_probes > MAX_PROBES {
+            return invalid("half_open_probes must be at most 1 000");
         }
         if !(self.open_multiplier >= 1.0 && self.open_multiplier.is_finite()) {
             return invalid("the open backoff multiplier must be finite and at least 1");

@@ -114,6 +114,8 @@ mod layer;
 mod registry;
 mod service;
 mod state;
+mod tagged;
+
 mod window;
 
 pub use circuit::{CircuitBreaker, Permit};

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::config::Window;
+use super::tagged::{Tagged, lap_tag};
 use crate::shard::Counter;
 
 /// What one call did, as the window sees it.
@@ -225,19 +226,23 @@ impl Ring {
 }
 
 /// The calls of the last `duration`, in buckets.
+///
+/// A bucket's counters carry the lap of the window they count (tagged
+/// words, [`Tagged`]): a call into a bucket that still counts an older lap
+/// starts it afresh in the same compare-and-swap that counts it, so calls
+/// recorded at once are never lost to a reset, and a reader only adds
+/// counts of the lap each bucket should hold now.
 #[derive(Debug)]
 pub(super) struct TimeWindow {
     bucket_nanos: u64,
     buckets: Box<[Bucket]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Bucket {
-    /// The bucket's epoch (time / bucket length) plus one; 0 when empty.
-    epoch: AtomicU64,
-    calls: AtomicU64,
-    failures: AtomicU64,
-    slow: AtomicU64,
+    calls: Tagged,
+    failures: Tagged,
+    slow: Tagged,
 }
 
 impl TimeWindow {
@@ -245,35 +250,31 @@ impl TimeWindow {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
         Self {
             bucket_nanos: (nanos / u64::from(buckets)).max(1),
-            buckets: (0..buckets).map(|_| Bucket::default()).collect(),
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    calls: Tagged::new(),
+                    failures: Tagged::new(),
+                    slow: Tagged::new(),
+                })
+                .collect(),
         }
     }
 
-    fn epoch(&self, now: u64) -> u64 {
-        now / self.bucket_nanos + 1
+    /// The bucket `now` falls in, and the lap's tag.
+    fn slot(&self, now: u64) -> (&Bucket, u32) {
+        let slice = now / self.bucket_nanos;
+        let n = self.buckets.len() as u64;
+        (&self.buckets[(slice % n) as usize], lap_tag(slice / n))
     }
 
     fn record(&self, outcome: Outcome, now: u64) -> Option<Snapshot> {
-        let epoch = self.epoch(now);
-        let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
-        let seen = bucket.epoch.load(Relaxed);
-        if seen != epoch
-            && bucket
-                .epoch
-                .compare_exchange(seen, epoch, Relaxed, Relaxed)
-                .is_ok()
-        {
-            // This bucket last held an older slice: start it afresh.
-            bucket.calls.store(0, Relaxed);
-            bucket.failures.store(0, Relaxed);
-            bucket.slow.store(0, Relaxed);
-        }
-        bucket.calls.fetch_add(1, Relaxed);
+        let (bucket, tag) = self.slot(now);
+        bucket.calls.add(tag);
         if outcome.failure {
-            bucket.failures.fetch_add(1, Relaxed);
+            bucket.failures.add(tag);
         }
         if outcome.slow {
-            bucket.slow.fetch_add(1, Relaxed);
+            bucket.slow.add(tag);
         }
         // Buckets expire, so the call count can fall below the minimum and
         // rise again with any call: judge every one.
@@ -281,26 +282,29 @@ impl TimeWindow {
     }
 
     fn snapshot(&self, now: u64) -> Snapshot {
-        let current = self.epoch(now);
-        let span = self.buckets.len() as u64;
+        let current = now / self.bucket_nanos;
+        let n = self.buckets.len() as u64;
         let mut snapshot = Snapshot::default();
-        for bucket in self.buckets.iter() {
-            let epoch = bucket.epoch.load(Relaxed);
-            if epoch != 0 && epoch <= current && current - epoch < span {
-                snapshot.calls += bucket.calls.load(Relaxed);
-                snapshot.failures += bucket.failures.load(Relaxed);
-                snapshot.slow += bucket.slow.load(Relaxed);
-            }
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            // The latest slice this bucket holds, at or before `current`:
+            // within the last `n`, so inside the window.
+            let back = (current % n + n - i as u64) % n;
+            let Some(slice) = current.checked_sub(back) else {
+                continue;
+            };
+            let tag = lap_tag(slice / n);
+            snapshot.calls += bucket.calls.get(tag);
+            snapshot.failures += bucket.failures.get(tag);
+            snapshot.slow += bucket.slow.get(tag);
         }
         snapshot
     }
 
     fn reset(&self) {
         for bucket in self.buckets.iter() {
-            bucket.epoch.store(0, Relaxed);
-            bucket.calls.store(0, Relaxed);
-            bucket.failures.store(0, Relaxed);
-            bucket.slow.store(0, Relaxed);
+            bucket.calls.clear();
+            bucket.failures.clear();
+            bucket.slow.clear();
         }
     }
 }
@@ -346,6 +350,35 @@ mod tests {
         assert_eq!(w.snapshot(), Snapshot::default());
         let s = w.record(FAIL).unwrap();
         assert_eq!((s.calls, s.failures), (1, 1));
+    }
+
+    /// Many threads recording into buckets as they roll over to a new lap:
+    /// every call is counted (resetting a bucket with a store lost calls
+    /// recorded at the same moment).
+    #[test]
+    fn concurrent_calls_are_never_lost_to_a_bucket_reset() {
+        for round in 0..1_000u64 {
+            let w = TimeWindow::new(Duration::from_nanos(40), 4);
+            // The buckets hold an older lap, so the first calls reset them.
+            w.record(FAIL, 0);
+            w.record(FAIL, 10);
+            let now = 1_000 + round % 40;
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..250 {
+                            w.record(FAIL, now);
+                        }
+                    });
+                }
+            });
+            let snapshot = w.snapshot(now);
+            assert_eq!(
+                (snapshot.calls, snapshot.failures),
+                (1_000, 1_000),
+                "round {round}"
+            );
+        }
     }
 
     #[test]
