@@ -1,5 +1,6 @@
 //! Scatter-gather with a deadline and a quorum.
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -13,16 +14,95 @@ use pattern_error::{Error, Kind};
 pub struct Gathered<T> {
     /// The successful answers, first `quorum` of them, in the order they came.
     pub answers: Vec<T>,
-    /// The failures seen before the quorum was reached.
+    /// The failures seen before the scatter-gather ended.
     pub failures: Vec<Error>,
+}
+
+/// A scatter-gather that did not reach its quorum: why, and what it had
+/// gathered by then (the answers that came, each failure with its cause).
+///
+/// Its [`error`](Self::error) is classified by the failures: their kind
+/// when they all share one (every replica answered not found: not found),
+/// else [`Kind::Unavailable`], transient only if some failure was (so a
+/// quorum lost to permanent failures is not retried); [`Kind::Timeout`]
+/// when the deadline passed first. It converts into that [`Error`] (for
+/// `?`), dropping the partial answers.
+#[derive(Debug)]
+pub struct ScatterError<T> {
+    error: Error,
+    gathered: Gathered<T>,
+}
+
+impl<T> ScatterError<T> {
+    /// Why the quorum was not reached.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        self.error.kind()
+    }
+
+    /// What was gathered before it ended.
+    pub fn gathered(&self) -> &Gathered<T> {
+        &self.gathered
+    }
+
+    /// The error and what was gathered.
+    pub fn into_parts(self) -> (Error, Gathered<T>) {
+        (self.error, self.gathered)
+    }
+}
+
+impl<T> fmt::Display for ScatterError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for ScatterError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl<T> From<ScatterError<T>> for Error {
+    fn from(err: ScatterError<T>) -> Self {
+        err.error
+    }
+}
+
+/// The error of a quorum lost to failures, classified by them; the last
+/// failure is its source.
+fn quorum_lost(failures: &mut Vec<Error>, total: usize, quorum: usize) -> Error {
+    let kinds: Vec<Kind> = failures.iter().map(Error::kind).collect();
+    let transient = failures.iter().any(Error::is_transient);
+    let kind = match kinds.split_first() {
+        Some((first, rest)) if rest.iter().all(|k| k == first) => *first,
+        _ => Kind::Unavailable,
+    };
+    let message = format!(
+        "{} of {total} requests failed; a quorum of {quorum} cannot be reached",
+        failures.len()
+    );
+    // The last failure, as the source: its chain goes to the logs. A copy
+    // of its message stays in `failures`.
+    let last = failures
+        .pop()
+        .expect("a quorum is lost to at least one failure");
+    let summary = Error::new(last.kind(), last.report().to_string());
+    failures.push(last);
+    Error::with_source(kind, message, summary).with_transient(transient)
 }
 
 /// Sends every request at once and returns as soon as `quorum` of them
 /// succeeded (first k of n); the others are dropped (cancelled).
 ///
-/// Fails with [`Kind::Unavailable`] as soon as so many requests failed that
-/// the quorum cannot be reached, and with [`Kind::Timeout`] when `deadline`
-/// passes first; both errors say how many answered.
+/// Fails as soon as so many requests failed that the quorum cannot be
+/// reached, or when `deadline` passes first ([`Kind::Timeout`]); the
+/// [`ScatterError`] carries what was gathered by then and is classified by
+/// the failures.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -51,23 +131,26 @@ pub async fn scatter_gather<F, T, E>(
     requests: impl IntoIterator<Item = F>,
     quorum: usize,
     deadline: Duration,
-) -> Result<Gathered<T>, Error>
+) -> Result<Gathered<T>, ScatterError<T>>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<Error>,
 {
     let mut pending: FuturesUnordered<F> = requests.into_iter().collect();
     let total = pending.len();
-    if quorum == 0 || quorum > total {
-        return Err(Error::new(
-            Kind::InvalidInput,
-            format!("a quorum of {quorum} out of {total} requests cannot be reached"),
-        ));
-    }
     let mut gathered = Gathered {
-        answers: Vec::with_capacity(quorum),
+        answers: Vec::with_capacity(quorum.min(total)),
         failures: Vec::new(),
     };
+    if quorum == 0 || quorum > total {
+        return Err(ScatterError {
+            error: Error::new(
+                Kind::InvalidInput,
+                format!("a quorum of {quorum} out of {total} requests cannot be reached"),
+            ),
+            gathered,
+        });
+    }
     let collect = async {
         while let Some(result) = pending.next().await {
             match result {
@@ -80,29 +163,24 @@ where
                 Err(err) => {
                     gathered.failures.push(err.into());
                     if total - gathered.failures.len() < quorum {
-                        return Err(Error::new(
-                            Kind::Unavailable,
-                            format!(
-                                "{} of {total} requests failed; a quorum of {quorum} cannot be reached",
-                                gathered.failures.len()
-                            ),
-                        ));
+                        return Err(quorum_lost(&mut gathered.failures, total, quorum));
                     }
                 }
             }
         }
         Ok(())
     };
-    match tokio::time::timeout(deadline, collect).await {
-        Ok(Ok(())) => Ok(gathered),
-        Ok(Err(err)) => Err(err),
-        Err(_) => Err(Error::new(
+    let error = match tokio::time::timeout(deadline, collect).await {
+        Ok(Ok(())) => return Ok(gathered),
+        Ok(Err(err)) => err,
+        Err(_) => Error::new(
             Kind::Timeout,
             format!(
                 "{} of {quorum} answers within {deadline:?} ({} failed)",
                 gathered.answers.len(),
                 gathered.failures.len()
             ),
-        )),
-    }
+        ),
+    };
+    Err(ScatterError { error, gathered })
 }
