@@ -2,50 +2,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use pattern_error::{Error, Kind};
+use pattern_error::Error;
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
-use super::{AdaptiveLimit, Sample};
+use super::LimitPermit;
 
 pin_project! {
     /// The response future of [`AdaptiveLimitService`](super::AdaptiveLimitService).
     ///
-    /// Dropping it before it completes gives its slot back (without a sample).
+    /// Dropping it before it completes gives its slot back, counted as a
+    /// call its caller gave up (see [`LimitPermit`]).
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Option<F>,
-        slot: Option<Slot>,
+        permit: Option<LimitPermit>,
         rejected: Option<Error>,
     }
 }
 
-#[derive(Debug)]
-struct Slot {
-    /// Taken when the call completes; still here if the future is dropped.
-    limit: Option<AdaptiveLimit>,
-    in_flight: usize,
-    start: Instant,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(limit) = self.limit.take() {
-            limit.release();
-        }
-    }
-}
-
 impl<F> ResponseFuture<F> {
-    pub(super) fn admitted(inner: F, limit: AdaptiveLimit, in_flight: usize) -> Self {
+    pub(super) fn admitted(inner: F, permit: LimitPermit) -> Self {
         Self {
             inner: Some(inner),
-            slot: Some(Slot {
-                limit: Some(limit),
-                in_flight,
-                start: Instant::now(),
-            }),
+            permit: Some(permit),
             rejected: None,
         }
     }
@@ -53,7 +33,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn rejected(error: Error) -> Self {
         Self {
             inner: None,
-            slot: None,
+            permit: None,
             rejected: Some(error),
         }
     }
@@ -78,19 +58,8 @@ where
             .expect("polled after completion");
         let result = ready!(inner.poll(cx)).map_err(Into::into);
         this.inner.set(None);
-        if let Some(mut slot) = this.slot.take()
-            && let Some(limit) = slot.limit.take()
-        {
-            let dropped = result
-                .as_ref()
-                .err()
-                .is_some_and(|e| matches!(e.kind(), Kind::Overloaded | Kind::Timeout));
-            let sample = Sample {
-                rtt: slot.start.elapsed(),
-                in_flight: slot.in_flight,
-                dropped,
-            };
-            limit.complete(sample);
+        if let Some(permit) = this.permit.take() {
+            permit.record(&result);
         }
         Poll::Ready(result)
     }

@@ -35,9 +35,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         match self.limit.try_acquire() {
-            Ok(in_flight) => {
-                ResponseFuture::admitted(self.inner.call(req), self.limit.clone(), in_flight)
-            }
+            Ok(permit) => ResponseFuture::admitted(self.inner.call(req), permit),
             Err(rejected) => ResponseFuture::rejected(rejected),
         }
     }
