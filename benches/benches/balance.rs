@@ -1,4 +1,5 @@
-//! A P2C peak-EWMA pick plus a call among 64 ready endpoints:
+//! A P2C peak-EWMA pick, readying the endpoint, plus a call among 64
+//! ready endpoints:
 //! `pattern-network`'s balancer against tower's `balance::p2c` over
 //! `load::PeakEwma` services, same endpoints, same run.
 #![allow(missing_docs)] // criterion's macros generate undocumented public items
@@ -28,7 +29,10 @@ fn p2c(c: &mut Criterion) {
     }
     let mut svc = ours.clone();
     group.bench_function("ours", |b| {
-        b.iter(|| black_box(block_on(svc.call(black_box(1)))).unwrap())
+        b.iter(|| {
+            block_on(svc.ready()).unwrap();
+            black_box(block_on(svc.call(black_box(1)))).unwrap()
+        })
     });
 
     let endpoints: Vec<_> = (0..64)

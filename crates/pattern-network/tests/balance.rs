@@ -296,3 +296,192 @@ async fn endpoints_change_while_running() {
     );
     assert_eq!(tally(&balancer, 5).await.get("b"), Some(&5));
 }
+
+/// An endpoint that is not ready (its own concurrency limit reached) is
+/// passed over for one that is, instead of calls queueing behind it.
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_that_is_not_ready_is_passed_over() {
+    let balancer = Balancer::new(Strategy::RoundRobin);
+    let limited =
+        |name, ms, slots| tower::limit::ConcurrencyLimit::new(endpoint(name, ms, false), slots);
+    balancer.add("slow", limited("slow", 1_000, 1), 1);
+    balancer.add("free", limited("free", 1, 1_000), 1);
+    // Round-robin gives "slow" the first call: it holds its only slot.
+    let busy = tokio::spawn(balancer.clone().oneshot(0));
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let counts = tally(&balancer, 10).await;
+    assert_eq!(counts.get("free"), Some(&10), "{counts:?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(busy.await.unwrap().unwrap(), "slow");
+}
+
+/// When no endpoint is ready the balancer waits for the first that is.
+#[tokio::test(start_paused = true)]
+async fn when_no_endpoint_is_ready_the_balancer_waits() {
+    let balancer = Balancer::new(Strategy::PeakEwma);
+    for name in ["a", "b"] {
+        let limited = tower::limit::ConcurrencyLimit::new(endpoint(name, 100, false), 1);
+        balancer.add(name, limited, 1);
+    }
+    let first: Vec<_> = (0..2)
+        .map(|i| tokio::spawn(balancer.clone().oneshot(i)))
+        .collect();
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let mut third = balancer.clone();
+    third.ready().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(100),
+        "ready once a slot frees"
+    );
+    third.call(3).await.unwrap();
+    for call in first {
+        call.await.unwrap().unwrap();
+    }
+}
+
+/// A fresh endpoint joining a balancer that has run for a while does not
+/// win every comparison until it answers (its estimate was dated at the
+/// epoch and had decayed to nothing): a burst spreads.
+#[tokio::test(start_paused = true)]
+async fn a_fresh_endpoint_does_not_take_a_burst() {
+    // One endpoint and the newcomer: every pick compares the two.
+    let balancer = Balancer::new(Strategy::PeakEwma);
+    balancer.add("old", endpoint("old", 10, false), 1);
+    // A few time constants of traffic.
+    for _ in 0..60 {
+        tally(&balancer, 4).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    balancer.add("fresh", endpoint("fresh", 10, false), 1);
+    let burst: Vec<_> = (0..40)
+        .map(|i| tokio::spawn(balancer.clone().oneshot(i)))
+        .collect();
+    let mut to_fresh = 0;
+    for call in burst {
+        if call.await.unwrap().unwrap() == "fresh" {
+            to_fresh += 1;
+        }
+    }
+    assert!(
+        (12..=28).contains(&to_fresh),
+        "{to_fresh} of 40 went to the fresh endpoint"
+    );
+}
+
+/// With slow start, a new endpoint takes a small share at first and its
+/// full share once the window has passed.
+#[tokio::test(start_paused = true)]
+async fn slow_start_ramps_a_new_endpoint_up() {
+    let balancer = Balancer::new(Strategy::WeightedRoundRobin);
+    balancer.slow_start(Duration::from_secs(10));
+    for name in ["a", "b", "c", "d"] {
+        balancer.add(name, endpoint(name, 0, false), 1);
+    }
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    balancer.add("new", endpoint("new", 0, false), 1);
+    let early = tally(&balancer, 200).await.get("new").copied().unwrap_or(0);
+    assert!(early <= 10, "{early} of 200 at once");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let later = tally(&balancer, 200).await.get("new").copied().unwrap_or(0);
+    assert_eq!(later, 40, "a fifth once ramped up");
+}
+
+/// Adding an endpoint that is there (a discovery refresh) keeps what the
+/// balancer knows about it: an ejection stays.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_keeps_an_ejection() {
+    let outlier = Outlier::default()
+        .consecutive_failures(2)
+        .ejection(Duration::from_secs(30), Duration::from_secs(60));
+    let balancer = with_outlier(Strategy::RoundRobin, outlier);
+    balancer.add("bad", endpoint("bad", 0, true), 1);
+    balancer.add("good", endpoint("good", 1, false), 1);
+    tally(&balancer, 4).await;
+    assert!(
+        balancer
+            .endpoints()
+            .iter()
+            .any(|(k, out)| k == "bad" && *out)
+    );
+    balancer.add("bad", endpoint("bad", 0, true), 1);
+    assert!(
+        balancer
+            .endpoints()
+            .iter()
+            .any(|(k, out)| k == "bad" && *out),
+        "still ejected after the refresh"
+    );
+    assert_eq!(tally(&balancer, 10).await.get("error"), None);
+}
+
+/// An ejected owner's keys go to the ring's next node, the one that would
+/// own them without it (every process agrees), not round-robin.
+#[tokio::test(start_paused = true)]
+async fn an_ejected_owners_keys_go_to_the_ring_successor() {
+    let outlier = Outlier::default()
+        .consecutive_failures(1)
+        .max_ejected_share(0.5);
+    let balancer = Balancer::with_settings(
+        Strategy::ConsistentHash,
+        outlier,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )
+    .with_key(|req: &u64| *req);
+    let without = Balancer::new(Strategy::ConsistentHash).with_key(|req: &u64| *req);
+    for name in ["a", "b", "c", "d"] {
+        balancer.add(name, endpoint(name, 0, name == "a"), 1);
+        if name != "a" {
+            without.add(name, endpoint(name, 0, false), 1);
+        }
+    }
+    // A key of "a" (the balancer's ring: 150 points a node) fails once:
+    // "a" is ejected.
+    let mut ring = pattern_network::partition::HashRing::new(150);
+    for name in ["a", "b", "c", "d"] {
+        ring.add(name.to_owned());
+    }
+    let a_key = (0..1000u64).find(|k| ring.get(k).unwrap() == "a").unwrap();
+    balancer.clone().oneshot(a_key).await.unwrap_err();
+    assert!(balancer.endpoints().iter().any(|(k, out)| k == "a" && *out));
+    for key in 0..300u64 {
+        let got = balancer.clone().oneshot(key).await.unwrap();
+        let expected = without.clone().oneshot(key).await.unwrap();
+        assert_eq!(got, expected, "key {key}");
+        assert_eq!(
+            balancer.clone().oneshot(key).await.unwrap(),
+            got,
+            "still sticky"
+        );
+    }
+}
+
+/// Endpoints can come from tower's `Discover` stream.
+#[tokio::test(start_paused = true)]
+async fn endpoints_follow_a_discover_stream() {
+    use tower::discover::Change;
+    let balancer = Balancer::new(Strategy::RoundRobin);
+    let (changes, stream) = flume::bounded::<Result<Change<&'static str, _>, Error>>(4);
+    let follower = balancer.follow(stream.into_stream());
+    for name in ["a", "b"] {
+        changes
+            .send_async(Ok(Change::Insert(name, endpoint(name, 0, false))))
+            .await
+            .unwrap();
+    }
+    tokio::task::yield_now().await;
+    let counts = tally(&balancer, 10).await;
+    assert_eq!((counts.get("a"), counts.get("b")), (Some(&5), Some(&5)));
+    changes.send_async(Ok(Change::Remove("a"))).await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(tally(&balancer, 4).await.get("b"), Some(&4));
+    drop(changes);
+    follower.await.unwrap().unwrap();
+}

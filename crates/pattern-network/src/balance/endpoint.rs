@@ -16,7 +16,9 @@ pub(crate) struct Endpoint<S> {
     pub(crate) key: String,
     pub(crate) service: S,
     pub(crate) weight: u32,
-    pub(crate) stats: Stats,
+    /// Shared with the endpoint that replaces this one under the same key
+    /// (a discovery refresh keeps what the balancer learnt).
+    pub(crate) stats: Arc<Stats>,
     /// Whether calls are timed (P2C's peak EWMA); other strategies skip
     /// the clock.
     pub(crate) timed: bool,
@@ -61,14 +63,21 @@ pub(crate) struct Stats {
     window_start: AtomicU64,
     window_requests: AtomicU32,
     window_failures: AtomicU32,
+    /// When the endpoint joined (nanoseconds since `epoch`), for slow start.
+    pub(crate) added_at: u64,
 }
 
 impl Stats {
-    pub(crate) fn new(initial_rtt: Duration, epoch: Instant) -> Self {
+    /// Statistics of an endpoint joining at `now` (nanoseconds since
+    /// `epoch`) with a latency estimate of `initial_rtt`, dated now: an
+    /// estimate dated at the epoch would have decayed to nothing, and the
+    /// newcomer would win every comparison until its first answer.
+    pub(crate) fn new(initial_rtt: Duration, epoch: Instant, now: u64) -> Self {
         Self {
             ewma_ns: AtomicU64::new((initial_rtt.as_nanos() as f64).to_bits()),
-            ewma_at: AtomicU64::new(0),
+            ewma_at: AtomicU64::new(now),
             epoch,
+            added_at: now,
             consecutive_failures: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
@@ -107,6 +116,27 @@ impl Stats {
         let ewma = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let idle = now.saturating_sub(self.ewma_at.load(Ordering::Relaxed)) as f64;
         ewma * decay(idle * per_ns) * (in_flight + 1) as f64
+    }
+
+    /// The latency estimate now, undecayed, in nanoseconds.
+    pub(crate) fn estimate_ns(&self) -> f64 {
+        f64::from_bits(self.ewma_ns.load(Ordering::Relaxed))
+    }
+
+    /// The share of its load an endpoint takes at `now`, slow start
+    /// ramping it linearly from 10 % to all over `window` nanoseconds
+    /// after it joined.
+    #[inline]
+    pub(crate) fn ramp(&self, now: u64, window: u64) -> f64 {
+        if window == 0 {
+            return 1.0;
+        }
+        let age = now.saturating_sub(self.added_at);
+        if age >= window {
+            1.0
+        } else {
+            (age as f64 / window as f64).max(0.1)
+        }
     }
 
     #[inline]

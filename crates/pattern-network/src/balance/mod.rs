@@ -21,11 +21,32 @@
 //!
 //! [`Outlier`] ejection takes failing endpoints out of rotation for a
 //! growing period, never more than a configured share of them;
-//! [`Balancer::on_ejection`] reports each one as it happens.
+//! [`Balancer::on_ejection`] reports each one as it happens. An ejected
+//! consistent-hash owner's keys go to the ring's next node (the one that
+//! would own them without it, so every process agrees), not round-robin.
 //!
-//! tower's own `balance::p2c` needs a `Discover` stream and cannot eject
-//! outliers or penalise failures; this balancer keeps the same two-choices
-//! pick (compared with tower's in `cargo xtask bench`).
+//! What else the balancer guarantees:
+//!
+//! - **Readiness**: `poll_ready` picks an endpoint and readies it; one
+//!   that is not ready (its own limit reached) is passed over for another,
+//!   and when none is, the balancer waits for the first that is, so the
+//!   endpoints' back pressure reaches the caller. (Consistent hashing picks
+//!   by the request, so in `call`, and readies that endpoint in the
+//!   response future.)
+//! - **Newcomers**: a new endpoint starts with the mean latency estimate
+//!   of the others, dated when it joined, so peak EWMA does not hand it a
+//!   burst before its first answer; [`Balancer::slow_start`] also ramps
+//!   its share of load up over a window.
+//! - **Refreshes**: adding an endpoint already there keeps its statistics,
+//!   ejection and slow start, so a discovery refresh erases nothing.
+//!   [`Balancer::follow`] takes the endpoints from tower's `Discover`
+//!   stream.
+//! - **Cancellation**: a dropped response future stops counting its call
+//!   in flight.
+//!
+//! tower's own `balance::p2c` cannot eject outliers or penalise failures;
+//! this balancer keeps the same two-choices pick (compared with tower's in
+//! `cargo xtask bench`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -69,5 +90,6 @@ pub enum Strategy {
     ConsistentHash,
 }
 
-/// Counter of ejections, labelled `endpoint`.
+/// Counter of ejections (no labels: endpoints come and go; the log names
+/// each ejected endpoint).
 pub const EJECTIONS_TOTAL: &str = "balancer_ejections_total";

@@ -44,6 +44,17 @@ impl<Req> KeyFn<Req> for NoKey {
 pub struct Balancer<S, K = NoKey> {
     shared: Arc<Shared<S>>,
     key: Arc<K>,
+    /// This handle's endpoint made ready by `poll_ready`, for the next call.
+    ready: Option<Ready<S>>,
+    /// Endpoints picked and not ready yet, kept (their services hold the
+    /// wakers `poll_ready` registered) until one is.
+    pending: Vec<Ready<S>>,
+}
+
+/// An endpoint and the clone of its service being readied or ready.
+struct Ready<S> {
+    endpoint: Arc<Endpoint<S>>,
+    service: S,
 }
 
 pub(crate) struct Shared<S> {
@@ -65,6 +76,12 @@ pub(crate) struct Shared<S> {
     on_ejection: RwLock<Option<EjectionHook>>,
     /// Held while an ejection is decided and made.
     ejecting: Mutex<()>,
+    /// The slow-start window in nanoseconds (0: off).
+    slow_start: AtomicU64,
+    /// When the last endpoint to join leaves slow start (nanoseconds since
+    /// `epoch`); 0 when none is ramping, so picks read no clock for it.
+    ramping_until: AtomicU64,
+    ejections: metrics::Counter,
 }
 
 type EjectionHook = Arc<dyn Fn(&Ejection<'_>) + Send + Sync>;
@@ -82,6 +99,8 @@ impl<S, K> Clone for Balancer<S, K> {
         Self {
             shared: self.shared.clone(),
             key: self.key.clone(),
+            ready: None,
+            pending: Vec::new(),
         }
     }
 }
@@ -124,8 +143,13 @@ impl<S> Balancer<S> {
                 ejected_until_max: AtomicU64::new(0),
                 on_ejection: RwLock::new(None),
                 ejecting: Mutex::new(()),
+                slow_start: AtomicU64::new(0),
+                ramping_until: AtomicU64::new(0),
+                ejections: metrics::counter!(EJECTIONS_TOTAL),
             }),
             key: Arc::new(NoKey),
+            ready: None,
+            pending: Vec::new(),
         }
     }
 
@@ -134,13 +158,22 @@ impl<S> Balancer<S> {
         Balancer {
             shared: self.shared,
             key: Arc::new(key),
+            ready: None,
+            pending: Vec::new(),
         }
     }
 }
 
 impl<S, K> Balancer<S, K> {
-    /// Adds (or replaces) the endpoint `key` with a relative `weight` (used
-    /// by weighted round-robin; at least 1).
+    /// Adds the endpoint `key` with a relative `weight` (used by weighted
+    /// round-robin; at least 1), or replaces its service and weight if it
+    /// is there: what the balancer learnt about it (latency, failures, an
+    /// ejection, its slow start) stays, so a discovery refresh that lists
+    /// it again changes nothing.
+    ///
+    /// A new endpoint starts with the mean latency estimate of the others
+    /// (it is neither the fastest nor the slowest until it answers) and,
+    /// with [`slow_start`](Self::slow_start), a small share of the load.
     pub fn add(&self, key: impl Into<String>, service: S, weight: u32) {
         let key = key.into();
         let mut set = self
@@ -148,11 +181,34 @@ impl<S, K> Balancer<S, K> {
             .set
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        let stats = match set.index.get(&key) {
+            Some(&i) => set.endpoints[i].stats.clone(),
+            None => {
+                let now = self.shared.now_ns();
+                let known: Vec<f64> = set
+                    .endpoints
+                    .iter()
+                    .map(|e| e.stats.estimate_ns())
+                    .collect();
+                let initial = if known.is_empty() {
+                    Duration::from_millis(1)
+                } else {
+                    Duration::from_nanos((known.iter().sum::<f64>() / known.len() as f64) as u64)
+                };
+                let window = self.shared.slow_start.load(Ordering::Relaxed);
+                if window > 0 {
+                    self.shared
+                        .ramping_until
+                        .fetch_max(now.saturating_add(window), Ordering::AcqRel);
+                }
+                Arc::new(Stats::new(initial, self.shared.epoch, now))
+            }
+        };
         let endpoint = Arc::new(Endpoint {
             key: key.clone(),
             service,
             weight: weight.max(1),
-            stats: Stats::new(Duration::from_millis(1), self.shared.epoch),
+            stats,
             timed: self.shared.strategy == Strategy::PeakEwma,
             per_ns: self.shared.per_ns,
             penalty_ns: u64::try_from(self.shared.penalty.as_nanos()).unwrap_or(u64::MAX),
@@ -195,12 +251,64 @@ impl<S, K> Balancer<S, K> {
         true
     }
 
+    /// Ramps each endpoint that joins from now on from 10 % of its share of
+    /// the load to all of it over `window` (Envoy's slow start), so a fresh
+    /// instance (cold caches, a JIT warming up) is not handed a burst.
+    /// Applies to peak EWMA, least pending and weighted round-robin; plain
+    /// round-robin stays strictly in turn. Off (zero) by default.
+    pub fn slow_start(&self, window: Duration) {
+        self.shared.slow_start.store(
+            u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Follows `discover`, tower's stream of endpoint changes: each
+    /// `Change::Insert(key, service)` adds (or refreshes) an endpoint of
+    /// weight 1, each `Change::Remove(key)` removes one. Runs as a task on
+    /// the current tokio runtime until the stream ends or fails (its error,
+    /// converted) or the balancer is dropped.
+    pub fn follow<D, Key, E>(&self, discover: D) -> tokio::task::JoinHandle<Result<(), Error>>
+    where
+        D: futures_util::Stream<Item = Result<tower::discover::Change<Key, S>, E>> + Send + 'static,
+        Key: Into<String> + Send + 'static,
+        E: Into<Error>,
+        S: Send + Sync + 'static,
+    {
+        use futures_util::StreamExt;
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let mut discover = std::pin::pin!(discover);
+            while let Some(change) = discover.next().await {
+                let Some(shared) = shared.upgrade() else {
+                    return Ok(()); // the balancer is gone
+                };
+                let balancer = Balancer {
+                    shared,
+                    key: Arc::new(NoKey),
+                    ready: None,
+                    pending: Vec::new(),
+                };
+                match change.map_err(Into::into)? {
+                    tower::discover::Change::Insert(key, service) => {
+                        balancer.add(key, service, 1);
+                    }
+                    tower::discover::Change::Remove(key) => {
+                        balancer.remove(&key.into());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Calls `hook` after each ejection, with the endpoint, how long it is
     /// out and how many times it has been ejected (replacing any earlier
     /// hook). It runs on the task whose call failed, after the balancer's
     /// locks are released: it may use the balancer, and should be quick.
-    /// Each ejection is also logged (warn) and counted in
-    /// `balancer_ejections_total`.
+    /// Each ejection is also logged (warn, with the endpoint) and counted
+    /// in `balancer_ejections_total` (no endpoint label: endpoints come and
+    /// go, and labels must stay bounded).
     pub fn on_ejection(&self, hook: impl Fn(&Ejection<'_>) + Send + Sync + 'static) {
         *self
             .shared
@@ -272,23 +380,52 @@ impl<S> Shared<S> {
         let screening = now < until;
         let all_out = screening && set.endpoints.iter().all(|e| e.stats.is_ejected(now));
         let usable = |i: usize| !screening || all_out || !set.endpoints[i].stats.is_ejected(now);
+        // Slow start: the share of load each endpoint takes now (1 for
+        // all when none is ramping, without reading the clock).
+        let ramping = self.ramping_until.load(Ordering::Acquire);
+        let window = if ramping == 0 {
+            0
+        } else {
+            self.slow_start.load(Ordering::Relaxed)
+        };
+        let ramp_now = if window == 0 {
+            0
+        } else if now != 0 {
+            now
+        } else {
+            self.now_ns()
+        };
+        if window != 0 && ramp_now >= ramping {
+            let _ = self.ramping_until.compare_exchange(
+                ramping,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        let ramp = |i: usize| set.endpoints[i].stats.ramp(ramp_now, window);
         let round_robin = || {
             (0..n)
                 .map(|_| self.turn.fetch_add(1, Ordering::Relaxed) % n)
                 .find(|&i| usable(i))
         };
         match self.strategy {
+            // An ejected owner's keys go to the ring's next usable node: the
+            // one that would own them without it, the same in every process.
             Strategy::ConsistentHash => key
-                .and_then(|k| set.ring.get(&k))
+                .and_then(|k| {
+                    set.ring
+                        .get_where(&k, |node| set.index.get(node).is_some_and(|&i| usable(i)))
+                })
                 .and_then(|owner| set.index.get(owner).copied())
-                .filter(|&i| usable(i))
                 .or_else(round_robin),
             Strategy::LeastPending => {
                 let start = self.turn.fetch_add(1, Ordering::Relaxed);
+                let pending = |i: usize| (in_flight(&set.endpoints[i]) + 1) as f64 / ramp(i);
                 (0..n)
                     .map(|j| (start + j) % n)
                     .filter(|&i| usable(i))
-                    .min_by_key(|&i| in_flight(&set.endpoints[i]))
+                    .min_by(|&a, &b| pending(a).total_cmp(&pending(b)))
             }
             Strategy::PeakEwma => {
                 let a = below(self.roll(), n);
@@ -304,7 +441,8 @@ impl<S> Shared<S> {
                         let recent = self.recent.load(Ordering::Relaxed);
                         let load = |i: usize| {
                             let e = &set.endpoints[i];
-                            e.stats.load(recent, self.per_ns, in_flight(e))
+                            let load = e.stats.load(recent, self.per_ns, in_flight(e));
+                            if window == 0 { load } else { load / ramp(i) }
                         };
                         let (la, lb) = (load(a), load(b));
                         Some(if la <= lb { a } else { b })
@@ -319,7 +457,13 @@ impl<S> Shared<S> {
                 let mut total = 0i64;
                 let mut best: Option<usize> = None;
                 for i in (0..n).filter(|&i| usable(i)) {
-                    let weight = i64::from(set.endpoints[i].weight);
+                    // Weights in sixteenths, so that slow start can scale them.
+                    let weight = if window == 0 {
+                        16 * i64::from(set.endpoints[i].weight)
+                    } else {
+                        ((16.0 * f64::from(set.endpoints[i].weight) * ramp(i)).round() as i64)
+                            .max(1)
+                    };
                     current[i] += weight;
                     total += weight;
                     if best.is_none_or(|b| current[i] > current[b]) {
@@ -365,7 +509,7 @@ impl<S> Shared<S> {
         drop(set);
         drop(deciding);
         tracing::warn!(endpoint = %endpoint.key, ?duration, "endpoint ejected");
-        metrics::counter!(EJECTIONS_TOTAL, "endpoint" => endpoint.key.clone()).increment(1);
+        self.ejections.increment(1);
         let hook = self
             .on_ejection
             .read()
@@ -387,13 +531,97 @@ where
     type Error = Error;
     type Future = ResponseFuture<S, Req>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Each call readies its own endpoint (a clone) in its future.
-        Poll::Ready(Ok(()))
+    /// Picks an endpoint and readies it: an endpoint that is not ready
+    /// (its own limit reached, its connection not up) is passed over for
+    /// another; when none is, this waits for the first to be (the
+    /// endpoints' own back pressure reaches the caller). An endpoint
+    /// whose readiness fails counts a failure (and may be ejected).
+    /// With [`Strategy::ConsistentHash`] the endpoint depends on the
+    /// request, so it is picked and readied in `call`.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.ready.is_some() || self.shared.strategy == Strategy::ConsistentHash {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = self.shared.clone();
+        let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
+        // Endpoints picked before: drop those removed or replaced since,
+        // then the first now ready wins.
+        self.pending.retain(|p| {
+            set.index
+                .get(&p.endpoint.key)
+                .is_some_and(|&i| Arc::ptr_eq(&set.endpoints[i], &p.endpoint))
+        });
+        let mut i = 0;
+        while i < self.pending.len() {
+            match self.pending[i].service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.ready = Some(self.pending.swap_remove(i));
+                    self.pending.clear();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(_)) => {
+                    let failed = self.pending.swap_remove(i);
+                    not_ready(&failed.endpoint);
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        for _ in 0..set.endpoints.len() {
+            let Some(i) = shared.pick(&set, None) else {
+                break;
+            };
+            let endpoint = &set.endpoints[i];
+            if self
+                .pending
+                .iter()
+                .any(|p| Arc::ptr_eq(&p.endpoint, endpoint))
+            {
+                continue;
+            }
+            let mut service = endpoint.service.clone();
+            match service.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.pending.clear();
+                    self.ready = Some(Ready {
+                        endpoint: endpoint.clone(),
+                        service,
+                    });
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(_)) => not_ready(endpoint),
+                Poll::Pending => self.pending.push(Ready {
+                    endpoint: endpoint.clone(),
+                    service,
+                }),
+            }
+        }
+        if self.pending.is_empty() {
+            // No endpoint, or none could be readied: the call picks again
+            // and answers for itself (unavailable, or the endpoint's error).
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
         let shared = &self.shared;
+        if let Some(Ready {
+            endpoint,
+            mut service,
+        }) = self.ready.take()
+        {
+            let start = if endpoint.timed { shared.now_ns() } else { 0 };
+            return ResponseFuture {
+                call: Call::Called {
+                    future: service.call(req),
+                },
+                tracking: Some(Tracking { endpoint, start }),
+                error: None,
+            };
+        }
+        // Keyed requests (and calls made without `poll_ready`): pick now,
+        // ready the endpoint in the response future.
         let endpoint = {
             let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
             shared
@@ -402,19 +630,26 @@ where
         };
         let Some(endpoint) = endpoint else {
             return ResponseFuture {
-                call: None,
+                call: Call::Done,
                 tracking: None,
                 error: Some(Error::new(Kind::Unavailable, "no endpoint to balance to")),
             };
         };
-        let call = Oneshot::new(endpoint.service.clone(), req);
+        let future = Oneshot::new(endpoint.service.clone(), req);
         let start = if endpoint.timed { shared.now_ns() } else { 0 };
         ResponseFuture {
-            call: Some(call),
+            call: Call::Oneshot { future },
             tracking: Some(Tracking { endpoint, start }),
             error: None,
         }
     }
+}
+
+/// An endpoint whose readiness failed: a failure, counted as one with no
+/// latency (so the failure penalty).
+fn not_ready<S>(endpoint: &Endpoint<S>) {
+    let now = endpoint.stats.since_epoch(Instant::now());
+    finished(endpoint, true, now);
 }
 
 /// A uniform index below `n` from 64 random bits: a multiply and a shift
@@ -471,9 +706,23 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        call: Option<Oneshot<S, Req>>,
+        call: Call<S, Req>,
         tracking: Option<Tracking<S>>,
         error: Option<Error>,
+    }
+}
+
+pin_project! {
+    #[project = CallProj]
+    enum Call<S, Req>
+    where
+        S: Service<Req>,
+    {
+        // An endpoint readied by the balancer's `poll_ready`, called.
+        Called { #[pin] future: S::Future },
+        // An endpoint picked in `call`, readied here.
+        Oneshot { #[pin] future: Oneshot<S, Req> },
+        Done,
     }
 }
 
@@ -485,12 +734,17 @@ where
     type Output = Result<S::Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Some(error) = this.error.take() {
             return Poll::Ready(Err(error));
         }
-        let call = this.call.as_pin_mut().expect("polled after completion");
-        let result = ready!(call.poll(cx)).map_err(Into::into);
+        let result = match this.call.as_mut().project() {
+            CallProj::Called { future } => ready!(future.poll(cx)),
+            CallProj::Oneshot { future } => ready!(future.poll(cx)),
+            CallProj::Done => panic!("ResponseFuture polled after completion"),
+        }
+        .map_err(Into::into);
+        this.call.set(Call::Done);
         if let Some(tracking) = this.tracking.take() {
             let failed = result
                 .as_ref()

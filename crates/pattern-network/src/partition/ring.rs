@@ -132,7 +132,36 @@ impl<N: Hash + Eq> HashRing<N> {
         self.owner_of(hash_of(key)).map(|i| &self.nodes[i])
     }
 
+    /// The first node for `key`, in ring order from its owner, that
+    /// `usable` accepts: the owner if it is, else the node that would own
+    /// the key without it (and so on). `None` if no node is accepted.
+    pub fn get_where<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        mut usable: impl FnMut(&N) -> bool,
+    ) -> Option<&N> {
+        let hash = hash_of(key);
+        let start = self.point_of(hash)?;
+        let len = self.points.len();
+        let mut last = usize::MAX;
+        for step in 0..len {
+            let node = self.points[(start + step) % len].1;
+            if node != last {
+                last = node;
+                if usable(&self.nodes[node]) {
+                    return Some(&self.nodes[node]);
+                }
+            }
+        }
+        None
+    }
+
     fn owner_of(&self, hash: u64) -> Option<usize> {
+        self.point_of(hash).map(|at| self.points[at].1)
+    }
+
+    /// The index in `points` of the first point at or after `hash`.
+    fn point_of(&self, hash: u64) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
@@ -148,7 +177,7 @@ impl<N: Hash + Eq> HashRing<N> {
             self.buckets[bucket + 1] as usize,
         );
         let at = from + self.points[from..to].partition_point(|&(p, _)| p < hash);
-        Some(self.points[at % self.points.len()].1)
+        Some(at % self.points.len())
     }
 
     /// The nodes, in the order they were added (removals reorder).
@@ -254,6 +283,28 @@ mod tests {
         assert_eq!(owners, PINNED);
         assert_eq!(hash_of("order-0"), PINNED_HASH);
         assert_eq!(hash_of(&42u64), PINNED_U64_HASH);
+    }
+
+    /// Without its owner, a key goes to the node that would own it if the
+    /// owner were removed: the same one for every process.
+    #[test]
+    fn without_its_owner_a_key_goes_to_the_ring_successor() {
+        let mut ring = HashRing::new(50);
+        for n in 0..6u32 {
+            ring.add(n);
+        }
+        for key in 0..2_000u32 {
+            let owner = *ring.get(&key).unwrap();
+            assert_eq!(ring.get_where(&key, |_| true), Some(&owner));
+            let mut without = ring.clone();
+            without.remove(&owner);
+            assert_eq!(
+                ring.get_where(&key, |n| *n != owner),
+                without.get(&key),
+                "key {key}"
+            );
+        }
+        assert_eq!(ring.get_where(&1u32, |_| false), None);
     }
 
     #[test]
