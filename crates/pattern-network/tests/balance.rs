@@ -485,3 +485,142 @@ async fn endpoints_follow_a_discover_stream() {
     drop(changes);
     follower.await.unwrap().unwrap();
 }
+
+/// A service whose readiness never comes, or fails.
+#[derive(Clone)]
+struct Stuck {
+    fail: bool,
+}
+
+impl Service<u64> for Stuck {
+    type Response = &'static str;
+    type Error = Error;
+    type Future = Reply;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Error>> {
+        if self.fail {
+            std::task::Poll::Ready(Err(Error::new(Kind::Unavailable, "connect refused")))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _: u64) -> Reply {
+        Box::pin(async { Ok("stuck") })
+    }
+}
+
+/// One of two services in a balancer: a stuck one or a real endpoint.
+#[derive(Clone)]
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+impl<A, B> Service<u64> for Either<A, B>
+where
+    A: Service<u64, Response = &'static str, Error = Error, Future = Reply>,
+    B: Service<u64, Response = &'static str, Error = Error, Future = Reply>,
+{
+    type Response = &'static str;
+    type Error = Error;
+    type Future = Reply;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        match self {
+            Either::Left(a) => a.poll_ready(cx),
+            Either::Right(b) => b.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, req: u64) -> Reply {
+        match self {
+            Either::Left(a) => a.call(req),
+            Either::Right(b) => b.call(req),
+        }
+    }
+}
+
+/// An endpoint that is never ready and idle (the least pending) does not
+/// hide a ready one the strategy would not pick.
+#[tokio::test(start_paused = true)]
+async fn a_ready_endpoint_is_found_behind_one_that_never_is() {
+    let balancer = Balancer::new(Strategy::LeastPending);
+    balancer.add("stuck", Either::Left(Stuck { fail: false }), 1);
+    balancer.add("busy", Either::Right(endpoint("busy", 1_000, false)), 1);
+    let calls: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(balancer.clone().oneshot(i)))
+        .collect();
+    tokio::task::yield_now().await;
+    let start = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(5), balancer.clone().oneshot(9))
+        .await
+        .expect("the ready endpoint must be found");
+    assert_eq!(answer.unwrap(), "busy");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), "busy");
+    }
+}
+
+/// An endpoint whose readiness fails is ejected, and the ejection's hook
+/// may change the balancer (it ran under the set's lock and deadlocked).
+#[test]
+fn a_readiness_failure_can_eject_and_the_hook_can_remove() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let outlier = Outlier::default()
+                .consecutive_failures(1)
+                .max_ejected_share(1.0);
+            let balancer = with_outlier(Strategy::RoundRobin, outlier);
+            balancer.add("broken", Either::Left(Stuck { fail: true }), 1);
+            balancer.add("good", Either::Right(endpoint("good", 1, false)), 1);
+            let hook_side = balancer.clone();
+            balancer.on_ejection(move |ejection| {
+                hook_side.remove(ejection.endpoint());
+            });
+            let counts = tally(&balancer, 6).await;
+            assert_eq!(counts.get("good"), Some(&6), "{counts:?}");
+            assert_eq!(balancer.endpoints().len(), 1, "the hook removed it");
+        });
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the balancer deadlocked");
+}
+
+/// A refreshed endpoint keeps counting the calls in flight to it.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_keeps_the_calls_in_flight() {
+    let balancer = Balancer::new(Strategy::LeastPending);
+    balancer.add("a", endpoint("a", 1_000, false), 1);
+    let calls: Vec<_> = (0..5)
+        .map(|i| tokio::spawn(balancer.clone().oneshot(i)))
+        .collect();
+    tokio::task::yield_now().await;
+    balancer.add("b", endpoint("b", 1_000, false), 1);
+    balancer.add("a", endpoint("a", 1_000, false), 1); // a refresh
+    let next: Vec<_> = (0..4)
+        .map(|i| tokio::spawn(balancer.clone().oneshot(i)))
+        .collect();
+    let mut to_b = 0;
+    for call in next {
+        if call.await.unwrap().unwrap() == "b" {
+            to_b += 1;
+        }
+    }
+    assert_eq!(to_b, 4, "a still has five in flight");
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}

@@ -1,7 +1,7 @@
 //! Endpoints and what the balancer knows about each.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -35,13 +35,13 @@ pub(crate) struct Endpoint<S> {
     pub(crate) owner: std::sync::Weak<super::service::Shared<S>>,
 }
 
-/// Calls in flight to `endpoint`: every reference to an endpoint but the
-/// set's own is held by a call in flight, so the reference count is the
-/// gauge (kept by the clone and drop a call makes anyway, saving an atomic
-/// increment and decrement per call).
+/// Calls in flight to `endpoint`: counted in its statistics, which an
+/// endpoint refreshed under the same key keeps, from `call` to the end (or
+/// drop) of the response future; an endpoint merely readied for a call
+/// that has not come is not counted.
 #[inline]
 pub(crate) fn in_flight<S>(endpoint: &Arc<Endpoint<S>>) -> usize {
-    Arc::strong_count(endpoint).saturating_sub(1)
+    endpoint.stats.in_flight.load(Ordering::Relaxed)
 }
 
 /// Live statistics of an endpoint. Lock-free: concurrent updates may lose
@@ -65,6 +65,8 @@ pub(crate) struct Stats {
     window_failures: AtomicU32,
     /// When the endpoint joined (nanoseconds since `epoch`), for slow start.
     pub(crate) added_at: u64,
+    /// Calls in flight.
+    pub(crate) in_flight: AtomicUsize,
 }
 
 impl Stats {
@@ -78,6 +80,7 @@ impl Stats {
             ewma_at: AtomicU64::new(now),
             epoch,
             added_at: now,
+            in_flight: AtomicUsize::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),

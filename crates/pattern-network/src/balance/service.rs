@@ -539,63 +539,96 @@ where
     /// With [`Strategy::ConsistentHash`] the endpoint depends on the
     /// request, so it is picked and readied in `call`.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.ready.is_some() || self.shared.strategy == Strategy::ConsistentHash {
+        let Self {
+            shared,
+            ready,
+            pending,
+            ..
+        } = self;
+        if ready.is_some() || shared.strategy == Strategy::ConsistentHash {
             return Poll::Ready(Ok(()));
         }
-        let shared = self.shared.clone();
-        let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
-        // Endpoints picked before: drop those removed or replaced since,
-        // then the first now ready wins.
-        self.pending.retain(|p| {
-            set.index
-                .get(&p.endpoint.key)
-                .is_some_and(|&i| Arc::ptr_eq(&set.endpoints[i], &p.endpoint))
-        });
-        let mut i = 0;
-        while i < self.pending.len() {
-            match self.pending[i].service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.ready = Some(self.pending.swap_remove(i));
-                    self.pending.clear();
-                    return Poll::Ready(Ok(()));
+        // Endpoints whose readiness failed; their failures are recorded
+        // once the set's lock is released (a failure may eject, and an
+        // ejection's hook may change the set).
+        let mut failed: Vec<Arc<Endpoint<S>>> = Vec::new();
+        let outcome = {
+            let set = shared.set.read().unwrap_or_else(PoisonError::into_inner);
+            // Endpoints picked before: drop those removed or replaced
+            // since, then the first now ready wins.
+            pending.retain(|p| {
+                set.index
+                    .get(&p.endpoint.key)
+                    .is_some_and(|&i| Arc::ptr_eq(&set.endpoints[i], &p.endpoint))
+            });
+            let mut found = None;
+            let mut i = 0;
+            while i < pending.len() {
+                match pending[i].service.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        found = Some(pending.swap_remove(i));
+                        break;
+                    }
+                    Poll::Ready(Err(_)) => failed.push(pending.swap_remove(i).endpoint),
+                    Poll::Pending => i += 1,
                 }
-                Poll::Ready(Err(_)) => {
-                    let failed = self.pending.swap_remove(i);
-                    not_ready(&failed.endpoint);
-                }
-                Poll::Pending => i += 1,
             }
+            // Then the strategy's pick; if it is not ready, every other
+            // usable endpoint in turn, so a ready one is never missed.
+            if found.is_none() && !set.endpoints.is_empty() {
+                let n = set.endpoints.len();
+                let first = shared.pick(&set, None);
+                let mut try_endpoint = |i: usize| {
+                    let endpoint = &set.endpoints[i];
+                    if pending.iter().any(|p| Arc::ptr_eq(&p.endpoint, endpoint))
+                        || failed.iter().any(|f| Arc::ptr_eq(f, endpoint))
+                    {
+                        return None;
+                    }
+                    let mut service = endpoint.service.clone();
+                    match service.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => Some(Ready {
+                            endpoint: endpoint.clone(),
+                            service,
+                        }),
+                        Poll::Ready(Err(_)) => {
+                            failed.push(endpoint.clone());
+                            None
+                        }
+                        Poll::Pending => {
+                            pending.push(Ready {
+                                endpoint: endpoint.clone(),
+                                service,
+                            });
+                            None
+                        }
+                    }
+                };
+                found = first.and_then(&mut try_endpoint);
+                if found.is_none() {
+                    // Not ready: every other usable endpoint in turn (the
+                    // clock is read only on this slow path).
+                    let now = shared.now_ns();
+                    let all_out = set.endpoints.iter().all(|e| e.stats.is_ejected(now));
+                    let start = first.unwrap_or(0);
+                    found = (1..=n)
+                        .map(|k| (start + k) % n)
+                        .filter(|&i| Some(i) != first)
+                        .filter(|&i| all_out || !set.endpoints[i].stats.is_ejected(now))
+                        .find_map(&mut try_endpoint);
+                }
+            }
+            found
+        };
+        for endpoint in &failed {
+            not_ready(endpoint);
         }
-        for _ in 0..set.endpoints.len() {
-            let Some(i) = shared.pick(&set, None) else {
-                break;
-            };
-            let endpoint = &set.endpoints[i];
-            if self
-                .pending
-                .iter()
-                .any(|p| Arc::ptr_eq(&p.endpoint, endpoint))
-            {
-                continue;
-            }
-            let mut service = endpoint.service.clone();
-            match service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.pending.clear();
-                    self.ready = Some(Ready {
-                        endpoint: endpoint.clone(),
-                        service,
-                    });
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(_)) => not_ready(endpoint),
-                Poll::Pending => self.pending.push(Ready {
-                    endpoint: endpoint.clone(),
-                    service,
-                }),
-            }
+        if let Some(found) = outcome {
+            pending.clear();
+            *ready = Some(found);
+            return Poll::Ready(Ok(()));
         }
-        if self.pending.is_empty() {
+        if pending.is_empty() {
             // No endpoint, or none could be readied: the call picks again
             // and answers for itself (unavailable, or the endpoint's error).
             Poll::Ready(Ok(()))
@@ -616,7 +649,7 @@ where
                 call: Call::Called {
                     future: service.call(req),
                 },
-                tracking: Some(Tracking { endpoint, start }),
+                tracking: Some(Tracking::new(endpoint, start)),
                 error: None,
             };
         }
@@ -639,7 +672,7 @@ where
         let start = if endpoint.timed { shared.now_ns() } else { 0 };
         ResponseFuture {
             call: Call::Oneshot { future },
-            tracking: Some(Tracking { endpoint, start }),
+            tracking: Some(Tracking::new(endpoint, start)),
             error: None,
         }
     }
@@ -691,12 +724,28 @@ fn finished<S>(endpoint: &Endpoint<S>, failed: bool, start: u64) {
     }
 }
 
-/// A call in flight: holding the endpoint is what counts it (see
-/// [`in_flight`]), until the response future is done or dropped.
+/// A call in flight, counted in its endpoint's statistics (see
+/// [`in_flight`]) until the response future is done or dropped.
 struct Tracking<S> {
     endpoint: Arc<Endpoint<S>>,
     /// When the call was sent, in nanoseconds since the balancer's epoch.
     start: u64,
+}
+
+impl<S> Tracking<S> {
+    fn new(endpoint: Arc<Endpoint<S>>, start: u64) -> Self {
+        endpoint.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self { endpoint, start }
+    }
+}
+
+impl<S> Drop for Tracking<S> {
+    fn drop(&mut self) {
+        self.endpoint
+            .stats
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pin_project! {
