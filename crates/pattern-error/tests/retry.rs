@@ -464,9 +464,12 @@ async fn clone_request_retries_requests_that_are_not_clone() {
     }
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
+    let copies = Arc::new(AtomicU32::new(0));
+    let copied = copies.clone();
     let policy = policy().max_attempts(3).build().unwrap();
     let service = ServiceBuilder::new()
-        .layer(RetryLayer::new(policy).clone_request(|req: &Upload| {
+        .layer(RetryLayer::new(policy).clone_request(move |req: &Upload| {
+            copied.fetch_add(1, Ordering::SeqCst);
             req.body.as_ref().map(|body| Upload {
                 body: Some(body.clone()),
             })
@@ -483,6 +486,11 @@ async fn clone_request_retries_requests_that_are_not_clone() {
         .await
         .unwrap_err();
     assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+    assert_eq!(
+        copies.swap(0, Ordering::SeqCst),
+        2,
+        "no copy for the last attempt"
+    );
     let err = service.oneshot(Upload { body: None }).await.unwrap_err();
     assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once");
     assert_eq!(err.kind(), Kind::Unavailable);

@@ -252,6 +252,26 @@ async fn calls_given_up_by_their_callers_pull_the_limit_down() {
     assert_eq!(limit.in_flight(), 0);
 }
 
+/// A call given up early, while others answer (a hedge's loser), is only a
+/// latency: the limit is not cut for it.
+#[tokio::test(start_paused = true)]
+async fn a_call_given_up_early_is_not_a_drop() {
+    let limit = AdaptiveLimit::builder("hedged", Aimd::new(4, 1, 100))
+        .window(Duration::from_millis(100), Duration::from_secs(1), 4)
+        .build();
+    for _ in 0..10 {
+        let answered: Vec<_> = (0..3).map(|_| limit.try_acquire().unwrap()).collect();
+        let loser = limit.try_acquire().unwrap();
+        tokio::time::advance(Duration::from_millis(50)).await;
+        for permit in answered {
+            permit.success();
+        }
+        drop(loser); // given up as the others answered
+        tokio::time::advance(Duration::from_millis(60)).await;
+    }
+    assert!(limit.limit() >= 4, "limit {}", limit.limit());
+}
+
 /// The plain API: a permit reported by hand, and `run` around a future.
 #[tokio::test(start_paused = true)]
 async fn the_limit_works_without_tower() {

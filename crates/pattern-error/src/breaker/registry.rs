@@ -198,18 +198,22 @@ where
                     slot.last_used = now;
                     return slot.breaker.clone();
                 }
+                // The key is copied before a place is taken: a copy that
+                // panics must not leak the place.
+                let owned = key.clone();
+                let index_key = owned.clone();
                 if self.reserve() {
-                    self.tally.moved(None, Some(State::Closed));
                     let breaker =
                         CircuitBreaker::for_registry(self.template.clone(), self.tally.clone());
+                    self.tally.moved(None, Some(State::Closed));
                     let i = shard.slots.len();
                     shard.slots.push(Slot {
-                        key: key.clone(),
+                        key: owned,
                         breaker: breaker.clone(),
                         referenced: true,
                         last_used: now,
                     });
-                    shard.index.insert(key.clone(), i);
+                    shard.index.insert(index_key, i);
                     return breaker;
                 }
             }
@@ -278,9 +282,12 @@ where
         self.evictions.increment(1);
     }
 
-    /// How many breakers the registry holds.
+    /// How many breakers the registry holds, counted in its shards with
+    /// all of them locked (one moment's count; nothing else ever holds two
+    /// shards, so this cannot deadlock).
     pub fn len(&self) -> usize {
-        self.held.load(Ordering::Acquire)
+        let shards: Vec<_> = self.shards.iter().map(lock).collect();
+        shards.iter().map(|shard| shard.slots.len()).sum()
     }
 
     /// Whether the registry holds no breaker.

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The tag of a lap: its number's low 32 bits, plus one so that a counter
 /// never written (0) matches no lap until 2^32 laps on. A counter left
-/// untouched for exactly a multiple of 2^32 laps of its window (49 days
-/// for the shortest, 1 ms window; longer for any other) would be taken for
-/// current: the price of one word per counter.
+/// untouched for a multiple of 2^32 laps of its window, give or take two
+/// (49 days for the shortest, 1 ms window; longer for any other), would be
+/// taken for current or late: the price of one word per counter.
 pub(super) fn lap_tag(lap: u64) -> u32 {
     (lap as u32).wrapping_add(1)
 }
@@ -26,10 +26,11 @@ impl Tagged {
     }
 
     /// Counts one for the lap `tag`, starting afresh, in the same
-    /// compare-and-swap, if the counter holds an older lap. A call of an
-    /// older lap than the counter's (a caller that read the clock just
-    /// before the lap turned, and recorded after) is not counted: its lap
-    /// has left the window.
+    /// compare-and-swap, if the counter holds another lap. A call of the
+    /// lap or two just before the counter's (a caller that read the clock
+    /// just before the lap turned, and recorded after) is not counted: its
+    /// lap has left the window. Any other lap is older than that (tags
+    /// wrap), and is started afresh.
     pub(super) fn add(&self, tag: u32) {
         let fresh = (u64::from(tag) << 32) | 1;
         let mut current = self.0.load(Relaxed);
@@ -40,10 +41,10 @@ impl Tagged {
                     return;
                 }
                 current + 1
-            } else if current == 0 || (tag.wrapping_sub(held) as i32) > 0 {
-                fresh
-            } else {
+            } else if current != 0 && matches!(held.wrapping_sub(tag), 1..=2) {
                 return;
+            } else {
+                fresh
             };
             match self
                 .0
@@ -92,6 +93,15 @@ mod tests {
         c.add(lap_tag(u64::from(u32::MAX)));
         c.add(lap_tag(u64::from(u32::MAX) + 1));
         assert_eq!(c.get(lap_tag(u64::from(u32::MAX) + 1)), 1);
+        // A counter idle for any number of laps starts afresh (it was
+        // taken for newer, and refused every call, between 2^31 and 2^32
+        // laps on).
+        for idle in [3u64, 1 << 20, (1 << 31) + 5, (1 << 32) - 7] {
+            let c = Tagged::new();
+            c.add(lap_tag(10));
+            c.add(lap_tag(10 + idle));
+            assert_eq!(c.get(lap_tag(10 + idle)), 1, "idle {idle} laps");
+        }
     }
 }
 

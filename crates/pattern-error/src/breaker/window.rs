@@ -362,7 +362,9 @@ mod tests {
             // The buckets hold an older lap, so the first calls reset them.
             w.record(FAIL, 0);
             w.record(FAIL, 10);
-            let now = 1_000 + round % 40;
+            // Bucket 0 of a later lap: it holds lap 0, so every round
+            // turns it.
+            let now = 1_000 + round % 10;
             std::thread::scope(|s| {
                 for _ in 0..4 {
                     s.spawn(|| {

@@ -108,7 +108,12 @@ where
                         .request
                         .take()
                         .expect("a retry is decided only with a copy of the request");
-                    *this.request = this.cloner.clone_request(&request);
+                    // A copy for the attempt after this one, if one may follow.
+                    *this.request = if this.attempts.may_follow() {
+                        this.cloner.clone_request(&request)
+                    } else {
+                        None
+                    };
                     let future = this.service.call(request);
                     this.state.set(State::Calling { future });
                 }

@@ -39,8 +39,9 @@ impl<C, R> RetryLayer<C, R> {
 
     /// Copies each request for a later attempt with `cloner`, a
     /// `Fn(&Req) -> Option<Req>` (as tower's `Policy::clone_request`):
-    /// called before each attempt that may be followed by another; `None`
-    /// makes that attempt the last, its answer final.
+    /// called before each attempt that may be followed by another (not
+    /// before the last the policy allows); `None` makes that attempt the
+    /// last, its answer final.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]

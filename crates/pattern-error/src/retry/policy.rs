@@ -90,6 +90,11 @@ impl RetryPolicy {
         }
     }
 
+    /// Attempts in all, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.inner.max_attempts
+    }
+
     /// The budget, if the policy has one.
     pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
         self.inner.budget.as_ref()
@@ -320,7 +325,7 @@ impl Attempts {
         if !(self.policy.retry_if)(error) {
             return Decision::GiveUp(GiveUp::Permanent);
         }
-        if !can_retry {
+        if !can_retry && self.may_follow() {
             self.count_give_up(GiveUp::Unclonable);
             return Decision::GiveUp(GiveUp::Unclonable);
         }
@@ -332,11 +337,17 @@ impl Attempts {
 
     /// After a result the caller wants retried.
     pub(super) fn after_result(&mut self, can_retry: bool) -> Decision {
-        if !can_retry {
+        if !can_retry && self.may_follow() {
             self.count_give_up(GiveUp::Unclonable);
             return Decision::GiveUp(GiveUp::Unclonable);
         }
         self.next(None, None)
+    }
+
+    /// Whether an attempt may follow the latest one (attempts are left).
+    #[inline]
+    pub(super) fn may_follow(&self) -> bool {
+        self.made < self.policy.max_attempts
     }
 
     fn count_give_up(&self, reason: GiveUp) {

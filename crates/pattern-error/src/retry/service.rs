@@ -53,7 +53,12 @@ where
         // stays here for the next one.
         let clone = self.inner.clone();
         let mut service = std::mem::replace(&mut self.inner, clone);
-        let copy = self.cloner.clone_request(&req);
+        // A copy for a later attempt, if one may follow.
+        let copy = if self.policy.max_attempts() > 1 {
+            self.cloner.clone_request(&req)
+        } else {
+            None
+        };
         let first = service.call(req);
         ResponseFuture::new(
             first,

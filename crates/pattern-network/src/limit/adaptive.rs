@@ -60,6 +60,10 @@ struct Window {
     start: Instant,
     calls: u32,
     rtt_sum: Duration,
+    /// The calls that answered, and their latencies: what a call given up
+    /// is compared with.
+    answered: u32,
+    answered_rtt_sum: Duration,
     max_in_flight: usize,
     dropped: bool,
 }
@@ -70,6 +74,8 @@ impl Window {
             start,
             calls: 0,
             rtt_sum: Duration::ZERO,
+            answered: 0,
+            answered_rtt_sum: Duration::ZERO,
             max_in_flight: 0,
             dropped: false,
         }
@@ -85,7 +91,9 @@ enum Outcome {
     Dropped,
     /// It tells nothing about the dependency (failed before reaching it).
     Ignored,
-    /// Its caller gave it up: counts with the time it had run.
+    /// Its caller gave it up: counts with the time it had run, and as a
+    /// drop if that is twice the window's mean answer or more (or nothing
+    /// answered yet).
     Cancelled,
 }
 
@@ -220,10 +228,25 @@ impl AdaptiveLimit {
         let inner = &self.inner;
         let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
         let window = &mut state.window;
+        let dropped = match outcome {
+            Outcome::Dropped => true,
+            // A call given up long after the others answered is a drop as
+            // the caller saw it (a deadline under overload); one given up
+            // early (a hedge's loser, a straggler past its quorum) is only
+            // a latency.
+            Outcome::Cancelled => {
+                window.answered == 0 || rtt >= 2 * (window.answered_rtt_sum / window.answered)
+            }
+            _ => {
+                window.answered += 1;
+                window.answered_rtt_sum += rtt;
+                false
+            }
+        };
         window.calls += 1;
         window.rtt_sum += rtt;
         window.max_in_flight = window.max_in_flight.max(in_flight);
-        window.dropped |= outcome == Outcome::Dropped;
+        window.dropped |= dropped;
         let now = Instant::now();
         let age = now.saturating_duration_since(window.start);
         let full = age >= inner.min_window && window.calls >= inner.min_samples;
@@ -248,9 +271,11 @@ impl AdaptiveLimit {
 
 /// A slot under an [`AdaptiveLimit`]; report how the call went with one of
 /// its methods. Dropped without a report, it counts as a call its caller
-/// gave up, with the time it had run as its latency (under overload
-/// callers give up at their deadlines: those calls must pull the limit
-/// down, not vanish).
+/// gave up, with the time it had run as its latency, and as a drop when
+/// that is at least twice the mean latency of the calls that answered in
+/// its window, or none did (under overload callers give up at their
+/// deadlines: those calls must pull the limit down, not vanish; a call
+/// given up early, a hedge's loser, is only a latency).
 #[derive(Debug)]
 #[must_use = "a permit holds a slot until it is reported or dropped"]
 pub struct LimitPermit {

@@ -25,7 +25,8 @@
 //! Use it as a tower layer ([`AdaptiveLimitLayer`]), around any future
 //! ([`AdaptiveLimit::run`]), or by hand ([`AdaptiveLimit::try_acquire`]
 //! and a [`LimitPermit`]). A call given up by its caller (its future or
-//! permit dropped) is a sample with the time it had run: under overload
+//! permit dropped) is a sample with the time it had run, and a drop when
+//! that is twice the mean answer of its window or more: under overload
 //! callers give up at their deadlines, and those calls must pull the limit
 //! down.
 //!

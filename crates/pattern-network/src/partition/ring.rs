@@ -13,13 +13,15 @@ use twox_hash::XxHash64;
 /// Processes agree on owners: keys and nodes are hashed with XXH64 and the
 /// fixed seed [`HashRing::SEED`] (a specified algorithm, the same output in
 /// every process, release and platform; std's `DefaultHasher` promises
-/// none of that), over the bytes their `Hash` implementation writes. So
-/// two instances of a service, whatever they were built with, put a key
-/// on the same node when their rings hold the same nodes with the same
-/// `vnodes` — for key and node types whose `Hash` writes the same bytes
-/// everywhere: strings and byte slices do; integers write their native
-/// bytes, so they agree among little-endian machines (x86-64, ARM64), and
-/// `usize` only among machines of one word size.
+/// none of that), over the bytes their `Hash` implementation writes, and a
+/// node's points from its hash as little-endian bytes. So two instances of
+/// a service put a key on the same node when their rings hold the same
+/// nodes with the same `vnodes`, as long as the key and node types' `Hash`
+/// writes the same bytes in both: a `str` writes its bytes then `0xff`
+/// (std does not promise to keep that across releases; this crate's tests
+/// pin it, so a change shows), integers write their native bytes (they
+/// agree among little-endian machines, x86-64 and ARM64, and `usize` only
+/// among machines of one word size).
 ///
 /// ```
 /// use pattern_network::partition::HashRing;
@@ -54,6 +56,15 @@ fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut hasher = XxHash64::with_seed(HashRing::<()>::SEED);
     value.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The `v`-th point of a node whose hash is `base`: XXH64 of both as
+/// little-endian bytes, the same on every machine.
+fn point_of(base: u64, v: u64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&base.to_le_bytes());
+    bytes[8..].copy_from_slice(&v.to_le_bytes());
+    XxHash64::oneshot(HashRing::<()>::SEED, &bytes)
 }
 
 impl<N> HashRing<N> {
@@ -102,7 +113,7 @@ impl<N: Hash + Eq> HashRing<N> {
         let index = self.nodes.len();
         let base = hash_of(&node);
         for v in 0..self.vnodes {
-            self.points.push((hash_of(&(base, v as u64)), index));
+            self.points.push((point_of(base, v as u64), index));
         }
         self.nodes.push(node);
         self.points.sort_unstable();
@@ -245,6 +256,8 @@ mod tests {
     /// endian).
     const PINNED_HASH: u64 = 1_774_435_053_648_370_164;
     const PINNED_U64_HASH: u64 = 17_320_887_011_758_499_756;
+    /// And of the 16 bytes 7 and 3 as little-endian `u64`s.
+    const PINNED_POINT: u64 = 11_305_321_312_974_121_493;
 
     #[test]
     fn adding_and_removing_moves_about_one_nth() {
@@ -283,6 +296,7 @@ mod tests {
         assert_eq!(owners, PINNED);
         assert_eq!(hash_of("order-0"), PINNED_HASH);
         assert_eq!(hash_of(&42u64), PINNED_U64_HASH);
+        assert_eq!(point_of(7, 3), PINNED_POINT);
     }
 
     /// Without its owner, a key goes to the node that would own it if the

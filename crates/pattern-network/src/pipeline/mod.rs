@@ -24,7 +24,10 @@
 //! - a [`send`](Input::send) given up while it waits has sent nothing;
 //! - dropping the input closes the pipeline gracefully: every item already
 //!   in it is processed, then the output ends. Dropping the output stops
-//!   the workers, and a send then fails with [`Kind::Unavailable`].
+//!   the pipeline instead: each worker stops at its next item, the items
+//!   still inside are dropped (neither output nor dead-lettered), and once
+//!   the first stage's workers have stopped a send fails with
+//!   [`Kind::Unavailable`].
 //!
 //! Read the dead letters, or drop their receiver: like every channel here
 //! theirs is bounded, and failing items wait for room.

@@ -77,7 +77,8 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
                     Error::new(Kind::Overloaded, "the pool's queue is full")
                 }
                 flume::TrySendError::Disconnected(_) => shut_down(),
-            })
+            })?;
+        self.after_send()
     }
 
     /// Submits `item` (waiting while the queue is full) and waits for the
@@ -93,6 +94,8 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         })
         .await?;
         tokio::select! {
+            // An answer that came wins over a stop that came after it.
+            biased;
             answer = answer => answer.unwrap_or_else(|_| Err(shut_down())),
             // Past a shutdown deadline nothing runs what is still queued.
             () = self.shared.stop.cancelled() => Err(shut_down()),
@@ -102,9 +105,21 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     async fn send(&self, message: Message<T, R>) -> Result<(), Error> {
         self.admit()?;
         tokio::select! {
-            sent = self.tx.send_async(message) => sent.map_err(|_| shut_down()),
-            () = self.shared.stop.cancelled() => Err(shut_down()),
+            biased;
+            sent = self.tx.send_async(message) => sent.map_err(|_| shut_down())?,
+            () = self.shared.stop.cancelled() => return Err(shut_down()),
         }
+        self.after_send()
+    }
+
+    /// An item that went in as a shutdown deadline passed is never run:
+    /// drop what is queued, counted as abandoned, and say so.
+    fn after_send(&self) -> Result<(), Error> {
+        if self.shared.stop.is_cancelled() {
+            self.shared.abandon_queued();
+            return Err(shut_down());
+        }
+        Ok(())
     }
 
     /// Refuses once the pool is stopped; else may add a worker.

@@ -180,10 +180,8 @@ impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
         if workers >= self.max || !pressed {
             return;
         }
-        let now = self.now();
-        if self.claim_decision(now).is_err() {
-            return;
-        }
+        // The place first, then the cooldown (given back if refused), so
+        // a pool found at `max` spends no cooldown.
         let Ok(before) = self
             .workers
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -192,6 +190,11 @@ impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
         else {
             return;
         };
+        let now = self.now();
+        if self.claim_decision(now).is_err() {
+            self.workers.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
         // A new worker gets a whole period to prove it is needed.
         self.new_period(now);
         self.start_worker(before + 1);

@@ -17,7 +17,8 @@ use super::{Algorithm, Sample, bounds};
 /// load) it also decays by 5 % a window, so the limit recovers in seconds
 /// rather than waiting for the average to forget. A window with a dropped
 /// call counts as the worst gradient, 0.5. A limit used less than half is
-/// not raised.
+/// left as it is (neither raised nor, short of a drop, lowered), as in
+/// Netflix's.
 ///
 /// | setting | default |
 /// | --- | --- |

@@ -17,8 +17,7 @@ pub use vegas::Vegas;
 #[non_exhaustive]
 pub struct Sample {
     /// How long the calls took, on average. A call given up by its caller
-    /// counts with the time it had run: under overload callers give up at
-    /// their deadlines, and those are the samples that matter most.
+    /// counts with the time it had run (see [`LimitPermit`](super::LimitPermit)).
     pub rtt: Duration,
     /// The most calls in flight when one of them started (itself included).
     pub in_flight: usize,
