@@ -92,19 +92,19 @@
 //!
 //! | what (closed breaker, ready inner call) | threads | ours | peer | ours / peer |
 //! | --- | --- | --- | --- | --- |
-//! | breaker, `try_acquire` + record vs `recloser` `call(closure)` | 1 | 8.6 ns | 13.8 ns | 0.62 |
-//! | same vs `failsafe` `call(closure)` | 1 | 8.6 ns | 78.8 ns | 0.11 |
-//! | same vs `recloser` | 2 | 8.7 ns | 319.9 ns | 0.03 |
-//! | same vs `failsafe` | 2 | 8.7 ns | 207.9 ns | 0.04 |
-//! | breaker, async `call` vs `recloser` `AsyncRecloser::call` | 1 | 22.8 ns | 31.4 ns | 0.73 |
-//! | same vs `failsafe` futures `call` | 1 | 22.8 ns | 94.9 ns | 0.24 |
-//! | same vs `recloser` | 2 | 24.1 ns | 139.8 ns | 0.17 |
-//! | same vs `failsafe` | 2 | 24.1 ns | 295.5 ns | 0.08 |
-//! | breaker tower layer vs `tower-resilience-circuitbreaker` | 1 | 30.6 ns | 211.0 ns | 0.14 |
-//! | same | 2 | 32.2 ns | 26.8 µs | 0.001 |
-//! | retry layer (with budget), success path, vs tower's `Retry` with `TpsBudget` | 1 | 17.7 ns | 56.5 ns | 0.31 |
-//! | same, over the bare service (0.5 ns) | 1 | +17.2 ns | | |
-//! | two `.context()` layers on an `io::Error` + one-line report vs `anyhow` | 1 | 143.8 ns | 137.4 ns | 1.05 |
+//! | breaker, `try_acquire` + record vs `recloser` `call(closure)` | 1 | 11.5 ns | 8.9 ns | 1.30 |
+//! | same vs `failsafe` `call(closure)` | 1 | 11.5 ns | 72.7 ns | 0.16 |
+//! | same vs `recloser` | 2 | 11.6 ns | 106.6 ns | 0.11 |
+//! | same vs `failsafe` | 2 | 11.6 ns | 176.1 ns | 0.07 |
+//! | breaker, async `call` vs `recloser` `AsyncRecloser::call` | 1 | 32.6 ns | 33.2 ns | 0.98 |
+//! | same vs `failsafe` futures `call` | 1 | 32.6 ns | 94.0 ns | 0.35 |
+//! | same vs `recloser` | 2 | 32.6 ns | 264.5 ns | 0.12 |
+//! | same vs `failsafe` | 2 | 32.6 ns | 229.3 ns | 0.14 |
+//! | breaker tower layer vs `tower-resilience-circuitbreaker` | 1 | 39.7 ns | 207.3 ns | 0.19 |
+//! | same | 2 | 41.5 ns | 24.4 µs | 0.002 |
+//! | retry layer (with budget), success path, vs tower's `Retry` with `TpsBudget` | 1 | 14.3 ns | 45.2 ns | 0.32 |
+//! | same, over the bare service (1.1 ns) | 1 | +13.2 ns | | |
+//! | two `.context()` layers on an `io::Error` + one-line report vs `anyhow` | 1 | 212.2 ns | 184.4 ns | 1.15 |
 //!
 //! With two threads the times are per call on each thread, both running at
 //! once on one shared breaker. `tower-resilience`'s breaker takes a lock that
