@@ -49,8 +49,9 @@ impl Pacer {
         }
     }
 
-    /// Waits for the next slot. Cancel-safe: a dropped wait has taken no
-    /// slot.
+    /// Waits for the next slot. Callers waiting at once take slots in the
+    /// order they came, each woken about once. Cancel-safe: a dropped wait
+    /// has taken no slot and leaves the queue.
     pub async fn ready(&self) {
         self.limiter.until_ready().await;
     }
