@@ -210,3 +210,164 @@ async fn a_request_racing_the_stop_on_an_idle_connection_is_served() {
         assert!(stopping.await.unwrap().is_clean());
     }
 }
+
+/// One request over HTTP/2 with prior knowledge (h2c) on its own
+/// connection: the status and body, or the error.
+async fn fetch_h2(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), String> {
+    fetch_h2_with(addr, path, &[]).await
+}
+
+async fn fetch_h2_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<(u16, String), String> {
+    use http_body_util::BodyExt;
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut request = http::Request::get(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+        .await
+        .map_err(|_| "no answer".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served() {
+    let (_server, running, addr) = start(config()).await;
+    assert_eq!(fetch_h2(addr, "/").await.unwrap(), (200, "hi".to_owned()));
+    assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
+    running.stop().await;
+}
+
+/// `http1` and `http2` mean what they say: a connection in a protocol
+/// that is off is closed, the other is served.
+#[tokio::test]
+async fn protocol_switches_are_obeyed() {
+    let (_server, running, addr) = start(ServerConfig {
+        http2: false,
+        ..config()
+    })
+    .await;
+    assert!(fetch_h2(addr, "/").await.is_err(), "HTTP/2 is off");
+    assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
+    running.stop().await;
+
+    let (_server, running, addr) = start(ServerConfig {
+        http1: false,
+        ..config()
+    })
+    .await;
+    assert_eq!(
+        fetch(addr, "/").await.unwrap_or_default(),
+        "",
+        "HTTP/1 is off"
+    );
+    assert_eq!(fetch_h2(addr, "/").await.unwrap(), (200, "hi".to_owned()));
+    running.stop().await;
+
+    use garde::Validate;
+    let neither = ServerConfig {
+        http1: false,
+        http2: false,
+        ..config()
+    };
+    assert!(neither.validate().is_err(), "nothing would be served");
+}
+
+/// A client that starts the HTTP/2 preface and stalls is closed after the
+/// header read timeout (before, no timer ran until the preface was whole).
+#[tokio::test]
+async fn a_stalled_http2_preface_is_closed_after_the_header_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    for partial in [&b"P"[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled.write_all(partial).await.unwrap();
+        let started = Instant::now();
+        closed_after_the_header_timeout(&mut stalled, started).await;
+    }
+    assert_eq!(fetch_h2(addr, "/").await.unwrap().0, 200);
+    running.stop().await;
+}
+
+/// `max_header_bytes` caps HTTP/2 header lists too.
+#[tokio::test]
+async fn http2_headers_are_capped_by_max_header_bytes() {
+    let (_server, running, addr) = start(ServerConfig {
+        max_header_bytes: 16 * 1024,
+        ..config()
+    })
+    .await;
+    let big = "x".repeat(32 * 1024);
+    let refused = fetch_h2_with(addr, "/", &[("x-big", big)]).await;
+    assert!(
+        refused.as_ref().map_or(true, |(status, _)| *status == 431),
+        "{refused:?}"
+    );
+    let small = fetch_h2_with(addr, "/", &[("x-small", "y".repeat(1024))]).await;
+    assert_eq!(small.unwrap().0, 200);
+    running.stop().await;
+}
+
+/// A keep-alive connection left idle is closed after the idle timeout.
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        idle_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    closed_after_the_header_timeout(&mut stream, started).await;
+    running.stop().await;
+}
+
+/// Connections from one address are capped; others are not affected.
+#[tokio::test]
+async fn connections_per_client_address_are_capped() {
+    let (_server, running, addr) = start(ServerConfig {
+        max_connections_per_ip: 1,
+        ..config()
+    })
+    .await;
+    let busy = tokio::spawn(fetch(addr, "/slow"));
+    sleep(Duration::from_millis(50)).await;
+    let refused = fetch(addr, "/").await.unwrap_or_default();
+    assert!(refused.is_empty(), "closed without an answer: {refused:?}");
+    assert!(busy.await.unwrap().unwrap().ends_with("slow done"));
+    sleep(Duration::from_millis(50)).await;
+    assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
+    running.stop().await;
+}

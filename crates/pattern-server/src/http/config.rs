@@ -25,26 +25,59 @@ pub struct ServerConfig {
     /// Where to listen (port 0: any free port).
     #[garde(skip)]
     pub addr: SocketAddr,
-    /// Serve HTTP/1.1.
-    #[garde(skip)]
+    /// Serve HTTP/1.1 (a connection that opens as HTTP/1 is closed when
+    /// off).
+    #[garde(custom(some_protocol(&self.http2)))]
     pub http1: bool,
-    /// Serve HTTP/2 (prior knowledge, h2c).
+    /// Serve HTTP/2 with prior knowledge, h2c (a connection that opens with
+    /// the HTTP/2 preface is closed when off).
     #[garde(skip)]
     pub http2: bool,
     /// Keep HTTP/1.1 connections alive between requests.
     #[garde(skip)]
     pub keep_alive: bool,
     /// Close a connection whose request headers take longer (against
-    /// slowloris).
+    /// slowloris); also the time a new connection has to show its protocol
+    /// (its first bytes, the whole HTTP/2 preface).
     #[garde(range(min = 1, max = 600_000))]
     pub header_read_timeout_ms: u64,
+    /// Close a connection with no request in flight for this long (HTTP/1
+    /// keep-alive and HTTP/2 alike; 0: never).
+    #[garde(range(max = 3_600_000))]
+    pub idle_timeout_ms: u64,
     /// The largest request head accepted, in bytes (hyper's minimum
-    /// buffer is 8 KiB).
+    /// buffer is 8 KiB); for HTTP/2, the largest header list.
     #[garde(range(min = 8192, max = 16_777_216))]
     pub max_header_bytes: usize,
     /// Connections served at once.
     #[garde(range(min = 1, max = 1_000_000))]
     pub max_connections: usize,
+    /// Connections from one client address at once (0: no cap; IPv6
+    /// addresses count by their /64). Behind a proxy or load balancer
+    /// every connection comes from it: leave this off there.
+    #[garde(range(max = 1_000_000))]
+    pub max_connections_per_ip: usize,
+    /// HTTP/2: streams (requests) a client may open at once on one
+    /// connection.
+    #[garde(range(min = 1, max = 10_000))]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the flow-control window of each stream, in bytes.
+    #[garde(range(min = 65_535, max = 2_147_483_647))]
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2: the flow-control window of a whole connection, in bytes.
+    #[garde(range(min = 65_535, max = 2_147_483_647))]
+    pub http2_connection_window_bytes: u32,
+    /// HTTP/2: the largest frame payload accepted, in bytes.
+    #[garde(range(min = 16_384, max = 16_777_215))]
+    pub http2_max_frame_bytes: u32,
+    /// HTTP/2: how often to ping a connection to check the client is
+    /// still there (0: never).
+    #[garde(range(max = 3_600_000))]
+    pub http2_keep_alive_interval_ms: u64,
+    /// HTTP/2: how long a ping may go unanswered before the connection is
+    /// closed.
+    #[garde(range(min = 1, max = 600_000))]
+    pub http2_keep_alive_timeout_ms: u64,
     /// What happens beyond `max_connections`.
     #[garde(skip)]
     pub on_limit: OnLimit,
@@ -61,8 +94,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     /// 127.0.0.1:8080, HTTP/1.1 and HTTP/2, keep-alive, 10 s header read
-    /// timeout, 64 KiB heads, 10 000 connections (waiting beyond), 30 s
-    /// drain after a 50 ms linger.
+    /// timeout, connections idle 60 s closed, 64 KiB heads, 10 000
+    /// connections (waiting beyond), no cap per client, HTTP/2 with 200
+    /// streams, 1 MiB windows, 16 KiB frames and a ping every 20 s
+    /// (answered within 20 s), 30 s drain after a 50 ms linger.
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -70,8 +105,16 @@ impl Default for ServerConfig {
             http2: true,
             keep_alive: true,
             header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 0,
+            http2_max_concurrent_streams: 200,
+            http2_stream_window_bytes: 1024 * 1024,
+            http2_connection_window_bytes: 1024 * 1024,
+            http2_max_frame_bytes: 16_384,
+            http2_keep_alive_interval_ms: 20_000,
+            http2_keep_alive_timeout_ms: 20_000,
             on_limit: OnLimit::Wait,
             drain_deadline_ms: 30_000,
             drain_linger_ms: 50,
@@ -79,7 +122,31 @@ impl Default for ServerConfig {
     }
 }
 
+/// At least one protocol must be on.
+fn some_protocol(http2: &bool) -> impl FnOnce(&bool, &()) -> garde::Result + '_ {
+    move |http1, ()| {
+        if *http1 || *http2 {
+            Ok(())
+        } else {
+            Err(garde::Error::new(
+                "http1 and http2 are both off: nothing would be served",
+            ))
+        }
+    }
+}
+
 impl ServerConfig {
+    /// The idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_ms > 0).then(|| Duration::from_millis(self.idle_timeout_ms))
+    }
+
+    /// The HTTP/2 ping interval, if any.
+    pub fn http2_keep_alive_interval(&self) -> Option<Duration> {
+        (self.http2_keep_alive_interval_ms > 0)
+            .then(|| Duration::from_millis(self.http2_keep_alive_interval_ms))
+    }
+
     /// The header read timeout.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)

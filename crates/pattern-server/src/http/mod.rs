@@ -9,6 +9,17 @@
 //! ([`HttpServer::last_drain`]). A header read timeout closes connections
 //! that trickle their headers (slowloris) without holding up the others.
 //!
+//! Each connection's protocol is read from its first bytes, within the
+//! header read timeout: HTTP/2 with prior knowledge (h2c) if it opens with
+//! the HTTP/2 preface, HTTP/1.1 otherwise. A protocol switched off in
+//! [`ServerConfig`] (`http1`, `http2`) is closed, not served; a client
+//! that sends nothing, or stops midway through the preface, is closed at
+//! the timeout. HTTP/2 connections take their limits from the settings
+//! (streams, windows, frame size, `max_header_bytes` as the header list
+//! limit) and are pinged to detect clients that vanished; connections
+//! with no request in flight for the idle timeout are closed gracefully;
+//! connections per client address can be capped.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), pattern_error::Error> {
@@ -33,6 +44,7 @@
 //! ```
 
 mod config;
+mod detect;
 mod serve;
 
 use std::sync::{Arc, Mutex, PoisonError};

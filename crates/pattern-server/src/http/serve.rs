@@ -1,25 +1,27 @@
 //! The accept loop and the drain.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use pattern_error::Error;
 use pin_project_lite::pin_project;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::detect::{Protocol, Rewind, detect};
 use super::{DrainReport, OnLimit, ServerConfig};
 
 /// Serves `router` on `listener` until `stop` is cancelled, then drains.
@@ -30,24 +32,13 @@ pub(super) async fn serve(
     stop: CancellationToken,
     report: Arc<std::sync::Mutex<Option<DrainReport>>>,
 ) -> Result<(), Error> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    {
-        let mut http1 = builder.http1();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout())
-            .keep_alive(config.keep_alive)
-            .max_buf_size(config.max_header_bytes);
-    }
-    builder = match (config.http1, config.http2) {
-        (true, false) => builder.http1_only(),
-        (false, true) => builder.http2_only(),
-        _ => builder,
-    };
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols::new(&config));
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let per_ip = PerIp::new(config.max_connections_per_ip);
     let connections = TaskTracker::new();
+    // Cancelled after the drain's linger: connections finish what they
+    // are serving and close.
+    let drain = CancellationToken::new();
     let cut = CancellationToken::new();
     // Connections are cut however this ends, even if the serving task is
     // aborted (a stop timeout shorter than the drain).
@@ -88,7 +79,13 @@ pub(super) async fn serve(
                 }
             },
         };
+        let Some(client) = per_ip.enter(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: at the limit for its address");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
         let service = TowerToHyperService::new(CloseWhenStopping {
             inner: router.clone().map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -97,41 +94,21 @@ pub(super) async fn serve(
                 },
             ),
             stopping: stop.clone(),
+            activity: activity.clone(),
         });
-        let watcher = graceful.watcher();
-        let (builder, cut, stopping) = (builder.clone(), cut.clone(), stop.clone());
-        let first_bytes = config.header_read_timeout();
+        let connection = Connection {
+            peer,
+            protocols: protocols.clone(),
+            stopping: stop.clone(),
+            drain: drain.clone(),
+            cut: cut.clone(),
+            activity,
+            detect_within: config.header_read_timeout(),
+            idle_timeout: config.idle_timeout(),
+        };
         connections.spawn(async move {
-            // Until the first bytes arrive no protocol is chosen, so no
-            // header timer runs: a client that sends nothing gets the
-            // header read timeout to start, not a slot for ever (and is idle,
-            // so closed at once when the server stops).
-            let mut first = [0u8; 1];
-            tokio::select! {
-                peeked = tokio::time::timeout(first_bytes, stream.peek(&mut first)) => {
-                    if !matches!(peeked, Ok(Ok(1))) {
-                        tracing::debug!(%peer, "nothing sent within the header read timeout");
-                        drop(permit);
-                        return;
-                    }
-                }
-                () = stopping.cancelled() => {
-                    drop(permit);
-                    return;
-                }
-            }
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::select! {
-                result = watcher.watch(connection.into_owned()) => {
-                    if let Err(err) = result {
-                        tracing::debug!(%peer, %err, "connection ended with an error");
-                    }
-                }
-                () = cut.cancelled() => {
-                    tracing::debug!(%peer, "connection cut at the drain deadline");
-                }
-            }
-            drop(permit);
+            connection.serve(stream, service).await;
+            drop((permit, client));
         });
     }
 
@@ -146,8 +123,9 @@ pub(super) async fn serve(
     let started = tokio::time::Instant::now();
     let linger = config.drain_linger().min(config.drain_deadline());
     tokio::time::sleep(linger).await;
+    drain.cancel();
     let left_for_drain = config.drain_deadline().saturating_sub(linger);
-    let drained = tokio::time::timeout(left_for_drain, graceful.shutdown())
+    let drained = tokio::time::timeout(left_for_drain, connections.wait())
         .await
         .is_ok();
     let left = if drained { 0 } else { connections.len() };
@@ -165,6 +143,257 @@ pub(super) async fn serve(
     Ok(())
 }
 
+/// The protocols served, each with its settings.
+struct Protocols {
+    http1: Option<hyper::server::conn::http1::Builder>,
+    http2: Option<hyper::server::conn::http2::Builder<TokioExecutor>>,
+}
+
+impl Protocols {
+    fn new(config: &ServerConfig) -> Self {
+        let http1 = config.http1.then(|| {
+            let mut http1 = hyper::server::conn::http1::Builder::new();
+            http1
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.header_read_timeout())
+                .keep_alive(config.keep_alive)
+                .max_buf_size(config.max_header_bytes);
+            http1
+        });
+        let http2 = config.http2.then(|| {
+            let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            http2
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(config.http2_max_concurrent_streams)
+                .initial_stream_window_size(config.http2_stream_window_bytes)
+                .initial_connection_window_size(config.http2_connection_window_bytes)
+                .max_frame_size(config.http2_max_frame_bytes)
+                .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+                .keep_alive_interval(config.http2_keep_alive_interval())
+                .keep_alive_timeout(Duration::from_millis(config.http2_keep_alive_timeout_ms));
+            http2
+        });
+        Self { http1, http2 }
+    }
+}
+
+/// One accepted connection, until it ends.
+struct Connection {
+    peer: SocketAddr,
+    protocols: Arc<Protocols>,
+    stopping: CancellationToken,
+    drain: CancellationToken,
+    cut: CancellationToken,
+    activity: Arc<Activity>,
+    detect_within: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl Connection {
+    async fn serve<S>(self, mut stream: TcpStream, service: S)
+    where
+        S: hyper::service::Service<
+                axum::http::Request<hyper::body::Incoming>,
+                Response = axum::response::Response,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let peer = self.peer;
+        // Until its first bytes tell the protocol, no protocol timer runs:
+        // a client that sends nothing, or stops midway through the HTTP/2
+        // preface, gets the header read timeout, not a slot for ever (and
+        // is closed at once when the server stops).
+        let detected = tokio::select! {
+            detected = tokio::time::timeout(self.detect_within, detect(&mut stream)) => detected,
+            () = self.stopping.cancelled() => return,
+        };
+        let (protocol, prefix) = match detected {
+            Ok(Ok(Some(found))) => found,
+            Ok(Ok(None)) => return,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, %err, "connection failed before its protocol was known");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "protocol not shown within the header read timeout");
+                return;
+            }
+        };
+        let io = TokioIo::new(Rewind::new(prefix, stream));
+        match (protocol, &self.protocols.http1, &self.protocols.http2) {
+            (Protocol::Http1, Some(http1), _) => {
+                let conn = http1.serve_connection(io, service).with_upgrades();
+                self.drive(conn, |conn| conn.graceful_shutdown()).await;
+            }
+            (Protocol::Http2, _, Some(http2)) => {
+                let conn = http2.serve_connection(io, service);
+                self.drive(conn, |conn| conn.graceful_shutdown()).await;
+            }
+            (protocol, _, _) => {
+                tracing::debug!(%peer, ?protocol, "connection closed: protocol not served");
+            }
+        }
+    }
+
+    /// Serves a connection until it ends: closed gracefully when the
+    /// drain begins or it has been idle too long, cut at the drain
+    /// deadline.
+    async fn drive<C, E>(&self, conn: C, graceful: fn(Pin<&mut C>))
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let peer = self.peer;
+        let mut conn = std::pin::pin!(conn);
+        let mut closing = false;
+        let idle = self.activity.idle(self.idle_timeout);
+        let mut idle = std::pin::pin!(idle);
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = self.drain.cancelled(), if !closing => {
+                    graceful(conn.as_mut());
+                    closing = true;
+                }
+                () = idle.as_mut(), if !closing => {
+                    tracing::debug!(%peer, "connection closed: idle");
+                    graceful(conn.as_mut());
+                    closing = true;
+                }
+                () = self.cut.cancelled() => {
+                    tracing::debug!(%peer, "connection cut at the drain deadline");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `since` to the last request's end (or the start).
+    last: AtomicU64,
+    since: tokio::time::Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        let at = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.store(at, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Resolves once no request has been in flight for `timeout`; never
+    /// without one.
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.since + Duration::from_nanos(self.last.load(Ordering::Acquire));
+            let due = last + timeout;
+            if self.in_flight.load(Ordering::Acquire) == 0 && tokio::time::Instant::now() >= due {
+                return;
+            }
+            // Busy: look again a timeout from now; idle: at the due time.
+            let next = if self.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::Instant::now() + timeout
+            } else {
+                due
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// Connections per client address, capped; IPv6 counts by /64 (one host
+/// usually holds a whole /64).
+struct PerIp {
+    cap: usize,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// A connection's place in its address's count.
+struct ClientSeat {
+    key: IpAddr,
+    counts: Option<Arc<Mutex<HashMap<IpAddr, usize>>>>,
+}
+
+impl PerIp {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            counts: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A place for a connection from `ip`, unless its address is at the cap.
+    fn enter(&self, ip: IpAddr) -> Option<ClientSeat> {
+        if self.cap == 0 {
+            return Some(ClientSeat {
+                key: ip,
+                counts: None,
+            });
+        }
+        let key = match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+            IpAddr::V6(v6) => IpAddr::V4(
+                v6.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            ),
+            v4 => v4,
+        };
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSeat {
+            key,
+            counts: Some(self.counts.clone()),
+        })
+    }
+}
+
+impl Drop for ClientSeat {
+    fn drop(&mut self) {
+        if let Some(counts) = &self.counts {
+            let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = counts.get_mut(&self.key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
 /// Once the server is stopping, each HTTP/1 answer says `connection:
 /// close`, so a connection serves what it was sent before the stop and no
 /// more: the drain's linger takes in requests already on their way without
@@ -173,6 +402,8 @@ pub(super) async fn serve(
 struct CloseWhenStopping<S> {
     inner: S,
     stopping: CancellationToken,
+    /// The connection's requests in flight (for its idle timeout).
+    activity: Arc<Activity>,
 }
 
 impl<S, B> tower::Service<axum::http::Request<B>> for CloseWhenStopping<S>
@@ -188,10 +419,12 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        self.activity.begin();
         CloseFuture {
             http1: req.version() <= axum::http::Version::HTTP_11,
             stopping: self.stopping.clone(),
             inner: self.inner.call(req),
+            _in_flight: InFlight(self.activity.clone()),
         }
     }
 }
@@ -203,6 +436,17 @@ pin_project! {
         inner: F,
         http1: bool,
         stopping: CancellationToken,
+        _in_flight: InFlight,
+    }
+}
+
+/// A request in flight on its connection, until its response is ready or
+/// it is dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
