@@ -78,25 +78,37 @@ async fn the_admin_route_requires_the_token() {
         Secret::new("s3cr3t".to_owned()),
     ))
     .await;
-    client
-        .get("/admin/processes")
-        .await
-        .assert_problem(401, "unauthenticated");
+    let anonymous = client.get("/admin/processes").await;
+    anonymous.assert_problem(401, "unauthenticated");
+    assert_eq!(
+        anonymous.header("www-authenticate"),
+        Some(r#"Bearer realm="admin""#),
+        "RFC 9110: a 401 names its scheme"
+    );
 
-    let mut headers = http::HeaderMap::new();
-    headers.insert("authorization", "Bearer wrong".parse().unwrap());
-    client
-        .send(
-            http::Method::GET,
-            "/admin/processes",
-            headers,
-            Default::default(),
-        )
-        .await
-        .assert_problem(401, "unauthenticated");
+    for wrong in [
+        "Bearer wrong",
+        "Bearer s3cr3",
+        "Bearer s3cr3tt",
+        "Basic s3cr3t",
+    ] {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", wrong.parse().unwrap());
+        let refused = client
+            .send(
+                http::Method::GET,
+                "/admin/processes",
+                headers,
+                Default::default(),
+            )
+            .await;
+        refused.assert_problem(401, "unauthenticated");
+        assert!(refused.header("www-authenticate").is_some(), "{wrong}");
+    }
 
+    // The scheme is case-insensitive (RFC 9110).
     let mut headers = http::HeaderMap::new();
-    headers.insert("authorization", "Bearer s3cr3t".parse().unwrap());
+    headers.insert("authorization", "bearer s3cr3t".parse().unwrap());
     let listed = client
         .send(
             http::Method::GET,

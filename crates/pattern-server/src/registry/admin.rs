@@ -2,7 +2,8 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pattern_api::ApiError;
 use pattern_api::response::Envelope;
@@ -19,8 +20,10 @@ struct Admin {
 
 /// `GET /admin/processes`, `POST /admin/processes/{name}/stop` and
 /// `POST /admin/processes/{name}/restart`, each requiring
-/// `Authorization: Bearer <token>` (compared in constant time); without it,
-/// 401 problem+json.
+/// `Authorization: Bearer <token>` (the scheme in any case, RFC 9110; the
+/// token compared in time that depends on neither what was sent nor how
+/// long it is); without it, 401 problem+json with `WWW-Authenticate:
+/// Bearer` (RFC 6750: `error="invalid_token"` when a token was sent).
 pub fn admin_router(registry: ProcessRegistry, token: Secret<String>) -> Router {
     Router::new()
         .route("/admin/processes", get(list))
@@ -29,33 +32,85 @@ pub fn admin_router(registry: ProcessRegistry, token: Secret<String>) -> Router 
         .with_state(Admin { registry, token })
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `presented` equals `expected`, in time that depends only on
+/// `expected`'s length: every byte of it is compared, whatever was sent
+/// and however long (a length check first would tell an attacker the
+/// token's length).
+fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(presented.len() != expected.len());
+    for (i, byte) in expected.iter().enumerate() {
+        let sent = presented.get(i).copied().unwrap_or(0);
+        diff |= std::hint::black_box(sent ^ byte);
+    }
+    diff == 0
 }
 
-fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !presented.is_empty()
-        && constant_time_eq(presented.as_bytes(), admin.token.expose().as_bytes())
-    {
-        Ok(())
-    } else {
-        Err(ApiError::from(Error::new(
-            Kind::Unauthenticated,
-            "a valid bearer token is required",
-        )))
+/// The token of an `Authorization: Bearer <token>` header, the scheme
+/// matched in any case; `None` without one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// Why an admin request failed.
+enum AdminError {
+    /// No token (`false`) or a wrong one (`true`).
+    Unauthorized {
+        sent: bool,
+    },
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for AdminError {
+    fn from(err: E) -> Self {
+        AdminError::Api(err.into())
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Unauthorized { sent } => {
+                let mut response = ApiError::from(Error::new(
+                    Kind::Unauthenticated,
+                    "a valid bearer token is required",
+                ))
+                .into_response();
+                let challenge = if sent {
+                    r#"Bearer realm="admin", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="admin""#
+                };
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                response
+            }
+            AdminError::Api(err) => err.into_response(),
+        }
+    }
+}
+
+fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), AdminError> {
+    match bearer(headers) {
+        Some(token) if constant_time_eq(token.as_bytes(), admin.token.expose().as_bytes()) => {
+            Ok(())
+        }
+        presented => Err(AdminError::Unauthorized {
+            sent: presented.is_some(),
+        }),
     }
 }
 
 async fn list(
     State(admin): State<Admin>,
     headers: HeaderMap,
-) -> Result<Envelope<Vec<ProcessInfo>>, ApiError> {
+) -> Result<Envelope<Vec<ProcessInfo>>, AdminError> {
     authorize(&admin, &headers)?;
     Ok(Envelope::ok(admin.registry.list()))
 }
@@ -64,7 +119,7 @@ async fn stop(
     State(admin): State<Admin>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Envelope<ProcessInfo>, ApiError> {
+) -> Result<Envelope<ProcessInfo>, AdminError> {
     authorize(&admin, &headers)?;
     admin.registry.stop(&name).await?;
     Ok(Envelope::ok(
@@ -76,7 +131,7 @@ async fn restart(
     State(admin): State<Admin>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Envelope<ProcessInfo>, ApiError> {
+) -> Result<Envelope<ProcessInfo>, AdminError> {
     authorize(&admin, &headers)?;
     admin.registry.restart(&name).await?;
     Ok(Envelope::ok(
@@ -86,12 +141,33 @@ async fn restart(
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{bearer, constant_time_eq};
 
     #[test]
     fn constant_time_comparison() {
         assert!(constant_time_eq(b"s3cret", b"s3cret"));
         assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"), "a prefix");
+        assert!(!constant_time_eq(b"s3cretX", b"s3cret"), "longer");
+        assert!(!constant_time_eq(b"", b"s3cret"));
+        assert!(
+            !constant_time_eq(b"s3cret\0", b"s3cret"),
+            "a trailing zero byte"
+        );
+    }
+
+    #[test]
+    fn the_bearer_scheme_matches_in_any_case() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("authorization", value.parse().unwrap());
+            bearer(&headers).map(str::to_owned)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("BEARER  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(with("Bearerabc"), None);
     }
 }
