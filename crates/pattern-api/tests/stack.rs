@@ -118,6 +118,32 @@ async fn slow_requests_time_out_as_problems() {
     assert_eq!(send(app(stack), req()).await.0, 503);
 }
 
+/// Timeouts at their extremes: `Duration::MAX` (it overflowed the clock
+/// and panicked on every request) and zero, through the stack and the
+/// standalone layer.
+#[tokio::test(start_paused = true)]
+async fn timeouts_of_any_length_serve() {
+    let req = || Request::get("/v1/items/1").body(Body::empty()).unwrap();
+    for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+        let (status, _, _) = send(app(ApiStack::new().request_timeout(timeout)), req()).await;
+        assert_eq!(status, 200, "{timeout:?}");
+        let layered = app(ApiStack::new().timeout_layer(TimeoutLayer::new(timeout)));
+        assert_eq!(send(layered, req()).await.0, 200);
+        let queued = app(ApiStack::new()
+            .concurrency_limit(1)
+            .admission_queue(4, timeout)
+            .request_timeout(timeout));
+        assert_eq!(send(queued, req()).await.0, 200);
+        let standalone = Router::new()
+            .route("/v1/items/{id}", get(|| async { "item" }))
+            .layer(TimeoutLayer::new(timeout));
+        let response = standalone.oneshot(req()).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let (status, _, _) = send(app(ApiStack::new().request_timeout(Duration::ZERO)), req()).await;
+    assert!(status == 200 || status == 504, "{status}");
+}
+
 #[tokio::test]
 async fn bodies_over_the_limit_and_panics_are_problems() {
     let req = Request::post("/v1/echo")

@@ -80,10 +80,15 @@ pub struct TimeoutLayer {
 }
 
 impl TimeoutLayer {
-    /// Times out after `timeout` with 504 Gateway Timeout.
+    /// The longest timeout: longer ones are cut to it (a day; an
+    /// unbounded one overflowed the clock on every request).
+    pub const MAX: Duration = Duration::from_secs(24 * 3600);
+
+    /// Times out after `timeout` (at most [`TimeoutLayer::MAX`]) with 504
+    /// Gateway Timeout.
     pub fn new(timeout: Duration) -> Self {
         Self {
-            timeout,
+            timeout: timeout.min(Self::MAX),
             status: StatusCode::GATEWAY_TIMEOUT,
         }
     }
