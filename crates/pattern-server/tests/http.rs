@@ -371,3 +371,61 @@ async fn connections_per_client_address_are_capped() {
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
     running.stop().await;
 }
+
+/// Stopping begins with the pre-stop delay: new connections are still
+/// accepted and served (HTTP/1 answers say `connection: close`), then the
+/// port closes.
+#[tokio::test]
+async fn the_pre_stop_delay_keeps_serving_before_the_port_closes() {
+    let (server, running, addr) = start(ServerConfig {
+        pre_stop_delay_ms: 400,
+        ..config()
+    })
+    .await;
+    let stopping = tokio::spawn(running.stop());
+    sleep(Duration::from_millis(100)).await;
+    let during = fetch(addr, "/").await.unwrap();
+    assert!(during.starts_with("HTTP/1.1 200"), "{during}");
+    assert!(
+        during.to_ascii_lowercase().contains("connection: close"),
+        "{during}"
+    );
+    sleep(Duration::from_millis(500)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "closed after the delay"
+    );
+    assert!(stopping.await.unwrap().is_clean());
+    assert_eq!(server.last_drain().unwrap().cut, 0);
+}
+
+/// The server's stop timeout follows its drain: with a system whose stop
+/// timeout per component is shorter than the drain, a request in flight
+/// still finishes and the drain is reported (the server was aborted midway
+/// before, and `last_drain` stayed empty).
+#[tokio::test]
+async fn the_stop_timeout_follows_the_drain_deadline() {
+    let server = Arc::new(HttpServer::new(
+        "http",
+        ServerConfig {
+            drain_deadline_ms: 2_000,
+            ..config()
+        },
+        router(),
+    ));
+    let running = System::builder()
+        .stop_timeout(Duration::from_millis(100))
+        .component_shared(server.clone(), Default::default())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let addr = running.addr("http", "http").unwrap();
+    let slow = tokio::spawn(fetch(addr, "/slow"));
+    sleep(Duration::from_millis(50)).await;
+    assert!(running.stop().await.is_clean());
+    assert!(slow.await.unwrap().unwrap().ends_with("slow done"));
+    let drain = server.last_drain().expect("the drain ran to its end");
+    assert_eq!((drain.open_at_stop, drain.cut), (1, 0));
+}

@@ -82,6 +82,15 @@ pub trait Component: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// How long the component needs to stop, when it knows (an HTTP server:
+    /// its pre-stop delay and drain deadline). Unless its options set a
+    /// stop timeout, the runner gives it at least this (and a second more)
+    /// instead of aborting it midway; still within the system's overall
+    /// shutdown timeout.
+    fn stop_within(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// How the component is doing now. Keep it cheap: it is called by
     /// health endpoints.
     fn health(&self) -> Health {

@@ -76,11 +76,20 @@ impl Plan {
             .unwrap_or(self.start_timeout)
     }
 
+    /// Component `i`'s stop timeout: its own option, else the system's,
+    /// raised to what the component says it needs to stop.
     pub(crate) fn stop_timeout(&self, i: usize) -> Duration {
-        self.entries[i]
-            .options
-            .stop_timeout
-            .unwrap_or(self.stop_timeout)
+        let entry = &self.entries[i];
+        entry.options.stop_timeout.unwrap_or_else(|| {
+            entry
+                .component
+                .stop_within()
+                .map_or(self.stop_timeout, |needs| {
+                    needs
+                        .saturating_add(Duration::from_secs(1))
+                        .max(self.stop_timeout)
+                })
+        })
     }
 }
 
@@ -89,7 +98,7 @@ impl Plan {
 /// | setting | default |
 /// | --- | --- |
 /// | [`start_timeout`](Self::start_timeout) (per component) | 30 s |
-/// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s |
+/// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s, or what the component needs ([`Component::stop_within`](crate::component::Component::stop_within)) |
 /// | [`startup_timeout`](Self::startup_timeout) (all starts) | 120 s |
 /// | [`shutdown_timeout`](Self::shutdown_timeout) (all stops) | 60 s |
 /// | [`strategy`](Self::strategy) | one for one |

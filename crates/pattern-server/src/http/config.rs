@@ -81,6 +81,12 @@ pub struct ServerConfig {
     /// What happens beyond `max_connections`.
     #[garde(skip)]
     pub on_limit: OnLimit,
+    /// Once stopping, how long the server goes on accepting and serving as
+    /// before (readiness is already false), so that load balancers take it
+    /// out of rotation before connections are refused (Kubernetes'
+    /// pre-stop). HTTP/1 answers say `connection: close` meanwhile.
+    #[garde(range(max = 300_000))]
+    pub pre_stop_delay_ms: u64,
     /// How long requests in flight may take to finish once stopping.
     #[garde(range(min = 1, max = 3_600_000))]
     pub drain_deadline_ms: u64,
@@ -97,7 +103,8 @@ impl Default for ServerConfig {
     /// timeout, connections idle 60 s closed, 64 KiB heads, 10 000
     /// connections (waiting beyond), no cap per client, HTTP/2 with 200
     /// streams, 1 MiB windows, 16 KiB frames and a ping every 20 s
-    /// (answered within 20 s), 30 s drain after a 50 ms linger.
+    /// (answered within 20 s), no pre-stop delay, 30 s drain after a 50 ms
+    /// linger.
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -116,6 +123,7 @@ impl Default for ServerConfig {
             http2_keep_alive_interval_ms: 20_000,
             http2_keep_alive_timeout_ms: 20_000,
             on_limit: OnLimit::Wait,
+            pre_stop_delay_ms: 0,
             drain_deadline_ms: 30_000,
             drain_linger_ms: 50,
         }
@@ -150,6 +158,19 @@ impl ServerConfig {
     /// The header read timeout.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// The pre-stop delay.
+    pub fn pre_stop_delay(&self) -> Duration {
+        Duration::from_millis(self.pre_stop_delay_ms)
+    }
+
+    /// How long a stop takes at most: the pre-stop delay, the linger and
+    /// the drain deadline.
+    pub fn stop_within(&self) -> Duration {
+        self.pre_stop_delay()
+            + self.drain_linger().min(self.drain_deadline())
+            + self.drain_deadline()
     }
 
     /// The drain deadline.

@@ -1,7 +1,10 @@
 //! The HTTP server: hyper-util serving an axum router, with a connection
 //! limit and a graceful drain, as a [`Component`].
 //!
-//! On stop the server stops accepting (the port closes), goes on reading
+//! On stop the server first goes on accepting and serving for the pre-stop
+//! delay (readiness is false already, so load balancers take it out of
+//! rotation before it refuses connections), then stops accepting (the port
+//! closes), goes on reading
 //! for a short linger (so requests already sent on idle keep-alive
 //! connections are served, not dropped with them), lets requests in flight
 //! finish up to the drain deadline while idle keep-alive connections are
@@ -120,6 +123,12 @@ impl Component for HttpServer {
 
     fn ports(&self) -> Vec<PortSpec> {
         vec![PortSpec::new("http", self.config.addr)]
+    }
+
+    /// The pre-stop delay, the linger and the drain deadline: the stop
+    /// timeout follows the drain, so a drain is never aborted midway.
+    fn stop_within(&self) -> Option<Duration> {
+        Some(self.config.stop_within())
     }
 
     fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {

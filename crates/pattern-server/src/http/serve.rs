@@ -40,6 +40,22 @@ pub(super) async fn serve(
     // are serving and close.
     let drain = CancellationToken::new();
     let cut = CancellationToken::new();
+    // Stopping begins with the pre-stop delay: the server goes on accepting
+    // (HTTP/1 answers already say `connection: close`), then stops.
+    let accepting = CancellationToken::new();
+    {
+        let (stop, accepting, delay) = (stop.clone(), accepting.clone(), config.pre_stop_delay());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {
+                    tokio::time::sleep(delay).await;
+                    accepting.cancel();
+                }
+                () = accepting.cancelled() => {}
+            }
+        });
+    }
+    let _stop_accepting_on_exit = accepting.clone().drop_guard();
     // Connections are cut however this ends, even if the serving task is
     // aborted (a stop timeout shorter than the drain).
     let _cut_on_exit = cut.clone().drop_guard();
@@ -49,7 +65,7 @@ pub(super) async fn serve(
         let permit = match config.on_limit {
             OnLimit::Wait => tokio::select! {
                 permit = slots.clone().acquire_owned() => permit.ok(),
-                () = stop.cancelled() => break,
+                () = accepting.cancelled() => break,
             },
             _ => None,
         };
@@ -62,11 +78,11 @@ pub(super) async fn serve(
                     tracing::warn!(%err, "accept failed");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                        () = stop.cancelled() => break,
+                        () = accepting.cancelled() => break,
                     }
                 }
             },
-            () = stop.cancelled() => break,
+            () = accepting.cancelled() => break,
         };
         let permit = match permit {
             Some(permit) => permit,
@@ -99,7 +115,7 @@ pub(super) async fn serve(
         let connection = Connection {
             peer,
             protocols: protocols.clone(),
-            stopping: stop.clone(),
+            stopping: accepting.clone(),
             drain: drain.clone(),
             cut: cut.clone(),
             activity,
