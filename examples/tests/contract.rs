@@ -21,6 +21,7 @@ fn config() -> Config {
     config.server.request_timeout_ms = 300;
     config.server.http.drain_deadline_ms = 2_000;
     config.admin.token = Some(Secret::new(TOKEN.to_owned()));
+    config.demo.enabled = true;
     config
 }
 
@@ -384,6 +385,26 @@ async fn rate_limit_per_client_and_admin_off_without_token() {
     assert!((1..=2).contains(&retry), "{retry}");
     tokio::time::sleep(Duration::from_millis(1100)).await; // real time: the limiter is real-time
     get(&client, "/admin/processes").await.assert_status(404);
+    service.stop().await;
+}
+
+/// The demo routes are off unless turned on: not served, not documented.
+#[tokio::test]
+async fn demo_routes_are_off_by_default() {
+    let mut config = config();
+    config.demo = examples::reference::Demo::default();
+    let service = Service::start(config).await.unwrap();
+    let client = TestClient::connect(service.addr());
+    get(&client, "/v1/demo/delay?ms=10")
+        .await
+        .assert_status(404);
+    get(&client, "/v1/demo/panic").await.assert_status(404);
+    let doc: Value = get(&client, "/openapi.json").await.json();
+    assert!(
+        doc["paths"]["/v1/demo/delay"].is_null(),
+        "undocumented when off"
+    );
+    get(&client, "/v1/items").await.assert_status(200);
     service.stop().await;
 }
 

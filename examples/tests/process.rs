@@ -31,6 +31,7 @@ async fn prints_its_address_and_drains_on_sigterm() {
         Command::new(binary())
             .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
             .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
+            .env("REFSVC_DEMO__ENABLED", "true")
             .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -27,14 +27,18 @@ use super::store::{Item, NewItem, Store};
 )]
 pub(crate) struct ApiDoc;
 
-/// The `/v1` routes and their OpenAPI document.
-pub(crate) fn routes(store: Store) -> OpenApiRouter {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The `/v1` routes and their OpenAPI document; the demo routes only when
+/// `demo` is on.
+pub(crate) fn routes(store: Store, demo: bool) -> OpenApiRouter {
+    let routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_item, list_items))
-        .routes(routes!(get_item, delete_item))
-        .routes(routes!(delay))
-        .routes(routes!(panic))
-        .with_state(store)
+        .routes(routes!(get_item, delete_item));
+    let routes = if demo {
+        routes.routes(routes!(delay)).routes(routes!(panic))
+    } else {
+        routes
+    };
+    routes.with_state(store)
 }
 
 /// Creates an item.

@@ -30,6 +30,20 @@ pub struct Config {
     /// The item store and its expiry sweeper.
     #[garde(dive)]
     pub store: Store,
+    /// The demo routes (`/v1/demo/delay`, `/v1/demo/panic`).
+    #[garde(dive)]
+    pub demo: Demo,
+}
+
+/// The demo routes, which show timeouts and panics on purpose: off by
+/// default, since `/v1/demo/delay` lets any client hold a slot for the
+/// whole request timeout (`REFSVC_DEMO__ENABLED=true` turns them on).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Demo {
+    /// Serve the demo routes.
+    #[garde(skip)]
+    pub enabled: bool,
 }
 
 /// The HTTP edge: the server's own settings plus the request chain's.

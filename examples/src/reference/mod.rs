@@ -41,7 +41,7 @@ use patterns::server::ops::{self, Prometheus};
 use patterns::server::postgres::Database;
 use patterns::server::registry::{ProcessRegistry, admin_router};
 
-pub use config::{Admin, Config, Limits, Server, Store as StoreConfig};
+pub use config::{Admin, Config, Demo, Limits, Server, Store as StoreConfig};
 pub use store::{Item, NewItem};
 
 use processes::Processes;
@@ -116,7 +116,7 @@ impl Service {
         let registry = ProcessRegistry::new();
         let health = HealthHandle::detached();
 
-        let (v1, openapi) = api::routes(store.clone()).split_for_parts();
+        let (v1, openapi) = api::routes(store.clone(), config.demo.enabled).split_for_parts();
         let routes = route_lines(&openapi);
         let render = prometheus.clone();
         let mut app = Router::new()

@@ -24,11 +24,13 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
 ];
 
 /// Settings every scenario starts the service with: rate limits out of the
-/// way (all clients share 127.0.0.1) unless a scenario sets its own.
+/// way (all clients share 127.0.0.1) unless a scenario sets its own, and
+/// the demo routes on (slow and panicking requests on purpose).
 pub(crate) fn base_env() -> Vec<(&'static str, String)> {
     vec![
         ("REFSVC_LIMITS__REQUESTS_PER_SECOND", "10000000".to_owned()),
         ("REFSVC_LIMITS__BURST", "10000000".to_owned()),
+        ("REFSVC_DEMO__ENABLED", "true".to_owned()),
     ]
 }
 
