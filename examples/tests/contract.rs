@@ -388,6 +388,41 @@ async fn rate_limit_per_client_and_admin_off_without_token() {
     service.stop().await;
 }
 
+/// Probes and metrics are never shed nor rate limited: with the only slot
+/// held and the client's rate spent, the API answers 503 and 429 while
+/// `/health/live`, `/health/ready` and `/metrics` answer 200 (all three
+/// answered 503 before).
+#[tokio::test]
+async fn probes_and_metrics_bypass_shedding_and_rate_limits() {
+    let mut config = config();
+    config.server.concurrency_limit = 1;
+    config.server.request_timeout_ms = 5_000;
+    config.limits.requests_per_second = 1;
+    config.limits.burst = 2;
+    let service = Service::start(config).await.unwrap();
+    let addr = service.addr();
+    let holder = tokio::spawn(async move {
+        TestClient::connect(addr)
+            .get("/v1/demo/delay?ms=1500")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // real time: a real server
+    let client = TestClient::connect(addr);
+    let shed = get(&client, "/v1/items").await;
+    assert!(
+        shed.status == 503 || shed.status == 429,
+        "the API is busy: {}",
+        shed.status
+    );
+    for _ in 0..5 {
+        for path in ["/health/live", "/health/ready", "/metrics"] {
+            client.get(path).await.assert_status(200);
+        }
+    }
+    holder.await.unwrap().assert_status(200);
+    service.stop().await;
+}
+
 /// The demo routes are off unless turned on: not served, not documented.
 #[tokio::test]
 async fn demo_routes_are_off_by_default() {

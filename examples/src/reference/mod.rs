@@ -77,7 +77,8 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 /// The service's middleware chain as its configuration sets it: request
 /// id, tracing, metrics, problem+json, panics, shedding at the concurrency
 /// limit (after a bounded wait when `server.queue_depth` is set), rate
-/// limit per client IP, request timeout, body limit.
+/// limit per client IP (neither for `/health/*` and `/metrics`), request
+/// timeout, body limit.
 pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     let quota = Quota::per_second(non_zero(
         config.limits.requests_per_second,
@@ -85,6 +86,8 @@ pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     )?)
     .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
     let mut stack = ApiStack::new()
+        // Probes and metrics are never shed nor rate limited.
+        .exempt_from_admission(["/health/live", "/health/ready", "/metrics"])
         .request_timeout(config.request_timeout())
         .body_limit(config.server.body_limit_bytes)
         .concurrency_limit(config.server.concurrency_limit)

@@ -111,6 +111,7 @@ pub struct ApiStack {
     body_limit: Option<usize>,
     cors: Option<CorsLayer>,
     compression: bool,
+    exempt: Vec<String>,
 }
 
 impl Default for ApiStack {
@@ -136,6 +137,7 @@ impl ApiStack {
             body_limit: Some(1024 * 1024),
             cors: None,
             compression: false,
+            exempt: Vec::new(),
         }
     }
 
@@ -174,6 +176,22 @@ impl ApiStack {
     /// Limits requests per key.
     pub fn rate_limit(mut self, layer: RateLimitLayer<Body>) -> Self {
         self.rate_limit = Some(layer);
+        self
+    }
+
+    /// Requests to exactly these paths skip admission: the concurrency
+    /// limit, its queue and the rate limit (they keep the request id,
+    /// tracing, metrics, problem+json, panic catching, timeout and body
+    /// limit). For health probes and metrics served on the API's port: a
+    /// busy service must shed its API, never the probe that keeps it
+    /// alive (a shed liveness probe gets a busy pod restarted, which
+    /// cascades).
+    pub fn exempt_from_admission<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.exempt.extend(paths.into_iter().map(Into::into));
         self
     }
 
@@ -292,6 +310,7 @@ impl ApiStack {
                 rate_limit: self.rate_limit.clone(),
                 timeout: self.timeout,
                 body_limit: self.body_limit,
+                exempt: self.exempt.clone().into_boxed_slice(),
             }),
         }
     }

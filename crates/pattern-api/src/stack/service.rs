@@ -37,6 +37,8 @@ pub(crate) struct Chain {
     pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
     pub(crate) timeout: Option<TimeoutLayer>,
     pub(crate) body_limit: Option<usize>,
+    /// Paths that skip admission (probes).
+    pub(crate) exempt: Box<[String]>,
 }
 
 /// The whole chain of [`ApiStack`](super::ApiStack) as one tower layer
@@ -158,6 +160,9 @@ where
 {
     if let Some(limit) = chain.body_limit {
         limit_body(limit, &mut req);
+    }
+    if !chain.exempt.is_empty() && chain.exempt.iter().any(|path| req.uri().path() == path) {
+        return (Stage::running(inner.call(req)), None);
     }
     let permit = match &chain.shed {
         None => None,
