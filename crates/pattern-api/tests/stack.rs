@@ -265,6 +265,55 @@ async fn rejections_in_the_chain_carry_the_request_id() {
     holder.abort();
 }
 
+/// The rate limit comes before the concurrency gate: with the only slot
+/// held, a client over its rate gets its own 429, not the 503 of a full
+/// server (it took a slot or a queue place first, and under load everyone
+/// got 503).
+#[tokio::test]
+async fn an_over_limit_client_gets_429_even_when_the_server_is_full() {
+    use std::num::NonZeroU32;
+
+    use pattern_api::middleware::RateLimitLayer;
+    use pattern_network::flow::rate::Quota;
+
+    let quota = Quota::per_second(NonZeroU32::new(1).unwrap());
+    for queue in [false, true] {
+        let mut stack = ApiStack::new()
+            .concurrency_limit(1)
+            .rate_limit(RateLimitLayer::per_key(quota, 16, |req: &Request<Body>| {
+                req.headers()
+                    .get("x-client")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("anonymous")
+                    .to_owned()
+            }));
+        if queue {
+            stack = stack.admission_queue(4, Duration::from_millis(50));
+        }
+        let full =
+            stack.apply(Router::new().route("/v1/hold", get(std::future::pending::<&'static str>)));
+        let from = |client: &str| {
+            Request::get("/v1/hold")
+                .header("x-client", client)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let holder = tokio::spawn(full.clone().oneshot(from("holder")));
+        tokio::task::yield_now().await;
+        // "greedy" spends its one request a second on a 503 (or a wait)...
+        let first = send(full.clone(), from("greedy")).await.0;
+        assert_eq!(first, StatusCode::SERVICE_UNAVAILABLE, "queue {queue}");
+        // ... and its next is its own 429, whatever the server's load.
+        let (status, _, problem) = send(full.clone(), from("greedy")).await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue {queue}: {problem}"
+        );
+        holder.abort();
+    }
+}
+
 /// A client that never finishes sending a JSON body gets 408 Request
 /// Timeout at the request's deadline (its fault), not the 504 a slow
 /// handler gets.

@@ -27,9 +27,11 @@ pub use service::{StackLayer, StackService};
 /// 5. panic catching (500);
 /// 6. body size limit (413, enforced by axum's body extractors; a route's
 ///    own `DefaultBodyLimit` still wins);
-/// 7. load shedding (503 with `Retry-After`), with an optional bounded
+/// 7. keyed rate limit (429 with `Retry-After`), if configured: before the
+///    concurrency gate, so a client over its limit gets its own 429 without
+///    taking a slot or a queue place;
+/// 8. load shedding (503 with `Retry-After`), with an optional bounded
 ///    admission queue;
-/// 8. keyed rate limit (429 with `Retry-After`), if configured;
 /// 9. request timeout (504, or 503; 408 when the handler is still waiting
 ///    for the request's body), with a
 ///    [`Deadline`](crate::middleware::Deadline) for handlers. The deadline

@@ -145,7 +145,7 @@ where
     }
 }
 
-/// Body limit, load shedding, rate limit, then the inner service (under
+/// Body limit, rate limit, load shedding, then the inner service (under
 /// panic catching): the stage the future starts in, and the slot it holds.
 fn admit<S>(
     chain: &Arc<Chain>,
@@ -164,6 +164,16 @@ where
     if !chain.exempt.is_empty() && chain.exempt.iter().any(|path| req.uri().path() == path) {
         return (Stage::running(inner.call(req)), None);
     }
+    // The rate limit first: an over-limit client gets its own 429 without
+    // taking a slot or a queue place (after the concurrency gate, under
+    // load everyone got 503 instead).
+    if let Some(limited) = chain
+        .rate_limit
+        .as_ref()
+        .and_then(|rate| rate.limited(&req))
+    {
+        return (Stage::ready(ApiError::from(limited).into_response()), None);
+    }
     let permit = match &chain.shed {
         None => None,
         Some(bulkhead) => match bulkhead.try_acquire_or_queue() {
@@ -174,16 +184,9 @@ where
                     None,
                 );
             }
-            Ok(None) => return (queue(chain, bulkhead, inner, deadline, req), None),
+            Ok(None) => return (queue(bulkhead, inner, deadline, req), None),
         },
     };
-    if let Some(limited) = chain
-        .rate_limit
-        .as_ref()
-        .and_then(|rate| rate.limited(&req))
-    {
-        return (Stage::ready(ApiError::from(limited).into_response()), None);
-    }
     (Stage::running(inner.call(req)), permit)
 }
 
@@ -217,11 +220,11 @@ fn guarded<F, E>(
         .unwrap_or_else(|payload| (Stage::ready(crate::middleware::panic_answer(payload)), None))
 }
 
-/// A request that waits in the admission queue: the wait, the rate limit
-/// and the inner call in one boxed future (only waiting requests allocate).
+/// A request that waits in the admission queue (its rate limit already
+/// passed): the wait and the inner call in one boxed future (only waiting
+/// requests allocate).
 /// The request's deadline, which started on arrival, covers the wait.
 fn queue<S>(
-    chain: &Arc<Chain>,
     bulkhead: &Bulkhead,
     inner: &mut S,
     deadline: Option<Instant>,
@@ -236,7 +239,6 @@ where
     let clone = inner.clone();
     let mut inner = std::mem::replace(inner, clone);
     let bulkhead = bulkhead.clone();
-    let chain = chain.clone();
     Stage::queued(Box::pin(async move {
         // A request still waiting for a slot when its deadline comes was
         // shed, not slow: the wait ends one timer tick (1 ms) before the
@@ -259,13 +261,6 @@ where
             Ok(permit) => permit,
             Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
         };
-        if let Some(limited) = chain
-            .rate_limit
-            .as_ref()
-            .and_then(|rate| rate.limited(&req))
-        {
-            return Ok(ApiError::from(limited).into_response());
-        }
         let response = inner.call(req).await;
         drop(permit);
         response
