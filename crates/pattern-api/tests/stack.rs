@@ -314,6 +314,49 @@ async fn an_over_limit_client_gets_429_even_when_the_server_is_full() {
     }
 }
 
+/// Per client IP, IPv6 clients count by their /64: addresses of one /64
+/// share a bucket (each address had its own, so one host could bypass the
+/// limit), another /64 has its own, and IPv4 clients are one by one.
+#[tokio::test]
+async fn ipv6_clients_are_limited_by_their_64() {
+    use std::net::SocketAddr;
+    use std::num::NonZeroU32;
+
+    use axum::extract::ConnectInfo;
+    use pattern_api::middleware::RateLimitLayer;
+    use pattern_network::flow::rate::Quota;
+
+    let quota = Quota::per_second(NonZeroU32::new(1).unwrap());
+    let limited = app(ApiStack::new().rate_limit(RateLimitLayer::per_client_ip(quota, 64)));
+    let from = |addr: &str| {
+        let mut req = Request::get("/v1/items/1").body(Body::empty()).unwrap();
+        let addr: SocketAddr = addr.parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(addr));
+        req
+    };
+    assert_eq!(
+        send(limited.clone(), from("[2001:db8:1:2::1]:4000"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(limited.clone(), from("[2001:db8:1:2::ffff]:4000"))
+            .await
+            .0,
+        429,
+        "same /64, same bucket"
+    );
+    assert_eq!(
+        send(limited.clone(), from("[2001:db8:1:3::1]:4000"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(send(limited.clone(), from("10.0.0.1:4000")).await.0, 200);
+    assert_eq!(send(limited, from("10.0.0.2:4000")).await.0, 200);
+}
+
 /// A client that never finishes sending a JSON body gets 408 Request
 /// Timeout at the request's deadline (its fault), not the 504 a slow
 /// handler gets.

@@ -34,7 +34,7 @@ pub use metrics::{
 };
 pub(crate) use panic::answer as panic_answer;
 pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
-pub use rate::{RateLimitLayer, RateLimitService, client_ip};
+pub use rate::{RateLimitLayer, RateLimitService, client_ip, client_network};
 pub use shed::Slot;
 pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
 pub(crate) use timeout::BodyWatch;

@@ -15,6 +15,28 @@ use crate::ApiError;
 
 type KeyFn<B> = Box<dyn Fn(&Request<B>) -> Key + Send + Sync>;
 
+/// The network a client address stands for: an IPv4 address itself (an
+/// IPv4-mapped IPv6 address as IPv4), an IPv6 address by its first
+/// `v6_prefix` bits (at most 128): one host usually holds a whole /64, so
+/// keying by the full address lets it take a fresh key per address.
+pub fn client_network(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u32::from(v6_prefix.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// A rate-limit key: a client address, or a hash of a key function's
 /// text (a fixed size whatever a client sends: the limiter bounds how many
 /// keys it holds, this bounds each one).
@@ -25,11 +47,13 @@ enum Key {
     Hashed(u64),
 }
 
-/// The client's address as a key, from axum's `ConnectInfo`.
-fn ip_key<B>(req: &Request<B>) -> Key {
+/// The client's network as a key, from axum's `ConnectInfo`.
+fn ip_key<B>(req: &Request<B>, v6_prefix: u8) -> Key {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(Key::Unknown, |ConnectInfo(addr)| Key::Ip(addr.ip()))
+        .map_or(Key::Unknown, |ConnectInfo(addr)| {
+            Key::Ip(client_network(addr.ip(), v6_prefix))
+        })
 }
 
 /// The client's IP address, from axum's `ConnectInfo` (serve with
@@ -58,9 +82,16 @@ struct Shared<B> {
 }
 
 impl<B: 'static> RateLimitLayer<B> {
-    /// `quota` per client IP, tracking at most `max_keys` clients.
+    /// `quota` per client IP, tracking at most `max_keys` clients; IPv6
+    /// clients by their /64 (see [`client_network`]).
     pub fn per_client_ip(quota: Quota, max_keys: usize) -> Self {
-        Self::with_key(quota, max_keys, Box::new(ip_key))
+        Self::per_client_network(quota, max_keys, 64)
+    }
+
+    /// `quota` per client network: IPv4 addresses one by one, IPv6 by
+    /// their first `v6_prefix` bits (see [`client_network`]).
+    pub fn per_client_network(quota: Quota, max_keys: usize, v6_prefix: u8) -> Self {
+        Self::with_key(quota, max_keys, Box::new(move |req| ip_key(req, v6_prefix)))
     }
 
     /// `quota` per key of `key(request)` (an API-key header, a tenant).
@@ -167,5 +198,29 @@ where
             None => ResponseFuture::inner(self.inner.call(req), ()),
             Some(limited) => ResponseFuture::ready(ApiError::from(limited).into_response()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_network;
+
+    #[test]
+    fn ipv6_clients_count_by_their_prefix() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(a, 64), client_network(b, 64));
+        assert_ne!(client_network(a, 64), client_network(other, 64));
+        assert_ne!(client_network(a, 128), client_network(b, 128));
+        assert_eq!(client_network(a, 0), client_network(other, 0));
+        let v4: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(client_network(v4, 64), v4);
+        let mapped: std::net::IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(
+            client_network(mapped, 64),
+            v4,
+            "an IPv4-mapped address is IPv4"
+        );
     }
 }
