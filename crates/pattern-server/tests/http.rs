@@ -429,3 +429,41 @@ async fn the_stop_timeout_follows_the_drain_deadline() {
     let drain = server.last_drain().expect("the drain ran to its end");
     assert_eq!((drain.open_at_stop, drain.cut), (1, 0));
 }
+
+/// An HTTP/2 connection with no stream open is closed (GOAWAY) after the
+/// idle timeout; HTTP/2 has no timer of its own for that.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    use http_body_util::BodyExt;
+    let (_server, running, addr) = start(ServerConfig {
+        idle_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{addr}/"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the server closed the idle connection")
+        .unwrap()
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    running.stop().await;
+}
