@@ -8,6 +8,8 @@ use pattern_error::{Error, Kind};
 use pattern_network::balance::{Balancer, Outlier, Strategy};
 use tower::{Service, ServiceExt, service_fn};
 
+mod common;
+
 type Reply = std::pin::Pin<Box<dyn Future<Output = Result<&'static str, Error>> + Send>>;
 
 /// An endpoint answering its name after `ms`, or failing at once.
@@ -570,14 +572,10 @@ async fn a_ready_endpoint_is_found_behind_one_that_never_is() {
 /// may change the balancer (it ran under the set's lock and deadlocked).
 #[test]
 fn a_readiness_failure_can_eject_and_the_hook_can_remove() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
+    common::within(
+        Duration::from_secs(30),
+        "the balancer deadlocked",
+        || async {
             let outlier = Outlier::default()
                 .consecutive_failures(1)
                 .max_ejected_share(1.0);
@@ -591,12 +589,8 @@ fn a_readiness_failure_can_eject_and_the_hook_can_remove() {
             let counts = tally(&balancer, 6).await;
             assert_eq!(counts.get("good"), Some(&6), "{counts:?}");
             assert_eq!(balancer.endpoints().len(), 1, "the hook removed it");
-        });
-        let _ = done.send(());
-    });
-    finished
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the balancer deadlocked");
+        },
+    );
 }
 
 /// A refreshed endpoint keeps counting the calls in flight to it.

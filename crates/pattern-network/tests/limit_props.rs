@@ -8,6 +8,8 @@ use std::time::Duration;
 use pattern_network::limit::{AdaptiveLimit, Aimd, Algorithm, Gradient2, LimitPermit, Vegas};
 use proptest::prelude::*;
 
+mod common;
+
 #[derive(Clone, Debug)]
 enum Op {
     Acquire,
@@ -45,12 +47,7 @@ proptest! {
         min_samples in 1u32..20,
         ops in proptest::collection::vec(op(), 1..400),
     ) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        common::paused_runtime().block_on(async {
             let window = Duration::from_millis(window_ms);
             let limit = match algorithm {
                 0 => limit_with(Gradient2::new(min, min, max), window, min_samples),

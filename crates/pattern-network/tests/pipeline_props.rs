@@ -12,6 +12,8 @@ use pattern_network::pipeline::{Order, Pipeline};
 use proptest::prelude::*;
 use tokio::time::sleep;
 
+mod common;
+
 /// What a stage does to one item, decided from the item and the stage.
 #[derive(Clone, Copy, Debug)]
 enum Fate {
@@ -103,31 +105,9 @@ struct Outcome {
 
 const NAMES: [&str; 4] = ["s0", "s1", "s2", "s3"];
 
-/// The stages' own panics are expected: keep them out of the test output.
-fn quiet_stage_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let ours = info
-                .payload()
-                .downcast_ref::<String>()
-                .is_some_and(|m| m.starts_with("stage panicked"));
-            if !ours {
-                default(info);
-            }
-        }));
-    });
-}
-
 fn run(case: &Case) -> Result<Outcome, String> {
-    quiet_stage_panics();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    common::quiet_panics("stage panicked");
+    common::paused_runtime().block_on(async {
         let mut builder = Pipeline::<u64>::builder(case.capacity).stage(
             NAMES[0],
             case.stages[0].workers,

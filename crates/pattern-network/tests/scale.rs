@@ -9,6 +9,8 @@ use pattern_error::{Error, Kind};
 use pattern_network::scale::WorkerPool;
 use tokio::time::sleep;
 
+mod common;
+
 #[tokio::test(start_paused = true)]
 async fn scales_up_under_a_burst_and_down_when_idle() {
     let concurrent = Arc::new(AtomicUsize::new(0));
@@ -130,34 +132,12 @@ fn concurrent_submissions_never_exceed_max() {
     });
 }
 
-/// The job's own panics are expected in these tests: keep them out of the
-/// output.
-fn quiet_job_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let ours = info
-                .payload()
-                .downcast_ref::<&str>()
-                .is_some_and(|m| m.starts_with("job panicked"))
-                || info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .is_some_and(|m| m.starts_with("job panicked"));
-            if !ours {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// A panicking job is that job's failure: the pool goes on with all its
 /// workers (before, each panic took a worker's place for good, and after
 /// `max` panics nothing ran).
 #[tokio::test(start_paused = true)]
 async fn panicking_jobs_do_not_stall_the_pool() {
-    quiet_job_panics();
+    common::quiet_panics("job panicked");
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = ran.clone();
     let pool = WorkerPool::builder("fragile", 1, 2)
@@ -191,7 +171,7 @@ async fn panicking_jobs_do_not_stall_the_pool() {
 /// the pool's workers stay.
 #[tokio::test(start_paused = true)]
 async fn call_returns_the_jobs_output() {
-    quiet_job_panics();
+    common::quiet_panics("job panicked");
     let pool = WorkerPool::builder("square", 1, 3)
         .cooldown(Duration::ZERO)
         .spawn(|n: i64| async move {
@@ -291,14 +271,10 @@ async fn shutdown_with_a_deadline_abandons_what_is_left() {
 /// its own thread, so a spin fails the test instead of hanging it.
 #[test]
 fn a_zero_idle_timeout_shrinks_at_once_and_does_not_spin() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let workers = rt.block_on(async {
+    let (peak, after) = common::within(
+        Duration::from_secs(30),
+        "the pool spun: paused time never moved",
+        || async {
             let pool = WorkerPool::builder("eager", 2, 4)
                 .queue(16)
                 .scale_up_at(1)
@@ -316,12 +292,8 @@ fn a_zero_idle_timeout_shrinks_at_once_and_does_not_spin() {
             let after = pool.workers();
             pool.shutdown().await;
             (peak, after)
-        });
-        let _ = done.send(workers);
-    });
-    let (peak, after) = finished
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the pool spun: paused time never moved");
+        },
+    );
     assert_eq!(peak, 4);
     assert_eq!(after, 2);
 }

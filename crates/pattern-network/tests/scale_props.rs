@@ -14,6 +14,8 @@ use pattern_network::scale::WorkerPool;
 use proptest::prelude::*;
 use tokio::time::sleep;
 
+mod common;
+
 #[derive(Clone, Copy, Debug)]
 enum Fate {
     Ok(u64),
@@ -67,30 +69,13 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn quiet_job_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&"job panicked") {
-                default(info);
-            }
-        }));
-    });
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn every_job_ends_once_within_bounds_and_the_pool_shrinks_back(case in case()) {
-        quiet_job_panics();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        common::quiet_panics("job panicked");
+        common::paused_runtime().block_on(async {
             let running = Arc::new(AtomicUsize::new(0));
             let peak = Arc::new(AtomicUsize::new(0));
             let (r, p) = (running.clone(), peak.clone());

@@ -74,26 +74,24 @@ impl<T> From<ScatterError<T>> for Error {
 }
 
 /// The error of a quorum lost to failures, classified by them; the last
-/// failure is its source.
-fn quorum_lost(failures: &mut Vec<Error>, total: usize, quorum: usize) -> Error {
-    let kinds: Vec<Kind> = failures.iter().map(Error::kind).collect();
-    let transient = failures.iter().any(Error::is_transient);
-    let kind = match kinds.split_first() {
-        Some((first, rest)) if rest.iter().all(|k| k == first) => *first,
-        _ => Kind::Unavailable,
+/// failure (its whole chain as text: the failures themselves stay in
+/// [`Gathered::failures`]) is its source.
+fn quorum_lost(failures: &[Error], total: usize, quorum: usize) -> Error {
+    let last = failures
+        .last()
+        .expect("a quorum is lost to at least one failure");
+    let kind = if failures.iter().all(|f| f.kind() == last.kind()) {
+        last.kind()
+    } else {
+        Kind::Unavailable
     };
     let message = format!(
         "{} of {total} requests failed; a quorum of {quorum} cannot be reached",
         failures.len()
     );
-    // The last failure, as the source: its chain goes to the logs. A copy
-    // of its message stays in `failures`.
-    let last = failures
-        .pop()
-        .expect("a quorum is lost to at least one failure");
-    let summary = Error::new(last.kind(), last.report().to_string());
-    failures.push(last);
-    Error::with_source(kind, message, summary).with_transient(transient)
+    let cause = Error::new(last.kind(), last.report().to_string());
+    Error::with_source(kind, message, cause)
+        .with_transient(failures.iter().any(Error::is_transient))
 }
 
 /// Sends every request at once and returns as soon as `quorum` of them
@@ -163,7 +161,7 @@ where
                 Err(err) => {
                     gathered.failures.push(err.into());
                     if total - gathered.failures.len() < quorum {
-                        return Err(quorum_lost(&mut gathered.failures, total, quorum));
+                        return Err(quorum_lost(&gathered.failures, total, quorum));
                     }
                 }
             }
