@@ -618,3 +618,24 @@ async fn a_refresh_keeps_the_calls_in_flight() {
         call.await.unwrap().unwrap();
     }
 }
+
+/// Slow start at its extremes: zero is off, MAX keeps a newcomer at its
+/// smallest share without overflowing; every strategy still answers.
+#[tokio::test(start_paused = true)]
+async fn slow_start_of_zero_and_max() {
+    for strategy in [
+        Strategy::WeightedRoundRobin,
+        Strategy::LeastPending,
+        Strategy::PeakEwma,
+        Strategy::RoundRobin,
+    ] {
+        for window in [Duration::ZERO, Duration::MAX] {
+            let balancer = Balancer::new(strategy);
+            balancer.slow_start(window);
+            balancer.add("a", endpoint("a", 0, false), 1);
+            balancer.add("b", endpoint("b", 0, false), u32::MAX);
+            let counts = tally(&balancer, 20).await;
+            assert_eq!(counts.get("error"), None, "{strategy:?} {window:?}");
+        }
+    }
+}

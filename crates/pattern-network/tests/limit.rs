@@ -311,3 +311,29 @@ async fn dropped_calls_give_their_slot_back() {
     assert_eq!(limit.in_flight(), 0);
     assert_eq!(limit.limit(), 1);
 }
+
+/// Windows at their extremes: a window that never closes never moves the
+/// limit; slots still come back.
+#[tokio::test(start_paused = true)]
+async fn windows_of_zero_and_max() {
+    for (min, max) in [
+        (Duration::ZERO, Duration::ZERO),
+        (Duration::MAX, Duration::MAX),
+    ] {
+        let limit = AdaptiveLimit::builder("extreme", Aimd::new(2, 1, 10))
+            .window(min, max, u32::MAX)
+            .min_rtt(Duration::MAX)
+            .build();
+        for _ in 0..5 {
+            limit
+                .run(async {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Ok::<_, Error>(())
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(limit.in_flight(), 0);
+        assert_eq!(limit.limit(), 2, "calls under min_rtt are no samples");
+    }
+}

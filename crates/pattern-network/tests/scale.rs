@@ -326,3 +326,31 @@ async fn a_trickle_of_load_shrinks_the_pool() {
     let report = pool.shutdown().await;
     assert_eq!(report.processed, 60 + 133);
 }
+
+/// Deadlines at their extremes: zero abandons at once what runs, MAX waits
+/// like `shutdown`; a clone submitting after the deadline is refused, not
+/// left waiting.
+#[tokio::test(start_paused = true)]
+async fn shutdown_deadlines_of_zero_and_max() {
+    let slow = |n: u32| async move {
+        sleep(Duration::from_secs(1)).await;
+        Ok::<_, Error>(n)
+    };
+    let pool = WorkerPool::builder("zero", 1, 1).spawn(slow);
+    pool.submit(1).await.unwrap();
+    tokio::task::yield_now().await;
+    let late = pool.clone();
+    let start = tokio::time::Instant::now();
+    let report = pool.shutdown_timeout(Duration::ZERO).await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!((report.processed, report.abandoned), (0, 1));
+    assert_eq!(late.submit(2).await.unwrap_err().kind(), Kind::Unavailable);
+    assert_eq!(late.call(3).await.unwrap_err().kind(), Kind::Unavailable);
+    assert_eq!(late.try_submit(4).unwrap_err().kind(), Kind::Unavailable);
+    drop(late);
+
+    let pool = WorkerPool::builder("max", 1, 1).spawn(slow);
+    pool.submit(1).await.unwrap();
+    let report = pool.shutdown_timeout(Duration::MAX).await;
+    assert_eq!((report.processed, report.abandoned), (1, 0));
+}

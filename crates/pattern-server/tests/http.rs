@@ -467,3 +467,41 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     );
     running.stop().await;
 }
+
+/// Every new setting at its lowest and highest valid value still serves
+/// both protocols (and passes validation).
+#[tokio::test]
+async fn settings_at_their_bounds_serve() {
+    use garde::Validate;
+    let low = ServerConfig {
+        idle_timeout_ms: 0,
+        max_connections_per_ip: 0,
+        http2_max_concurrent_streams: 1,
+        http2_stream_window_bytes: 65_535,
+        http2_connection_window_bytes: 65_535,
+        http2_max_frame_bytes: 16_384,
+        http2_keep_alive_interval_ms: 0,
+        http2_keep_alive_timeout_ms: 1,
+        pre_stop_delay_ms: 0,
+        ..config()
+    };
+    let high = ServerConfig {
+        idle_timeout_ms: 3_600_000,
+        max_connections_per_ip: 1_000_000,
+        http2_max_concurrent_streams: 10_000,
+        http2_stream_window_bytes: 2_147_483_647,
+        http2_connection_window_bytes: 2_147_483_647,
+        http2_max_frame_bytes: 16_777_215,
+        http2_keep_alive_interval_ms: 3_600_000,
+        http2_keep_alive_timeout_ms: 600_000,
+        max_header_bytes: 16_777_216,
+        ..config()
+    };
+    for config in [low, high] {
+        config.validate().unwrap();
+        let (_server, running, addr) = start(config).await;
+        assert_eq!(fetch_h2(addr, "/").await.unwrap(), (200, "hi".to_owned()));
+        assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
+        running.stop().await;
+    }
+}
