@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use examples::reference::{Config, Service};
+use garde::Validate;
 use http::{HeaderMap, HeaderValue, Method};
 use patterns::api::testing::{TestClient, TestResponse};
 use patterns::component::config::Secret;
@@ -386,6 +387,52 @@ async fn rate_limit_per_client_and_admin_off_without_token() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // real time: the limiter is real-time
     get(&client, "/admin/processes").await.assert_status(404);
     service.stop().await;
+}
+
+/// Behind a trusted proxy each forwarded client has its own bucket; a
+/// client sending the header itself (not trusted) cannot take a fresh one.
+/// Settings that cannot work are refused at start.
+#[tokio::test]
+async fn rate_limit_per_forwarded_client_behind_trusted_proxies() {
+    let mut config = config();
+    config.limits.requests_per_second = 1;
+    config.limits.burst = 1;
+    config.limits.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    let service = Service::start(config.clone()).await.unwrap();
+    let client = TestClient::connect(service.addr());
+    let from = |ip: &'static str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        headers
+    };
+    let send = |ip| client.send(http::Method::GET, "/v1/items", from(ip), Default::default());
+    send("203.0.113.1").await.assert_status(200);
+    send("203.0.113.1")
+        .await
+        .assert_problem(429, "rate_limited");
+    send("203.0.113.2").await.assert_status(200);
+    service.stop().await;
+
+    let mut untrusted = config.clone();
+    untrusted.limits.trusted_proxies = vec!["10.0.0.0/8".to_owned()];
+    let service = Service::start(untrusted).await.unwrap();
+    let client = TestClient::connect(service.addr());
+    let send = |ip| client.send(http::Method::GET, "/v1/items", from(ip), Default::default());
+    send("203.0.113.1").await.assert_status(200);
+    send("203.0.113.2")
+        .await
+        .assert_problem(429, "rate_limited");
+    service.stop().await;
+
+    for bad in [
+        |c: &mut Config| c.limits.trusted_proxies = vec!["10.0.0.0/33".to_owned()],
+        |c: &mut Config| c.limits.proxy_hops = 1,
+        |c: &mut Config| c.limits.ipv6_prefix = 129,
+    ] {
+        let mut config = config.clone();
+        bad(&mut config);
+        assert!(config.validate().is_err(), "{:?}", config.limits);
+    }
 }
 
 /// Probes and metrics are never shed nor rate limited: with the only slot

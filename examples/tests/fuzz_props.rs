@@ -376,7 +376,18 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "concurrency_limit",
         ],
     ),
-    ("limits", &["requests_per_second", "burst", "max_clients"]),
+    (
+        "limits",
+        &[
+            "requests_per_second",
+            "burst",
+            "max_clients",
+            "ipv6_prefix",
+            "trusted_proxies",
+            "proxy_hops",
+            "forwarded_header",
+        ],
+    ),
     (
         "database",
         &[

@@ -18,6 +18,7 @@
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |
 //! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), timeouts with a deadline (504/503), panic catching (500, no internals), metrics by route template, a tracing span |
 //! | testing approaches | [`testing::TestClient`]: the same requests in process or over a real socket, with status, envelope and problem assertions |
+//! | client addresses | [`client_addr::ClientAddr`] (an extractor), [`client_addr::TrustedProxies`]: `X-Forwarded-For` or `Forwarded` believed only from proxies you trust, by network or hop count |
 //! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |
 //!
 //! # Example
@@ -71,6 +72,7 @@
 //! This crate has no optional features yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod client_addr;
 mod context;
 mod error;
 pub mod extract;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use garde::Validate;
+use patterns::api::client_addr::{ForwardedHeader, TrustedProxies};
 use patterns::component::config::{ConfigError, Loaded, Loader, Secret};
 use patterns::server::http::ServerConfig;
 use patterns::server::postgres::PostgresConfig;
@@ -18,7 +19,7 @@ pub struct Config {
     /// Listening, timeouts and limits of the HTTP edge.
     #[garde(dive)]
     pub server: Server,
-    /// Rate limiting per client IP.
+    /// Rate limiting per client IP, and the proxies that may name it.
     #[garde(dive)]
     pub limits: Limits,
     /// PostgreSQL; without it items are kept in memory.
@@ -98,6 +99,66 @@ pub struct Limits {
     /// Clients tracked at most (the least recently seen are forgotten).
     #[garde(range(min = 1, max = 10_000_000))]
     pub max_clients: usize,
+    /// IPv6 clients are counted by this many leading bits of their
+    /// address (one host usually holds a whole /64).
+    #[garde(range(min = 16, max = 128))]
+    pub ipv6_prefix: u8,
+    /// Networks of the proxies in front of the service (`10.0.0.0/8`,
+    /// `fd00::/8`): the client address they forward is believed, a header
+    /// from anyone else is ignored. Empty: the client is the peer.
+    #[garde(length(max = 256), inner(custom(is_network)))]
+    pub trusted_proxies: Vec<String>,
+    /// Or: how many proxies stand in front of every request (their
+    /// addresses unknown); 0: none. Not both.
+    #[garde(range(max = 16), custom(not_both(&self.trusted_proxies)))]
+    pub proxy_hops: usize,
+    /// The header the proxies write: `x-forwarded-for` or `forwarded`.
+    #[garde(skip)]
+    pub forwarded_header: ForwardedHeaderName,
+}
+
+/// The forwarding header the proxies write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeaderName {
+    /// `X-Forwarded-For`.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+#[expect(clippy::ptr_arg, reason = "garde passes the field as it is")]
+fn is_network(text: &String, _: &()) -> garde::Result {
+    text.parse::<patterns::api::client_addr::Cidr>()
+        .map(drop)
+        .map_err(|err| garde::Error::new(err.to_string()))
+}
+
+fn not_both(networks: &[String]) -> impl FnOnce(&usize, &()) -> garde::Result + '_ {
+    move |hops, _| {
+        if *hops > 0 && !networks.is_empty() {
+            return Err(garde::Error::new(
+                "set trusted_proxies or proxy_hops, not both",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// The proxies whose forwarded client address is believed.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, patterns::error::Error> {
+        let proxies = if self.proxy_hops > 0 {
+            TrustedProxies::hops(self.proxy_hops)
+        } else {
+            TrustedProxies::networks(&self.trusted_proxies)?
+        };
+        Ok(proxies.header(match self.forwarded_header {
+            ForwardedHeaderName::XForwardedFor => ForwardedHeader::XForwardedFor,
+            ForwardedHeaderName::Forwarded => ForwardedHeader::Forwarded,
+        }))
+    }
 }
 
 impl Default for Limits {
@@ -107,6 +168,10 @@ impl Default for Limits {
             requests_per_second: 1_000,
             burst: 2_000,
             max_clients: 100_000,
+            ipv6_prefix: 64,
+            trusted_proxies: Vec::new(),
+            proxy_hops: 0,
+            forwarded_header: ForwardedHeaderName::default(),
         }
     }
 }

@@ -91,9 +91,11 @@ pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
         .request_timeout(config.request_timeout())
         .body_limit(config.server.body_limit_bytes)
         .concurrency_limit(config.server.concurrency_limit)
-        .rate_limit(RateLimitLayer::per_client_ip(
+        .trusted_proxies(config.limits.trusted_proxies()?)
+        .rate_limit(RateLimitLayer::per_client_network(
             quota,
             config.limits.max_clients,
+            config.limits.ipv6_prefix,
         ));
     if config.server.queue_depth > 0 {
         stack = stack.admission_queue(

@@ -1,9 +1,8 @@
 use std::hash::BuildHasher;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use pattern_error::Error;
@@ -12,6 +11,7 @@ use tower::{Layer, Service};
 
 use super::future::ResponseFuture;
 use crate::ApiError;
+use crate::client_addr::ClientAddr;
 
 type KeyFn<B> = Box<dyn Fn(&Request<B>) -> Key + Send + Sync>;
 
@@ -47,24 +47,16 @@ enum Key {
     Hashed(u64),
 }
 
-/// The client's network as a key, from axum's `ConnectInfo`.
+/// The client's network as a key (see [`ClientAddr::of`]).
 fn ip_key<B>(req: &Request<B>, v6_prefix: u8) -> Key {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(Key::Unknown, |ConnectInfo(addr)| {
-            Key::Ip(client_network(addr.ip(), v6_prefix))
-        })
+    ClientAddr::of(req.extensions())
+        .map_or(Key::Unknown, |ip| Key::Ip(client_network(ip, v6_prefix)))
 }
 
-/// The client's IP address, from axum's `ConnectInfo` (serve with
-/// `into_make_service_with_connect_info::<SocketAddr>()`), or `"unknown"`.
+/// The client's IP address (the one trusted proxies forwarded, else the
+/// peer's from axum's `ConnectInfo`; see [`ClientAddr`]), or `"unknown"`.
 pub fn client_ip<B>(req: &Request<B>) -> String {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(
-            || "unknown".to_owned(),
-            |ConnectInfo(addr)| addr.ip().to_string(),
-        )
+    ClientAddr::of(req.extensions()).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// Limits requests per key (client IP, API key, or any function of the
@@ -83,7 +75,10 @@ struct Shared<B> {
 
 impl<B: 'static> RateLimitLayer<B> {
     /// `quota` per client IP, tracking at most `max_keys` clients; IPv6
-    /// clients by their /64 (see [`client_network`]).
+    /// clients by their /64 (see [`client_network`]). Behind proxies, give
+    /// the stack [`TrustedProxies`](crate::client_addr::TrustedProxies) (or
+    /// put a [`ClientAddrLayer`](crate::client_addr::ClientAddrLayer) outside
+    /// this layer), or every client behind a proxy shares one key.
     pub fn per_client_ip(quota: Quota, max_keys: usize) -> Self {
         Self::per_client_network(quota, max_keys, 64)
     }

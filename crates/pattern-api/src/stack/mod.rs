@@ -11,6 +11,7 @@ use axum::body::Body;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 
+use crate::client_addr::TrustedProxies;
 use crate::middleware::{LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer};
 
 pub use future::StackFuture;
@@ -114,6 +115,7 @@ pub struct ApiStack {
     cors: Option<CorsLayer>,
     compression: bool,
     exempt: Vec<String>,
+    proxies: TrustedProxies,
 }
 
 impl Default for ApiStack {
@@ -140,6 +142,7 @@ impl ApiStack {
             cors: None,
             compression: false,
             exempt: Vec::new(),
+            proxies: TrustedProxies::none(),
         }
     }
 
@@ -178,6 +181,15 @@ impl ApiStack {
     /// Limits requests per key.
     pub fn rate_limit(mut self, layer: RateLimitLayer<Body>) -> Self {
         self.rate_limit = Some(layer);
+        self
+    }
+
+    /// Believes the client address that these proxies forward (see
+    /// [`TrustedProxies`]): the rate limit keys clients by it and handlers
+    /// read it with [`ClientAddr`](crate::client_addr::ClientAddr). Nobody
+    /// is trusted by default: the client is the connection's peer.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
         self
     }
 
@@ -313,6 +325,7 @@ impl ApiStack {
                 timeout: self.timeout,
                 body_limit: self.body_limit,
                 exempt: self.exempt.clone().into_boxed_slice(),
+                proxies: self.proxies.clone(),
             }),
         }
     }

@@ -16,6 +16,7 @@ use tower::{Layer, Service};
 
 use super::future::{Core, StackFuture, Stage, Timer};
 use crate::ApiError;
+use crate::client_addr::{self, TrustedProxies};
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{
     BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
@@ -39,6 +40,7 @@ pub(crate) struct Chain {
     pub(crate) body_limit: Option<usize>,
     /// Paths that skip admission (probes).
     pub(crate) exempt: Box<[String]>,
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// The whole chain of [`ApiStack`](super::ApiStack) as one tower layer
@@ -87,6 +89,7 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let chain = self.chain.clone();
+        client_addr::resolve(&chain.proxies, &mut req);
         // The id lives in the task-local only (no extension: the map would
         // grow); the `RequestId` extractor finds it there.
         let (id, echo) = if chain.request_id {
