@@ -470,6 +470,62 @@ async fn probes_and_metrics_bypass_shedding_and_rate_limits() {
     service.stop().await;
 }
 
+/// With a management listener, probes, metrics, docs and admin live there
+/// and not on the API's port; they answer while the API is saturated and
+/// shedding, and on stop readiness turns false there while the
+/// API drains its last request.
+#[tokio::test]
+async fn management_listener_serves_ops_apart_from_the_api() {
+    let mut config = config();
+    config.server.concurrency_limit = 1;
+    config.server.request_timeout_ms = 5_000;
+    config.limits.requests_per_second = 1;
+    config.limits.burst = 8;
+    config.management.enabled = true;
+    config.management.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let service = Service::start(config).await.unwrap();
+    let (api, ops) = (
+        service.addr(),
+        service.management_addr().expect("its own port"),
+    );
+    assert_ne!(api, ops);
+    let (api_client, ops_client) = (TestClient::connect(api), TestClient::connect(ops));
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/openapi.json",
+        "/docs/",
+    ] {
+        get(&api_client, path).await.assert_status(404);
+        get(&ops_client, path).await.assert_status(200);
+    }
+    get(&ops_client, "/admin/processes")
+        .await
+        .assert_status(401);
+    get(&api_client, "/v1/items").await.assert_status(200);
+
+    // The API's only slot held: probes still answer.
+    let holder =
+        tokio::spawn(async move { TestClient::connect(api).get("/v1/demo/delay?ms=1500").await });
+    tokio::time::sleep(Duration::from_millis(300)).await; // real time: a real server
+    let busy = get(&api_client, "/v1/items").await;
+    assert!(busy.status == 503 || busy.status == 429, "{}", busy.status);
+    for _ in 0..10 {
+        get(&ops_client, "/health/ready").await.assert_status(200);
+        get(&ops_client, "/metrics").await.assert_status(200);
+    }
+
+    // Stopping: the API drains its request; the management port says
+    // "not ready" meanwhile, and stays live.
+    let stopping = tokio::spawn(service.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await; // real time: a real server
+    ops_client.get("/health/ready").await.assert_status(503);
+    ops_client.get("/health/live").await.assert_status(200);
+    holder.await.unwrap().assert_status(200);
+    assert!(stopping.await.unwrap().is_clean());
+}
+
 /// The demo routes are off unless turned on: not served, not documented.
 #[tokio::test]
 async fn demo_routes_are_off_by_default() {

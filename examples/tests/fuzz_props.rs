@@ -400,6 +400,16 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("admin", &["token"]),
     (
+        "management",
+        &[
+            "enabled",
+            "addr",
+            "max_connections",
+            "concurrency_limit",
+            "request_timeout_ms",
+        ],
+    ),
+    (
         "store",
         &["max_items", "item_ttl_secs", "sweep_interval_ms"],
     ),

@@ -384,6 +384,42 @@ async fn escalation_past_the_intensity_limit_shuts_the_system_down() {
     assert_eq!(lines.last().map(String::as_str), Some("stop db"));
 }
 
+/// An orderly stop takes the system out of readiness at once and keeps it
+/// live while components still work (a failing liveness probe gets a pod
+/// killed mid-drain); a system its supervisor gave up on is not live.
+#[tokio::test(start_paused = true)]
+async fn stopping_is_live_and_not_ready_escalation_is_not_live() {
+    let draining = pattern_component::component::from_fn("server", |ctx| async move {
+        ctx.stop_token().cancelled().await;
+        tokio::time::sleep(Duration::from_secs(1)).await; // the drain
+        Ok(())
+    });
+    let system = System::builder().component(draining).build().unwrap();
+    let health = system.health_handle();
+    let running = system.start().await.unwrap();
+    assert!(health.health().ready);
+    let stopping = tokio::spawn(running.stop());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = health.health();
+    assert!(during.live && !during.ready, "{during:?}");
+    stopping.await.unwrap();
+    assert!(health.health().live && !health.health().ready);
+
+    let log = Log::default();
+    let system = System::builder()
+        .component(probe("flaky", &log).task(Task::FailAfter(10)))
+        .intensity(1, Duration::from_secs(60))
+        .restart_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let health = system.health_handle();
+    let running = system.start().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.stopped())
+        .await
+        .expect("escalation stops the system");
+    assert!(!health.health().live, "escalated: not live");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panicking_component_is_a_failure_and_is_restarted() {
     let log = Log::default();

@@ -34,6 +34,49 @@ pub struct Config {
     /// The demo routes (`/v1/demo/delay`, `/v1/demo/panic`).
     #[garde(dive)]
     pub demo: Demo,
+    /// A listener of its own for probes, metrics, docs and admin.
+    #[garde(dive)]
+    pub management: Management,
+}
+
+/// Probes, metrics, docs and admin on a listener of their own
+/// (`REFSVC_MANAGEMENT__ENABLED=true`, `REFSVC_MANAGEMENT__ADDR=…`), with
+/// small limits and no rate limit, out of the API's shedding: a busy API
+/// never fails a probe. Off (the default), they share the API's port and
+/// are exempt from its shedding and rate limits.
+#[derive(Clone, Debug, Serialize, Deserialize, Validate)]
+#[serde(default)]
+pub struct Management {
+    /// Serve them on their own listener.
+    #[garde(skip)]
+    pub enabled: bool,
+    /// Address, protocols, connection limit and timeouts of the listener.
+    #[serde(flatten)]
+    #[garde(dive)]
+    pub http: ServerConfig,
+    /// Management requests handled at once; the excess is shed with 503.
+    #[garde(range(min = 1, max = 10_000))]
+    pub concurrency_limit: usize,
+    /// Management requests slower than this are answered 504.
+    #[garde(range(min = 1, max = 600_000))]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Management {
+    /// Off; when on: 127.0.0.1:9090, 64 connections, 16 requests at once,
+    /// 5 s per request.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            http: ServerConfig {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
+                max_connections: 64,
+                ..ServerConfig::default()
+            },
+            concurrency_limit: 16,
+            request_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// The demo routes, which show timeouts and panics on purpose: off by

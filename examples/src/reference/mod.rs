@@ -14,8 +14,10 @@
 //! | PostgreSQL pool, migrations, breaker (when configured) | `patterns::server::postgres` |
 //!
 //! Start order: `metrics`, `database` (when configured), `processes`,
-//! `http`; stop order the reverse: the server stops accepting and drains
-//! first, the pool closes after the last request, the metrics flush last.
+//! `management` (when on), `http`; stop order the reverse: the server
+//! stops accepting and drains first (probes on the management port answer
+//! "not ready" meanwhile), the pool closes after the last request, the
+//! metrics flush last.
 
 mod api;
 mod config;
@@ -30,9 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use patterns::api::middleware::RateLimitLayer;
 use patterns::api::stack::ApiStack;
-use patterns::component::lifecycle::{
-    ComponentOptions, HealthHandle, RunningSystem, StopSummary, System,
-};
+use patterns::component::lifecycle::{HealthHandle, RunningSystem, StopSummary, System};
 use patterns::error::{Error, Kind};
 use patterns::network::flow::rate::Quota;
 use patterns::server::docs;
@@ -41,7 +41,7 @@ use patterns::server::ops::{self, Prometheus};
 use patterns::server::postgres::Database;
 use patterns::server::registry::{ProcessRegistry, admin_router};
 
-pub use config::{Admin, Config, Demo, Limits, Server, Store as StoreConfig};
+pub use config::{Admin, Config, Demo, Limits, Management, Server, Store as StoreConfig};
 pub use store::{Item, NewItem};
 
 use processes::Processes;
@@ -51,6 +51,7 @@ use store::Store;
 #[derive(Debug)]
 pub struct Service {
     addr: SocketAddr,
+    management_addr: Option<SocketAddr>,
     storage: &'static str,
     routes: Vec<String>,
     running: RunningSystem,
@@ -74,11 +75,19 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
         .ok_or_else(|| Error::new(Kind::InvalidInput, format!("{what} must be at least 1")))
 }
 
+/// The management listener's chain: its own small concurrency limit and
+/// timeout, no rate limit.
+pub fn management_middleware(config: &Config) -> ApiStack {
+    ApiStack::new()
+        .request_timeout(Duration::from_millis(config.management.request_timeout_ms))
+        .concurrency_limit(config.management.concurrency_limit)
+}
+
 /// The service's middleware chain as its configuration sets it: request
 /// id, tracing, metrics, problem+json, panics, shedding at the concurrency
 /// limit (after a bounded wait when `server.queue_depth` is set), rate
-/// limit per client IP (neither for `/health/*` and `/metrics`), request
-/// timeout, body limit.
+/// limit per client IP (neither for `/health/*` and `/metrics` when they
+/// share the port), request timeout, body limit.
 pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     let quota = Quota::per_second(non_zero(
         config.limits.requests_per_second,
@@ -124,49 +133,68 @@ impl Service {
         let (v1, openapi) = api::routes(store.clone(), config.demo.enabled).split_for_parts();
         let routes = route_lines(&openapi);
         let render = prometheus.clone();
-        let mut app = Router::new()
-            .merge(v1)
+        let mut ops = Router::new()
             .merge(docs::routes(openapi))
             .merge(ops::with_metrics(health.clone(), move || render.render()));
         if let Some(token) = &config.admin.token {
-            app = app.merge(admin_router(registry.clone(), token.clone()));
+            ops = ops.merge(admin_router(registry.clone(), token.clone()));
         }
+        let management = config.management.enabled.then(|| {
+            HttpServer::new(
+                "management",
+                config.management.http.clone(),
+                management_middleware(&config).apply(ops.clone()),
+            )
+            .after("metrics")
+            .after("processes")
+        });
+        let app = if management.is_some() {
+            v1
+        } else {
+            Router::new().merge(v1).merge(ops)
+        };
         let app = middleware(&config)?.apply(app);
 
         let mut server = HttpServer::new("http", config.server.http.clone(), app)
             .after("metrics")
             .after("processes");
+        let mut shutdown = config.server.http.stop_within();
+        if management.is_some() {
+            // The API stops first: probes keep answering (not ready) while
+            // it waits out its pre-stop delay and drains.
+            server = server.after("management");
+            shutdown += config.management.http.stop_within();
+        }
         let mut after_store = Vec::new();
         let mut builder = System::builder()
             .health_handle(&health)
-            .shutdown_timeout(config.server.http.drain_deadline() + Duration::from_secs(30))
+            .shutdown_timeout(shutdown + Duration::from_secs(30))
             .component(prometheus);
         if let Some(db) = database {
             builder = builder.component(db);
             server = server.after("database");
             after_store.push("database".to_owned());
         }
-        let drain = config.server.http.drain_deadline();
-        let running = builder
-            .component(Processes {
-                registry,
-                store,
-                ttl: Duration::from_secs(config.store.item_ttl_secs),
-                every: Duration::from_millis(config.store.sweep_interval_ms),
-                dependencies: after_store,
-            })
-            .component_with(
-                server,
-                ComponentOptions::default().stop_timeout(drain + Duration::from_secs(2)),
-            )
-            .build()?
-            .start()
-            .await?;
+        builder = builder.component(Processes {
+            registry,
+            store,
+            ttl: Duration::from_secs(config.store.item_ttl_secs),
+            every: Duration::from_millis(config.store.sweep_interval_ms),
+            dependencies: after_store,
+        });
+        if let Some(management) = management {
+            builder = builder.component(management);
+        }
+        // The server's stop timeout follows its pre-stop delay and drain
+        // (`Component::stop_within`).
+        let running = builder.component(server).build()?.start().await?;
         let addr = running
             .addr("http", "http")
             .ok_or_else(|| Error::new(Kind::Internal, "the server's port was not bound"))?;
+        let management_addr = running.addr("management", "http");
         Ok(Self {
             addr,
+            management_addr,
             storage: if config.database.is_some() {
                 "postgres"
             } else {
@@ -180,6 +208,11 @@ impl Service {
     /// The address it listens on (the real port when configured with 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The management listener's address, when it has its own.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
     }
 
     /// Where items are kept: `"memory"` or `"postgres"`.

@@ -102,9 +102,11 @@ impl Health {
 /// expose it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SystemHealth {
-    /// The process is working and should not be restarted.
+    /// The process is working and should not be restarted (also while it
+    /// stops in order: a restart would cut its drain).
     pub live: bool,
-    /// The process should get traffic: live, and no component failing.
+    /// The process should get traffic: live, not stopping, and no
+    /// component failing.
     pub ready: bool,
     /// Each component's health, in start order.
     pub components: Vec<ComponentHealth>,
@@ -122,7 +124,8 @@ pub struct ComponentHealth {
 
 impl SystemHealth {
     /// Aggregates component reports; `live` says whether the system itself
-    /// is running (not stopping, not escalated).
+    /// works (false once its supervisor gave up, or its start failed; an
+    /// orderly stop stays live and is not ready).
     pub fn from_components(
         live: bool,
         components: impl IntoIterator<Item = (String, Health)>,

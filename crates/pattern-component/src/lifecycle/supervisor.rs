@@ -448,7 +448,7 @@ impl Supervisor {
     }
 
     async fn shutdown_all(mut self) -> StopSummary {
-        self.shared.live.store(false, Ordering::Release);
+        self.shared.stopping.store(true, Ordering::Release);
         let started = Instant::now();
         let deadline = started + self.plan.shutdown_timeout;
         let reason = self
@@ -458,6 +458,12 @@ impl Supervisor {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .unwrap_or(StopReason::Requested);
+        // An orderly stop keeps the process live (a failing liveness probe
+        // would get it killed mid-drain); one the supervisor gave up on is
+        // not.
+        if matches!(reason, StopReason::Escalated(_)) {
+            self.shared.live.store(false, Ordering::Release);
+        }
         tracing::info!(?reason, "shutting down");
         let mut components = Vec::with_capacity(self.slots.len());
         for i in (0..self.slots.len()).rev() {

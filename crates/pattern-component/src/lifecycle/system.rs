@@ -367,6 +367,8 @@ pub(crate) struct Shared {
     pub(crate) states: Mutex<Vec<ComponentState>>,
     last_health: Mutex<Vec<Option<Status>>>,
     pub(crate) live: AtomicBool,
+    /// Set when the shutdown begins: not ready from then on.
+    pub(crate) stopping: AtomicBool,
     pub(crate) reason: Mutex<Option<StopReason>>,
 }
 
@@ -377,6 +379,7 @@ impl Shared {
             states: Mutex::new(vec![ComponentState::Pending; n]),
             last_health: Mutex::new(vec![None; n]),
             live: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
             reason: Mutex::new(None),
         }
     }
@@ -578,7 +581,12 @@ impl Bound {
                 last[i] = Some(health.status);
             }
         }
-        SystemHealth::from_components(self.shared.live.load(Ordering::Acquire), reports)
+        let mut health =
+            SystemHealth::from_components(self.shared.live.load(Ordering::Acquire), reports);
+        // Stopping: out of the load balancer at once, while the components
+        // (the server's pre-stop delay and drain) still work.
+        health.ready &= !self.shared.stopping.load(Ordering::Acquire);
+        health
     }
 }
 
