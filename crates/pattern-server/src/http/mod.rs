@@ -23,6 +23,11 @@
 //! with no request in flight for the idle timeout are closed gracefully;
 //! connections per client address can be capped.
 //!
+//! An upgraded connection (WebSocket) keeps its connection slot while its
+//! socket lives, and the drain waits for it: its handler learns that the
+//! drain began from [`Draining`] (close it gracefully then), and its
+//! socket's reads and writes fail at the drain deadline.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), pattern_error::Error> {
@@ -49,6 +54,7 @@
 mod config;
 mod detect;
 mod serve;
+mod upgrade;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -59,6 +65,7 @@ use pattern_component::ports::PortSpec;
 use pattern_error::Error;
 
 pub use config::{OnLimit, ServerConfig};
+pub use upgrade::Draining;
 
 /// What a drain did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

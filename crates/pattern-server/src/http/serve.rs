@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::detect::{Protocol, Rewind, detect};
+use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
 
 /// Serves `router` on `listener` until `stop` is cancelled, then drains.
@@ -102,10 +103,14 @@ pub(super) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
+        let draining = Draining(drain.clone());
         let service = TowerToHyperService::new(CloseWhenStopping {
             inner: router.clone().map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                    if req.headers().contains_key(axum::http::header::UPGRADE) {
+                        req.extensions_mut().insert(draining.clone());
+                    }
                     req
                 },
             ),
@@ -122,10 +127,12 @@ pub(super) async fn serve(
             detect_within: config.header_read_timeout(),
             idle_timeout: config.idle_timeout(),
         };
-        connections.spawn(async move {
-            connection.serve(stream, service).await;
-            drop((permit, client));
-        });
+        // The socket holds the slot, the address's place and its place in
+        // the drain (the tracker counts it until the socket is dropped: at
+        // the connection's end, or when an upgraded socket's handler is
+        // done with it).
+        let holds = (permit, client, connections.token());
+        tokio::spawn(connection.serve(stream, service, holds));
     }
 
     // Stop accepting (the listener closes here); let connections read for a
@@ -146,7 +153,17 @@ pub(super) async fn serve(
         .is_ok();
     let left = if drained { 0 } else { connections.len() };
     cut.cancel();
-    connections.wait().await;
+    // Connections end at once when cut; an upgraded socket fails its next
+    // read or write, and a handler that ignores that is not waited for.
+    if tokio::time::timeout(UPGRADED_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            held = connections.len(),
+            "upgraded connections still held by their handlers after the cut"
+        );
+    }
     let summary = DrainReport {
         open_at_stop: open,
         cut: left,
@@ -158,6 +175,10 @@ pub(super) async fn serve(
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary);
     Ok(())
 }
+
+/// How long the drain waits, after the cut, for upgrade handlers to drop
+/// their failed sockets.
+const UPGRADED_GRACE: Duration = Duration::from_secs(1);
 
 /// The protocols served, each with its settings.
 struct Protocols {
@@ -206,8 +227,9 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<S>(self, mut stream: TcpStream, service: S)
+    async fn serve<S, H>(self, mut stream: TcpStream, service: S, holds: H)
     where
+        H: Send + Unpin + 'static,
         S: hyper::service::Service<
                 axum::http::Request<hyper::body::Incoming>,
                 Response = axum::response::Response,
@@ -238,11 +260,19 @@ impl Connection {
                 return;
             }
         };
-        let io = TokioIo::new(Rewind::new(prefix, stream));
+        let handed_off = Arc::new(AtomicBool::new(false));
+        let io = TokioIo::new(Tracked::new(
+            Rewind::new(prefix, stream),
+            self.cut.clone(),
+            handed_off.clone(),
+            holds,
+        ));
         match (protocol, &self.protocols.http1, &self.protocols.http2) {
             (Protocol::Http1, Some(http1), _) => {
                 let conn = http1.serve_connection(io, service).with_upgrades();
                 self.drive(conn, |conn| conn.graceful_shutdown()).await;
+                // Ended, or upgraded: the socket is the handler's now.
+                handed_off.store(true, Ordering::Relaxed);
             }
             (Protocol::Http2, _, Some(http2)) => {
                 let conn = http2.serve_connection(io, service);
@@ -465,7 +495,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if *this.http1 && this.stopping.is_cancelled() {
+        // A 101 keeps its `connection: upgrade`: the socket is handed over.
+        if *this.http1
+            && this.stopping.is_cancelled()
+            && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
+        {
             response.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),

@@ -1,0 +1,132 @@
+//! Upgraded connections (WebSocket and other `Upgrade:` protocols) under
+//! the server's limits and drain.
+//!
+//! Once a connection is upgraded, hyper hands its socket to the handler and
+//! the HTTP connection ends; the socket keeps the connection's slot (and
+//! its place in the per-address count) for as long as it lives, the drain
+//! waits for it, handlers learn that the drain began from [`Draining`],
+//! and at the drain deadline its reads and writes fail.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use axum::extract::OptionalFromRequestParts;
+use axum::http::request::Parts;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Tells an upgrade handler that the server is draining: close the
+/// upgraded connection gracefully (a WebSocket close frame), or it is cut
+/// at the drain deadline. `HttpServer` puts it in the extensions of every
+/// request that asks for an upgrade; extract it as `Option<Draining>`.
+#[derive(Clone, Debug)]
+pub struct Draining(pub(crate) CancellationToken);
+
+impl Draining {
+    /// Resolves once the drain begins.
+    pub async fn started(&self) {
+        self.0.cancelled().await;
+    }
+
+    /// Whether the drain has begun.
+    pub fn has_started(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Draining {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<Self>().cloned())
+    }
+}
+
+/// A connection's socket with what it holds (its connection slot, its
+/// place in the per-address count, its place in the drain's tracker):
+/// released when the socket is dropped, by hyper at the end of the
+/// connection or, once upgraded, by the handler.
+pub(super) struct Tracked<T, H> {
+    inner: T,
+    /// Set when the HTTP connection handed the socket on (upgraded): from
+    /// then on reads and writes watch the cut.
+    handed_off: Arc<AtomicBool>,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    _holds: H,
+}
+
+impl<T, H> Tracked<T, H> {
+    pub(super) fn new(
+        inner: T,
+        cut: CancellationToken,
+        handed_off: Arc<AtomicBool>,
+        holds: H,
+    ) -> Self {
+        Self {
+            inner,
+            handed_off,
+            cut: Box::pin(cut.cancelled_owned()),
+            _holds: holds,
+        }
+    }
+
+    /// An error once the drain deadline cut an upgraded connection.
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.handed_off.load(Ordering::Relaxed) && self.cut.as_mut().poll(cx).is_ready() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "cut at the server's drain deadline",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<T: AsyncRead + Unpin, H: Unpin> AsyncRead for Tracked<T, H> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
