@@ -18,24 +18,25 @@ use examples::reference::{Config, Service};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
-
     let file = std::env::var("REFSVC_CONFIG").unwrap_or_else(|_| "reference-service.toml".into());
-    let config = match Config::load(&file) {
-        Ok(loaded) => {
-            tracing::info!("configuration:\n{}", loaded.dump());
-            loaded.into_value()
-        }
+    let loaded = match Config::load(&file) {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("invalid configuration:\n{err}");
             return ExitCode::from(2);
         }
     };
+    // Text with colour on a terminal, or JSON lines (`REFSVC_LOG__FORMAT=json`),
+    // written by a thread of their own; dropping the guard flushes them.
+    let logs = match patterns::server::logging::init(&loaded.value().log) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("cannot set up logging: {}", err.report());
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!("configuration:\n{}", loaded.dump());
+    let config = loaded.into_value();
     let service = match Service::start(config).await {
         Ok(service) => service,
         Err(err) => {
@@ -52,7 +53,8 @@ async fn main() -> ExitCode {
 
     let summary = service.until_signal().await;
     // The supervisor has logged each step with its duration; sum it up.
-    tracing::info!(reason = ?summary.reason, took = ?summary.took, clean = summary.is_clean(), "stopped");
+    tracing::info!(reason = ?summary.reason, took = ?summary.took, clean = summary.is_clean(), dropped_log_lines = logs.dropped_lines(), "stopped");
+    drop(logs);
     if summary.is_clean() {
         ExitCode::SUCCESS
     } else {

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use patterns::api::testing::TestClient;
@@ -25,19 +26,21 @@ fn binary() -> PathBuf {
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prints_its_address_and_drains_on_sigterm() {
-    let mut child = KillOnDrop(
-        Command::new(binary())
-            .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
-            .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
-            .env("REFSVC_DEMO__ENABLED", "true")
-            .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+/// The service with `env`, its address once ready, and its standard
+/// output's lines after the address line.
+fn spawn(env: &[(&str, &str)]) -> (KillOnDrop, SocketAddr, Receiver<String>) {
+    let mut command = Command::new(binary());
+    command
+        .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
+        .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
+        .env("REFSVC_DEMO__ENABLED", "true")
+        .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = KillOnDrop(command.spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -47,14 +50,39 @@ async fn prints_its_address_and_drains_on_sigterm() {
             }
         }
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the service prints a line once ready");
-    let addr: SocketAddr = line
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the service prints its address once ready");
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.parse().unwrap();
+        }
+    };
+    (child, addr, rx)
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+async fn terminate(child: KillOnDrop) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
         .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.0.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prints_its_address_and_drains_on_sigterm() {
+    let (mut child, addr, _lines) = spawn(&[("RUST_LOG", "warn")]);
     assert_ne!(addr.port(), 0, "the real port is printed");
 
     let client = TestClient::connect(addr);
@@ -96,5 +124,73 @@ impl Drop for KillOnDrop {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+    }
+}
+
+/// JSON logs: one object per line, the access event carrying the request's
+/// id, status and route path; no colour escapes anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_one_object_per_line_with_the_request_id() {
+    let file = std::env::temp_dir().join(format!("refsvc-json-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let (child, addr, _lines) = spawn(&[
+        ("REFSVC_LOG__FORMAT", "json"),
+        ("REFSVC_LOG__FILE", file.to_str().unwrap()),
+    ]);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-request-id", "json-log-check-1".parse().unwrap());
+    TestClient::connect(addr)
+        .send(http::Method::GET, "/v1/items", headers, Default::default())
+        .await
+        .assert_status(200);
+    terminate(child).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(!text.contains('\u{1b}'), "no colour escapes in a file");
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    let access = events
+        .iter()
+        .find(|event| {
+            event["message"] == "request finished"
+                && event["span"]["request_id"] == "json-log-check-1"
+        })
+        .unwrap_or_else(|| panic!("no access event for the request in {text}"));
+    assert_eq!(access["status"], 200, "{access}");
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["target"], "pattern_api::access");
+    assert_eq!(access["span"]["path"], "/v1/items");
+    assert!(access["latency_ms"].is_number());
+    assert!(
+        events.iter().any(|event| event["message"] == "stopped"),
+        "flushed at exit"
+    );
+}
+
+/// Text logs on a pipe have no colour; the access log can be switched off
+/// (or lowered below the filter) on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_on_a_pipe_have_no_colour_and_the_access_log_is_a_setting() {
+    for (access, expect_access) in [("info", true), ("debug", false), ("off", false)] {
+        let (child, addr, lines) = spawn(&[("REFSVC_LOG__ACCESS", access)]);
+        TestClient::connect(addr)
+            .get("/v1/items")
+            .await
+            .assert_status(200);
+        terminate(child).await;
+        let text: Vec<String> = lines.try_iter().collect();
+        let text = text.join("\n");
+        assert!(
+            !text.contains('\u{1b}'),
+            "no colour escapes on a pipe: {text}"
+        );
+        assert!(text.contains("stopped"), "{text}");
+        assert_eq!(
+            text.contains("request finished"),
+            expect_access,
+            "access={access}: {text}"
+        );
     }
 }

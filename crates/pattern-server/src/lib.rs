@@ -15,6 +15,7 @@
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
 //! | database integration | `postgres::Database` (feature `postgres`): a deadpool-postgres pool as a component, DSN redacted, acquire timeout → 503, readiness from a health query, pool metrics, a circuit breaker that answers fast in an outage, `transaction` retrying serialization failures and deadlocks, embedded migrations that refuse a changed one |
 //! | resource cleanup | components stop in reverse dependency order (stop accepting, drain, background processes, pool, metrics), each step logged with its duration; [`ops::Prometheus`] runs the recorder's upkeep while it runs and once at stop (a pull exporter: nothing is pushed anywhere) |
+//! | logs | `logging` (feature `logging`): text or one JSON object per line, filter, colour on a terminal only, a bounded non-blocking writer, the access log's level |
 //! | health and metrics routes | [`ops`]: `/health/live`, `/health/ready` (503 with per-component detail), `/metrics` (Prometheus, feature `prometheus`) |
 //!
 //! # Measured
@@ -49,6 +50,7 @@
 //! | --- | --- |
 //! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
 //! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
+//! | `logging` | `logging`: log set-up (tracing-subscriber, tracing-appender) |
 //! | `openapi` | `docs`: `/openapi.json` and an offline `/docs` page (utoipa, vendored Swagger UI) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -56,6 +58,9 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod docs;
 pub mod http;
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub mod logging;
 pub mod ops;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

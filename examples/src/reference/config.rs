@@ -9,6 +9,7 @@ use garde::Validate;
 use patterns::api::client_addr::{ForwardedHeader, TrustedProxies};
 use patterns::component::config::{ConfigError, Loaded, Loader, Secret};
 use patterns::server::http::ServerConfig;
+use patterns::server::logging::LogConfig;
 use patterns::server::postgres::PostgresConfig;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,10 @@ pub struct Config {
     /// A listener of its own for probes, metrics, docs and admin.
     #[garde(dive)]
     pub management: Management,
+    /// Logs: format (`text`, `json`), filter, access-log level, colour,
+    /// file, queue bound.
+    #[garde(dive)]
+    pub log: LogConfig,
 }
 
 /// Probes, metrics, docs and admin on a listener of their own

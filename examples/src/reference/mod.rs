@@ -79,6 +79,7 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 /// timeout, no rate limit.
 pub fn management_middleware(config: &Config) -> ApiStack {
     ApiStack::new()
+        .access_log(config.log.access.level())
         .request_timeout(Duration::from_millis(config.management.request_timeout_ms))
         .concurrency_limit(config.management.concurrency_limit)
 }
@@ -95,6 +96,7 @@ pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     )?)
     .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
     let mut stack = ApiStack::new()
+        .access_log(config.log.access.level())
         // Probes and metrics are never shed nor rate limited.
         .exempt_from_admission(["/health/live", "/health/ready", "/metrics"])
         .request_timeout(config.request_timeout())

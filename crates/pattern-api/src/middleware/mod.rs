@@ -40,4 +40,4 @@ pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
 pub(crate) use timeout::BodyWatch;
 pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
-pub use trace::{TraceLayer, TraceService};
+pub use trace::{ACCESS_TARGET, TraceLayer, TraceService};

@@ -4,22 +4,56 @@ use axum::response::Response;
 use http::Request;
 use tokio::time::Instant;
 use tower::{Layer, Service};
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 
 use super::future::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
 
-/// A tracing span per request (`method`, `path`, `request_id`) and one
-/// event when it ends (`status`, `latency_ms`). Header values are never
-/// recorded, so credentials cannot leak into logs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TraceLayer;
+/// The target of the access log's events: a filter directive such as
+/// `pattern_api::access=off` silences them alone.
+pub const ACCESS_TARGET: &str = "pattern_api::access";
+
+/// A tracing span per request (`method`, `path`, `request_id`: every event
+/// logged while serving it carries them) and an access-log event when it
+/// ends (`status`, `latency_ms`; target [`ACCESS_TARGET`], at INFO unless
+/// set otherwise). Header values are never recorded, so credentials cannot
+/// leak into logs.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceLayer {
+    access: Option<Level>,
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TraceLayer {
+    /// Spans, and the access log at INFO.
+    pub fn new() -> Self {
+        Self {
+            access: Some(Level::INFO),
+        }
+    }
+
+    /// The access log's level; `None` logs no access events (the spans
+    /// stay).
+    #[must_use]
+    pub fn access_log(mut self, level: Option<Level>) -> Self {
+        self.access = level;
+        self
+    }
+}
 
 impl<S> Layer<S> for TraceLayer {
     type Service = TraceService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceService { inner }
+        TraceService {
+            inner,
+            access: self.access,
+        }
     }
 }
 
@@ -27,6 +61,7 @@ impl<S> Layer<S> for TraceLayer {
 #[derive(Clone, Debug)]
 pub struct TraceService<S> {
     inner: S,
+    access: Option<Level>,
 }
 
 impl<S, B> Service<Request<B>> for TraceService<S>
@@ -44,7 +79,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
-        let finished = Finished::begin(&req, id.as_ref());
+        let finished = Finished::begin(&req, id.as_ref(), self.access);
         let future = {
             let _entered = finished.span.enter();
             self.inner.call(req)
@@ -56,14 +91,20 @@ where
 /// Logs the end of a request in its span.
 #[derive(Debug)]
 pub struct Finished {
-    /// When the request started; `None` when the span is disabled.
+    /// When the request started; `None` when nothing is logged at its end.
     start: Option<Instant>,
+    access: Level,
     span: tracing::Span,
 }
 
 impl Finished {
-    /// The request's span, and its start when a subscriber records it.
-    pub(crate) fn begin<B>(req: &Request<B>, id: Option<&RequestId>) -> Self {
+    /// The request's span, and its start when a subscriber records it and
+    /// the access log is on.
+    pub(crate) fn begin<B>(
+        req: &Request<B>,
+        id: Option<&RequestId>,
+        access: Option<Level>,
+    ) -> Self {
         // Field values are evaluated only when a subscriber wants the span.
         let span = tracing::info_span!(
             "request",
@@ -71,9 +112,13 @@ impl Finished {
             path = %req.uri().path(),
             request_id = id.map_or("", RequestId::as_str),
         );
-        // No clock read for a span nobody records.
-        let start = (!span.is_disabled()).then(Instant::now);
-        Self { start, span }
+        // No clock read for a span nobody records, nor without access log.
+        let start = (access.is_some() && !span.is_disabled()).then(Instant::now);
+        Self {
+            start,
+            access: access.unwrap_or(Level::INFO),
+            span,
+        }
     }
 
     /// The request's span.
@@ -85,12 +130,20 @@ impl Finished {
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
         let Some(start) = self.start else { return };
-        self.span.in_scope(|| {
-            tracing::info!(
-                status = response.status().as_u16(),
-                latency_ms = start.elapsed().as_secs_f64() * 1e3,
-                "request finished"
-            );
+        let status = response.status().as_u16();
+        let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+        // A level is part of an event's static metadata: one call site each.
+        macro_rules! access {
+            ($level:expr) => {
+                tracing::event!(target: ACCESS_TARGET, $level, status, latency_ms, "request finished")
+            };
+        }
+        self.span.in_scope(|| match self.access {
+            Level::ERROR => access!(Level::ERROR),
+            Level::WARN => access!(Level::WARN),
+            Level::INFO => access!(Level::INFO),
+            Level::DEBUG => access!(Level::DEBUG),
+            _ => access!(Level::TRACE),
         });
     }
 }

@@ -21,7 +21,7 @@ pub use service::{StackLayer, StackService};
 /// Assembles the standard middleware on a router. From the outside in:
 ///
 /// 1. request id (propagate or generate, echo);
-/// 2. tracing span per request;
+/// 2. tracing span per request, and its access-log event;
 /// 3. metrics (`http_requests_total`, `http_request_duration_seconds`,
 ///    `http_requests_in_flight`, by route template);
 /// 4. problem+json for every error response produced below;
@@ -104,6 +104,7 @@ pub use service::{StackLayer, StackService};
 pub struct ApiStack {
     request_id: bool,
     trace: bool,
+    access_log: Option<tracing::Level>,
     metrics: bool,
     problem_json: bool,
     catch_panic: bool,
@@ -131,6 +132,7 @@ impl ApiStack {
         Self {
             request_id: true,
             trace: true,
+            access_log: Some(tracing::Level::INFO),
             metrics: true,
             problem_json: true,
             catch_panic: true,
@@ -259,6 +261,13 @@ impl ApiStack {
         self
     }
 
+    /// The access log's level (INFO by default; `None`: no access events,
+    /// the spans stay); see [`TraceLayer`](crate::middleware::TraceLayer).
+    pub fn access_log(mut self, level: Option<tracing::Level>) -> Self {
+        self.access_log = level;
+        self
+    }
+
     /// Switches the tracing span back on.
     pub fn with_trace(mut self) -> Self {
         self.trace = true;
@@ -310,6 +319,7 @@ impl ApiStack {
             chain: Arc::new(Chain {
                 request_id: self.request_id,
                 trace: self.trace,
+                access_log: self.access_log,
                 metrics: self.metrics.then(MetricsLayer::new),
                 problem_json: self.problem_json,
                 catch_panic: self.catch_panic,

@@ -31,6 +31,7 @@ const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 pub(crate) struct Chain {
     pub(crate) request_id: bool,
     pub(crate) trace: bool,
+    pub(crate) access_log: Option<tracing::Level>,
     pub(crate) metrics: Option<MetricsLayer>,
     pub(crate) problem_json: bool,
     pub(crate) catch_panic: bool,
@@ -98,7 +99,9 @@ where
         } else {
             (None, None)
         };
-        let trace = chain.trace.then(|| Finished::begin(&req, id.as_ref()));
+        let trace = chain
+            .trace
+            .then(|| Finished::begin(&req, id.as_ref(), chain.access_log));
         // One clock read: the metrics' start is the deadline's.
         let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
         let record = chain
