@@ -1,6 +1,7 @@
 //! Server settings, validated when loaded.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use garde::Validate;
@@ -96,6 +97,49 @@ pub struct ServerConfig {
     /// its connection (about a network round trip).
     #[garde(range(max = 60_000))]
     pub drain_linger_ms: u64,
+    /// Serve HTTPS (feature `tls`): none, plain HTTP.
+    #[garde(dive)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// HTTPS with rustls: the certificate and key come from PEM files, read at
+/// start and again whenever they change (a renewed certificate is served
+/// without a restart; a broken one is logged and the last good one kept).
+/// ALPN offers `h2` and `http/1.1` as the protocol switches allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, the server's own certificate first.
+    #[garde(skip)]
+    pub cert_path: PathBuf,
+    /// The private key, PEM (PKCS #8, PKCS #1 or SEC1).
+    #[garde(skip)]
+    pub key_path: PathBuf,
+    /// How often the files are looked at for a change (0: never; reload
+    /// with [`HttpServer::reload_tls`](super::HttpServer::reload_tls)).
+    #[serde(default = "TlsConfig::default_reload_interval_ms")]
+    #[garde(range(max = 86_400_000))]
+    pub reload_interval_ms: u64,
+}
+
+impl TlsConfig {
+    /// The certificate and key at these paths, looked at every 10 s.
+    pub fn new(cert_path: impl Into<PathBuf>, key_path: impl Into<PathBuf>) -> Self {
+        Self {
+            cert_path: cert_path.into(),
+            key_path: key_path.into(),
+            reload_interval_ms: Self::default_reload_interval_ms(),
+        }
+    }
+
+    fn default_reload_interval_ms() -> u64 {
+        10_000
+    }
+
+    /// The reload interval, if any.
+    pub fn reload_interval(&self) -> Option<Duration> {
+        (self.reload_interval_ms > 0).then(|| Duration::from_millis(self.reload_interval_ms))
+    }
 }
 
 impl Default for ServerConfig {
@@ -104,7 +148,7 @@ impl Default for ServerConfig {
     /// connections (waiting beyond), no cap per client, HTTP/2 with 200
     /// streams, 1 MiB windows, 16 KiB frames and a ping every 20 s
     /// (answered within 20 s), no pre-stop delay, 30 s drain after a 50 ms
-    /// linger.
+    /// linger, plain HTTP.
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -126,6 +170,7 @@ impl Default for ServerConfig {
             pre_stop_delay_ms: 0,
             drain_deadline_ms: 30_000,
             drain_linger_ms: 50,
+            tls: None,
         }
     }
 }

@@ -23,6 +23,11 @@
 //! with no request in flight for the idle timeout are closed gracefully;
 //! connections per client address can be capped.
 //!
+//! With [`ServerConfig::tls`] (feature `tls`) connections are HTTPS: the
+//! handshake shares the header read timeout, ALPN offers `h2` and
+//! `http/1.1` as the switches allow, and the certificate is read again
+//! when its files change ([`HttpServer::reload_tls`]).
+//!
 //! An upgraded connection (WebSocket) keeps its connection slot while its
 //! socket lives, and the drain waits for it: its handler learns that the
 //! drain began from [`Draining`] (close it gracefully then), and its
@@ -54,6 +59,8 @@
 mod config;
 mod detect;
 mod serve;
+#[cfg(feature = "tls")]
+mod tls;
 mod upgrade;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -62,9 +69,10 @@ use std::time::Duration;
 use axum::Router;
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
 use pattern_component::ports::PortSpec;
-use pattern_error::Error;
+use pattern_error::{Error, Kind};
+use tokio_util::sync::CancellationToken;
 
-pub use config::{OnLimit, ServerConfig};
+pub use config::{OnLimit, ServerConfig, TlsConfig};
 pub use upgrade::Draining;
 
 /// What a drain did.
@@ -87,6 +95,9 @@ pub struct HttpServer {
     router: Router,
     dependencies: Vec<String>,
     last_drain: Arc<Mutex<Option<DrainReport>>>,
+    /// The certificates served while running with TLS.
+    #[cfg(feature = "tls")]
+    certificates: Mutex<Option<Arc<tls::Certificates>>>,
 }
 
 impl HttpServer {
@@ -98,6 +109,8 @@ impl HttpServer {
             router,
             dependencies: Vec::new(),
             last_drain: Arc::new(Mutex::new(None)),
+            #[cfg(feature = "tls")]
+            certificates: Mutex::new(None),
         }
     }
 
@@ -108,6 +121,75 @@ impl HttpServer {
     pub fn after(mut self, name: impl Into<String>) -> Self {
         self.dependencies.push(name.into());
         self
+    }
+
+    /// Reads the TLS certificate and key again now if their files changed
+    /// (`Ok(true)` when a new certificate is served from the next
+    /// handshake on); the files are also looked at every
+    /// [`reload_interval_ms`](TlsConfig::reload_interval_ms). An error,
+    /// with the current certificate still served, when the new files do
+    /// not load, or when the server is not running with TLS.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn reload_tls(&self) -> Result<bool, Error> {
+        let certificates = self
+            .certificates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        certificates
+            .ok_or_else(|| Error::new(Kind::Unavailable, "the server is not running with TLS"))?
+            .reload_if_changed()
+    }
+
+    /// The TLS acceptor the configuration asks for, and the task that
+    /// reloads its certificate.
+    fn tls(&self, stop: &CancellationToken) -> Result<Option<serve::Acceptor>, Error> {
+        let Some(config) = &self.config.tls else {
+            return Ok(None);
+        };
+        #[cfg(feature = "tls")]
+        {
+            let certificates = tls::Certificates::load(config)?;
+            let acceptor = certificates.acceptor(self.config.http1, self.config.http2)?;
+            if let Some(every) = config.reload_interval() {
+                let (certificates, stop) = (certificates.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            () = stop.cancelled() => return,
+                        }
+                        match certificates.reload_if_changed() {
+                            Ok(true) => tracing::info!("TLS certificate reloaded"),
+                            Ok(false) => {}
+                            Err(err) => {
+                                tracing::warn!(error = %err.report(), "TLS certificate not reloaded; the current one is still served")
+                            }
+                        }
+                    }
+                });
+            }
+            *self
+                .certificates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(certificates);
+            Ok(Some(acceptor))
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = stop;
+            Err(Error::new(
+                Kind::InvalidInput,
+                format!(
+                    "TLS is configured ({}) but pattern-server was built without its `tls` feature",
+                    config.cert_path.display()
+                ),
+            ))
+        }
     }
 
     /// What the last stop's drain did.
@@ -141,8 +223,10 @@ impl Component for HttpServer {
     fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
         Box::pin(async move {
             let listener = ctx.take_listener("http")?;
+            let tls = self.tls(ctx.stop_token())?;
             let task = serve::serve(
                 listener,
+                tls,
                 self.router.clone(),
                 self.config.clone(),
                 ctx.stop_token().clone(),

@@ -25,9 +25,20 @@ use super::detect::{Protocol, Rewind, detect};
 use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
 
-/// Serves `router` on `listener` until `stop` is cancelled, then drains.
+/// What makes a connection HTTPS.
+#[cfg(feature = "tls")]
+pub(super) type Acceptor = tokio_rustls::TlsAcceptor;
+
+/// What makes a connection HTTPS: nothing without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(super) enum Acceptor {}
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` is
+/// cancelled, then drains.
 pub(super) async fn serve(
     listener: TcpListener,
+    tls: Option<Acceptor>,
     router: Router,
     config: ServerConfig,
     stop: CancellationToken,
@@ -119,6 +130,7 @@ pub(super) async fn serve(
         });
         let connection = Connection {
             peer,
+            tls: tls.clone(),
             protocols: protocols.clone(),
             stopping: accepting.clone(),
             drain: drain.clone(),
@@ -217,6 +229,7 @@ impl Protocols {
 /// One accepted connection, until it ends.
 struct Connection {
     peer: SocketAddr,
+    tls: Option<Acceptor>,
     protocols: Arc<Protocols>,
     stopping: CancellationToken,
     drain: CancellationToken,
@@ -227,8 +240,52 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<S, H>(self, mut stream: TcpStream, service: S, holds: H)
+    async fn serve<S, H>(self, stream: TcpStream, service: S, holds: H)
     where
+        H: Send + Unpin + 'static,
+        S: hyper::service::Service<
+                axum::http::Request<hyper::body::Incoming>,
+                Response = axum::response::Response,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // The TLS handshake and the protocol's first bytes share one
+        // deadline: no protocol timer runs before them.
+        let deadline = tokio::time::Instant::now() + self.detect_within;
+        match self.tls.clone() {
+            None => self.serve_io(stream, deadline, service, holds).await,
+            #[cfg(feature = "tls")]
+            Some(acceptor) => {
+                let peer = self.peer;
+                let handshake = tokio::select! {
+                    handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => handshake,
+                    () = self.stopping.cancelled() => return,
+                };
+                match handshake {
+                    Ok(Ok(tls)) => self.serve_io(tls, deadline, service, holds).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not done within the header read timeout")
+                    }
+                }
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match never {},
+        }
+    }
+
+    /// Serves a connection's (decrypted) stream.
+    async fn serve_io<I, S, H>(
+        self,
+        mut stream: I,
+        deadline: tokio::time::Instant,
+        service: S,
+        holds: H,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         H: Send + Unpin + 'static,
         S: hyper::service::Service<
                 axum::http::Request<hyper::body::Incoming>,
@@ -243,9 +300,10 @@ impl Connection {
         // Until its first bytes tell the protocol, no protocol timer runs:
         // a client that sends nothing, or stops midway through the HTTP/2
         // preface, gets the header read timeout, not a slot for ever (and
-        // is closed at once when the server stops).
+        // is closed at once when the server stops). Over TLS the client
+        // may also have chosen by ALPN; its first bytes say the same.
         let detected = tokio::select! {
-            detected = tokio::time::timeout(self.detect_within, detect(&mut stream)) => detected,
+            detected = tokio::time::timeout_at(deadline, detect(&mut stream)) => detected,
             () = self.stopping.cancelled() => return,
         };
         let (protocol, prefix) = match detected {
