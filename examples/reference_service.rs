@@ -9,8 +9,9 @@
 //! directory (or the file named by `REFSVC_CONFIG`), then environment
 //! variables `REFSVC_…` with `__` for nesting (`REFSVC_SERVER__ADDR=127.0.0.1:0`,
 //! `REFSVC_DATABASE__URL=postgres://…` to keep items in PostgreSQL). Once
-//! ready it prints `listening on http://ADDR`; SIGTERM or Ctrl-C drains it
-//! and it exits 0.
+//! ready it prints `listening on http://ADDR` (then `management on
+//! http://ADDR` when the management listener is on); SIGTERM or Ctrl-C
+//! drains it and it exits 0.
 
 use std::process::ExitCode;
 
@@ -50,6 +51,9 @@ async fn main() -> ExitCode {
         service.routes().join("\n")
     );
     println!("listening on http://{}", service.addr());
+    if let Some(addr) = service.management_addr() {
+        println!("management on http://{addr}");
+    }
 
     let summary = service.until_signal().await;
     // The supervisor has logged each step with its duration; sum it up.

@@ -15,6 +15,8 @@ use crate::Report;
 pub(crate) struct Service {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// The management listener's address, when it has its own.
+    pub(crate) management: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -47,16 +49,16 @@ impl Service {
         let mut service = Self {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            management: None,
             log,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            // The address lines, then the rest drained so the child never
+            // blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
-            // Drain the rest so the child never blocks on a full pipe.
-            for _ in lines {}
         });
         let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|e| {
             let what = match e {
@@ -69,6 +71,19 @@ impl Service {
             .strip_prefix("listening on http://")
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("unexpected first line {line:?}"))?;
+        let management_on = env
+            .iter()
+            .any(|(name, value)| *name == "REFSVC_MANAGEMENT__ENABLED" && value == "true");
+        if management_on {
+            let line = rx
+                .recv_timeout(Duration::from_secs(10))
+                .map_err(|_| "no management address printed".to_owned())?;
+            service.management = Some(
+                line.strip_prefix("management on http://")
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("unexpected second line {line:?}"))?,
+            );
+        }
         Ok(service)
     }
 

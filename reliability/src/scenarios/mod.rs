@@ -4,7 +4,10 @@ mod bad_input;
 mod key_flood;
 mod outage;
 mod overload;
+mod pre_stop;
+mod probes;
 mod shutdown;
+mod stalled_preface;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +20,9 @@ type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Report> + 'a>
 /// Every scenario by name.
 pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("shutdown", |ctx| Box::pin(shutdown::run(ctx))),
+    ("pre-stop", |ctx| Box::pin(pre_stop::run(ctx))),
+    ("stalled-preface", |ctx| Box::pin(stalled_preface::run(ctx))),
+    ("probes", |ctx| Box::pin(probes::run(ctx))),
     ("overload", |ctx| Box::pin(overload::run(ctx))),
     ("bad-input", |ctx| Box::pin(bad_input::run(ctx))),
     ("outage", |ctx| Box::pin(outage::run(ctx))),
