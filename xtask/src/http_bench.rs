@@ -1,24 +1,71 @@
-//! `cargo xtask bench --http`: HTTP load figures over loopback. The same
-//! handler is served by bare hyper, bare axum and axum behind the reference
-//! service's middleware chain (`reliability/src/bin/http_target.rs`, one
-//! thread), pinned to CPU 0; the load generator (`reliability load`, one
-//! thread, keep-alive connections in a closed loop) runs pinned to CPU 1.
-//! Targets alternate over several rounds; the medians are reported, and
-//! the ratios against bare axum and bare hyper, each the median of the
-//! ratios within a round (the targets of a round run back to back).
+//! `cargo xtask bench --http`: HTTP load figures over loopback. One handler
+//! is served by each target of `reliability/src/bin/http_target.rs` (one
+//! thread, pinned to CPU 0): bare hyper, bare axum, axum behind the
+//! reference middleware, the reference service's whole serving path
+//! (`server`: pattern-server's `HttpServer`, the chain, metrics, JSON
+//! access logs to a file) and the peer stack a user would build instead
+//! (`peer`: axum + tower-http with JSON logs). The load runs pinned to CPU
+//! 1, from three generators: ours (`reliability load`, keep-alive
+//! HTTP/1.1 in a closed loop), wrk (HTTP/1.1) and h2load (HTTP/2 with
+//! prior knowledge, against bare hyper's HTTP/2 and `server`). Targets
+//! alternate over several rounds; medians are reported, and ratios, each
+//! the median of the ratios within a round (the targets of a round run
+//! back to back under the same conditions).
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::util::{cargo, output, run, target_dir};
 
-const TARGETS: &[&str] = &["hyper", "axum", "stack"];
+/// A load generator.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// `reliability load`: HTTP/1.1.
+    Ours,
+    /// wrk: HTTP/1.1.
+    Wrk,
+    /// h2load: HTTP/2.
+    H2load,
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ours => "ours (HTTP/1.1)",
+            Self::Wrk => "wrk (HTTP/1.1)",
+            Self::H2load => "h2load (HTTP/2)",
+        }
+    }
+
+    /// The targets each generator runs against.
+    fn targets(self) -> &'static [&'static str] {
+        match self {
+            Self::Ours | Self::Wrk => &["hyper", "axum", "stack", "peer", "server"],
+            Self::H2load => &["hyper-h2", "server"],
+        }
+    }
+
+    /// Ratios reported: (numerator, denominator, target).
+    fn ratios(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        match self {
+            Self::Ours | Self::Wrk => &[
+                ("server", "axum", "≥ 0.85"),
+                ("server", "peer", "≥ 1.2"),
+                ("stack", "axum", ""),
+                ("peer", "axum", ""),
+            ],
+            Self::H2load => &[("server", "hyper-h2", "≥ 0.85")],
+        }
+    }
+}
 
 struct Options {
     connections: u32,
     warmup: u32,
     seconds: u32,
     rounds: u32,
+    loads: Vec<Load>,
 }
 
 fn parse(args: &[&str]) -> Result<Options, String> {
@@ -27,6 +74,7 @@ fn parse(args: &[&str]) -> Result<Options, String> {
         warmup: 2,
         seconds: 10,
         rounds: 3,
+        loads: vec![Load::Ours, Load::Wrk, Load::H2load],
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -43,9 +91,21 @@ fn parse(args: &[&str]) -> Result<Options, String> {
             "--warmup" => number(&mut options.warmup)?,
             "--seconds" => number(&mut options.seconds)?,
             "--rounds" => number(&mut options.rounds)?,
+            "--load" => {
+                let names = args.next().ok_or("--load needs ours,wrk,h2load")?;
+                options.loads = names
+                    .split(',')
+                    .map(|name| match name {
+                        "ours" => Ok(Load::Ours),
+                        "wrk" => Ok(Load::Wrk),
+                        "h2load" => Ok(Load::H2load),
+                        other => Err(format!("unknown load generator {other}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             other => {
                 return Err(format!(
-                    "unknown option {other}: --connections N --warmup S --seconds S --rounds N"
+                    "unknown option {other}: --connections N --warmup S --seconds S --rounds N --load ours,wrk,h2load"
                 ));
             }
         }
@@ -54,7 +114,7 @@ fn parse(args: &[&str]) -> Result<Options, String> {
 }
 
 /// `taskset -c CPU` when taskset exists and there are two CPUs to split.
-fn pinned(cpu: u32, program: &std::path::Path) -> (Command, bool) {
+fn pinned(cpu: u32, program: &Path) -> (Command, bool) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let taskset = output(Command::new("taskset").arg("--version")).is_ok();
     if taskset && cpus >= 2 {
@@ -66,15 +126,21 @@ fn pinned(cpu: u32, program: &std::path::Path) -> (Command, bool) {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Figure {
     rps: f64,
-    p99_us: f64,
+    /// `None` where the generator gives no percentile (h2load).
+    p99_us: Option<f64>,
 }
 
-fn one(release: &std::path::Path, target: &str, o: &Options) -> Result<(Figure, bool), String> {
+/// Starts `target`, loads it with `load`, stops it.
+fn one(release: &Path, target: &str, load: Load, o: &Options) -> Result<(Figure, bool), String> {
+    let log = std::env::temp_dir().join(format!("http-target-{}-{target}.log", std::process::id()));
     let (mut server, pinned_server) = pinned(0, &release.join("http-target"));
     let mut server = server
         .args([target, "127.0.0.1:0"])
+        .env("HT_LOG", &log)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting http-target: {e}"))?;
@@ -88,31 +154,144 @@ fn one(release: &std::path::Path, target: &str, o: &Options) -> Result<(Figure, 
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
-            .ok_or_else(|| format!("http-target printed {line:?}"))?;
-        let (mut load, _) = pinned(1, &release.join("reliability"));
-        let out = output(load.args([
-            "load",
-            addr,
-            &o.connections.to_string(),
-            &o.warmup.to_string(),
-            &o.seconds.to_string(),
-        ]))?;
-        let field = |name: &str| -> Result<f64, String> {
-            out.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-                .ok_or_else(|| format!("no {name} in {out:?}"))
-        };
-        if field("errors")? > 0.0 {
-            return Err(format!("{target}: the load saw errors: {out}"));
+            .ok_or_else(|| format!("http-target printed {line:?}"))?
+            .to_owned();
+        match load {
+            Load::Ours => ours(release, &addr, o),
+            Load::Wrk => wrk(&addr, o),
+            Load::H2load => h2load(&addr, o),
         }
-        Ok(Figure {
-            rps: field("rps")?,
-            p99_us: field("p99_us")?,
-        })
+        .map_err(|e| format!("{target}: {e}"))
     })();
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_file(&log);
     result.map(|f| (f, pinned_server))
+}
+
+fn ours(release: &Path, addr: &str, o: &Options) -> Result<Figure, String> {
+    let (mut load, _) = pinned(1, &release.join("reliability"));
+    let out = output(load.args([
+        "load",
+        addr,
+        &o.connections.to_string(),
+        &o.warmup.to_string(),
+        &o.seconds.to_string(),
+    ]))?;
+    let field = |name: &str| -> Result<f64, String> {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .ok_or_else(|| format!("no {name} in {out:?}"))
+    };
+    if field("errors")? > 0.0 {
+        return Err(format!("the load saw errors: {out}"));
+    }
+    Ok(Figure {
+        rps: field("rps")?,
+        p99_us: Some(field("p99_us")?),
+    })
+}
+
+fn wrk(addr: &str, o: &Options) -> Result<Figure, String> {
+    let url = format!("http://{addr}/");
+    let connections = o.connections.to_string();
+    // wrk has no warm-up of its own: a short run first, discarded.
+    if o.warmup > 0 {
+        let (mut warm, _) = pinned(1, Path::new("wrk"));
+        output(warm.args([
+            "-t1",
+            "-c",
+            &connections,
+            "-d",
+            &format!("{}s", o.warmup),
+            &url,
+        ]))?;
+    }
+    let (mut load, _) = pinned(1, Path::new("wrk"));
+    let out = output(load.args([
+        "-t1",
+        "-c",
+        &connections,
+        "-d",
+        &format!("{}s", o.seconds),
+        "--latency",
+        &url,
+    ]))?;
+    if out.contains("Non-2xx") || out.contains("Socket errors") {
+        return Err(format!("wrk saw errors:\n{out}"));
+    }
+    let rps = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:")?.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk's output:\n{out}"))?;
+    let p99 = out
+        .lines()
+        .find_map(|l| duration_us(l.trim().strip_prefix("99%")?.trim()))
+        .ok_or_else(|| format!("no 99% latency in wrk's output:\n{out}"))?;
+    Ok(Figure {
+        rps,
+        p99_us: Some(p99),
+    })
+}
+
+/// wrk's `1.23ms`, `456.00us`, `1.02s` in microseconds.
+fn duration_us(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+fn h2load(addr: &str, o: &Options) -> Result<Figure, String> {
+    let (mut load, _) = pinned(1, Path::new("h2load"));
+    // One client thread, the same connection count, 10 streams each.
+    let out = output(load.args([
+        "-t1",
+        "-c",
+        &o.connections.to_string(),
+        "-m10",
+        "--warm-up-time",
+        &format!("{}s", o.warmup),
+        "-D",
+        &format!("{}s", o.seconds),
+        &format!("http://{addr}/"),
+    ]))?;
+    let failed = out
+        .lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("requests:")?;
+            rest.split(',').find_map(|part| {
+                part.trim()
+                    .strip_suffix("failed")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+        .ok_or_else(|| format!("no request counts in h2load's output:\n{out}"))?;
+    if failed > 0 {
+        return Err(format!("h2load saw {failed} failed requests:\n{out}"));
+    }
+    let rps = out
+        .lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("finished in")?;
+            rest.split(',')
+                .nth(1)?
+                .trim()
+                .strip_suffix("req/s")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no req/s in h2load's output:\n{out}"))?;
+    Ok(Figure { rps, p99_us: None })
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -122,6 +301,25 @@ fn median(values: &mut [f64]) -> f64 {
 
 pub(crate) fn run_http(args: &[&str]) -> Result<(), String> {
     let options = parse(args)?;
+    for (load, program) in [(Load::Wrk, "wrk"), (Load::H2load, "h2load")] {
+        // wrk's `--version` exits 1: only whether it starts counts.
+        let installed = Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if options.loads.contains(&load) && !installed {
+            return Err(format!(
+                "{program} is not installed (apt-get install {}); or leave it out with --load",
+                if program == "wrk" {
+                    "wrk"
+                } else {
+                    "nghttp2-client"
+                }
+            ));
+        }
+    }
     run(cargo().args([
         "build",
         "--quiet",
@@ -134,39 +332,33 @@ pub(crate) fn run_http(args: &[&str]) -> Result<(), String> {
         "http-target",
     ]))?;
     let release = target_dir().join("release");
-    let mut rps: Vec<Vec<f64>> = vec![Vec::new(); TARGETS.len()];
-    let mut p99: Vec<Vec<f64>> = vec![Vec::new(); TARGETS.len()];
     let mut was_pinned = false;
+    // figures[load][target][round]
+    let mut figures: Vec<Vec<Vec<Figure>>> = options
+        .loads
+        .iter()
+        .map(|load| vec![Vec::new(); load.targets().len()])
+        .collect();
     for round in 0..options.rounds {
-        for (i, target) in TARGETS.iter().enumerate() {
-            let (figure, pinned) = one(&release, target, &options)?;
-            was_pinned = pinned;
-            eprintln!(
-                "round {}: {target:<6} {:>9.0} req/s  p99 {:>7.0} µs",
-                round + 1,
-                figure.rps,
-                figure.p99_us
-            );
-            rps[i].push(figure.rps);
-            p99[i].push(figure.p99_us);
+        for (l, load) in options.loads.iter().enumerate() {
+            for (t, target) in load.targets().iter().enumerate() {
+                let (figure, pinned) = one(&release, target, *load, &options)?;
+                was_pinned = pinned;
+                eprintln!(
+                    "round {}: {:<16} {target:<9} {:>9.0} req/s  p99 {}",
+                    round + 1,
+                    load.name(),
+                    figure.rps,
+                    figure
+                        .p99_us
+                        .map_or_else(|| "-".to_owned(), |p| format!("{p:.0} µs"))
+                );
+                figures[l][t].push(figure);
+            }
         }
     }
-    // Ratios are taken within a round, where the targets ran back to back
-    // under the same conditions, and their median reported: the machine's
-    // drift between rounds cancels out.
-    let ratio = |figures: &[Vec<f64>], i: usize, base: usize| {
-        let mut per_round: Vec<f64> = (0..figures[i].len())
-            .map(|r| figures[i][r] / figures[base][r])
-            .collect();
-        median(&mut per_round)
-    };
-    let ratios: Vec<[f64; 3]> = (0..TARGETS.len())
-        .map(|i| [ratio(&rps, i, 1), ratio(&rps, i, 0), ratio(&p99, i, 1)])
-        .collect();
-    let rps: Vec<f64> = rps.iter_mut().map(|v| median(v)).collect();
-    let p99: Vec<f64> = p99.iter_mut().map(|v| median(v)).collect();
     println!(
-        "\nHTTP load over loopback: {} keep-alive connections, {} s measured after {} s warm-up, medians of {} rounds (ratios within each round); {}",
+        "\nHTTP load over loopback: {} connections, {} s measured after {} s warm-up, medians of {} rounds (ratios within each round); {}",
         options.connections,
         options.seconds,
         options.warmup,
@@ -177,16 +369,44 @@ pub(crate) fn run_http(args: &[&str]) -> Result<(), String> {
             "NOT pinned (no taskset or one CPU)"
         }
     );
-    println!(
-        "{:<36} {:>10} {:>10} {:>12} {:>12} {:>12}",
-        "target", "req/s", "p99 µs", "rps/axum", "rps/hyper", "p99/axum"
-    );
-    let names = ["bare hyper", "bare axum", "axum + reference middleware"];
-    for i in 0..TARGETS.len() {
+    for (l, load) in options.loads.iter().enumerate() {
         println!(
-            "{:<36} {:>10.0} {:>10.0} {:>11.2}x {:>11.2}x {:>11.2}x",
-            names[i], rps[i], p99[i], ratios[i][0], ratios[i][1], ratios[i][2]
+            "\n{}\n{:<10} {:>10} {:>10}",
+            load.name(),
+            "target",
+            "req/s",
+            "p99 µs"
         );
+        for (t, target) in load.targets().iter().enumerate() {
+            let mut rps: Vec<f64> = figures[l][t].iter().map(|f| f.rps).collect();
+            let mut p99: Vec<f64> = figures[l][t].iter().filter_map(|f| f.p99_us).collect();
+            let p99 = if p99.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", median(&mut p99))
+            };
+            println!("{target:<10} {:>10.0} {p99:>10}", median(&mut rps));
+        }
+        let index = |name: &str| load.targets().iter().position(|t| *t == name);
+        for (num, den, goal) in load.ratios() {
+            let (Some(n), Some(d)) = (index(num), index(den)) else {
+                continue;
+            };
+            let mut per_round: Vec<f64> = (0..options.rounds as usize)
+                .map(|r| figures[l][n][r].rps / figures[l][d][r].rps)
+                .collect();
+            let all: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "req/s {num}/{den}: {:.2}× (rounds: {}){}",
+                median(&mut per_round),
+                all.join(", "),
+                if goal.is_empty() {
+                    String::new()
+                } else {
+                    format!("  target {goal}")
+                }
+            );
+        }
     }
     Ok(())
 }

@@ -31,9 +31,10 @@ commands:
   bench [--bench NAME] [ARGS]
                      run the criterion benches (one file with --bench; ARGS go to
                      criterion) and print ours/peer ratios
-  bench --http [--connections N] [--seconds S] [--warmup S] [--rounds N]
-                     HTTP load over loopback: bare hyper, bare axum and the
-                     reference middleware, pinned server and load; req/s, p99, ratios
+  bench --http [--connections N] [--seconds S] [--warmup S] [--rounds N] [--load ours,wrk,h2load]
+                     HTTP load over loopback: bare hyper and axum, the reference
+                     middleware, the whole server with JSON logs, a tower-http peer
+                     stack; pinned server and load; req/s, p99, ratios
 ";
 
 fn main() -> ExitCode {

@@ -1,10 +1,17 @@
 //! A server for the HTTP load figures (`cargo xtask bench --http`): the
-//! same handler served by bare hyper, bare axum, or axum behind the
-//! reference service's middleware chain, on a one-thread runtime. The
-//! chain records into a Prometheus recorder, as the service's does.
+//! same handler, on a one-thread runtime, served by
+//!
+//! | target | what |
+//! | --- | --- |
+//! | `hyper` | bare hyper, HTTP/1.1 |
+//! | `hyper-h2` | bare hyper, HTTP/2 with prior knowledge |
+//! | `axum` | bare axum, no logs |
+//! | `stack` | axum behind the reference service's middleware chain (metrics into Prometheus; logs off) |
+//! | `server` | the reference service's serving path: pattern-server's `HttpServer` (HTTP/1.1 and h2c), the whole chain, `/metrics`, JSON access logs to the file `HT_LOG` names |
+//! | `peer` | what a user would assemble instead: axum + tower-http request id, trace (one INFO line per request), timeout, body limit and catch-panic, tracing-subscriber JSON logs to `HT_LOG` through the same non-blocking writer |
 //!
 //! ```text
-//! http-target hyper|axum|stack [ADDR]
+//! http-target hyper|hyper-h2|axum|stack|server|peer [ADDR]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once bound and serves until killed.
@@ -51,7 +58,10 @@ fn main() {
             listener.local_addr().expect("address")
         );
         match kind.as_str() {
-            "hyper" => serve_hyper(listener).await,
+            "hyper" => serve_hyper(listener, false).await,
+            "hyper-h2" => serve_hyper(listener, true).await,
+            "server" => serve_server(listener).await,
+            "peer" => serve_peer(listener).await,
             "axum" => serve_axum(listener, Router::new().route("/", get(handler))).await,
             "stack" => {
                 let mut config = examples::reference::Config::default();
@@ -93,7 +103,7 @@ fn main() {
                 .await;
             }
             other => {
-                eprintln!("unknown target {other:?}: hyper, axum or stack");
+                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server or peer");
                 std::process::exit(2);
             }
         }
@@ -109,7 +119,111 @@ async fn serve_axum(listener: tokio::net::TcpListener, app: Router) {
     .expect("serving");
 }
 
-async fn serve_hyper(listener: tokio::net::TcpListener) {
+/// Where the `server` and `peer` targets write their JSON logs.
+fn log_file() -> std::path::PathBuf {
+    std::env::var_os("HT_LOG").map_or_else(
+        || std::env::temp_dir().join(format!("http-target-{}.log", std::process::id())),
+        Into::into,
+    )
+}
+
+/// The reference service's serving path around the bench handler.
+async fn serve_server(listener: tokio::net::TcpListener) {
+    use patterns::component::lifecycle::System;
+    use patterns::server::http::{HttpServer, ServerConfig};
+    use patterns::server::logging::{LogConfig, LogFormat};
+
+    // HT_NOLOG=1: no subscriber, to see what the logs cost.
+    let logs = std::env::var_os("HT_NOLOG").is_none().then(|| {
+        patterns::server::logging::init(&LogConfig {
+            format: LogFormat::Json,
+            file: Some(log_file()),
+            ..LogConfig::default()
+        })
+        .expect("logging")
+    });
+    let mut config = examples::reference::Config::default();
+    config.limits.requests_per_second = 100_000_000;
+    config.limits.burst = 100_000_000;
+    // HT_ACCESS=off: spans and other logs, no access events.
+    if std::env::var("HT_ACCESS").as_deref() == Ok("off") {
+        config.log.access = patterns::server::logging::AccessLog::Off;
+    }
+    let prometheus = patterns::server::ops::Prometheus::install().expect("a recorder");
+    let render = prometheus.clone();
+    let health = patterns::component::lifecycle::HealthHandle::detached();
+    let app =
+        examples::reference::middleware(&config)
+            .expect("the middleware chain")
+            .apply(Router::new().route("/", get(handler)).merge(
+                patterns::server::ops::with_metrics(health.clone(), move || render.render()),
+            ));
+    // The component binds its own port: hand it this one's address.
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let server = HttpServer::new(
+        "http",
+        ServerConfig {
+            addr,
+            ..ServerConfig::default()
+        },
+        app,
+    );
+    let running = System::builder()
+        .health_handle(&health)
+        .component(prometheus)
+        .component(server.after("metrics"))
+        .build()
+        .expect("a system")
+        .start()
+        .await
+        .expect("started");
+    std::future::pending::<()>().await;
+    drop((running, logs));
+}
+
+/// What a user would assemble from tower-http instead.
+async fn serve_peer(listener: tokio::net::TcpListener) {
+    use std::time::Duration;
+
+    use tower_http::catch_panic::CatchPanicLayer;
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::timeout::TimeoutLayer;
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    use tracing::Level;
+
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file())
+        .expect("the log file");
+    let (writer, _guard) = tracing_appender::non_blocking(file);
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_max_level(Level::INFO)
+        .init();
+    let app = Router::new().route("/", get(handler)).layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                Duration::from_secs(5),
+            ))
+            .layer(RequestBodyLimitLayer::new(64 * 1024)),
+    );
+    serve_axum(listener, app).await;
+}
+
+async fn serve_hyper(listener: tokio::net::TcpListener, http2: bool) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -124,9 +238,16 @@ async fn serve_hyper(listener: tokio::net::TcpListener) {
                         .expect("a response"),
                 )
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(stream);
+            let _ = if http2 {
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await
+            } else {
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+            };
         });
     }
 }

@@ -76,6 +76,9 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
             std::io::stdout().is_terminal(),
         ),
     };
+    // The writer thread flushes whenever its queue runs empty: under load
+    // lines leave in large writes, not one system call each.
+    let writer = std::io::BufWriter::with_capacity(64 * 1024, writer);
     let (writer, worker) = NonBlockingBuilder::default()
         .buffered_lines_limit(config.buffer_lines.max(1))
         .lossy(true)
