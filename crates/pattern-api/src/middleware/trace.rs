@@ -15,8 +15,8 @@ pub const ACCESS_TARGET: &str = "pattern_api::access";
 
 /// A tracing span per request (`method`, `path`, `request_id`: every event
 /// logged while serving it carries them) and an access-log event when it
-/// ends (`status`, `latency_ms`; target [`ACCESS_TARGET`], at INFO unless
-/// set otherwise). Header values are never recorded, so credentials cannot
+/// ends (`method`, `path`, `request_id`, `status`, `latency_ms`; target
+/// [`ACCESS_TARGET`], at INFO unless set otherwise). Header values are never recorded, so credentials cannot
 /// leak into logs.
 #[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
@@ -91,10 +91,21 @@ where
 /// Logs the end of a request in its span.
 #[derive(Debug)]
 pub struct Finished {
-    /// When the request started; `None` when nothing is logged at its end.
-    start: Option<Instant>,
-    access: Level,
+    /// What the access event says; `None` when nothing is logged at its end.
+    access: Option<Access>,
     span: tracing::Span,
+}
+
+/// What an access event carries besides the response's status: the
+/// request's method, path and id as fields of its own (a log layer writes
+/// the line from the event alone, without looking up the span).
+#[derive(Debug)]
+struct Access {
+    level: Level,
+    start: Instant,
+    method: http::Method,
+    uri: http::Uri,
+    id: Option<RequestId>,
 }
 
 impl Finished {
@@ -113,12 +124,14 @@ impl Finished {
             request_id = id.map_or("", RequestId::as_str),
         );
         // No clock read for a span nobody records, nor without access log.
-        let start = (access.is_some() && !span.is_disabled()).then(Instant::now);
-        Self {
-            start,
-            access: access.unwrap_or(Level::INFO),
-            span,
-        }
+        let access = access.filter(|_| !span.is_disabled()).map(|level| Access {
+            level,
+            start: Instant::now(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            id: id.cloned(),
+        });
+        Self { access, span }
     }
 
     /// The request's span.
@@ -129,16 +142,28 @@ impl Finished {
 
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
-        let Some(start) = self.start else { return };
+        let Some(access) = self.access else { return };
         let status = response.status().as_u16();
-        let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+        let latency_ms = access.start.elapsed().as_secs_f64() * 1e3;
+        let method = access.method.as_str();
+        let path = access.uri.path();
+        let request_id = access.id.as_ref().map_or("", RequestId::as_str);
         // A level is part of an event's static metadata: one call site each.
         macro_rules! access {
             ($level:expr) => {
-                tracing::event!(target: ACCESS_TARGET, $level, status, latency_ms, "request finished")
+                tracing::event!(
+                    target: ACCESS_TARGET,
+                    $level,
+                    method,
+                    path,
+                    request_id,
+                    status,
+                    latency_ms,
+                    "request finished"
+                )
             };
         }
-        self.span.in_scope(|| match self.access {
+        self.span.in_scope(|| match access.level {
             Level::ERROR => access!(Level::ERROR),
             Level::WARN => access!(Level::WARN),
             Level::INFO => access!(Level::INFO),

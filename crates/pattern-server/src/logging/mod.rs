@@ -22,6 +22,7 @@
 //! ```
 
 mod config;
+mod json;
 
 use std::io::IsTerminal;
 
@@ -95,13 +96,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
             .with_writer(writer)
             .with_ansi(ansi)
             .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_writer(writer)
-            .boxed(),
+        LogFormat::Json => json::JsonLayer::new(writer).boxed(),
     };
     tracing_subscriber::registry()
         .with(layer.with_filter(filter))
