@@ -73,14 +73,13 @@ where
             line.push_str("\",\"target\":");
             write_str(line, meta.target());
             event.record(&mut Fields(line));
-            if meta.target() != ACCESS_TARGET {
-                if let Some(span) = ctx.event_span(event) {
-                    if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                        line.push_str(",\"span\":{");
-                        line.push_str(fields);
-                        line.push('}');
-                    }
-                }
+            if meta.target() != ACCESS_TARGET
+                && let Some(span) = ctx.event_span(event)
+                && let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
+            {
+                line.push_str(",\"span\":{");
+                line.push_str(fields);
+                line.push('}');
             }
             line.push_str("}\n");
             let _ = self.writer.make_writer().write_all(line.as_bytes());
@@ -261,6 +260,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Lines captured in memory.
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn events_carry_their_span_access_events_their_own_fields() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let capture = Capture::default();
+        let subscriber =
+            tracing_subscriber::registry().with(super::JsonLayer::new(capture.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                method = "GET",
+                path = "/a\"b",
+                late = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            span.record("late", 7);
+            tracing::warn!(attempt = 2, ok = false, took = ?std::time::Duration::from_millis(3), "retrying {}", "now");
+            tracing::info!(target: pattern_api::middleware::ACCESS_TARGET, method = "GET", status = 200u64, latency_ms = 0.5, "request finished");
+        });
+        tracing::info!("outside any subscriber: not captured");
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let event = &lines[0];
+        assert_eq!(event["level"], "WARN");
+        assert_eq!(event["message"], "retrying now");
+        assert_eq!(
+            (event["attempt"].as_u64(), event["ok"].as_bool()),
+            (Some(2), Some(false))
+        );
+        assert_eq!(event["took"], "3ms");
+        assert_eq!(event["span"]["name"], "request");
+        assert_eq!(event["span"]["path"], "/a\"b");
+        assert_eq!(event["span"]["late"], 7, "recorded after the span was made");
+        let access = &lines[1];
+        assert_eq!(
+            (access["status"].as_u64(), access["latency_ms"].as_f64()),
+            (Some(200), Some(0.5))
+        );
+        assert!(access.get("span").is_none(), "{access}");
+        assert!(access["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]
