@@ -50,7 +50,7 @@
 //! | --- | --- |
 //! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
 //! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
-//! | `logging` | `logging`: log set-up (tracing-subscriber, tracing-appender) |
+//! | `logging` | `logging`: log set-up (tracing-subscriber) |
 //! | `tls` | HTTPS in [`http::HttpServer`] (rustls with ring): certificate and key from PEM files, reloaded when they change, ALPN for h2 and http/1.1 |
 //! | `openapi` | `docs`: `/openapi.json` and an offline `/docs` page (utoipa, vendored Swagger UI) |
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -25,15 +25,15 @@ pub struct LogConfig {
     /// Append to this file instead of writing to standard output.
     #[garde(skip)]
     pub file: Option<PathBuf>,
-    /// Lines queued for the writer at most; beyond, lines are dropped (and
-    /// counted), never waited for.
-    #[garde(range(min = 1, max = 10_000_000))]
-    pub buffer_lines: usize,
+    /// Bytes of lines buffered for the writer at most; beyond, lines are
+    /// dropped (and counted), never waited for.
+    #[garde(range(min = 4096, max = 1_073_741_824))]
+    pub buffer_bytes: usize,
 }
 
 impl Default for LogConfig {
     /// Text, `info`, access log at INFO, colour on a terminal, standard
-    /// output, 128 Ki lines queued.
+    /// output, 16 MiB buffered.
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
@@ -41,7 +41,7 @@ impl Default for LogConfig {
             access: AccessLog::Info,
             colour: Colour::Auto,
             file: None,
-            buffer_lines: 128 * 1024,
+            buffer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -134,17 +134,18 @@ mod tests {
             };
             assert!(config.validate().is_err(), "{filter} accepted");
         }
-        for (lines, ok) in [
+        for (bytes, ok) in [
             (0, false),
-            (1, true),
-            (10_000_000, true),
-            (10_000_001, false),
+            (4095, false),
+            (4096, true),
+            (1 << 30, true),
+            ((1 << 30) + 1, false),
         ] {
             let config = LogConfig {
-                buffer_lines: lines,
+                buffer_bytes: bytes,
                 ..LogConfig::default()
             };
-            assert_eq!(config.validate().is_ok(), ok, "{lines}");
+            assert_eq!(config.validate().is_ok(), ok, "{bytes}");
         }
     }
 

@@ -2,10 +2,11 @@
 //! per line), filter, colour, destination, and a non-blocking writer with a
 //! bounded queue (feature `logging`).
 //!
-//! Request handling never waits for the terminal or the disk: events go to
-//! a queue of [`LogConfig::buffer_lines`] lines that a thread of its own
-//! writes out; when it is full, lines are dropped and counted
-//! ([`LogGuard::dropped_lines`]) rather than slowing requests. Colour is
+//! Request handling never waits for the terminal or the disk: lines go to
+//! a buffer of at most [`LogConfig::buffer_bytes`] that a thread of its own
+//! writes out in large writes (within 20 ms of a line); when it is full,
+//! lines are dropped and counted ([`LogGuard::dropped_lines`]) rather than
+//! slowing requests. Colour is
 //! used only on a terminal. With `pattern-api`'s stack every event logged
 //! while serving a request carries the request's span (`method`, `path`,
 //! `request_id`), and the access log is one event per request at the level
@@ -23,29 +24,38 @@
 
 mod config;
 mod json;
+mod writer;
 
 use std::io::IsTerminal;
 
 use pattern_error::{Error, Kind};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use config::{AccessLog, Colour, LogConfig, LogFormat};
 
-/// Keeps the log writer's thread; dropping it writes out what is queued.
+/// Keeps the log writer's thread; dropping it writes out what is
+/// buffered.
 #[must_use = "dropping the guard stops the log writer"]
 #[derive(Debug)]
 pub struct LogGuard {
-    _worker: WorkerGuard,
-    dropped: ErrorCounter,
+    _worker: writer::Worker,
+    sink: writer::Sink,
 }
 
 impl LogGuard {
-    /// Lines dropped because the queue was full.
-    pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+    /// Lines dropped because the buffer was full.
+    pub fn dropped_lines(&self) -> u64 {
+        self.sink.dropped()
+    }
+}
+
+impl std::fmt::Debug for writer::Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("dropped", &self.dropped())
+            .finish()
     }
 }
 
@@ -77,15 +87,13 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
             std::io::stdout().is_terminal(),
         ),
     };
-    // The writer thread flushes whenever its queue runs empty: under load
-    // lines leave in large writes, not one system call each.
-    let writer = std::io::BufWriter::with_capacity(64 * 1024, writer);
-    let (writer, worker) = NonBlockingBuilder::default()
-        .buffered_lines_limit(config.buffer_lines.max(1))
-        .lossy(true)
-        .thread_name("log-writer")
-        .finish(writer);
-    let dropped = writer.error_counter();
+    let (writer, worker) = writer::spawn(writer, config.buffer_bytes).map_err(|err| {
+        Error::new(
+            Kind::Internal,
+            format!("cannot start the log writer thread: {err}"),
+        )
+    })?;
+    let sink = writer.clone();
     let ansi = match config.colour {
         Colour::Auto => to_terminal,
         Colour::Always => true,
@@ -109,7 +117,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
         })?;
     Ok(LogGuard {
         _worker: worker,
-        dropped,
+        sink,
     })
 }
 
