@@ -468,6 +468,54 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     running.stop().await;
 }
 
+/// An HTTP/2 client that vanished (it opened the connection and answers
+/// nothing, not even the server's pings) is closed once a ping goes
+/// unanswered, even with no idle timeout; with pings off it is kept.
+#[tokio::test]
+async fn an_http2_client_that_stops_answering_pings_is_closed() {
+    for pings in [true, false] {
+        let (_server, running, addr) = start(ServerConfig {
+            idle_timeout_ms: 0,
+            http2_keep_alive_interval_ms: if pings { 200 } else { 0 },
+            http2_keep_alive_timeout_ms: 200,
+            drain_deadline_ms: 300,
+            ..config()
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // The preface and an empty SETTINGS frame; then silence (no
+        // SETTINGS ack, no PING ack), while reading what the server sends.
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_millis(1500), stream.read_to_end(&mut seen)).await;
+        if pings {
+            closed.expect("closed after an unanswered ping").ok();
+            let waited = started.elapsed();
+            assert!(waited >= Duration::from_millis(350), "{waited:?}");
+            // Frames: type byte at offset 3 of each 9-byte header; a PING (6)
+            // was sent before the close.
+            let mut at = 0;
+            let mut types = Vec::new();
+            while at + 9 <= seen.len() {
+                let length = (usize::from(seen[at]) << 16)
+                    | (usize::from(seen[at + 1]) << 8)
+                    | usize::from(seen[at + 2]);
+                types.push(seen[at + 3]);
+                at += 9 + length;
+            }
+            assert!(types.contains(&6), "no PING among frames {types:?}");
+        } else {
+            assert!(closed.is_err(), "kept open without pings: {seen:?}");
+        }
+        running.stop().await;
+    }
+}
+
 /// Every new setting at its lowest and highest valid value still serves
 /// both protocols (and passes validation).
 #[tokio::test]
