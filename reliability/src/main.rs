@@ -74,6 +74,10 @@ fn main() -> ExitCode {
     let mut only: Option<Vec<String>> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             "--service" => binary = args.next().map(PathBuf::from),
             "--short" => short = true,
             "--only" => {

@@ -40,6 +40,11 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Every command answers `--help` (anywhere on the line) with the usage.
+    if args.first() == Some(&"help") || args.iter().any(|arg| matches!(*arg, "--help" | "-h")) {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let result = match args.as_slice() {
         ["ci"] => ci::run_ci(),
         ["pg", "start"] => pg::start_command(),
@@ -48,7 +53,7 @@ fn main() -> ExitCode {
         ["bench", "--http", rest @ ..] => http_bench::run_http(rest),
         ["bench", rest @ ..] => bench::run_benches(rest),
         ["reliability", rest @ ..] => reliability::command(rest),
-        ["help" | "--help" | "-h"] | [] => {
+        [] => {
             print!("{USAGE}");
             Ok(())
         }
