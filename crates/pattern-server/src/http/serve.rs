@@ -55,11 +55,16 @@ pub(super) async fn serve(
     // Stopping begins with the pre-stop delay: the server goes on accepting
     // (HTTP/1 answers already say `connection: close`), then stops.
     let accepting = CancellationToken::new();
+    // Set once stopping: read by every HTTP/1 answer (an atomic load, not
+    // the token's lock).
+    let stopping = Arc::new(AtomicBool::new(false));
     {
         let (stop, accepting, delay) = (stop.clone(), accepting.clone(), config.pre_stop_delay());
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {
+                    stopping.store(true, Ordering::Release);
                     tokio::time::sleep(delay).await;
                     accepting.cancel();
                 }
@@ -113,7 +118,7 @@ pub(super) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::new(stopping.clone()));
         let draining = Draining(drain.clone());
         let service = TowerToHyperService::new(CloseWhenStopping {
             inner: router.clone().map_request(
@@ -125,7 +130,6 @@ pub(super) async fn serve(
                     req
                 },
             ),
-            stopping: stop.clone(),
             activity: activity.clone(),
         });
         let connection = Connection {
@@ -383,6 +387,8 @@ impl Connection {
 
 /// Requests in flight on one connection, and when the last one ended.
 struct Activity {
+    /// Whether the server is stopping (shared by every connection).
+    stopping: Arc<AtomicBool>,
     in_flight: AtomicUsize,
     /// Nanoseconds from `since` to the last request's end (or the start).
     last: AtomicU64,
@@ -390,8 +396,9 @@ struct Activity {
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(stopping: Arc<AtomicBool>) -> Self {
         Self {
+            stopping,
             in_flight: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             since: tokio::time::Instant::now(),
@@ -495,8 +502,8 @@ impl Drop for ClientSeat {
 #[derive(Clone)]
 struct CloseWhenStopping<S> {
     inner: S,
-    stopping: CancellationToken,
-    /// The connection's requests in flight (for its idle timeout).
+    /// The connection's requests in flight (for its idle timeout), and
+    /// whether the server is stopping.
     activity: Arc<Activity>,
 }
 
@@ -516,9 +523,8 @@ where
         self.activity.begin();
         CloseFuture {
             http1: req.version() <= axum::http::Version::HTTP_11,
-            stopping: self.stopping.clone(),
             inner: self.inner.call(req),
-            _in_flight: InFlight(self.activity.clone()),
+            in_flight: InFlight(self.activity.clone()),
         }
     }
 }
@@ -529,8 +535,7 @@ pin_project! {
         #[pin]
         inner: F,
         http1: bool,
-        stopping: CancellationToken,
-        _in_flight: InFlight,
+        in_flight: InFlight,
     }
 }
 
@@ -555,7 +560,7 @@ where
         let mut response = ready!(this.inner.poll(cx))?;
         // A 101 keeps its `connection: upgrade`: the socket is handed over.
         if *this.http1
-            && this.stopping.is_cancelled()
+            && this.in_flight.0.stopping.load(Ordering::Acquire)
             && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
         {
             response.headers_mut().insert(
