@@ -28,6 +28,22 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Probes that are never shed
+//!
+//! A busy service must shed its API, never the probe that keeps it alive
+//! (a shed liveness probe gets a busy pod restarted, which cascades). Two
+//! ways:
+//! - on the API's port, exempt the routes from admission:
+//!   [`ApiStack::exempt_from_admission`](pattern_api::stack::ApiStack::exempt_from_admission)
+//!   (`["/health/live", "/health/ready", "/metrics"]`);
+//! - on a management listener of their own: a second
+//!   [`HttpServer`](crate::http::HttpServer) (its own address, connection
+//!   limit and a small `ApiStack`, no rate limit) serving these routes, and
+//!   the API's server made to start after it
+//!   ([`after("management")`](crate::http::HttpServer::after)), so that it
+//!   stops first and the probes answer "not ready" while the API drains.
+//!   The reference service does this with `management.enabled`.
 
 use pattern_api::routes::Routes;
 use pattern_component::lifecycle::HealthHandle;
