@@ -155,3 +155,50 @@ async fn wrong_method_keeps_the_allow_header() {
     let allow = headers["allow"].to_str().unwrap();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
+
+/// A replaced body loses the headers that described it (its encoding), and
+/// error bodies of any JSON media type pass as they are — through the
+/// stack and through the standalone rewrite alike.
+#[tokio::test]
+async fn rewritten_bodies_drop_their_encoding_and_json_bodies_pass() {
+    use axum::response::IntoResponse;
+    use pattern_api::problem::ProblemJsonLayer;
+    use pattern_api::stack::ApiStack;
+
+    let routes = || {
+        Router::new()
+            .route(
+                "/gzipped",
+                get(|| async {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        [("content-encoding", "gzip"), ("content-type", "text/plain"), ("etag", "\"v1\"")],
+                        "not really gzip",
+                    )
+                        .into_response()
+                }),
+            )
+            .route(
+                "/vnd",
+                get(|| async {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        [("content-type", "application/vnd.api+json")],
+                        r#"{"errors":[{"status":"422"}]}"#,
+                    )
+                        .into_response()
+                }),
+            )
+    };
+    for app in [ApiStack::new().apply(routes()), routes().layer(ProblemJsonLayer)] {
+        let client = TestClient::new(app);
+        let gzipped = client.get("/gzipped").await;
+        gzipped.assert_problem(502, "unavailable");
+        assert_eq!(gzipped.header("content-encoding"), None, "the problem is not gzip");
+        assert_eq!(gzipped.header("etag"), None);
+        let vnd = client.get("/vnd").await;
+        vnd.assert_status(422);
+        assert_eq!(vnd.header("content-type"), Some("application/vnd.api+json"));
+        assert_eq!(vnd.json_value()["errors"][0]["status"], "422", "passed as it was");
+    }
+}

@@ -12,8 +12,10 @@ use crate::middleware::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
 
 /// Rewrites an error response (status 400 or above) that is not already
-/// problem+json or JSON into a problem for its status, keeping its headers
-/// (`Allow`, `Retry-After`). Use it with `axum::middleware::map_response`
+/// JSON (`application/json`, problem+json, any `application/…+json`) into a
+/// problem for its status, keeping its headers (`Allow`, `Retry-After`)
+/// but those that described the old body (`Content-Encoding`, a range, a
+/// validator). Use it with `axum::middleware::map_response`
 /// on the whole router, so that what axum and tower-http answer on their
 /// own (unknown route, wrong method, body too large, timeout) comes out as
 /// problem+json too.
@@ -41,7 +43,7 @@ pub(crate) fn rewrite(response: &mut Response) {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(CONTENT_TYPE) || ct.starts_with("application/json"));
+        .is_some_and(is_json_media_type);
     if is_json {
         return;
     }
@@ -54,8 +56,33 @@ pub(crate) fn rewrite(response: &mut Response) {
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    headers.remove(header::CONTENT_LENGTH);
+    // What described the old body no longer holds for the new one (an
+    // encoding, a range, a validator); `Allow`, `Retry-After` and
+    // `WWW-Authenticate` stay.
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::CONTENT_RANGE,
+        header::CONTENT_LANGUAGE,
+        header::ETAG,
+        header::LAST_MODIFIED,
+    ] {
+        headers.remove(name);
+    }
     *response.body_mut() = Body::from(body);
+}
+
+/// Whether a `Content-Type` is JSON: `application/json`, or any
+/// `application/…+json` (problem+json, `vnd.api+json`), whatever its
+/// parameters and case.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
 }
 
 /// Rewrites error responses into problem+json as [`problem_json`] does, as
@@ -114,5 +141,35 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         ResponseFuture::inner(self.inner.call(request), Rewrite(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_media_type;
+
+    #[test]
+    fn json_media_types() {
+        for json in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/problem+json",
+            "application/vnd.api+json",
+            " application/merge-patch+JSON ;x=y",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in [
+            "text/html",
+            "application/jsonx",
+            "application/+json",
+            "text/json",
+            "application/json-seq",
+            "",
+            "json",
+        ] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
     }
 }
