@@ -428,6 +428,7 @@ async fn rate_limit_per_forwarded_client_behind_trusted_proxies() {
         |c: &mut Config| c.limits.trusted_proxies = vec!["10.0.0.0/33".to_owned()],
         |c: &mut Config| c.limits.proxy_hops = 1,
         |c: &mut Config| c.limits.ipv6_prefix = 129,
+        |c: &mut Config| c.store.item_ttl_secs = u64::MAX,
     ] {
         let mut config = config.clone();
         bad(&mut config);

@@ -172,7 +172,11 @@ async fn rewritten_bodies_drop_their_encoding_and_json_bodies_pass() {
                 get(|| async {
                     (
                         StatusCode::BAD_GATEWAY,
-                        [("content-encoding", "gzip"), ("content-type", "text/plain"), ("etag", "\"v1\"")],
+                        [
+                            ("content-encoding", "gzip"),
+                            ("content-type", "text/plain"),
+                            ("etag", "\"v1\""),
+                        ],
                         "not really gzip",
                     )
                         .into_response()
@@ -190,15 +194,26 @@ async fn rewritten_bodies_drop_their_encoding_and_json_bodies_pass() {
                 }),
             )
     };
-    for app in [ApiStack::new().apply(routes()), routes().layer(ProblemJsonLayer)] {
+    for app in [
+        ApiStack::new().apply(routes()),
+        routes().layer(ProblemJsonLayer),
+    ] {
         let client = TestClient::new(app);
         let gzipped = client.get("/gzipped").await;
         gzipped.assert_problem(502, "unavailable");
-        assert_eq!(gzipped.header("content-encoding"), None, "the problem is not gzip");
+        assert_eq!(
+            gzipped.header("content-encoding"),
+            None,
+            "the problem is not gzip"
+        );
         assert_eq!(gzipped.header("etag"), None);
         let vnd = client.get("/vnd").await;
         vnd.assert_status(422);
         assert_eq!(vnd.header("content-type"), Some("application/vnd.api+json"));
-        assert_eq!(vnd.json_value()["errors"][0]["status"], "422", "passed as it was");
+        assert_eq!(
+            vnd.json_value()["errors"][0]["status"],
+            "422",
+            "passed as it was"
+        );
     }
 }

@@ -250,8 +250,9 @@ pub struct Store {
     /// Items kept at most in memory (a create beyond answers 503).
     #[garde(range(min = 1, max = 100_000_000))]
     pub max_items: usize,
-    /// Items older than this are removed by the sweeper.
-    #[garde(range(min = 1))]
+    /// Items older than this are removed by the sweeper (ten years at
+    /// most).
+    #[garde(range(min = 1, max = 315_360_000))]
     pub item_ttl_secs: u64,
     /// How often the sweeper runs.
     #[garde(range(min = 10, max = 86_400_000))]

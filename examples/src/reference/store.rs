@@ -214,7 +214,13 @@ impl Store {
     pub(crate) async fn sweep(&self, ttl: Duration) -> Result<u64, Error> {
         match self {
             Self::Memory(memory) => {
-                let cutoff = OffsetDateTime::now_utc() - ttl;
+                // A cutoff before the calendar's start: nothing is that old.
+                let Some(cutoff) = time::Duration::try_from(ttl)
+                    .ok()
+                    .and_then(|ttl| OffsetDateTime::now_utc().checked_sub(ttl))
+                else {
+                    return Ok(0);
+                };
                 let mut state = memory.lock();
                 let before = state.items.len();
                 state.items.retain(|_, item| item.created_at >= cutoff);
@@ -238,5 +244,27 @@ impl Store {
 impl Memory {
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Store;
+
+    /// A time to live beyond the calendar removes nothing and never panics
+    /// (it panicked at every sweep).
+    #[tokio::test]
+    async fn sweeping_with_any_time_to_live() {
+        let store = Store::memory(10);
+        for ttl in [
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(u64::MAX / 2),
+            Duration::MAX,
+        ] {
+            assert_eq!(store.sweep(ttl).await.unwrap(), 0, "{ttl:?}");
+        }
     }
 }
