@@ -146,6 +146,110 @@ async fn validation_lists_every_bad_field() {
         .collect();
     fields.sort();
     assert_eq!(fields, ["name", "quantity"]);
+    for error in json["errors"].as_array().unwrap() {
+        let want = if error["field"] == "name" {
+            "length"
+        } else {
+            "range"
+        };
+        assert_eq!(error["code"], want, "{error}");
+        assert!(
+            !error["message"].as_str().unwrap().contains('\u{1f}'),
+            "{error}"
+        );
+    }
+}
+
+/// A JSON body that does not fit the type is a 422 naming the field's path
+/// and what is wrong (it was one 422 with no `errors[]`); a body that is
+/// not JSON is 400.
+#[tokio::test]
+async fn body_errors_name_the_field_and_kind() {
+    #[derive(Debug, Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    struct Order {
+        #[garde(dive)]
+        lines: Vec<Line>,
+        #[garde(skip)]
+        #[expect(dead_code, reason = "a field the body may carry")]
+        note: Option<String>,
+    }
+    #[derive(Debug, Deserialize, Validate)]
+    struct Line {
+        #[garde(length(min = 1), ascii)]
+        sku: String,
+        #[garde(range(min = 1))]
+        count: u32,
+    }
+    let app = Router::new()
+        .route(
+            "/orders",
+            post(|Valid(order): Valid<Order>| async move { Envelope::ok(order.lines.len()) }),
+        )
+        .layer(map_response(problem_json));
+    let client = TestClient::new(app);
+    let post_json = |body: &'static str| {
+        let req = Request::post("/orders")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        client.request(req)
+    };
+    for (body, field, code) in [
+        (
+            r#"{"lines":[{"sku":"ab","count":"two"}]}"#,
+            "lines[0].count",
+            "type",
+        ),
+        (
+            r#"{"lines":[{"sku":"ab","count":1},{"count":2}]}"#,
+            "lines[1].sku",
+            "required",
+        ),
+        (r#"{}"#, "lines", "required"),
+        (r#"{"lines":[],"extra":1}"#, "extra", "unknown_field"),
+        (
+            r#"{"lines":[{"sku":"ab","count":-1}]}"#,
+            "lines[0].count",
+            "value",
+        ),
+        (
+            r#"{"lines":[{"sku":"ä","count":1}]}"#,
+            "lines[0].sku",
+            "ascii",
+        ),
+        (
+            r#"{"lines":[{"sku":"","count":1}]}"#,
+            "lines[0].sku",
+            "length",
+        ),
+        (
+            r#"{"lines":[{"sku":"ab","count":0}]}"#,
+            "lines[0].count",
+            "range",
+        ),
+        (r#""just a string""#, "", "type"),
+    ] {
+        let response = post_json(body).await;
+        assert_eq!(response.status, 422, "{body}: {}", response.text());
+        let problem = response.assert_problem(422, "invalid_input");
+        let errors = problem["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}: {problem}"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e["field"] == field && e["code"] == code),
+            "{body}: want {field}/{code} in {problem}"
+        );
+        assert!(
+            !problem.to_string().contains("line 1 column"),
+            "no parser positions: {problem}"
+        );
+    }
+    for body in [r#"{"lines": ["#, r#"{"lines":[]} trailing"#, ""] {
+        post_json(body).await.assert_status(400);
+    }
 }
 
 #[tokio::test]

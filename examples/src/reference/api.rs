@@ -128,7 +128,7 @@ async fn list_items(
                 ApiError::invalid(vec![FieldError {
                     field: "cursor".to_owned(),
                     message: "not a cursor this service gave out".to_owned(),
-                    code: "invalid".to_owned(),
+                    code: "value".to_owned(),
                 }])
             })?,
     };

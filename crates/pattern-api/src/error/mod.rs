@@ -41,7 +41,10 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong.
     pub message: String,
-    /// A stable code (`length`, `range`, `required`).
+    /// A stable code: the validation rule that failed (`length`, `range`,
+    /// `pattern`, `email`, `ascii`, … `custom` for a custom rule), or what
+    /// did not fit in a JSON body (`type`, `required`, `unknown_field`,
+    /// `value`, `length`).
     pub code: String,
 }
 

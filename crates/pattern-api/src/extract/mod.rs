@@ -30,7 +30,7 @@
 //! let _app: axum::Router = axum::Router::new().route("/v1/items", axum::routing::post(create));
 //! ```
 
-use axum::Json;
+mod codes;
 mod resource;
 
 pub use resource::{Acquire, Scoped};
@@ -61,10 +61,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(crate::problem::is_json_media_type);
+        if !json {
+            return Err(ApiError::from(Error::new(
+                Kind::Malformed,
+                "expected a request with `Content-Type: application/json`",
+            ))
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
         // A body still arriving at the request's deadline is answered 408
-        // by the timeout (it sees the read waiting), not here.
-        let read = Json::<T>::from_request(req, state).await;
-        let Json(value) = read.map_err(|rejection| from_json_rejection(&rejection))?;
+        // by the timeout (it sees the read waiting), not here. The body
+        // limit answers 413.
+        let body =
+            bytes::Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        ApiError::from(Error::new(Kind::TooLarge, rejection.body_text()))
+                    }
+                    _ => ApiError::from(Error::new(Kind::Malformed, rejection.body_text())),
+                })?;
+        let value = parse_json(&body)?;
         validate(&value)?;
         Ok(Valid(value))
     }
@@ -89,20 +110,93 @@ where
     }
 }
 
-/// Validates `value`, collecting every field error.
+/// A JSON body as `T`: 400 when it is not JSON, 422 with the failing
+/// field's path and kind when it does not fit `T` (`type`, `required`,
+/// `unknown_field`, `value`, `length`).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|err| json_error(&err.path().to_string(), err.inner()))?;
+    // Anything after the value (a second value, garbage) is malformed.
+    deserializer.end().map_err(|err| json_error("", &err))?;
+    Ok(value)
+}
+
+/// The answer for a JSON body that failed at `path`.
+fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
+    if !err.is_data() {
+        return ApiError::from(Error::new(
+            Kind::Malformed,
+            format!("the body is not valid JSON: {err}"),
+        ));
+    }
+    let message = strip_position(&err.to_string());
+    let (code, missing) = data_error_kind(&message);
+    let mut field = if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    };
+    if let Some(missing) = missing {
+        field = if field.is_empty() {
+            missing
+        } else {
+            format!("{field}.{missing}")
+        };
+    }
+    ApiError::invalid(vec![FieldError {
+        field,
+        message,
+        code: code.to_owned(),
+    }])
+}
+
+/// serde's message without serde_json's ` at line L column C`.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => message[..at].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+/// The code of a serde data error, and the missing field's name.
+fn data_error_kind(message: &str) -> (&'static str, Option<String>) {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        return ("required", rest.split('`').next().map(str::to_owned));
+    }
+    let code = if message.starts_with("invalid type") {
+        "type"
+    } else if message.starts_with("unknown field") {
+        "unknown_field"
+    } else if message.starts_with("invalid length") {
+        "length"
+    } else if message.starts_with("unknown variant") || message.starts_with("invalid value") {
+        "value"
+    } else {
+        "invalid"
+    };
+    (code, None)
+}
+
+/// Validates `value`, collecting every field error, each with its rule's
+/// code (`length`, `range`, `pattern`, `required`, `email`, …; `custom`
+/// for a custom rule).
 pub fn validate<T>(value: &T) -> Result<(), ApiError>
 where
     T: garde::Validate,
     T::Context: Default,
 {
-    value.validate().map_err(|report| {
+    garde::with_i18n(codes::Coded, || value.validate()).map_err(|report| {
         ApiError::invalid(
             report
                 .iter()
-                .map(|(path, error)| FieldError {
-                    field: path.to_string(),
-                    message: error.message().to_string(),
-                    code: "invalid".to_owned(),
+                .map(|(path, error)| {
+                    let (code, message) = codes::split(error.message());
+                    FieldError {
+                        field: path.to_string(),
+                        message: message.to_owned(),
+                        code: code.to_owned(),
+                    }
                 })
                 .collect(),
         )

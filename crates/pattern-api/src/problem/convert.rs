@@ -75,7 +75,7 @@ pub(crate) fn rewrite(response: &mut Response) {
 /// Whether a `Content-Type` is JSON: `application/json`, or any
 /// `application/…+json` (problem+json, `vnd.api+json`), whatever its
 /// parameters and case.
-fn is_json_media_type(content_type: &str) -> bool {
+pub(crate) fn is_json_media_type(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     let Some((kind, subtype)) = essence.split_once('/') else {
         return false;

@@ -12,8 +12,8 @@ use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 
-pub(crate) use convert::rewrite;
 pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
+pub(crate) use convert::{is_json_media_type, rewrite};
 pub use status::{CLIENT_CLOSED_REQUEST, error_for, kind_for, status_for};
 
 /// The media type of problem details.
