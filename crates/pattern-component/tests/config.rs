@@ -173,3 +173,89 @@ fn dumps_and_debug_output_redact_secrets() {
         Ok(())
     });
 }
+
+/// A secret's default loads as itself (it loaded as the text
+/// "[redacted]"), and dumps still redact it.
+#[test]
+fn a_default_secret_loads_as_itself() {
+    figment::Jail::expect_with(|_jail| {
+        let loaded = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap();
+        assert_eq!(
+            loaded.value().database.url.expose(),
+            "postgres://app:hunter2@127.0.0.1/app"
+        );
+        assert!(!loaded.dump().contains("hunter2"));
+        // Outside the loader, serializing still redacts.
+        let json = serde_json::to_string(&defaults().database.url).unwrap();
+        assert_eq!(json, r#""[redacted]""#);
+        Ok(())
+    });
+}
+
+/// `PREFIX_…_FILE` names a file holding the value (Docker and Kubernetes
+/// secrets): one trailing line break dropped, the variable named when the
+/// file cannot be read, and the variable wins over the file's own layer.
+#[test]
+fn file_variables_read_secrets_from_files() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("db-url", "postgres://app:from-file@db/app\n")?;
+        jail.create_file("port", "9443")?;
+        jail.create_file("app.toml", "[database]\nurl = \"postgres://from-toml\"\n")?;
+        jail.set_env("TESTAPP_DATABASE__URL_FILE", "db-url");
+        jail.set_env("TESTAPP_SERVER__PORT_FILE", "port");
+        let loaded = Loader::new(defaults())
+            .file("app.toml")
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap();
+        assert_eq!(
+            loaded.value().database.url.expose(),
+            "postgres://app:from-file@db/app"
+        );
+        assert_eq!(
+            loaded.value().server.port,
+            9443,
+            "non-secret values too, typed"
+        );
+
+        jail.set_env("TESTAPP_DATABASE__URL_FILE", "missing");
+        let err = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap_err();
+        let problem = &err.problems[0];
+        assert_eq!(problem.path, "database.url");
+        assert_eq!(
+            problem.origin,
+            Some(Origin::Env("TESTAPP_DATABASE__URL_FILE".to_owned()))
+        );
+        assert!(problem.message.contains("missing"), "{}", problem.message);
+        Ok(())
+    });
+}
+
+/// A value from a file variable that fails validation names the variable.
+#[test]
+fn file_variable_problems_name_the_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("port", "80\n")?;
+        jail.set_env("TESTAPP_SERVER__PORT_FILE", "port");
+        let err = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap_err();
+        let problem = err
+            .problems
+            .iter()
+            .find(|p| p.path == "server.port")
+            .unwrap();
+        assert_eq!(
+            problem.origin,
+            Some(Origin::Env("TESTAPP_SERVER__PORT_FILE".to_owned()))
+        );
+        Ok(())
+    });
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::value::Uncased;
+use figment::value::{Uncased, Value};
 use pattern_error::{Error, Kind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,7 +83,11 @@ where
     }
 
     /// Reads environment variables starting with `prefix` (e.g. `"APP_"`),
-    /// `__` separating nested keys.
+    /// `__` separating nested keys. A variable whose name ends in `_FILE`
+    /// (`APP_DATABASE__PASSWORD_FILE=/run/secrets/db`) names a file whose
+    /// content is the value (one trailing line break dropped), as Docker
+    /// and Kubernetes pass secrets; a field whose own name ends in `_file`
+    /// is therefore not settable from the environment.
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
         self
@@ -91,7 +95,20 @@ where
 
     /// Merges the layers, extracts `T` and validates it.
     pub fn load(self) -> Result<Loaded<T>, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(&self.defaults));
+        // The defaults go in with their secrets in clear: a default secret
+        // loads as itself (through the redacting `Serialize` it loaded as
+        // the text "[redacted]").
+        let defaults =
+            super::secret::revealing(|| Value::serialize(&self.defaults)).map_err(|err| {
+                ConfigError {
+                    problems: vec![Problem {
+                        path: String::new(),
+                        message: format!("the defaults do not serialize: {err}"),
+                        origin: Some(Origin::Default),
+                    }],
+                }
+            })?;
+        let mut figment = Figment::from(Serialized::defaults(defaults));
         if let Some(path) = &self.file {
             if path.exists() {
                 figment = figment.merge(Toml::file_exact(path));
@@ -106,7 +123,38 @@ where
             }
         }
         if let Some(prefix) = &self.env_prefix {
-            figment = figment.merge(Env::prefixed(prefix).split("__"));
+            figment = figment.merge(
+                Env::prefixed(prefix)
+                    .split("__")
+                    .filter(|key| file_reference(key.as_str()).is_none()),
+            );
+            for (name, path) in std::env::vars_os().filter_map(|(name, value)| {
+                let name = name.into_string().ok()?;
+                let rest = strip_prefix_ignore_case(&name, prefix)?;
+                file_reference(&rest.replace("__", "."))?;
+                Some((name, PathBuf::from(value)))
+            }) {
+                let key = file_reference(&name[prefix.len()..].replace("__", "."))
+                    .map(str::to_ascii_lowercase)
+                    .unwrap_or_default();
+                let content = std::fs::read_to_string(&path).map_err(|err| ConfigError {
+                    problems: vec![Problem {
+                        path: key.clone(),
+                        message: format!("cannot read {}: {err}", path.display()),
+                        origin: Some(Origin::Env(name.clone())),
+                    }],
+                })?;
+                // One trailing line break (as secret files usually end) is
+                // not part of the value.
+                let content = content
+                    .strip_suffix('\n')
+                    .map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c));
+                figment = figment.merge(FileVariable {
+                    name,
+                    key,
+                    value: content.to_owned(),
+                });
+            }
         }
         let value: T = figment.extract().map_err(|errors| ConfigError {
             problems: errors
@@ -146,6 +194,9 @@ where
         if let Some(figment::Source::File(file)) = &metadata.source {
             return Some(Origin::File(file.clone()));
         }
+        if let Some(variable) = metadata.name.strip_prefix(FILE_VARIABLE) {
+            return Some(Origin::Env(variable.to_owned()));
+        }
         if metadata.name.contains("environment") {
             let prefix = self.env_prefix.as_deref().unwrap_or_default();
             let name = path
@@ -156,6 +207,58 @@ where
             return Some(Origin::Env(format!("{prefix}{name}")));
         }
         Some(Origin::Default)
+    }
+}
+
+/// The key a `…_FILE` variable names the file of (`admin.token` for
+/// `admin.token_file`): its last segment ends in `_file` after some name.
+/// (So a field whose own name ends in `_file` cannot be set from the
+/// environment; `log.file` can, its segment being `file` alone.)
+fn file_reference(key: &str) -> Option<&str> {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let stem = last.len().checked_sub(5)?;
+    (stem > 0 && last[stem..].eq_ignore_ascii_case("_file")).then(|| &key[..key.len() - 5])
+}
+
+fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+}
+
+/// The metadata name of a value read from a `…_FILE` variable's file,
+/// followed by the variable's name.
+const FILE_VARIABLE: &str = "the file named by ";
+
+/// A value read from the file a `PREFIX_…_FILE` variable names (the
+/// Docker and Kubernetes convention for secrets).
+struct FileVariable {
+    name: String,
+    key: String,
+    value: String,
+}
+
+impl figment::Provider for FileVariable {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("{FILE_VARIABLE}{}", self.name))
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        // `a.b.c = value`, nested; the content read as an environment
+        // variable's value would be (`9443` a number, `true` a boolean).
+        let mut value = self
+            .value
+            .parse::<Value>()
+            .unwrap_or_else(|_| Value::from(self.value.clone()));
+        for segment in self.key.rsplit('.') {
+            let mut dict = figment::value::Dict::new();
+            dict.insert(segment.to_owned(), value);
+            value = Value::from(dict);
+        }
+        let dict = value.into_dict().unwrap_or_default();
+        Ok(figment::Profile::Default.collect(dict))
     }
 }
 

@@ -62,10 +62,35 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
-impl<T> Serialize for Secret<T> {
+impl<T: Serialize> Serialize for Secret<T> {
+    /// [`REDACTED`], except inside the configuration loader, which hands
+    /// the defaults to its layers in clear (a default secret must load as
+    /// itself, not as the text `[redacted]`).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(REDACTED)
+        if REVEALING.get() {
+            self.0.serialize(serializer)
+        } else {
+            serializer.serialize_str(REDACTED)
+        }
     }
+}
+
+thread_local! {
+    /// Set while the loader serializes the defaults.
+    static REVEALING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with secrets serializing in clear on this thread (and restores
+/// redaction afterwards, even if `f` panics).
+pub(crate) fn revealing<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            REVEALING.set(self.0);
+        }
+    }
+    let _restore = Restore(REVEALING.replace(true));
+    f()
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
