@@ -98,16 +98,16 @@ where
         // The defaults go in with their secrets in clear: a default secret
         // loads as itself (through the redacting `Serialize` it loaded as
         // the text "[redacted]").
-        let defaults =
-            super::secret::revealing(|| Value::serialize(&self.defaults)).map_err(|err| {
-                ConfigError {
-                    problems: vec![Problem {
-                        path: String::new(),
-                        message: format!("the defaults do not serialize: {err}"),
-                        origin: Some(Origin::Default),
-                    }],
-                }
-            })?;
+        let defaults = super::secret::revealing(|| {
+            Value::serialize(&self.defaults).map_err(|err| err.to_string())
+        })
+        .map_err(|err| ConfigError {
+            problems: vec![Problem {
+                path: String::new(),
+                message: format!("the defaults do not serialize: {err}"),
+                origin: Some(Origin::Default),
+            }],
+        })?;
         let mut figment = Figment::from(Serialized::defaults(defaults));
         if let Some(path) = &self.file {
             if path.exists() {
