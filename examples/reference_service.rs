@@ -37,6 +37,14 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!("configuration:\n{}", loaded.dump());
+    for unknown in loaded.warnings() {
+        let origin = unknown
+            .origin
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::warn!(key = %unknown.path, %origin, "{}", unknown.message);
+    }
     let config = loaded.into_value();
     let service = match Service::start(config).await {
         Ok(service) => service,

@@ -259,3 +259,91 @@ fn file_variable_problems_name_the_variable() {
         Ok(())
     });
 }
+
+/// Unknown keys (typos) are reported with their origin and the nearest
+/// known key: warnings by default, errors when asked. Keys under an unset
+/// option are not judged; flattened settings count as known.
+#[test]
+fn unknown_keys_are_reported_with_the_nearest_known_key() {
+    #[derive(Debug, Serialize, Deserialize, Validate)]
+    struct Outer {
+        #[serde(flatten)]
+        #[garde(dive)]
+        server: Server,
+        #[garde(skip)]
+        tls: Option<Tls>,
+    }
+    #[derive(Debug, Serialize, Deserialize, Validate)]
+    struct Tls {
+        #[garde(skip)]
+        cert: String,
+    }
+    let outer = || Outer {
+        server: defaults().server,
+        tls: None,
+    };
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "app.toml",
+            "port = 9000\nrequest_timout_ms = 100\n[tls]\ncert = \"x\"\n",
+        )?;
+        jail.set_env("TESTAPP_HOTS", "example");
+        jail.set_env("TESTAPP_CONFIG", "app.toml");
+        let loaded = Loader::new(outer())
+            .file("app.toml")
+            .env_prefix("TESTAPP_")
+            .ignore_keys(["config"])
+            .load()
+            .unwrap();
+        assert_eq!(loaded.value().server.port, 9000, "a flattened key is known");
+        assert_eq!(
+            loaded.value().tls.as_ref().unwrap().cert,
+            "x",
+            "under an unset option"
+        );
+        let mut warnings: Vec<_> = loaded
+            .warnings()
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str(), p.origin.clone()))
+            .collect();
+        warnings.sort_by_key(|w| w.0);
+        assert_eq!(
+            warnings,
+            [
+                (
+                    "hots",
+                    "unknown key (did you mean `host`?)",
+                    Some(Origin::Env("TESTAPP_HOTS".to_owned()))
+                ),
+                (
+                    "request_timout_ms",
+                    "unknown key (did you mean `request_timeout_ms`?)",
+                    Some(Origin::File("app.toml".into()))
+                ),
+            ]
+        );
+        let err = Loader::new(outer())
+            .file("app.toml")
+            .env_prefix("TESTAPP_")
+            .ignore_keys(["config"])
+            .deny_unknown_keys()
+            .load()
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn known_keys_give_no_warning() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TESTAPP_SERVER__PORT", "9000");
+        let loaded = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .deny_unknown_keys()
+            .load()
+            .unwrap();
+        assert!(loaded.warnings().is_empty());
+        Ok(())
+    });
+}

@@ -277,6 +277,8 @@ impl Config {
         Loader::new(Self::default())
             .file(file.as_ref())
             .env_prefix("REFSVC_")
+            // `REFSVC_CONFIG` names the file; it is not a setting.
+            .ignore_keys(["config"])
             .load()
     }
 

@@ -53,6 +53,8 @@ pub struct Loader<T> {
     file: Option<PathBuf>,
     require_file: bool,
     env_prefix: Option<String>,
+    deny_unknown: bool,
+    ignored: Vec<String>,
 }
 
 impl<T> Loader<T>
@@ -67,6 +69,8 @@ where
             file: None,
             require_file: false,
             env_prefix: None,
+            deny_unknown: false,
+            ignored: Vec::new(),
         }
     }
 
@@ -93,6 +97,24 @@ where
         self
     }
 
+    /// Makes unknown keys (a typo in the file or in a variable's name)
+    /// errors; by default they are warnings ([`Loaded::warnings`]).
+    pub fn deny_unknown_keys(mut self) -> Self {
+        self.deny_unknown = true;
+        self
+    }
+
+    /// Keys that are not settings but are expected (a variable with the
+    /// prefix that names the file, say: `"config"` for `APP_CONFIG`).
+    pub fn ignore_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ignored.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
     /// Merges the layers, extracts `T` and validates it.
     pub fn load(self) -> Result<Loaded<T>, ConfigError> {
         // The defaults go in with their secrets in clear: a default secret
@@ -108,7 +130,7 @@ where
                 origin: Some(Origin::Default),
             }],
         })?;
-        let mut figment = Figment::from(Serialized::defaults(defaults));
+        let mut figment = Figment::from(Serialized::defaults(defaults.clone()));
         if let Some(path) = &self.file {
             if path.exists() {
                 figment = figment.merge(Toml::file_exact(path));
@@ -185,7 +207,37 @@ where
                     .collect(),
             });
         }
-        Ok(Loaded { value, figment })
+        let mut unknown = Vec::new();
+        if let (Some(known), Ok(Value::Dict(_, given))) =
+            (defaults.as_dict(), figment.extract::<Value>())
+        {
+            unknown_keys(known, &given, "", &mut unknown);
+        }
+        unknown.retain(|(path, _)| {
+            !self
+                .ignored
+                .iter()
+                .any(|key| key.eq_ignore_ascii_case(path))
+        });
+        let warnings: Vec<Problem> = unknown
+            .into_iter()
+            .map(|(path, suggestion)| Problem {
+                message: match suggestion {
+                    Some(near) => format!("unknown key (did you mean `{near}`?)"),
+                    None => "unknown key".to_owned(),
+                },
+                origin: self.origin(&figment, &path),
+                path,
+            })
+            .collect();
+        if self.deny_unknown && !warnings.is_empty() {
+            return Err(ConfigError { problems: warnings });
+        }
+        Ok(Loaded {
+            value,
+            figment,
+            warnings,
+        })
     }
 
     /// Where the value at `path` came from.
@@ -262,10 +314,72 @@ impl figment::Provider for FileVariable {
     }
 }
 
+/// Keys of `given` that `known` (the defaults) does not have, with the
+/// nearest known key. Only levels where the defaults hold a non-empty
+/// table are checked: below an unset option, an empty map or a list, any
+/// key may be right.
+fn unknown_keys(
+    known: &figment::value::Dict,
+    given: &figment::value::Dict,
+    prefix: &str,
+    out: &mut Vec<(String, Option<String>)>,
+) {
+    if known.is_empty() {
+        return;
+    }
+    for (key, value) in given {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known.get(key) {
+            Some(Value::Dict(_, known)) => {
+                if let Value::Dict(_, given) = value {
+                    unknown_keys(known, given, &path, out);
+                }
+            }
+            Some(_) => {}
+            None => {
+                let near = known
+                    .keys()
+                    .map(|candidate| (edit_distance(key, candidate), candidate))
+                    .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(2))
+                    .min()
+                    .map(|(_, candidate)| {
+                        if prefix.is_empty() {
+                            candidate.clone()
+                        } else {
+                            format!("{prefix}.{candidate}")
+                        }
+                    });
+                out.push((path, near));
+            }
+        }
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// A loaded, valid configuration.
 pub struct Loaded<T> {
     value: T,
     figment: Figment,
+    warnings: Vec<Problem>,
 }
 
 impl<T: fmt::Debug> fmt::Debug for Loaded<T> {
@@ -281,6 +395,13 @@ impl<T: Serialize> Loaded<T> {
     /// The configuration.
     pub fn value(&self) -> &T {
         &self.value
+    }
+
+    /// What was loaded but not used: unknown keys (typos), each with its
+    /// origin and the nearest known key. Log them; with
+    /// [`Loader::deny_unknown_keys`] they are errors instead.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
     }
 
     /// Takes the configuration.
