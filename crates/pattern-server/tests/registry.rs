@@ -141,3 +141,132 @@ async fn the_admin_route_requires_the_token() {
         .await
         .assert_problem(404, "not_found");
 }
+
+/// Counts the instances of a process alive at once (an instance counts
+/// from its start until its future is dropped: it ended or was aborted).
+#[derive(Clone, Default)]
+struct Instances {
+    alive: Arc<AtomicU32>,
+    most: Arc<AtomicU32>,
+    started: Arc<AtomicU32>,
+}
+
+struct Alive(Arc<AtomicU32>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Instances {
+    fn enter(&self) -> Alive {
+        let now = self.alive.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Alive(self.alive.clone())
+    }
+}
+
+/// Many concurrent restarts and stops of one name: never two instances at
+/// once, and none left running, unseen, after `stop_all` (two concurrent
+/// restarts could orphan one). Some instances take a while to notice their
+/// token, some ignore it and are aborted.
+#[tokio::test(start_paused = true)]
+async fn a_name_runs_at_most_one_instance_whatever_the_interleaving() {
+    for seed in 0..20u64 {
+        let registry = ProcessRegistry::new().stop_timeout(Duration::from_millis(300));
+        let instances = Instances::default();
+        let counting = instances.clone();
+        registry.register("worker", move |stop| {
+            let alive = counting.enter();
+            let n = counting.started.load(Ordering::SeqCst);
+            async move {
+                let _alive = alive;
+                match n % 3 {
+                    0 => stop.cancelled().await,
+                    1 => {
+                        stop.cancelled().await;
+                        tokio::time::sleep(Duration::from_millis(100)).await; // slow to stop
+                    }
+                    _ => std::future::pending::<()>().await, // ignores its token
+                }
+                Ok(())
+            }
+        });
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..30u64 {
+            let registry = registry.clone();
+            let pick = seed.wrapping_mul(31).wrapping_add(i * 17) % 5;
+            calls.spawn(async move {
+                tokio::time::sleep(Duration::from_millis((i * 7 + seed) % 50)).await;
+                match pick {
+                    0..=2 => registry.restart("worker").await.map(drop),
+                    _ => registry.stop("worker").await.map(drop),
+                }
+            });
+        }
+        while let Some(call) = calls.join_next().await {
+            call.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(instances.alive.load(Ordering::SeqCst) <= 1, "seed {seed}");
+        registry.stop_all().await;
+        assert_eq!(
+            instances.most.load(Ordering::SeqCst),
+            1,
+            "seed {seed}: two at once"
+        );
+        assert_eq!(
+            instances.alive.load(Ordering::SeqCst),
+            0,
+            "seed {seed}: an instance outlived stop_all"
+        );
+        assert_eq!(registry.get("worker").unwrap().state, ProcessState::Stopped);
+    }
+}
+
+/// A process that ignores its stop token is aborted after the stop
+/// timeout, and the stop says so (it hung for ever).
+#[tokio::test(start_paused = true)]
+async fn a_process_that_ignores_its_token_is_aborted_after_the_stop_timeout() {
+    use pattern_server::registry::StopOutcome;
+
+    let registry = ProcessRegistry::new().stop_timeout(Duration::from_secs(2));
+    let instances = Instances::default();
+    let counting = instances.clone();
+    registry.register("stubborn", move |_stop| {
+        let alive = counting.enter();
+        async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        registry.stop("stubborn").await.unwrap(),
+        StopOutcome::Aborted
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(
+        instances.alive.load(Ordering::SeqCst),
+        0,
+        "aborted, not left running"
+    );
+    let info = registry.get("stubborn").unwrap();
+    assert_eq!(info.state, ProcessState::Stopped);
+    assert!(info.last_error.unwrap().contains("aborted"));
+    assert_eq!(
+        registry.stop("stubborn").await.unwrap(),
+        StopOutcome::NotRunning
+    );
+    // A polite one stops at once.
+    registry.register("polite", |stop| async move {
+        stop.cancelled().await;
+        Ok(())
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(registry.stop("polite").await.unwrap(), StopOutcome::Stopped);
+}

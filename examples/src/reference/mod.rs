@@ -129,7 +129,7 @@ impl Service {
             }
             None => (Store::memory(config.store.max_items), None),
         };
-        let registry = ProcessRegistry::new();
+        let registry = ProcessRegistry::new().stop_timeout(Duration::from_secs(5));
         let health = HealthHandle::detached();
 
         let (v1, openapi) = api::routes(store.clone(), config.demo.enabled).split_for_parts();

@@ -6,6 +6,12 @@
 //! a maximum number of restarts), and records what happened. A process that
 //! returns `Ok` is done and stays stopped.
 //!
+//! A name runs at most one instance, whatever the interleaving of
+//! `register`, `restart` and `stop` calls: a new instance starts only once
+//! the one before it has ended. Stopping waits for the process to notice
+//! its token for at most the [stop timeout](ProcessRegistry::stop_timeout),
+//! then aborts it ([`StopOutcome::Aborted`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -33,8 +39,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pattern_error::{Error, Kind};
 use serde::Serialize;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 pub use admin::admin_router;
 
@@ -76,11 +82,25 @@ pub struct ProcessInfo {
     pub started_at: Option<u64>,
 }
 
+/// How a stop went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StopOutcome {
+    /// It ended within the stop timeout.
+    Stopped,
+    /// It did not end within the stop timeout and was aborted.
+    Aborted,
+    /// It was not running.
+    NotRunning,
+}
+
 struct Entry {
     info: ProcessInfo,
     run: Run,
     stop: CancellationToken,
-    driver: Option<JoinHandle<()>>,
+    /// The instance's driver; aborting it aborts the instance.
+    driver: Option<AbortOnDropHandle<()>>,
 }
 
 /// The registry; cloning shares it.
@@ -88,20 +108,23 @@ struct Entry {
 pub struct ProcessRegistry {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
     max_restarts: u32,
+    stop_timeout: Duration,
 }
 
 impl ProcessRegistry {
-    /// An empty registry restarting failed processes up to 10 times.
+    /// An empty registry restarting failed processes up to 10 times and
+    /// giving a stopping process 10 s before it is aborted.
     pub fn new() -> Self {
         Self {
             entries: Arc::default(),
             max_restarts: 10,
+            stop_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl Default for ProcessRegistry {
-    /// [`ProcessRegistry::new`]: up to 10 restarts.
+    /// [`ProcessRegistry::new`]: up to 10 restarts, 10 s to stop.
     fn default() -> Self {
         Self::new()
     }
@@ -113,6 +136,14 @@ impl ProcessRegistry {
     #[must_use]
     pub fn max_restarts(mut self, max: u32) -> Self {
         self.max_restarts = max;
+        self
+    }
+
+    /// The same registry giving a stopping process `timeout` to end before
+    /// it is aborted.
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
         self
     }
 
@@ -141,30 +172,54 @@ impl ProcessRegistry {
             stop: CancellationToken::new(),
             driver: None,
         };
-        if let Some(old) = self.lock().insert(name.clone(), entry) {
-            old.stop.cancel();
-        }
-        self.launch(&name);
+        let mut entries = self.lock();
+        let previous = match entries.get_mut(&name) {
+            // The instance running under this name goes first.
+            Some(old) => {
+                old.run = entry.run;
+                old.info = entry.info;
+                old.driver.take()
+            }
+            None => {
+                entries.insert(name.clone(), entry);
+                None
+            }
+        };
+        drop(entries);
+        self.launch(&name, previous);
     }
 
-    /// Starts the driver of `name` with a fresh stop token.
-    fn launch(&self, name: &str) {
+    /// Starts a new instance of `name` with a fresh stop token, once
+    /// `previous` (if any) has ended: it is asked to stop and aborted after
+    /// the stop timeout. Dropping the new driver aborts both.
+    fn launch(&self, name: &str, previous: Option<AbortOnDropHandle<()>>) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(name) else {
             return;
         };
+        entry.stop.cancel();
+        let previous = previous.or_else(|| entry.driver.take());
         entry.stop = CancellationToken::new();
         entry.info.state = ProcessState::Starting;
-        let (run, stop, registry, max) = (
+        let (run, stop, registry, max, grace) = (
             entry.run.clone(),
             entry.stop.clone(),
             self.clone(),
             self.max_restarts,
+            self.stop_timeout,
         );
         let name = name.to_owned();
-        entry.driver = Some(tokio::spawn(async move {
-            registry.drive(name, run, stop, max).await
-        }));
+        entry.driver = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                end(previous, grace).await;
+            }
+            if stop.is_cancelled() {
+                // Stopped before it could start.
+                registry.update(&name, &stop, |info| info.state = ProcessState::Stopped);
+            } else {
+                registry.drive(name, run, stop, max).await;
+            }
+        })));
     }
 
     async fn drive(&self, name: String, run: Run, stop: CancellationToken, max: u32) {
@@ -177,8 +232,9 @@ impl ProcessRegistry {
                     .ok()
                     .map(|d| d.as_secs());
             });
-            // Run it as a task of its own, so a panic is caught.
-            let outcome = tokio::spawn(run(stop.clone())).await;
+            // Run it as a task of its own, so a panic is caught; aborted
+            // with the driver.
+            let outcome = AbortOnDropHandle::new(tokio::spawn(run(stop.clone()))).await;
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(err)) => Some(err.report().to_string()),
@@ -236,36 +292,90 @@ impl ProcessRegistry {
         self.lock().get(name).map(|e| e.info.clone())
     }
 
-    /// Stops `name` and waits for it; [`Kind::NotFound`] if unknown.
-    pub async fn stop(&self, name: &str) -> Result<(), Error> {
-        let driver = {
+    /// Stops `name` and waits for it to end, for at most the stop timeout,
+    /// then aborts it; [`Kind::NotFound`] if unknown.
+    pub async fn stop(&self, name: &str) -> Result<StopOutcome, Error> {
+        let (told, outcome) = tokio::sync::oneshot::channel();
+        let stop = {
             let mut entries = self.lock();
             let entry = entries
                 .get_mut(name)
                 .ok_or_else(|| Error::new(Kind::NotFound, format!("no process named {name:?}")))?;
             entry.stop.cancel();
-            entry.driver.take()
+            let previous = match entry.driver.take() {
+                Some(previous) if !previous.is_finished() => previous,
+                _ => return Ok(StopOutcome::NotRunning),
+            };
+            // The ending takes the driver's place: an instance started
+            // after this stop waits for it.
+            let grace = self.stop_timeout;
+            entry.driver = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                let _ = told.send(end(previous, grace).await);
+            })));
+            entry.stop.clone()
         };
-        if let Some(driver) = driver {
-            let _ = driver.await;
+        // No answer: a later stop or start gave up waiting and aborted it.
+        let outcome = outcome.await.unwrap_or(StopOutcome::Aborted);
+        if outcome == StopOutcome::Aborted {
+            tracing::warn!(process = %name, timeout = ?self.stop_timeout, "process did not stop in time: aborted");
+            self.update(name, &stop, |info| {
+                info.state = ProcessState::Stopped;
+                info.last_error = Some(format!(
+                    "aborted: did not stop within {:?}",
+                    self.stop_timeout
+                ));
+            });
         }
-        Ok(())
+        Ok(outcome)
     }
 
-    /// Stops `name` and starts it again; [`Kind::NotFound`] if unknown.
+    /// Stops `name` (as [`stop`](Self::stop) does) and starts a new
+    /// instance once it has ended; [`Kind::NotFound`] if unknown.
     pub async fn restart(&self, name: &str) -> Result<(), Error> {
-        self.stop(name).await?;
-        self.launch(name);
+        if !self.lock().contains_key(name) {
+            return Err(Error::new(
+                Kind::NotFound,
+                format!("no process named {name:?}"),
+            ));
+        }
+        self.launch(name, None);
         Ok(())
     }
 
-    /// Stops every process (for shutdown).
-    pub async fn stop_all(&self) {
+    /// Stops every process, all at once, each within the stop timeout (for
+    /// shutdown); how each went.
+    pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
         let names: Vec<String> = self.lock().keys().cloned().collect();
+        let mut stops = tokio::task::JoinSet::new();
         for name in names {
-            let _ = self.stop(&name).await;
+            let registry = self.clone();
+            stops.spawn(async move {
+                let outcome = registry
+                    .stop(&name)
+                    .await
+                    .unwrap_or(StopOutcome::NotRunning);
+                (name, outcome)
+            });
         }
+        let mut outcomes = Vec::new();
+        while let Some(done) = stops.join_next().await {
+            if let Ok(done) = done {
+                outcomes.push(done);
+            }
+        }
+        outcomes.sort();
+        outcomes
     }
+}
+
+/// Waits for `driver` to end for at most `grace`, then aborts it.
+async fn end(mut driver: AbortOnDropHandle<()>, grace: Duration) -> StopOutcome {
+    if tokio::time::timeout(grace, &mut driver).await.is_ok() {
+        return StopOutcome::Stopped;
+    }
+    driver.abort();
+    let _ = driver.await;
+    StopOutcome::Aborted
 }
 
 impl std::fmt::Debug for ProcessRegistry {
