@@ -396,6 +396,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "wait_timeout_ms",
             "create_timeout_ms",
             "recycle_timeout_ms",
+            "health_check_interval_ms",
         ],
     ),
     ("admin", &["token"]),

@@ -320,3 +320,92 @@ async fn concurrent_starters_apply_each_migration_once() {
     applied.sort_unstable();
     assert_eq!(applied, [1, 2], "each migration applied once in all");
 }
+
+/// A stopped pool component starts again (a group restart): its stop
+/// closed the pool for good, so every later start failed.
+#[tokio::test]
+async fn a_stopped_pool_component_starts_again() {
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 2)).unwrap();
+    for round in 0..3 {
+        let running = System::builder()
+            .component(db.clone())
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: {}", err.report()));
+        db.ping().await.unwrap();
+        assert!(running.health().ready, "round {round}");
+        assert!(running.stop().await.is_clean());
+        let stopped = db.get().await.unwrap_err();
+        assert_eq!(
+            stopped.kind(),
+            Kind::Unavailable,
+            "no connection while stopped"
+        );
+    }
+}
+
+/// A query that fails at the network level (its backend killed) marks the
+/// database failing at once, with `unreachable` and no driver text in the
+/// health; the background probe brings readiness back with no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_marks_failing_and_the_probe_recovers() {
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 2)).unwrap();
+    let running = System::builder()
+        .component(db.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let victim = db.get().await.unwrap();
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    {
+        let killer = db.get().await.unwrap();
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+    }
+    let err = victim
+        .query_one("SELECT 1", &[])
+        .await
+        .map_err(|e| db.error(e))
+        .unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable, "{err:?}");
+    drop(victim);
+    let health = db.health();
+    assert_eq!(
+        health.status,
+        Status::Failing,
+        "at once, not at the next probe"
+    );
+    assert_eq!(health.message.as_deref(), Some("unreachable"));
+    assert!(db.last_error().is_some(), "the text is kept for the logs");
+    assert!(!running.health().ready);
+    // No request from here on: the probe (every second while failing)
+    // finds the database answering.
+    let failed = std::time::Instant::now();
+    let deadline = failed + Duration::from_secs(5);
+    while !running.health().ready {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // real time: a real database
+    }
+    // On the failing schedule (a second), not the healthy one (10 s).
+    assert!(
+        failed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        failed.elapsed()
+    );
+    assert!(running.stop().await.is_clean());
+}

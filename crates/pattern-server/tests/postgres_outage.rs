@@ -46,6 +46,7 @@ async fn an_outage_fails_fast_and_the_pool_recovers_without_a_restart() {
         wait_timeout_ms: 500,
         create_timeout_ms: 500,
         recycle_timeout_ms: 200,
+        health_check_interval_ms: 500,
     })
     .unwrap();
     let running = System::builder()
@@ -60,6 +61,16 @@ async fn an_outage_fails_fast_and_the_pool_recovers_without_a_restart() {
 
     ctl(&script, "stop");
     let restart = StartOnDrop(&script);
+    // With no request at all, the background probe sees the outage.
+    let noticed = Instant::now();
+    while running.health().ready {
+        assert!(
+            noticed.elapsed() < Duration::from_secs(15),
+            "readiness stayed true through the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("outage noticed by the probe after {:?}", noticed.elapsed());
     let mut slowest = Duration::ZERO;
     let mut rejected_by_breaker = 0;
     for _ in 0..20 {
@@ -87,6 +98,20 @@ async fn an_outage_fails_fast_and_the_pool_recovers_without_a_restart() {
 
     ctl(&script, "start");
     std::mem::forget(restart);
+    // Again with no request: readiness comes back by itself (it stuck at
+    // 503 until some request succeeded, and none came).
+    let back = Instant::now();
+    while !running.health().ready {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "readiness did not come back by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "ready again {:?} after the restart, with no request",
+        back.elapsed()
+    );
     // The breaker probes again after its open period (2 s); allow 10 s.
     let back = Instant::now();
     loop {

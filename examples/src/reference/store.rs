@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use garde::Validate;
 use patterns::error::{Error, Kind};
-use patterns::server::postgres::{Database, Migration, db_error};
+use patterns::server::postgres::{Database, Migration};
 use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -130,7 +130,7 @@ impl Store {
                 let row = connection
                     .query_one(&statement, &[&new.name, &quantity])
                     .await
-                    .map_err(db_error)?;
+                    .map_err(|e| db.error(e))?;
                 from_row(&row)
             }
         }
@@ -151,7 +151,7 @@ impl Store {
                 let row = connection
                     .query_opt(&statement, &[&id])
                     .await
-                    .map_err(db_error)?;
+                    .map_err(|e| db.error(e))?;
                 row.as_ref().map(from_row).ok_or_else(|| not_found(id))?
             }
         }
@@ -166,7 +166,7 @@ impl Store {
                 connection
                     .execute("DELETE FROM items WHERE id = $1", &[&id])
                     .await
-                    .map_err(db_error)?
+                    .map_err(|e| db.error(e))?
             }
         };
         if removed == 0 {
@@ -194,7 +194,7 @@ impl Store {
                 connection
                     .query(&statement, &[&after, &fetch])
                     .await
-                    .map_err(db_error)?
+                    .map_err(|e| db.error(e))?
                     .iter()
                     .map(from_row)
                     .collect::<Result<Vec<_>, _>>()?
@@ -235,7 +235,7 @@ impl Store {
                         &[&seconds],
                     )
                     .await
-                    .map_err(db_error)
+                    .map_err(|e| db.error(e))
             }
         }
     }

@@ -6,9 +6,13 @@
 //! HTTP edge) instead of hanging; during an outage a circuit breaker
 //! answers at once; it is a request-scoped resource through
 //! [`Acquire`](pattern_api::extract::Acquire). As a [`Component`] it checks
-//! the database with `SELECT 1` at start, and its health follows what calls
-//! see: a failed connection marks it failing (not ready) until a later
-//! connection succeeds.
+//! the database with `SELECT 1` at start and then in the background (every
+//! second while failing, every `health_check_interval_ms` while healthy), so readiness recovers
+//! by itself after an outage, with no request needed. A failed connection,
+//! or a query that fails at the network level (through
+//! [`Database::error`]), marks it failing at once. Health says
+//! `unreachable`; the database's own error text goes to the logs, not to
+//! `/health/ready`. A stopped pool starts again (a group restart).
 //!
 //! | metric | type |
 //! | --- | --- |
@@ -53,6 +57,10 @@ pub struct PostgresConfig {
     /// How long checking a returned connection may take.
     #[garde(range(min = 1, max = 60_000))]
     pub recycle_timeout_ms: u64,
+    /// How often the background health check runs while the database is
+    /// healthy (while it is failing: every second, or this if shorter).
+    #[garde(range(min = 100, max = 600_000))]
+    pub health_check_interval_ms: u64,
 }
 
 impl Default for PostgresConfig {
@@ -63,18 +71,31 @@ impl Default for PostgresConfig {
             wait_timeout_ms: 2_000,
             create_timeout_ms: 2_000,
             recycle_timeout_ms: 1_000,
+            health_check_interval_ms: 10_000,
         }
     }
 }
+
+/// How often the background probe runs while the database is failing, at
+/// most.
+const PROBE_WHILE_FAILING: Duration = Duration::from_secs(1);
 
 /// A pool of PostgreSQL connections; see the [module docs](self). Cloning
 /// shares the pool.
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool,
+    /// The pool; a new one after a stop closed it (a group restart).
+    pool: Arc<std::sync::RwLock<Pool>>,
+    settings: Arc<deadpool_postgres::Config>,
     breaker: pattern_error::breaker::CircuitBreaker,
     migrations: &'static [Migration],
+    probe_every: Duration,
+    /// Wakes the probe when the database starts failing (it then probes
+    /// every second instead of waiting out the healthy interval).
+    failed: Arc<tokio::sync::Notify>,
     healthy: Arc<AtomicBool>,
+    /// Set while the component is stopped: no connection is handed out.
+    stopped: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -92,9 +113,7 @@ impl Database {
             },
             ..PoolConfig::default()
         });
-        let pool = pg.create_pool(Some(Runtime::Tokio1), NoTls).map_err(|e| {
-            Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e)
-        })?;
+        let pool = create_pool(&pg)?;
         // An outage answers fast: after repeated connection failures the
         // breaker rejects at once (with a retry-after) and probes now and then.
         let breaker = pattern_error::breaker::CircuitBreaker::builder("database")
@@ -109,10 +128,14 @@ impl Database {
             .failure_if(|e| e.kind() == Kind::Unavailable && e.retry_after().is_none())
             .build()?;
         Ok(Self {
-            pool,
+            pool: Arc::new(std::sync::RwLock::new(pool)),
+            settings: Arc::new(pg),
             breaker,
             migrations: &[],
+            probe_every: Duration::from_millis(config.health_check_interval_ms),
+            failed: Arc::default(),
             healthy: Arc::new(AtomicBool::new(false)),
+            stopped: Arc::new(AtomicBool::new(false)),
             last_error: Arc::default(),
         })
     }
@@ -134,16 +157,23 @@ impl Database {
     }
 
     async fn get_from_pool(&self) -> Result<Object, Error> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(
+                Error::new(Kind::Unavailable, "the database component is stopped")
+                    .with_retry_after(Duration::from_secs(1)),
+            );
+        }
+        let pool = self.pool();
         let started = Instant::now();
-        let result = self.pool.get().await;
+        let result = pool.get().await;
         metrics::histogram!("db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
-        let status = self.pool.status();
+        let status = pool.status();
         metrics::gauge!("db_pool_size").set(status.size as f64);
         metrics::gauge!("db_pool_available").set(status.available as f64);
         metrics::gauge!("db_pool_waiting").set(status.waiting as f64);
         match result {
             Ok(connection) => {
-                self.healthy.store(true, Ordering::Release);
+                self.mark_healthy();
                 Ok(connection)
             }
             // Only a wait for a free connection is the pool being busy; a
@@ -156,11 +186,7 @@ impl Database {
                 .with_retry_after(Duration::from_secs(1)))
             }
             Err(err) => {
-                self.healthy.store(false, Ordering::Release);
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(err.to_string());
+                self.mark_failing(err.to_string());
                 Err(Error::with_source(
                     Kind::Unavailable,
                     "cannot reach the database",
@@ -170,19 +196,63 @@ impl Database {
         }
     }
 
+    fn mark_healthy(&self) {
+        if !self.healthy.swap(true, Ordering::AcqRel) {
+            tracing::info!("database reachable");
+        }
+    }
+
+    /// Marks the database failing; its error text goes to the log (once
+    /// per outage), never to the health report.
+    fn mark_failing(&self, why: String) {
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::warn!(error = %why, "database unreachable");
+            self.failed.notify_one();
+        }
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+    }
+
+    /// Classifies a query's error as [`db_error`] does and, when the
+    /// connection failed (no SQLSTATE, class 08, or the server shutting
+    /// down), marks the database failing at once rather than at the next
+    /// probe. Use it where queries run: `.map_err(|e| db.error(e))`.
+    pub fn error(&self, err: tokio_postgres::Error) -> Error {
+        let text = err.to_string();
+        let error = db_error(err);
+        if error.kind() == Kind::Unavailable {
+            self.mark_failing(text);
+        }
+        error
+    }
+
     /// Runs `SELECT 1`; the health check.
     pub async fn ping(&self) -> Result<(), Error> {
         let connection = self.get().await?;
         connection
             .simple_query("SELECT 1")
             .await
-            .map_err(|e| Error::with_source(Kind::Unavailable, "health query failed", e))?;
+            .map_err(|e| self.error(e))?;
         Ok(())
     }
 
-    /// The pool itself.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// The database's last connection error, as the driver gave it (for
+    /// logs and diagnostics; health reports say `unreachable`).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The pool itself (a handle; a restart of the component replaces it).
+    pub fn pool(&self) -> Pool {
+        self.pool
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Runs `work` in a SERIALIZABLE transaction and commits it, running it
@@ -231,6 +301,12 @@ impl Database {
     }
 }
 
+fn create_pool(settings: &deadpool_postgres::Config) -> Result<Pool, Error> {
+    settings
+        .create_pool(Some(Runtime::Tokio1), NoTls)
+        .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e))
+}
+
 /// Wraps a PostgreSQL error, classified: serialization failures and
 /// deadlocks are transient conflicts, lost connections unavailable.
 pub fn db_error(err: tokio_postgres::Error) -> Error {
@@ -272,7 +348,7 @@ fn is_serialization_failure(err: &Error) -> bool {
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
-            .field("status", &self.pool.status())
+            .field("status", &self.pool().status())
             .field("healthy", &self.healthy.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -283,19 +359,49 @@ impl Component for Database {
         "database"
     }
 
-    fn start(&self, _ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
+    fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
         Box::pin(async move {
+            // After a stop closed it (a group restart): a new pool.
+            if self.pool().is_closed() {
+                let fresh = create_pool(&self.settings)?;
+                *self
+                    .pool
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            }
+            self.stopped.store(false, Ordering::Release);
             self.ping().await?;
             if !self.migrations.is_empty() {
                 self.migrate(self.migrations).await?;
             }
-            Ok(Running::idle())
+            let (probe, stop) = (self.clone(), ctx.stop_token().clone());
+            Ok(Running::task(async move {
+                loop {
+                    let every = if probe.healthy.load(Ordering::Acquire) {
+                        probe.probe_every
+                    } else {
+                        PROBE_WHILE_FAILING.min(probe.probe_every)
+                    };
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        // Failing now: probe on the failing schedule.
+                        () = probe.failed.notified() => continue,
+                        () = stop.cancelled() => return Ok(()),
+                    }
+                    // The outcome is in the health; the text in the log.
+                    let _ = probe.ping().await;
+                }
+            }))
         })
     }
 
+    /// Hands out no more connections and closes the pool (idle
+    /// connections at once, those in use when given back); a later start
+    /// opens a new one.
     fn stop(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            self.pool.close();
+            self.stopped.store(true, Ordering::Release);
+            self.pool().close();
             Ok(())
         })
     }
@@ -304,13 +410,7 @@ impl Component for Database {
         if self.healthy.load(Ordering::Acquire) {
             Health::ok()
         } else {
-            let why = self
-                .last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-                .unwrap_or_else(|| "not connected".to_owned());
-            Health::failing(why)
+            Health::failing("unreachable")
         }
     }
 }
