@@ -37,6 +37,8 @@ enum Task {
     FailAfter(u64),
     /// Panic after `n` ms.
     PanicAfter(u64),
+    /// End (successfully) after `n` ms.
+    ExitAfter(u64),
 }
 
 struct Probe {
@@ -108,6 +110,10 @@ impl Component for Probe {
                 Task::PanicAfter(ms) => Running::task(async move {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     panic!("index out of bounds");
+                }),
+                Task::ExitAfter(ms) => Running::task(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(())
                 }),
             })
         })
@@ -574,4 +580,182 @@ async fn a_detached_health_handle_reports_once_attached() {
     assert_eq!(again.kind(), Kind::Conflict);
     running.stop().await;
     assert!(!health.health().ready, "stopped");
+}
+
+/// A group restart never starts a temporary component again (`Restart::Never`,
+/// OTP's temporary child), whether it had already exited or was running.
+#[tokio::test(start_paused = true)]
+async fn group_restarts_leave_temporary_components_alone() {
+    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+        let log = Log::default();
+        let done = probe("migrate", &log).task(Task::ExitAfter(10));
+        let done_starts = done.starts.clone();
+        let running_temp = probe("warmup", &log).after("migrate");
+        let running_starts = running_temp.starts.clone();
+        let flaky = probe("flaky", &log)
+            .after("warmup")
+            .task(Task::FailAfter(200));
+        let flaky_starts = flaky.starts.clone();
+        let system = System::builder()
+            .component_with(done, ComponentOptions::default().restart(Restart::Never))
+            .component_with(
+                running_temp,
+                ComponentOptions::default().restart(Restart::Never),
+            )
+            .component(flaky)
+            .strategy(strategy)
+            .intensity(100, Duration::from_secs(60))
+            .restart_backoff(Duration::from_millis(1), Duration::from_millis(1))
+            .build()
+            .unwrap();
+        let running = system.start().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(
+            flaky_starts.load(Ordering::SeqCst) >= 3,
+            "{strategy:?}: flaky restarted"
+        );
+        assert_eq!(
+            done_starts.load(Ordering::SeqCst),
+            1,
+            "{strategy:?}: an exited temporary component was started again"
+        );
+        assert_eq!(
+            running_starts.load(Ordering::SeqCst),
+            1,
+            "{strategy:?}: a temporary component was restarted"
+        );
+        let states = running.states();
+        assert_eq!(
+            states[0].1,
+            ComponentState::Exited,
+            "{strategy:?}: {states:?}"
+        );
+        running.stop().await;
+    }
+}
+
+/// Rest for one restarts the failed component and what depends on it, not
+/// whatever happens to start after it.
+#[tokio::test(start_paused = true)]
+async fn rest_for_one_follows_dependents() {
+    let log = Log::default();
+    let db = probe("db", &log).task(Task::FailAfter(100));
+    let db_starts = db.starts.clone();
+    let metrics = probe("metrics", &log);
+    let metrics_starts = metrics.starts.clone();
+    let api = probe("api", &log).after("cache");
+    let api_starts = api.starts.clone();
+    let cache = probe("cache", &log).after("db");
+    let cache_starts = cache.starts.clone();
+    let system = System::builder()
+        .component(db)
+        .component(metrics)
+        .component(cache)
+        .component(api)
+        .strategy(Strategy::RestForOne)
+        .intensity(100, Duration::from_secs(60))
+        .restart_backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let running = system.start().await.unwrap();
+    let order: Vec<String> = log.take();
+    let metrics_at = order.iter().position(|l| l == "start metrics").unwrap();
+    let db_at = order.iter().position(|l| l == "start db").unwrap();
+    assert!(metrics_at > db_at, "metrics starts after db: {order:?}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(db_starts.load(Ordering::SeqCst) >= 3);
+    assert_eq!(
+        cache_starts.load(Ordering::SeqCst),
+        db_starts.load(Ordering::SeqCst),
+        "cache depends on db"
+    );
+    assert_eq!(
+        api_starts.load(Ordering::SeqCst),
+        db_starts.load(Ordering::SeqCst),
+        "api depends on db through cache"
+    );
+    assert_eq!(
+        metrics_starts.load(Ordering::SeqCst),
+        1,
+        "metrics depends on nothing that failed"
+    );
+    running.stop().await;
+}
+
+/// A member that fails to start during a group restart is retried, and the
+/// members after it start too: none is left Restarting with nothing
+/// scheduled.
+#[tokio::test(start_paused = true)]
+async fn a_failed_start_in_a_group_restart_leaves_no_one_stranded() {
+    /// Fails its starts while `failing` says so.
+    struct Flaky {
+        failing: Arc<std::sync::atomic::AtomicBool>,
+        starts: Arc<AtomicU32>,
+    }
+    impl Component for Flaky {
+        fn name(&self) -> &str {
+            "cache"
+        }
+        fn dependencies(&self) -> Vec<String> {
+            vec!["db".to_owned()]
+        }
+        fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
+            Box::pin(async move {
+                self.starts.fetch_add(1, Ordering::SeqCst);
+                if self.failing.load(Ordering::SeqCst) {
+                    return Err(Error::new(Kind::Unavailable, "cold"));
+                }
+                let stop = ctx.stop_token().clone();
+                Ok(Running::task(async move {
+                    stop.cancelled().await;
+                    Ok(())
+                }))
+            })
+        }
+    }
+    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+        let log = Log::default();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let db = probe("db", &log).task(Task::FailAfter(100));
+        let api = probe("api", &log).after("cache");
+        let api_starts = api.starts.clone();
+        let system = System::builder()
+            .component_with(db, ComponentOptions::default().restart(Restart::OnFailure))
+            .component(Flaky {
+                failing: failing.clone(),
+                starts: Arc::new(AtomicU32::new(0)),
+            })
+            .component(api)
+            .strategy(strategy)
+            .intensity(1000, Duration::from_secs(60))
+            .restart_backoff(Duration::from_millis(5), Duration::from_millis(5))
+            .build()
+            .unwrap();
+        let running = system.start().await.unwrap();
+        failing.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await; // db failed; cache's restart fails
+        failing.store(false, Ordering::SeqCst);
+        let before = api_starts.load(Ordering::SeqCst);
+        // db goes on failing every 100 ms: between its failures, everyone
+        // must be running again (before, the members after cache stayed
+        // Restarting with nothing scheduled).
+        let mut all_running = false;
+        for _ in 0..1000 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if running
+                .states()
+                .iter()
+                .all(|(_, state)| *state == ComponentState::Running)
+            {
+                all_running = true;
+                break;
+            }
+        }
+        assert!(all_running, "{strategy:?}: {:?}", running.states());
+        assert!(
+            api_starts.load(Ordering::SeqCst) > before,
+            "{strategy:?}: api started again"
+        );
+        running.stop().await;
+    }
 }

@@ -364,11 +364,20 @@ impl Supervisor {
         }
         self.restarts.push_back(now);
 
-        // Stop the components that restart with it, last started first.
+        // Stop the components that restart with it, last started first;
+        // temporary ones (`Restart::Never`) are stopped and not started
+        // again, as OTP never restarts a temporary child.
         let deadline = Instant::now() + self.plan.shutdown_timeout;
         for j in self.group(i).into_iter().rev() {
             if j != i {
-                self.stop_slot(j, deadline).await;
+                let was = self.shared.state(j);
+                let record = self.stop_slot(j, deadline).await;
+                if self.temporary(j) {
+                    if record.outcome == StopOutcome::NotRunning {
+                        self.shared.set_state(j, was);
+                    }
+                    continue;
+                }
             }
             self.shared.set_state(j, ComponentState::Restarting);
         }
@@ -398,13 +407,36 @@ impl Supervisor {
         });
     }
 
-    /// The components that restart when `i` fails, in start order.
+    /// The components that restart when `i` fails, in start order: all of
+    /// them (one for all), `i` and what depends on it, directly or not
+    /// (rest for one), or `i` alone.
     fn group(&self, i: usize) -> Vec<usize> {
         match self.plan.strategy {
             Strategy::OneForAll => (0..self.slots.len()).collect(),
-            Strategy::RestForOne => (i..self.slots.len()).collect(),
+            Strategy::RestForOne => {
+                // Start order is a topological order: a dependent comes
+                // after what it depends on.
+                let entries = &self.plan.entries;
+                let mut group = vec![i];
+                for k in i + 1..entries.len() {
+                    let depends = entries[k]
+                        .component
+                        .dependencies()
+                        .iter()
+                        .any(|dep| group.iter().any(|&g| *entries[g].name == **dep));
+                    if depends {
+                        group.push(k);
+                    }
+                }
+                group
+            }
             _ => vec![i],
         }
+    }
+
+    /// Whether `j` is temporary: never restarted, alone or with a group.
+    fn temporary(&self, j: usize) -> bool {
+        self.plan.entries[j].options.restart == Restart::Never
     }
 
     async fn restart(&mut self, i: usize) {
@@ -412,8 +444,10 @@ impl Supervisor {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            if self.slots[j].stop.is_some() {
-                continue; // still running (restarted on its own meanwhile)
+            if self.slots[j].stop.is_some() || (j != i && self.temporary(j)) {
+                // Still running (restarted on its own meanwhile), or
+                // temporary: never started again.
+                continue;
             }
             let listeners = match bind(
                 &self.plan.entries[j].name,
