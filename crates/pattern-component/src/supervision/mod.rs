@@ -14,7 +14,21 @@
 //! | --- | --- |
 //! | [`OneForOne`](Strategy::OneForOne) | restart *c* alone |
 //! | [`OneForAll`](Strategy::OneForAll) | stop every other component (reverse order), restart all in order |
-//! | [`RestForOne`](Strategy::RestForOne) | stop the components started after *c* (reverse order), restart *c* and them in order |
+//! | [`RestForOne`](Strategy::RestForOne) | stop the components that depend on *c*, directly or not (reverse order), restart *c* and them in order |
+//!
+//! What the supervisor guarantees, whatever the failures and their timing
+//! (checked by a property test over random systems and schedules):
+//! - a component never runs two instances at once: a restart starts it
+//!   only after its previous run has ended or been stopped;
+//! - a temporary component ([`Restart::Never`]) is started once: neither
+//!   its own ending nor a group restart starts it again (a running one is
+//!   stopped with its group and stays down);
+//! - no more than `max_restarts` restarts happen within any `within`
+//!   window: the next one escalates, and the whole system stops with
+//!   [`StopReason::Escalated`](crate::lifecycle::StopReason::Escalated) (not
+//!   live from then on);
+//! - nothing outlives the system's stop: every component's task has ended
+//!   or been aborted when `stop` returns.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -77,7 +91,8 @@ pub enum Strategy {
     OneForOne,
     /// Every component.
     OneForAll,
-    /// The failed component and every one started after it.
+    /// The failed component and every one that depends on it, directly or
+    /// not.
     RestForOne,
 }
 

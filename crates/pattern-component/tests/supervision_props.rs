@@ -1,0 +1,209 @@
+//! The supervisor's promises over random systems and schedules (paused
+//! time): a component never runs two instances at once; a temporary one
+//! (`Restart::Never`) is never started again; restarts within any window
+//! never exceed the intensity unless the system gives up (escalates).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pattern_component::component::{BoxFuture, Component, Running, StartContext};
+use pattern_component::lifecycle::{ComponentOptions, StopReason, System};
+use pattern_component::supervision::{Restart, Strategy as Policy};
+use pattern_error::{Error, Kind};
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+#[derive(Clone, Debug)]
+struct Spec {
+    restart: Restart,
+    /// Each run fails after this many ms, or ends cleanly (`exits`), or
+    /// runs until stopped (`None`).
+    ends_after: Option<u64>,
+    exits: bool,
+    /// Indexes of earlier components it depends on.
+    deps: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Record {
+    alive: AtomicU32,
+    most: AtomicU32,
+    starts: AtomicU32,
+    /// When a run ended on its own, and whether it failed (for the
+    /// intensity check).
+    endings: Mutex<Vec<(Instant, bool)>>,
+}
+
+struct Alive(Arc<Record>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Node {
+    name: String,
+    spec: Spec,
+    names: Vec<String>,
+    record: Arc<Record>,
+}
+
+impl Component for Node {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn dependencies(&self) -> Vec<String> {
+        self.spec
+            .deps
+            .iter()
+            .map(|&d| self.names[d].clone())
+            .collect()
+    }
+    fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
+        Box::pin(async move {
+            let record = self.record.clone();
+            record.starts.fetch_add(1, Ordering::SeqCst);
+            let now = record.alive.fetch_add(1, Ordering::SeqCst) + 1;
+            record.most.fetch_max(now, Ordering::SeqCst);
+            let alive = Alive(record.clone());
+            let stop = ctx.stop_token().clone();
+            let spec = self.spec.clone();
+            Ok(Running::task(async move {
+                let _alive = alive;
+                let Some(ms) = spec.ends_after else {
+                    stop.cancelled().await;
+                    return Ok(());
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => {
+                        record.endings.lock().unwrap().push((Instant::now(), !spec.exits));
+                        if spec.exits {
+                            Ok(())
+                        } else {
+                            Err(Error::new(Kind::Internal, "crashed"))
+                        }
+                    }
+                    () = stop.cancelled() => Ok(()),
+                }
+            }))
+        })
+    }
+}
+
+fn spec(index: usize) -> impl Strategy<Value = Spec> {
+    (
+        prop_oneof![
+            Just(Restart::Never),
+            Just(Restart::OnFailure),
+            Just(Restart::Always)
+        ],
+        prop::option::of(5u64..300),
+        any::<bool>(),
+        prop::collection::vec(0..index.max(1), 0..=index.min(2)),
+    )
+        .prop_map(move |(restart, ends_after, exits, deps)| Spec {
+            restart,
+            ends_after,
+            exits,
+            deps: if index == 0 { Vec::new() } else { deps },
+        })
+}
+
+fn system() -> impl Strategy<Value = (Vec<Spec>, Policy, u32, u64, u64)> {
+    (1usize..=5)
+        .prop_flat_map(|n| (0..n).map(spec).collect::<Vec<_>>())
+        .prop_flat_map(|specs| {
+            (
+                Just(specs),
+                prop_oneof![
+                    Just(Policy::OneForOne),
+                    Just(Policy::OneForAll),
+                    Just(Policy::RestForOne)
+                ],
+                1u32..8,
+                100u64..2_000,
+                300u64..3_000,
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn supervision_keeps_its_promises((specs, strategy, max_restarts, window_ms, run_ms) in system()) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let names: Vec<String> = (0..specs.len()).map(|i| format!("c{i}")).collect();
+            let records: Vec<Arc<Record>> = specs.iter().map(|_| Arc::default()).collect();
+            let mut builder = System::builder()
+                .strategy(strategy)
+                .intensity(max_restarts, Duration::from_millis(window_ms))
+                .restart_backoff(Duration::from_millis(1), Duration::from_millis(20));
+            for (i, spec) in specs.iter().enumerate() {
+                builder = builder.component_with(
+                    Node { name: names[i].clone(), spec: spec.clone(), names: names.clone(), record: records[i].clone() },
+                    ComponentOptions::default().restart(spec.restart),
+                );
+            }
+            let running = builder.build().unwrap().start().await.unwrap();
+            // Run for `run_ms`, or until the supervisor gives up (an
+            // escalated system is not live), then stop.
+            let until = Instant::now() + Duration::from_millis(run_ms);
+            while Instant::now() < until && running.health().live {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let summary = if running.health().live { running.stop().await } else { running.stopped().await };
+            let escalated = matches!(summary.reason, StopReason::Escalated(_));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            for (i, record) in records.iter().enumerate() {
+                assert!(record.most.load(Ordering::SeqCst) <= 1, "{}: two instances at once", names[i]);
+                assert_eq!(record.alive.load(Ordering::SeqCst), 0, "{}: outlived the system", names[i]);
+                if specs[i].restart == Restart::Never {
+                    assert_eq!(record.starts.load(Ordering::SeqCst), 1, "{}: temporary, started again", names[i]);
+                }
+            }
+            // Endings that ask for a restart (any for `Always`, failures for
+            // `OnFailure`), in time order.
+            let mut restarts: Vec<Instant> = records
+                .iter()
+                .zip(&specs)
+                .flat_map(|(record, spec)| {
+                    let restart = spec.restart;
+                    record
+                        .endings
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(move |(_, failed)| match restart {
+                            Restart::Always => true,
+                            Restart::OnFailure => *failed,
+                            _ => false,
+                        })
+                        .map(|(at, _)| *at)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            restarts.sort();
+            let window = Duration::from_millis(window_ms);
+            let most_in_a_window = (0..restarts.len())
+                .map(|a| restarts[a..].iter().take_while(|t| t.duration_since(restarts[a]) <= window).count())
+                .max()
+                .unwrap_or(0);
+            if !escalated {
+                assert!(
+                    most_in_a_window <= max_restarts as usize,
+                    "{most_in_a_window} restarts within {window:?}, intensity {max_restarts}, not escalated"
+                );
+            } else {
+                assert!(most_in_a_window >= max_restarts as usize, "escalated early: {most_in_a_window} of {max_restarts}");
+            }
+        });
+    }
+}
