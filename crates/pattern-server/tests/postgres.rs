@@ -165,16 +165,16 @@ async fn migrations_apply_once_and_refuse_a_changed_one() {
             .unwrap();
     }
     static V1: &[Migration] = &[
-        Migration {
-            version: 1,
-            name: "items",
-            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
-        },
-        Migration {
-            version: 2,
-            name: "quantity",
-            sql: "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
-        },
+        Migration::new(
+            1,
+            "items",
+            "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
+        ),
+        Migration::new(
+            2,
+            "quantity",
+            "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
+        ),
     ];
     let first = db.migrate(V1).await.unwrap();
     assert_eq!(first.applied, [1, 2]);
@@ -190,16 +190,12 @@ async fn migrations_apply_once_and_refuse_a_changed_one() {
     .unwrap();
 
     static CHANGED: &[Migration] = &[
-        Migration {
-            version: 1,
-            name: "items",
-            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name varchar(10))",
-        },
-        Migration {
-            version: 3,
-            name: "more",
-            sql: "ALTER TABLE mig_items ADD COLUMN note text",
-        },
+        Migration::new(
+            1,
+            "items",
+            "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name varchar(10))",
+        ),
+        Migration::new(3, "more", "ALTER TABLE mig_items ADD COLUMN note text"),
     ];
     let err = db.migrate(CHANGED).await.unwrap_err();
     assert_eq!(err.kind(), Kind::Conflict);
@@ -216,21 +212,17 @@ async fn migrations_apply_once_and_refuse_a_changed_one() {
 
     // As a component: the start applies pending migrations.
     static V3: &[Migration] = &[
-        Migration {
-            version: 1,
-            name: "items",
-            sql: "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
-        },
-        Migration {
-            version: 2,
-            name: "quantity",
-            sql: "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
-        },
-        Migration {
-            version: 3,
-            name: "note",
-            sql: "ALTER TABLE mig_items ADD COLUMN note text",
-        },
+        Migration::new(
+            1,
+            "items",
+            "CREATE TABLE mig_items (id bigserial PRIMARY KEY, name text NOT NULL)",
+        ),
+        Migration::new(
+            2,
+            "quantity",
+            "ALTER TABLE mig_items ADD COLUMN quantity int NOT NULL DEFAULT 0",
+        ),
+        Migration::new(3, "note", "ALTER TABLE mig_items ADD COLUMN note text"),
     ];
     let running = System::builder()
         .component(db.clone().with_migrations(V3))
@@ -295,16 +287,8 @@ async fn concurrent_starters_apply_each_migration_once() {
     let base = url.rsplit_once('/').expect("a URL with a database name").0;
     let url = format!("{base}/pattern_migration_race");
     static MIGRATIONS: &[Migration] = &[
-        Migration {
-            version: 1,
-            name: "parts",
-            sql: "CREATE TABLE parts (id bigserial PRIMARY KEY)",
-        },
-        Migration {
-            version: 2,
-            name: "label",
-            sql: "ALTER TABLE parts ADD COLUMN label text",
-        },
+        Migration::new(1, "parts", "CREATE TABLE parts (id bigserial PRIMARY KEY)"),
+        Migration::new(2, "label", "ALTER TABLE parts ADD COLUMN label text"),
     ];
     let starters: Vec<_> = (0..6)
         .map(|_| {
@@ -408,4 +392,218 @@ async fn a_lost_connection_marks_failing_and_the_probe_recovers() {
         failed.elapsed()
     );
     assert!(running.stop().await.is_clean());
+}
+
+/// A migration that cannot run in a transaction (`CREATE INDEX
+/// CONCURRENTLY`) runs outside one; the migrations can be a component of
+/// their own, after the pool, with their own start timeout.
+#[tokio::test]
+async fn migrations_without_a_transaction_and_as_a_step_of_their_own() {
+    use pattern_component::lifecycle::ComponentOptions;
+    use pattern_server::postgres::Migration;
+
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 2)).unwrap();
+    static INSIDE: &[Migration] = &[
+        Migration::new(
+            1,
+            "t",
+            "CREATE TABLE IF NOT EXISTS conc_items (id bigserial PRIMARY KEY, name text)",
+        ),
+        Migration::new(
+            2,
+            "idx",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS conc_items_name ON conc_items (name)",
+        ),
+    ];
+    static OUTSIDE: &[Migration] = &[
+        Migration::new(
+            1,
+            "t",
+            "CREATE TABLE IF NOT EXISTS conc_items (id bigserial PRIMARY KEY, name text)",
+        ),
+        Migration::new(
+            2,
+            "idx",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS conc_items_name ON conc_items (name)",
+        )
+        .without_transaction(),
+    ];
+    {
+        let connection = db.get().await;
+        // The throwaway cluster may be fresh: start clean either way.
+        if let Ok(connection) = connection {
+            connection
+                .batch_execute(
+                    "DROP TABLE IF EXISTS conc_items; DROP TABLE IF EXISTS schema_migrations",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let inside = db.migrate(INSIDE).await.unwrap_err();
+    assert!(
+        pattern_error::Report::new(&inside)
+            .to_string()
+            .contains("transaction block"),
+        "{}",
+        pattern_error::Report::new(&inside)
+    );
+    let migrations = std::sync::Arc::new(db.migrations(OUTSIDE));
+    let running = System::builder()
+        .component(db.clone())
+        .component_shared(
+            migrations.clone(),
+            ComponentOptions::default().start_timeout(Duration::from_secs(600)),
+        )
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        migrations.last_report().unwrap().applied,
+        [2],
+        "1 was applied above"
+    );
+    let connection = db.get().await.unwrap();
+    let indexes: i64 = connection
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'conc_items_name'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexes, 1);
+    drop(connection);
+    assert_eq!(db.migrate(OUTSIDE).await.unwrap().already, [1, 2]);
+    running.stop().await;
+}
+
+/// Sleeps 5 s on the server, in a query marked with `marker`.
+fn sleeping<'t>(
+    tx: &'t deadpool_postgres::Transaction<'_>,
+    marker: &'static str,
+) -> pattern_component::component::BoxFuture<'t, Result<(), pattern_error::Error>> {
+    Box::pin(async move {
+        tx.batch_execute(&format!("SELECT pg_sleep(5) /* {marker} */"))
+            .await
+            .map_err(pattern_server::postgres::db_error)
+    })
+}
+
+/// Active queries carrying `marker`, other than the asker's (asked on a
+/// connection of its own: a pooled one could be the very one still busy).
+async fn active(url: &str, marker: &str) -> i64 {
+    let (connection, driver) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(driver);
+    connection
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+            &[&marker],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A transaction dropped midway has its query cancelled on the server (it
+/// went on running for nobody); inside a request, the deadline bounds its
+/// statements (504 at the edge, the query gone on the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_and_late_queries_stop_on_the_server() {
+    use axum::Router;
+    use axum::routing::get;
+    use pattern_api::ApiError;
+    use pattern_api::stack::ApiStack;
+    use pattern_api::testing::TestClient;
+
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url.clone(), 4)).unwrap();
+    let gone_within = |marker: &'static str, url: String| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            if active(&url, marker).await == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{marker}: the query went on running"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await; // real time: a real database
+        }
+    };
+
+    // Dropped midway.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        db.transaction(|tx| sleeping(tx, "abandoned-q")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "timed out");
+    gone_within("abandoned-q", url.clone()).await;
+
+    // A request's deadline.
+    let (slow_db, show_db) = (db.clone(), db.clone());
+    let app = ApiStack::new()
+        .request_timeout(Duration::from_millis(300))
+        .apply(
+            Router::new()
+                .route(
+                    "/slow",
+                    get(move || {
+                        let db = slow_db.clone();
+                        async move {
+                            db.transaction(|tx| sleeping(tx, "deadline-q")).await?;
+                            Ok::<_, ApiError>("done")
+                        }
+                    }),
+                )
+                .route(
+                    "/timeout",
+                    get(move || {
+                        let db = show_db.clone();
+                        async move {
+                            let shown = db
+                                .transaction(|tx| {
+                                    Box::pin(async move {
+                                        let row = tx
+                                            .query_one("SHOW statement_timeout", &[])
+                                            .await
+                                            .map_err(pattern_server::postgres::db_error)?;
+                                        Ok(row.get::<_, String>(0))
+                                    })
+                                })
+                                .await?;
+                            Ok::<_, ApiError>(shown)
+                        }
+                    }),
+                ),
+        );
+    let started = std::time::Instant::now();
+    let client = TestClient::new(app);
+    let response = client.get("/slow").await;
+    assert!(
+        matches!(response.status.as_u16(), 504 | 503),
+        "{}",
+        response.status
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    gone_within("deadline-q", url.clone()).await;
+    // Inside the transaction, statements are bounded by what is left.
+    let shown = client.get("/timeout").await;
+    shown.assert_status(200);
+    let ms: u64 = shown
+        .text()
+        .trim_end_matches("ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", shown.text()));
+    assert!((1..=300).contains(&ms), "statement_timeout {ms} ms");
 }

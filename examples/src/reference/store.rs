@@ -13,11 +13,11 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 /// The service's schema, applied in order at start.
-pub(crate) static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "items",
-    sql: include_str!("migrations/0001_items.sql"),
-}];
+pub(crate) static MIGRATIONS: &[Migration] = &[Migration::new(
+    1,
+    "items",
+    include_str!("migrations/0001_items.sql"),
+)];
 
 /// A stored item.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]

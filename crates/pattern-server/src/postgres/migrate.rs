@@ -5,15 +5,55 @@ use pattern_error::{Error, Kind};
 use super::{Database, db_error};
 
 /// One migration: a version (applied in increasing order), a name and SQL.
-/// Embed them with `include_str!`.
+/// Embed them with `include_str!`:
+///
+/// ```
+/// use pattern_server::postgres::Migration;
+///
+/// static MIGRATIONS: &[Migration] = &[
+///     Migration::new(1, "items", "CREATE TABLE items (id bigint PRIMARY KEY, name text)"),
+///     // Cannot run in a transaction: applied on its own (keep it to one
+///     // statement, and idempotent).
+///     Migration::new(2, "items_name", "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_name ON items (name)")
+///         .without_transaction(),
+/// ];
+/// # assert!(!MIGRATIONS[1].transactional);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Migration {
     /// Its version; versions must be unique.
     pub version: i64,
     /// A short name, for logs.
     pub name: &'static str,
-    /// The SQL, run as one batch in one transaction.
+    /// The SQL: one batch in one transaction, recorded in the same
+    /// transaction.
     pub sql: &'static str,
+    /// Whether it runs in a transaction (the default). Statements such as
+    /// `CREATE INDEX CONCURRENTLY` cannot: such a migration runs as a
+    /// single statement and is recorded after it succeeds, so a failure
+    /// between the two runs it again on the next start: make it
+    /// idempotent (`IF NOT EXISTS`).
+    pub transactional: bool,
+}
+
+impl Migration {
+    /// A migration run in a transaction.
+    pub const fn new(version: i64, name: &'static str, sql: &'static str) -> Self {
+        Self {
+            version,
+            name,
+            sql,
+            transactional: true,
+        }
+    }
+
+    /// Runs it outside a transaction (see [`transactional`](Self::transactional)).
+    #[must_use]
+    pub const fn without_transaction(mut self) -> Self {
+        self.transactional = false;
+        self
+    }
 }
 
 /// What [`Database::migrate`] did.
@@ -35,7 +75,67 @@ fn checksum(sql: &str) -> String {
     format!("{hash:016x}")
 }
 
+/// The migrations as a step of their own: a component named `migrations`
+/// that starts after `database` and applies them, with the start timeout
+/// its options give (a long migration need not fit the pool's start
+/// timeout; raise the system's startup timeout with it). Components that
+/// need the schema start after `migrations`. From
+/// [`Database::migrations`].
+#[derive(Debug)]
+pub struct Migrations {
+    database: Database,
+    migrations: &'static [Migration],
+    report: std::sync::Mutex<Option<MigrationReport>>,
+}
+
+impl Migrations {
+    /// What the last start applied.
+    pub fn last_report(&self) -> Option<MigrationReport> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl pattern_component::component::Component for Migrations {
+    fn name(&self) -> &str {
+        "migrations"
+    }
+
+    fn dependencies(&self) -> Vec<String> {
+        vec![pattern_component::component::Component::name(&self.database).to_owned()]
+    }
+
+    fn start(
+        &self,
+        _ctx: pattern_component::component::StartContext,
+    ) -> pattern_component::component::BoxFuture<
+        '_,
+        Result<pattern_component::component::Running, Error>,
+    > {
+        Box::pin(async move {
+            let report = self.database.migrate(self.migrations).await?;
+            *self
+                .report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
+            Ok(pattern_component::component::Running::idle())
+        })
+    }
+}
+
 impl Database {
+    /// `migrations` as a component of their own (see [`Migrations`]),
+    /// instead of inside the pool's start ([`with_migrations`](Self::with_migrations)).
+    pub fn migrations(&self, migrations: &'static [Migration]) -> Migrations {
+        Migrations {
+            database: self.clone(),
+            migrations,
+            report: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Applies the migrations not yet recorded in `schema_migrations`, in
     /// version order, each in its own transaction, holding an advisory lock
     /// so concurrent starters take turns. Refuses (with
@@ -119,17 +219,26 @@ impl Database {
                 report.already.push(m.version);
                 continue;
             }
-            let tx = connection.transaction().await.map_err(db_error)?;
-            tx.batch_execute(m.sql).await.map_err(|e| {
-                db_error(e).context(format!("applying migration {} ({})", m.version, m.name))
-            })?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&m.version, &m.name, &checksum(m.sql)],
-            )
-            .await
-            .map_err(db_error)?;
-            tx.commit().await.map_err(db_error)?;
+            let failed =
+                |e| db_error(e).context(format!("applying migration {} ({})", m.version, m.name));
+            let record =
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)";
+            if m.transactional {
+                let tx = connection.transaction().await.map_err(db_error)?;
+                tx.batch_execute(m.sql).await.map_err(failed)?;
+                tx.execute(record, &[&m.version, &m.name, &checksum(m.sql)])
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+            } else {
+                // The simple protocol with one statement: no implicit
+                // transaction block around it.
+                connection.simple_query(m.sql).await.map_err(failed)?;
+                connection
+                    .execute(record, &[&m.version, &m.name, &checksum(m.sql)])
+                    .await
+                    .map_err(db_error)?;
+            }
             tracing::info!(version = m.version, name = m.name, "migration applied");
             report.applied.push(m.version);
         }

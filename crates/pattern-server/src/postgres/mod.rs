@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
-pub use migrate::{Migration, MigrationReport};
+pub use migrate::{Migration, MigrationReport, Migrations};
 
 /// Pool settings (durations in milliseconds). The URL is a [`Secret`]: it
 /// never shows in logs or configuration dumps.
@@ -260,6 +260,12 @@ impl Database {
     /// PostgreSQL aborts it for a serialization failure (SQLSTATE 40001) or
     /// a deadlock (40P01). Any other error rolls back and is returned.
     ///
+    /// Inside a request with a deadline (pattern-api's stack), every
+    /// statement is bounded by what is left of it (`SET LOCAL
+    /// statement_timeout`; [`Kind::Timeout`] when it runs out), and a
+    /// transaction dropped midway (the request timed out or its client
+    /// left) has its running query cancelled on the server.
+    ///
     /// `work` may run more than once: keep side effects outside the
     /// database out of it. It returns a boxed future borrowing the
     /// transaction (`|tx| Box::pin(async move { .. })`), which keeps the
@@ -275,18 +281,36 @@ impl Database {
         let mut attempt = 1;
         loop {
             let mut connection = self.get().await?;
+            // Dropped midway (the request gave up): the server stops the
+            // query too, instead of running it for nobody.
+            let cancel = CancelOnDrop(Some(connection.cancel_token()));
             let result = async {
                 let tx = connection
                     .build_transaction()
                     .isolation_level(tokio_postgres::IsolationLevel::Serializable)
                     .start()
                     .await
-                    .map_err(db_error)?;
+                    .map_err(|e| self.error(e))?;
+                // The request's deadline bounds every statement.
+                if let Some(deadline) = pattern_api::middleware::Deadline::current() {
+                    let left = deadline.remaining();
+                    if left.is_zero() {
+                        return Err(Error::new(
+                            Kind::Timeout,
+                            "the request's deadline has passed",
+                        ));
+                    }
+                    let ms = left.as_millis().clamp(1, i32::MAX as u128);
+                    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+                        .await
+                        .map_err(|e| self.error(e))?;
+                }
                 let value = work(&tx).await?;
-                tx.commit().await.map_err(db_error)?;
+                tx.commit().await.map_err(|e| self.error(e))?;
                 Ok::<T, Error>(value)
             }
             .await;
+            cancel.disarm();
             match result {
                 Err(err) if attempt < ATTEMPTS && is_serialization_failure(&err) => {
                     tracing::debug!(attempt, error = %err.report(), "transaction conflict; retrying");
@@ -307,6 +331,27 @@ fn create_pool(settings: &deadpool_postgres::Config) -> Result<Pool, Error> {
         .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e))
 }
 
+/// Cancels the connection's running query when dropped armed.
+struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                if let Err(err) = token.cancel_query(NoTls).await {
+                    tracing::debug!(%err, "cancelling an abandoned query failed");
+                }
+            });
+        }
+    }
+}
+
 /// Wraps a PostgreSQL error, classified: serialization failures and
 /// deadlocks are transient conflicts, lost connections unavailable.
 pub fn db_error(err: tokio_postgres::Error) -> Error {
@@ -319,6 +364,8 @@ pub fn db_error(err: tokio_postgres::Error) -> Error {
             Kind::Conflict
         }
         Some(c) if c == SqlState::UNIQUE_VIOLATION => Kind::Conflict,
+        // A statement timeout, or a cancel: the time it had ran out.
+        Some(c) if c == SqlState::QUERY_CANCELED => Kind::Timeout,
         // The server is going away or not accepting yet (57P01..57P03),
         // or the connection broke (class 08): an outage, not a bug.
         Some(c) if c.code().starts_with("57P") || c.code().starts_with("08") => Kind::Unavailable,
