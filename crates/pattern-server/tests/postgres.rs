@@ -607,3 +607,81 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
         .unwrap_or_else(|_| panic!("{}", shown.text()));
     assert!((1..=300).contains(&ms), "statement_timeout {ms} ms");
 }
+
+/// Notifies on `channel` until the listener hears it (the LISTEN takes a
+/// moment to be in place).
+async fn receive(
+    notifier: &tokio_postgres::Client,
+    listener: &mut pattern_server::postgres::Listener,
+    channel: &str,
+    payload: &str,
+) {
+    use pattern_server::postgres::ListenEvent;
+    for _ in 0..100 {
+        notifier
+            .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .await
+            .unwrap();
+        match tokio::time::timeout(Duration::from_millis(100), listener.recv()).await {
+            Ok(Some(ListenEvent::Notification {
+                channel: got,
+                payload: said,
+                ..
+            })) => {
+                assert_eq!((got.as_str(), said.as_str()), (channel, payload));
+                return;
+            }
+            Ok(Some(ListenEvent::Reconnected)) => {}
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => {} // real time: a real database
+        }
+    }
+    panic!("no notification on {channel}");
+}
+
+/// `LISTEN`/`NOTIFY` as a stream: notifications arrive, a lost connection
+/// comes back by itself and says so, and then notifications arrive again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_receives_notifications_and_comes_back() {
+    use pattern_server::postgres::ListenEvent;
+
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url.clone(), 2)).unwrap();
+    assert_eq!(
+        db.listen(Vec::<String>::new()).unwrap_err().kind(),
+        Kind::InvalidInput
+    );
+    assert_eq!(
+        db.listen(["x".repeat(64)]).unwrap_err().kind(),
+        Kind::InvalidInput
+    );
+    let mut listener = db.listen(["jobs", "odd \"name\""]).unwrap();
+    let (notifier, driver) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(driver);
+    receive(&notifier, &mut listener, "jobs", "one").await;
+    receive(&notifier, &mut listener, "odd \"name\"", "two").await;
+    // Lose the listening connection.
+    let killed: i64 = notifier
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match listener.recv().await {
+                Some(ListenEvent::Reconnected) => return,
+                Some(_) => {}
+                None => panic!("the listener ended"),
+            }
+        }
+    })
+    .await;
+    assert!(event.is_ok(), "not reconnected within 10 s");
+    receive(&notifier, &mut listener, "jobs", "three").await;
+}

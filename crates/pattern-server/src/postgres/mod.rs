@@ -14,11 +14,19 @@
 //! `unreachable`; the database's own error text goes to the logs, not to
 //! `/health/ready`. A stopped pool starts again (a group restart).
 //!
+//! Transactions ([`Database::transaction`]) carry the request's deadline to
+//! the server and cancel their query when abandoned; migrations
+//! ([`Migration`]) run in transactions or, when they cannot, alone, inside
+//! the pool's start or as a step of their own ([`Database::migrations`]);
+//! [`Database::listen`] turns `LISTEN`/`NOTIFY` into a stream that
+//! reconnects by itself.
+//!
 //! | metric | type |
 //! | --- | --- |
 //! | `db_pool_size`, `db_pool_available`, `db_pool_waiting` | gauge |
 //! | `db_pool_wait_seconds` | histogram |
 
+mod listen;
 mod migrate;
 
 use std::sync::Arc;
@@ -35,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
 
+pub use listen::{ListenEvent, Listener};
 pub use migrate::{Migration, MigrationReport, Migrations};
 
 /// Pool settings (durations in milliseconds). The URL is a [`Secret`]: it
