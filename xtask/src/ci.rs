@@ -144,11 +144,12 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
             Some(cluster) => {
                 cmd.env("DATABASE_URL", cluster.url());
                 cmd.env(pg::CTL_VAR, cluster.ctl());
+                cluster.ca_env(&mut cmd);
                 "with PostgreSQL".to_owned()
             }
             None => {
                 cmd.env_remove("DATABASE_URL");
-                cmd.env_remove(pg::CTL_VAR);
+                cmd.env_remove(pg::CTL_VAR).env_remove(pg::CA_VAR);
                 "DB tests SKIPPED: no PostgreSQL server binaries".to_owned()
             }
         };

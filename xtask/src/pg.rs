@@ -21,11 +21,17 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not
 pub(crate) struct Cluster {
     url: String,
     ctl: PathBuf,
+    ca: Option<PathBuf>,
 }
 
 /// The variable naming the script that stops and starts the cluster in
 /// place (`$PATTERNS_PG_CTL stop|start`), for the database outage tests.
 pub(crate) const CTL_VAR: &str = "PATTERNS_PG_CTL";
+
+/// The variable naming the CA certificate (PEM) of the cluster's TLS, for
+/// the `sslmode=verify-full` tests; unset when no certificate could be
+/// made (no `openssl`).
+pub(crate) const CA_VAR: &str = "PATTERNS_PG_CA";
 
 impl Cluster {
     pub(crate) fn url(&self) -> &str {
@@ -35,6 +41,14 @@ impl Cluster {
     /// The control script (see [`CTL_VAR`]).
     pub(crate) fn ctl(&self) -> &Path {
         &self.ctl
+    }
+
+    /// Sets [`CA_VAR`] on `cmd` (or removes it when the cluster has no TLS).
+    pub(crate) fn ca_env(&self, cmd: &mut Command) {
+        match &self.ca {
+            Some(ca) => cmd.env(CA_VAR, ca),
+            None => cmd.env_remove(CA_VAR),
+        };
     }
 }
 
@@ -139,10 +153,16 @@ pub(crate) fn start() -> Result<Option<Cluster>, String> {
             .arg(&data),
     )?;
     let port = free_port()?;
+    let ca = tls_certificate(&dir, &data, as_postgres);
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c full_page_writes=off \
-         -c synchronous_commit=off -c max_connections=200",
-        socket.display()
+         -c synchronous_commit=off -c max_connections=200{}",
+        socket.display(),
+        if ca.is_some() {
+            " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+        } else {
+            ""
+        }
     );
     let log = dir.join("postgres.log");
     output(
@@ -156,7 +176,88 @@ pub(crate) fn start() -> Result<Option<Cluster>, String> {
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     std::fs::write(url_file(), &url).map_err(|e| format!("writing the url file: {e}"))?;
     let ctl = write_ctl(&bin, as_postgres, &data, &log, &options)?;
-    Ok(Some(Cluster { url, ctl }))
+    Ok(Some(Cluster { url, ctl, ca }))
+}
+
+/// A CA in `dir` and a server certificate it signed, for `localhost` and
+/// 127.0.0.1, in the data directory (the key readable by the server
+/// alone); the CA's path, or `None` (the cluster without TLS) when
+/// `openssl` is missing or fails.
+fn tls_certificate(dir: &Path, data: &Path, as_postgres: bool) -> Option<PathBuf> {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key, csr) = (
+        data.join("server.crt"),
+        data.join("server.key"),
+        dir.join("server.csr"),
+    );
+    let extensions = dir.join("server.ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let made = std::fs::write(
+        &extensions,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|()| {
+        output(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=patterns throwaway CA",
+                ])
+                .args(ec)
+                .arg("-keyout")
+                .arg(&ca_key)
+                .arg("-out")
+                .arg(&ca),
+        )
+    })
+    .and_then(|_| {
+        output(
+            Command::new("openssl")
+                .args(["req", "-subj", "/CN=localhost"])
+                .args(ec)
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&csr),
+        )
+    })
+    .and_then(|_| {
+        output(
+            Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-set_serial", "1"])
+                .arg("-in")
+                .arg(&csr)
+                .arg("-CA")
+                .arg(&ca)
+                .arg("-CAkey")
+                .arg(&ca_key)
+                .arg("-extfile")
+                .arg(&extensions)
+                .arg("-out")
+                .arg(&cert),
+        )
+    });
+    if let Err(err) = made {
+        eprintln!("xtask: no TLS for the throwaway PostgreSQL (openssl: {err})");
+        return None;
+    }
+    if as_postgres {
+        run(Command::new("chown").arg("postgres:").arg(&cert).arg(&key)).ok()?;
+    }
+    run(Command::new("chmod").arg("600").arg(&key)).ok()?;
+    Some(ca)
 }
 
 /// Quotes `text` for a POSIX shell.
@@ -220,6 +321,9 @@ pub(crate) fn stop() -> Result<(), String> {
 pub(crate) fn start_command() -> Result<(), String> {
     match start()? {
         Some(cluster) => {
+            if let Some(ca) = &cluster.ca {
+                println!("{CA_VAR}={}", ca.display());
+            }
             println!("{CTL_VAR}={}", cluster.ctl().display());
             println!("DATABASE_URL={}", cluster.url());
             // Keep it running: the cluster outlives this command.

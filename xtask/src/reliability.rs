@@ -34,6 +34,7 @@ pub(crate) fn run_suite(args: &[&str]) -> Result<String, String> {
         Some(cluster) => {
             suite.env("DATABASE_URL", cluster.url());
             suite.env(pg::CTL_VAR, cluster.ctl());
+            cluster.ca_env(&mut suite);
             "with PostgreSQL"
         }
         None => {

@@ -685,3 +685,87 @@ async fn listen_receives_notifications_and_comes_back() {
     assert!(event.is_ok(), "not reconnected within 10 s");
     receive(&notifier, &mut listener, "jobs", "three").await;
 }
+
+/// Whether the connection `db` hands out is encrypted.
+async fn encrypted(db: &Database) -> bool {
+    let connection = db.get().await.unwrap();
+    connection
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// TLS to PostgreSQL by the URL's `sslmode`, as libpq reads it: the
+/// throwaway cluster serves a self-signed certificate for 127.0.0.1
+/// (`PATTERNS_PG_CA`, from `cargo xtask pg`). `verify-full` trusts it only
+/// with it as `sslrootcert` and for its name; `require` encrypts without
+/// checking; `disable` does not encrypt; LISTEN goes the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_follows_sslmode() {
+    let Some(url) = database_url() else { return };
+    let Ok(ca) = std::env::var("PATTERNS_PG_CA") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PATTERNS_PG_CA must be set under CI=true"
+        );
+        eprintln!("skipped: the cluster has no TLS (PATTERNS_PG_CA unset)");
+        return;
+    };
+    let with = |query: &str| {
+        let config = config(format!("{url}?{query}"), 1);
+        Database::new(&config)
+    };
+    let verified = with(&format!("sslmode=verify-full&sslrootcert={ca}")).unwrap();
+    assert!(encrypted(&verified).await, "verify-full encrypts");
+    let mut listener = verified.listen(["tls_jobs"]).unwrap();
+    let (notifier, driver) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(driver);
+    receive(&notifier, &mut listener, "tls_jobs", "over tls").await;
+
+    assert!(
+        encrypted(&with("sslmode=require").unwrap()).await,
+        "require encrypts"
+    );
+    assert!(
+        encrypted(&with(&format!("sslmode=verify-ca&sslrootcert={ca}")).unwrap()).await,
+        "verify-ca encrypts"
+    );
+    assert!(
+        !encrypted(&with("sslmode=disable").unwrap()).await,
+        "disable does not"
+    );
+
+    // Not trusted: the Mozilla roots do not know a self-signed certificate.
+    let untrusted = with("sslmode=verify-full").unwrap();
+    let err = untrusted.get().await.unwrap_err();
+    assert_eq!(err.kind(), Kind::Unavailable, "{err:?}");
+    // Trusted CA but another name (connecting to 127.0.0.1 by `hostaddr`,
+    // checking the name `db.example`): verify-full refuses, verify-ca
+    // accepts.
+    let other_name = url.replace("@127.0.0.1:", "@db.example:");
+    let config = |query: String| config(format!("{other_name}?hostaddr=127.0.0.1&{query}"), 1);
+    let wrong = Database::new(&config(format!("sslmode=verify-full&sslrootcert={ca}"))).unwrap();
+    let err = wrong.get().await.unwrap_err();
+    assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+    let any_name = Database::new(&config(format!("sslmode=verify-ca&sslrootcert={ca}"))).unwrap();
+    assert!(
+        encrypted(&any_name).await,
+        "verify-ca checks the chain only"
+    );
+    assert_eq!(
+        with("sslmode=sometimes").unwrap_err().kind(),
+        Kind::InvalidInput
+    );
+    assert_eq!(
+        with("sslmode=verify-full&sslrootcert=/nonexistent.pem")
+            .unwrap_err()
+            .kind(),
+        Kind::InvalidInput
+    );
+}

@@ -67,19 +67,26 @@ impl Database {
                 "LISTEN needs one or more channel names of 1 to 63 bytes",
             ));
         }
-        let config: tokio_postgres::Config = self
+        let mut config: tokio_postgres::Config = self
             .settings
             .url
             .as_deref()
             .unwrap_or_default()
             .parse()
             .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL URL", e))?;
+        if let Some(mode) = self.settings.ssl_mode {
+            config.ssl_mode(match mode {
+                deadpool_postgres::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                deadpool_postgres::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+        }
         let listen: String = channels
             .iter()
             .map(|c| format!("LISTEN \"{}\";", c.replace('"', "\"\"")))
             .collect();
         let (tx, events) = mpsc::channel(BUFFER);
-        let task = tokio::spawn(listen_forever(config, listen, tx));
+        let task = tokio::spawn(listen_forever(config, self.tls.clone(), listen, tx));
         Ok(Listener {
             events,
             _task: AbortOnDropHandle::new(task),
@@ -89,6 +96,7 @@ impl Database {
 
 async fn listen_forever(
     config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     listen: String,
     tx: mpsc::Sender<ListenEvent>,
 ) {
@@ -103,7 +111,17 @@ async fn listen_forever(
     let mut delays = backoff();
     let mut listened_before = false;
     while !tx.is_closed() {
-        match config.connect(NoTls).await {
+        let connected = match &tls {
+            Some(tls) => config
+                .connect(tls.clone())
+                .await
+                .map(|(client, connection)| (client, Reader::Tls(Box::new(connection)))),
+            None => config
+                .connect(NoTls)
+                .await
+                .map(|(client, connection)| (client, Reader::Plain(Box::new(connection)))),
+        };
+        match connected {
             Ok((client, mut connection)) => {
                 // The connection is read here, its notifications passed on;
                 // it ends when the connection is lost or nobody listens.
@@ -148,6 +166,35 @@ async fn listen_forever(
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = tx.closed() => return,
+        }
+    }
+}
+
+/// A LISTEN connection, plain or TLS.
+enum Reader {
+    Plain(
+        Box<tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>>,
+    ),
+    Tls(
+        Box<
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+                    tokio_postgres::Socket,
+                >>::Stream,
+            >,
+        >,
+    ),
+}
+
+impl Reader {
+    fn poll_message(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> {
+        match self {
+            Self::Plain(connection) => connection.poll_message(cx),
+            Self::Tls(connection) => connection.poll_message(cx),
         }
     }
 }

@@ -21,6 +21,12 @@
 //! [`Database::listen`] turns `LISTEN`/`NOTIFY` into a stream that
 //! reconnects by itself.
 //!
+//! TLS (rustls) follows the URL's `sslmode`, as libpq reads it: `disable`;
+//! `prefer` (the default) and `require` encrypt without authenticating the
+//! server; `verify-ca` checks the certificate's chain against
+//! `sslrootcert` (a PEM file; the Mozilla roots without it) and
+//! `verify-full` its name too.
+//!
 //! | metric | type |
 //! | --- | --- |
 //! | `db_pool_size`, `db_pool_available`, `db_pool_waiting` | gauge |
@@ -28,6 +34,7 @@
 
 mod listen;
 mod migrate;
+mod ssl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +58,8 @@ pub use migrate::{Migration, MigrationReport, Migrations};
 #[derive(Clone, Debug, Serialize, Deserialize, Validate)]
 #[serde(default)]
 pub struct PostgresConfig {
-    /// `postgres://user:password@host:port/db`.
+    /// `postgres://user:password@host:port/db`, with `?sslmode=verify-full`
+    /// (and `&sslrootcert=/path/ca.pem`) for TLS; see the [module docs](self).
     #[garde(skip)]
     pub url: Secret<String>,
     /// Connections at most.
@@ -96,6 +104,8 @@ pub struct Database {
     /// The pool; a new one after a stop closed it (a group restart).
     pool: Arc<std::sync::RwLock<Pool>>,
     settings: Arc<deadpool_postgres::Config>,
+    /// TLS as the URL's `sslmode` asks (`None`: plain connections).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     breaker: pattern_error::breaker::CircuitBreaker,
     migrations: &'static [Migration],
     probe_every: Duration,
@@ -112,7 +122,14 @@ impl Database {
     /// A pool from `config` (connections are opened on demand).
     pub fn new(config: &PostgresConfig) -> Result<Self, Error> {
         let mut pg = deadpool_postgres::Config::new();
-        pg.url = Some(config.url.expose().clone());
+        let (url, mode, root) = ssl::split_url(config.url.expose())?;
+        pg.url = Some(url);
+        pg.ssl_mode = Some(match mode {
+            ssl::SslMode::Disable => deadpool_postgres::SslMode::Disable,
+            ssl::SslMode::Prefer => deadpool_postgres::SslMode::Prefer,
+            _ => deadpool_postgres::SslMode::Require,
+        });
+        let tls = ssl::connector(mode, root.as_ref())?;
         pg.pool = Some(PoolConfig {
             max_size: config.pool_size,
             timeouts: Timeouts {
@@ -122,7 +139,7 @@ impl Database {
             },
             ..PoolConfig::default()
         });
-        let pool = create_pool(&pg)?;
+        let pool = create_pool(&pg, tls.as_ref())?;
         // An outage answers fast: after repeated connection failures the
         // breaker rejects at once (with a retry-after) and probes now and then.
         let breaker = pattern_error::breaker::CircuitBreaker::builder("database")
@@ -139,6 +156,7 @@ impl Database {
         Ok(Self {
             pool: Arc::new(std::sync::RwLock::new(pool)),
             settings: Arc::new(pg),
+            tls,
             breaker,
             migrations: &[],
             probe_every: Duration::from_millis(config.health_check_interval_ms),
@@ -334,10 +352,15 @@ impl Database {
     }
 }
 
-fn create_pool(settings: &deadpool_postgres::Config) -> Result<Pool, Error> {
-    settings
-        .create_pool(Some(Runtime::Tokio1), NoTls)
-        .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e))
+fn create_pool(
+    settings: &deadpool_postgres::Config,
+    tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+) -> Result<Pool, Error> {
+    match tls {
+        Some(tls) => settings.create_pool(Some(Runtime::Tokio1), tls.clone()),
+        None => settings.create_pool(Some(Runtime::Tokio1), NoTls),
+    }
+    .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e))
 }
 
 /// Cancels the connection's running query when dropped armed.
@@ -419,7 +442,7 @@ impl Component for Database {
         Box::pin(async move {
             // After a stop closed it (a group restart): a new pool.
             if self.pool().is_closed() {
-                let fresh = create_pool(&self.settings)?;
+                let fresh = create_pool(&self.settings, self.tls.as_ref())?;
                 *self
                     .pool
                     .write()
