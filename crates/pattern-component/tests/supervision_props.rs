@@ -76,7 +76,11 @@ impl Component for Node {
                     stop.cancelled().await;
                     return Ok(());
                 };
+                // A stop and the run's own end at the same instant count as
+                // the stop (the supervisor asked first): the stop first.
                 tokio::select! {
+                    biased;
+                    () = stop.cancelled() => Ok(()),
                     () = tokio::time::sleep(Duration::from_millis(ms)) => {
                         record.endings.lock().unwrap().push((Instant::now(), !spec.exits));
                         if spec.exits {
@@ -85,7 +89,6 @@ impl Component for Node {
                             Err(Error::new(Kind::Internal, "crashed"))
                         }
                     }
-                    () = stop.cancelled() => Ok(()),
                 }
             }))
         })
@@ -159,6 +162,9 @@ proptest! {
             while Instant::now() < until && running.health().live {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // Endings from the moment the stop is asked are the stop's, not
+            // the supervisor's to count.
+            let stop_asked = Instant::now();
             let summary = if running.health().live { running.stop().await } else { running.stopped().await };
             let escalated = matches!(summary.reason, StopReason::Escalated(_));
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -187,6 +193,7 @@ proptest! {
                             _ => false,
                         })
                         .map(|(at, _)| *at)
+                        .filter(|at| escalated || *at < stop_asked)
                         .collect::<Vec<_>>()
                 })
                 .collect();
