@@ -270,3 +270,46 @@ async fn a_process_that_ignores_its_token_is_aborted_after_the_stop_timeout() {
     tokio::task::yield_now().await;
     assert_eq!(registry.stop("polite").await.unwrap(), StopOutcome::Stopped);
 }
+
+/// A process that fails now and then, less often than its intensity, is
+/// restarted for ever (a lifetime cap gave up after 10 restarts); one that
+/// fails faster gives up; the backoff starts over after a stable run.
+#[tokio::test(start_paused = true)]
+async fn restarts_follow_the_supervisors_windowed_intensity() {
+    let registry = ProcessRegistry::new()
+        .intensity(3, Duration::from_secs(10))
+        .restart_backoff(Duration::from_millis(100), Duration::from_secs(5));
+    // Fails 11 s after each start: never 4 restarts within 10 s.
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = starts.clone();
+    registry.register("sometimes", move |_stop| {
+        seen.lock().unwrap().push(tokio::time::Instant::now());
+        async {
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            Err(Error::new(Kind::Unavailable, "lost"))
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(11 * 15 + 5)).await;
+    let info = registry.get("sometimes").unwrap();
+    assert!(info.restarts >= 14, "{info:?}");
+    assert!(
+        matches!(info.state, ProcessState::Running | ProcessState::Restarting),
+        "{info:?}"
+    );
+    // Each run was stable for longer than the window: every restart waited
+    // the minimum backoff, never a grown one.
+    let starts = starts.lock().unwrap().clone();
+    for pair in starts.windows(2) {
+        assert_eq!(pair[1] - pair[0], Duration::from_millis(11_100));
+    }
+
+    // Fails at once: the fourth failure within 10 s gives up.
+    registry.register("always", |_stop| async {
+        Err(Error::new(Kind::Internal, "broken"))
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let info = registry.get("always").unwrap();
+    assert_eq!(info.state, ProcessState::Failed, "{info:?}");
+    assert_eq!(info.restarts, 3);
+    registry.stop_all().await;
+}

@@ -66,6 +66,10 @@
 //! # }
 //! ```
 
+mod budget;
+
+pub use budget::RestartBudget;
+
 use std::time::Duration;
 
 /// When a component whose task ended is started again.

@@ -2,8 +2,10 @@
 //! and last error; stop or restart them by name; an admin route.
 //!
 //! A process is an async function of a stop token. The registry runs it,
-//! restarts it after a failure or a panic (with exponential backoff, up to
-//! a maximum number of restarts), and records what happened. A process that
+//! restarts it after a failure or a panic within the component
+//! supervisor's budget ([`RestartBudget`]: at most so many restarts within
+//! a sliding window, after a backoff that starts over after a stable run),
+//! and records what happened. A process that
 //! returns `Ok` is done and stays stopped.
 //!
 //! A name runs at most one instance, whatever the interleaving of
@@ -37,6 +39,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pattern_component::supervision::{Intensity, RestartBudget};
 use pattern_error::{Error, Kind};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -63,7 +66,8 @@ pub enum ProcessState {
     Restarting,
     /// Stopped by request, or finished.
     Stopped,
-    /// Failed more often than its restart limit allows.
+    /// Failed more often than its restart intensity allows (so many restarts
+    /// within the window).
     Failed,
 }
 
@@ -107,35 +111,65 @@ struct Entry {
 #[derive(Clone)]
 pub struct ProcessRegistry {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
-    max_restarts: u32,
+    intensity: Intensity,
+    backoff: (Duration, Duration),
     stop_timeout: Duration,
 }
 
 impl ProcessRegistry {
-    /// An empty registry restarting failed processes up to 10 times and
-    /// giving a stopping process 10 s before it is aborted.
+    /// An empty registry restarting a failed process at most 10 times
+    /// within a minute (after a backoff from 100 ms doubling to 30 s,
+    /// starting over after a stable minute), and giving a stopping process
+    /// 10 s before it is aborted.
     pub fn new() -> Self {
         Self {
             entries: Arc::default(),
-            max_restarts: 10,
+            intensity: Intensity {
+                max_restarts: 10,
+                within: Duration::from_secs(60),
+            },
+            backoff: (Duration::from_millis(100), Duration::from_secs(30)),
             stop_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl Default for ProcessRegistry {
-    /// [`ProcessRegistry::new`]: up to 10 restarts, 10 s to stop.
+    /// [`ProcessRegistry::new`]: 10 restarts a minute, 10 s to stop.
     fn default() -> Self {
         Self::new()
     }
 }
 
 impl ProcessRegistry {
-    /// The same registry with another restart limit for processes
-    /// registered from now on.
+    /// The same registry restarting a failed process at most `max` times
+    /// within its window (a minute unless [`intensity`](Self::intensity)
+    /// says otherwise), for processes registered from now on.
     #[must_use]
     pub fn max_restarts(mut self, max: u32) -> Self {
-        self.max_restarts = max;
+        self.intensity.max_restarts = max;
+        self
+    }
+
+    /// The same registry restarting a failed process at most `max` times
+    /// within any `within`, as the component supervisor does (one more and
+    /// the process is `Failed`); a process that fails now and then, less
+    /// often than that, is restarted for ever.
+    #[must_use]
+    pub fn intensity(mut self, max: u32, within: Duration) -> Self {
+        self.intensity = Intensity {
+            max_restarts: max,
+            within,
+        };
+        self
+    }
+
+    /// The same registry waiting from `min` (doubling to `max`) before a
+    /// restart; the backoff starts over after a run with no restart within
+    /// the intensity window.
+    #[must_use]
+    pub fn restart_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
         self
     }
 
@@ -201,11 +235,10 @@ impl ProcessRegistry {
         let previous = previous.or_else(|| entry.driver.take());
         entry.stop = CancellationToken::new();
         entry.info.state = ProcessState::Starting;
-        let (run, stop, registry, max, grace) = (
+        let (run, stop, registry, grace) = (
             entry.run.clone(),
             entry.stop.clone(),
             self.clone(),
-            self.max_restarts,
             self.stop_timeout,
         );
         let name = name.to_owned();
@@ -217,13 +250,15 @@ impl ProcessRegistry {
                 // Stopped before it could start.
                 registry.update(&name, &stop, |info| info.state = ProcessState::Stopped);
             } else {
-                registry.drive(name, run, stop, max).await;
+                registry.drive(name, run, stop).await;
             }
         })));
     }
 
-    async fn drive(&self, name: String, run: Run, stop: CancellationToken, max: u32) {
-        let mut backoff = Duration::from_millis(100);
+    async fn drive(&self, name: String, run: Run, stop: CancellationToken) {
+        // The component supervisor's budget: a sliding window and a
+        // backoff that starts over after a stable run.
+        let mut budget = RestartBudget::new(self.intensity, self.backoff.0, self.backoff.1);
         loop {
             self.update(&name, &stop, |info| {
                 info.state = ProcessState::Running;
@@ -245,29 +280,27 @@ impl ProcessRegistry {
                 self.update(&name, &stop, |info| info.state = ProcessState::Stopped);
                 return;
             }
-            let mut give_up = false;
+            let delay = budget.restart(tokio::time::Instant::now());
             self.update(&name, &stop, |info| {
                 info.last_error = failure.clone();
-                if info.restarts >= max {
-                    info.state = ProcessState::Failed;
-                    give_up = true;
-                } else {
+                if delay.is_some() {
                     info.restarts += 1;
                     info.state = ProcessState::Restarting;
+                } else {
+                    info.state = ProcessState::Failed;
                 }
             });
-            tracing::warn!(process = %name, error = ?failure, give_up, "process failed");
-            if give_up {
+            tracing::warn!(process = %name, error = ?failure, give_up = delay.is_none(), "process failed");
+            let Some(delay) = delay else {
                 return;
-            }
+            };
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(delay) => {}
                 () = stop.cancelled() => {
                     self.update(&name, &stop, |info| info.state = ProcessState::Stopped);
                     return;
                 }
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 
