@@ -75,11 +75,23 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
         .ok_or_else(|| Error::new(Kind::InvalidInput, format!("{what} must be at least 1")))
 }
 
+/// The request span's level: in JSON every event logged while serving a
+/// request carries its `request_id` without a span, so the span (a cost per
+/// request) is made only at DEBUG; text logs keep it at INFO, for their
+/// readers.
+fn request_span_level(config: &Config) -> tracing::Level {
+    match config.log.format {
+        patterns::server::logging::LogFormat::Json => tracing::Level::DEBUG,
+        _ => tracing::Level::INFO,
+    }
+}
+
 /// The management listener's chain: its own small concurrency limit and
 /// timeout, no rate limit.
 pub fn management_middleware(config: &Config) -> ApiStack {
     ApiStack::new()
         .access_log(config.log.access.level())
+        .span_level(request_span_level(config))
         .request_timeout(Duration::from_millis(config.management.request_timeout_ms))
         .concurrency_limit(config.management.concurrency_limit)
 }
@@ -97,6 +109,7 @@ pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
     .allow_burst(non_zero(config.limits.burst, "limits.burst")?);
     let mut stack = ApiStack::new()
         .access_log(config.log.access.level())
+        .span_level(request_span_level(config))
         // Probes and metrics are never shed nor rate limited.
         .exempt_from_admission(["/health/live", "/health/ready", "/metrics"])
         .request_timeout(config.request_timeout())

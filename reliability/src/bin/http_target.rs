@@ -145,6 +145,8 @@ async fn serve_server(listener: tokio::net::TcpListener) {
     let mut config = examples::reference::Config::default();
     config.limits.requests_per_second = 100_000_000;
     config.limits.burst = 100_000_000;
+    // The reference service's settings for JSON logs to a file.
+    config.log.format = LogFormat::Json;
     // HT_ACCESS=off: spans and other logs, no access events.
     if std::env::var("HT_ACCESS").as_deref() == Ok("off") {
         config.log.access = patterns::server::logging::AccessLog::Off;

@@ -21,6 +21,7 @@ pub const ACCESS_TARGET: &str = "pattern_api::access";
 #[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
     access: Option<Level>,
+    span: Level,
 }
 
 impl Default for TraceLayer {
@@ -34,6 +35,7 @@ impl TraceLayer {
     pub fn new() -> Self {
         Self {
             access: Some(Level::INFO),
+            span: Level::INFO,
         }
     }
 
@@ -42,6 +44,15 @@ impl TraceLayer {
     #[must_use]
     pub fn access_log(mut self, level: Option<Level>) -> Self {
         self.access = level;
+        self
+    }
+
+    /// The request span's level (INFO by default): below the filter, no
+    /// span is made, which saves its cost per request; the access events
+    /// carry the request's fields themselves either way.
+    #[must_use]
+    pub fn span_level(mut self, level: Level) -> Self {
+        self.span = level;
         self
     }
 }
@@ -53,6 +64,7 @@ impl<S> Layer<S> for TraceLayer {
         TraceService {
             inner,
             access: self.access,
+            span: self.span,
         }
     }
 }
@@ -62,6 +74,7 @@ impl<S> Layer<S> for TraceLayer {
 pub struct TraceService<S> {
     inner: S,
     access: Option<Level>,
+    span: Level,
 }
 
 impl<S, B> Service<Request<B>> for TraceService<S>
@@ -79,7 +92,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
-        let finished = Finished::begin(&req, id.as_ref(), self.access);
+        let finished = Finished::begin(&req, id.as_ref(), self.access, self.span);
         let future = {
             let _entered = finished.span.enter();
             self.inner.call(req)
@@ -115,28 +128,55 @@ impl Finished {
         req: &Request<B>,
         id: Option<&RequestId>,
         access: Option<Level>,
+        span_level: Level,
     ) -> Self {
+        // A level is part of a span's static metadata: one call site each.
         // Field values are evaluated only when a subscriber wants the span.
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = %req.uri().path(),
-            request_id = id.map_or("", RequestId::as_str),
-        );
-        // No clock read for a span nobody records, nor without access log.
-        let access = access.filter(|_| !span.is_disabled()).map(|level| Access {
-            level,
-            start: Instant::now(),
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            id: id.cloned(),
-        });
+        macro_rules! request_span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = id.map_or("", RequestId::as_str),
+                )
+            };
+        }
+        let span = match span_level {
+            Level::ERROR => request_span!(Level::ERROR),
+            Level::WARN => request_span!(Level::WARN),
+            Level::INFO => request_span!(Level::INFO),
+            Level::DEBUG => request_span!(Level::DEBUG),
+            _ => request_span!(Level::TRACE),
+        };
+        // No clock read without an access event anyone records.
+        let access = access
+            .filter(|level| access_enabled(*level))
+            .map(|level| Access {
+                level,
+                start: Instant::now(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                id: id.cloned(),
+            });
         Self { access, span }
     }
 
     /// The request's span.
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
+    }
+}
+
+/// Whether a subscriber records access events at `level`.
+fn access_enabled(level: Level) -> bool {
+    match level {
+        Level::ERROR => tracing::enabled!(target: ACCESS_TARGET, Level::ERROR),
+        Level::WARN => tracing::enabled!(target: ACCESS_TARGET, Level::WARN),
+        Level::INFO => tracing::enabled!(target: ACCESS_TARGET, Level::INFO),
+        Level::DEBUG => tracing::enabled!(target: ACCESS_TARGET, Level::DEBUG),
+        _ => tracing::enabled!(target: ACCESS_TARGET, Level::TRACE),
     }
 }
 

@@ -105,6 +105,7 @@ pub struct ApiStack {
     request_id: bool,
     trace: bool,
     access_log: Option<tracing::Level>,
+    span_level: tracing::Level,
     metrics: bool,
     problem_json: bool,
     catch_panic: bool,
@@ -133,6 +134,7 @@ impl ApiStack {
             request_id: true,
             trace: true,
             access_log: Some(tracing::Level::INFO),
+            span_level: tracing::Level::INFO,
             metrics: true,
             problem_json: true,
             catch_panic: true,
@@ -268,6 +270,13 @@ impl ApiStack {
         self
     }
 
+    /// The request span's level (INFO by default); see
+    /// [`TraceLayer::span_level`](crate::middleware::TraceLayer::span_level).
+    pub fn span_level(mut self, level: tracing::Level) -> Self {
+        self.span_level = level;
+        self
+    }
+
     /// Switches the tracing span back on.
     pub fn with_trace(mut self) -> Self {
         self.trace = true;
@@ -320,6 +329,7 @@ impl ApiStack {
                 request_id: self.request_id,
                 trace: self.trace,
                 access_log: self.access_log,
+                span_level: self.span_level,
                 metrics: self.metrics.then(MetricsLayer::new),
                 problem_json: self.problem_json,
                 catch_panic: self.catch_panic,

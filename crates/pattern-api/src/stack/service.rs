@@ -32,6 +32,7 @@ pub(crate) struct Chain {
     pub(crate) request_id: bool,
     pub(crate) trace: bool,
     pub(crate) access_log: Option<tracing::Level>,
+    pub(crate) span_level: tracing::Level,
     pub(crate) metrics: Option<MetricsLayer>,
     pub(crate) problem_json: bool,
     pub(crate) catch_panic: bool,
@@ -101,7 +102,7 @@ where
         };
         let trace = chain
             .trace
-            .then(|| Finished::begin(&req, id.as_ref(), chain.access_log));
+            .then(|| Finished::begin(&req, id.as_ref(), chain.access_log, chain.span_level));
         // One clock read: the metrics' start is the deadline's.
         let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
         let record = chain

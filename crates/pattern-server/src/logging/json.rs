@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pattern_api::middleware::ACCESS_TARGET;
+use pattern_api::request_id::RequestId;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -17,8 +18,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
-/// `span` with the fields of the span it happened in (its `name` first).
-/// Access events carry the request's fields themselves and have no `span`.
+/// `span` with the fields of the span it happened in (its `name` first);
+/// outside any span, while serving a request, its `request_id`. Access
+/// events carry the request's fields themselves and have no `span`.
 pub(super) struct JsonLayer<W> {
     writer: W,
 }
@@ -73,13 +75,24 @@ where
             line.push_str("\",\"target\":");
             write_str(line, meta.target());
             event.record(&mut Fields(line));
-            if meta.target() != ACCESS_TARGET
-                && let Some(span) = ctx.event_span(event)
-                && let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
-            {
-                line.push_str(",\"span\":{");
-                line.push_str(fields);
-                line.push('}');
+            if meta.target() != ACCESS_TARGET {
+                match ctx.event_span(event) {
+                    Some(span) => {
+                        if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
+                            line.push_str(",\"span\":{");
+                            line.push_str(fields);
+                            line.push('}');
+                        }
+                    }
+                    // No span (request spans below the filter): the request
+                    // this task serves still names itself.
+                    None => {
+                        if let Some(id) = RequestId::current() {
+                            line.push_str(",\"request_id\":");
+                            write_str(line, id.as_str());
+                        }
+                    }
+                }
             }
             line.push_str("}\n");
             let _ = self.writer.make_writer().write_all(line.as_bytes());
@@ -329,6 +342,63 @@ mod tests {
         );
         assert!(access.get("span").is_none(), "{access}");
         assert!(access["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// With the request span below the filter, an event logged while
+    /// serving a request still carries the request's id; the access line
+    /// carries method, path, id and status.
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_without_a_span_name_their_request() {
+        use axum::routing::get;
+        use pattern_api::stack::ApiStack;
+        use pattern_api::testing::TestClient;
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(
+            super::JsonLayer::new(capture.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app =
+            ApiStack::new()
+                .span_level(tracing::Level::DEBUG)
+                .apply(axum::Router::new().route(
+                    "/work",
+                    get(|| async {
+                        tracing::info!("inside the handler");
+                        "done"
+                    }),
+                ));
+        let mut req = http::Request::get("/work")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.headers_mut()
+            .insert("x-request-id", "rid-42".parse().unwrap());
+        TestClient::new(app).request(req).await.assert_status(200);
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let inside = lines
+            .iter()
+            .find(|l| l["message"] == "inside the handler")
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(inside["request_id"], "rid-42", "{inside}");
+        assert!(
+            inside.get("span").is_none(),
+            "no span at DEBUG under an INFO filter: {inside}"
+        );
+        let access = lines
+            .iter()
+            .find(|l| l["message"] == "request finished")
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            (access["request_id"].as_str(), access["status"].as_u64()),
+            (Some("rid-42"), Some(200))
+        );
     }
 
     #[test]
