@@ -769,3 +769,32 @@ async fn tls_follows_sslmode() {
         Kind::InvalidInput
     );
 }
+
+/// An abandoned transaction's connection leaves the pool: its cancel,
+/// arriving after, can reach no other request's query on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_connection_is_not_reused() {
+    let Some(url) = database_url() else { return };
+    let db = Database::new(&config(url, 1)).unwrap();
+    let pid = |db: Database| async move {
+        let connection = db.get().await.unwrap();
+        connection
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0)
+    };
+    let first = pid(db.clone()).await;
+    assert_eq!(pid(db.clone()).await, first, "one connection, reused");
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        db.transaction(|tx| sleeping(tx, "reuse-q")),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    assert_ne!(
+        pid(db.clone()).await,
+        first,
+        "the abandoned connection was not handed out again"
+    );
+}

@@ -322,7 +322,7 @@ impl Connection {
                 return;
             }
         };
-        let handed_off = Arc::new(AtomicBool::new(false));
+        let handed_off = self.activity.handed_off.clone();
         let io = TokioIo::new(Tracked::new(
             Rewind::new(prefix, stream),
             self.cut.clone(),
@@ -389,6 +389,9 @@ impl Connection {
 struct Activity {
     /// Whether the server is stopping (shared by every connection).
     stopping: Arc<AtomicBool>,
+    /// Set when the connection is upgraded (its 101 sent): the socket's
+    /// reads and writes watch the drain's cut from then on.
+    handed_off: Arc<AtomicBool>,
     in_flight: AtomicUsize,
     /// Nanoseconds from `since` to the last request's end (or the start).
     last: AtomicU64,
@@ -399,6 +402,7 @@ impl Activity {
     fn new(stopping: Arc<AtomicBool>) -> Self {
         Self {
             stopping,
+            handed_off: Arc::new(AtomicBool::new(false)),
             in_flight: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             since: tokio::time::Instant::now(),
@@ -558,6 +562,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
+        // A 101 hands the socket over: from now on it watches the cut (set
+        // before hyper passes it to the handler, so no read can miss it).
+        if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+            this.in_flight.0.handed_off.store(true, Ordering::Relaxed);
+        }
         // A 101 keeps its `connection: upgrade`: the socket is handed over.
         if *this.http1
             && this.in_flight.0.stopping.load(Ordering::Acquire)

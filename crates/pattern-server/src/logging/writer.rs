@@ -114,7 +114,8 @@ impl Write for Sink {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &self.shared;
         let mut buffer = shared.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-        if buffer.len() + line.len() > shared.capacity {
+        // Full, or the writer has stopped: dropped, and counted.
+        if buffer.len() + line.len() > shared.capacity || shared.closed.load(Ordering::Acquire) {
             drop(buffer);
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(line.len());
@@ -144,7 +145,16 @@ impl<'a> MakeWriter<'a> for Sink {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
+        {
+            // Under the lock: the writer is either before its check (and
+            // sees it) or waiting (and is woken); never in between.
+            let _buffer = self
+                .shared
+                .buffer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.shared.closed.store(true, Ordering::Release);
+        }
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

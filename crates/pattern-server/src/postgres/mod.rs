@@ -307,11 +307,18 @@ impl Database {
         let mut delay = Duration::from_millis(10);
         let mut attempt = 1;
         loop {
-            let mut connection = self.get().await?;
             // Dropped midway (the request gave up): the server stops the
-            // query too, instead of running it for nobody.
-            let cancel = CancelOnDrop(Some(connection.cancel_token()));
+            // query too, instead of running it for nobody; the connection
+            // then leaves the pool, so the cancel can reach no one else's
+            // query.
+            let mut abandon = Abandon {
+                connection: Some(self.get().await?),
+                tls: self.tls.clone(),
+            };
             let result = async {
+                let connection = abandon.connection.as_mut().ok_or_else(|| {
+                    Error::new(Kind::Internal, "the connection of a transaction is gone")
+                })?;
                 let tx = connection
                     .build_transaction()
                     .isolation_level(tokio_postgres::IsolationLevel::Serializable)
@@ -337,7 +344,8 @@ impl Database {
                 Ok::<T, Error>(value)
             }
             .await;
-            cancel.disarm();
+            // Finished (committed or failed): back to the pool as usual.
+            drop(abandon.connection.take());
             match result {
                 Err(err) if attempt < ATTEMPTS && is_serialization_failure(&err) => {
                     tracing::debug!(attempt, error = %err.report(), "transaction conflict; retrying");
@@ -363,24 +371,38 @@ fn create_pool(
     .map_err(|e| Error::with_source(Kind::InvalidInput, "invalid PostgreSQL settings", e))
 }
 
-/// Cancels the connection's running query when dropped armed.
-struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
-
-impl CancelOnDrop {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
+/// A transaction's connection, for as long as the transaction runs: if it
+/// is dropped with the connection still in it (the future was abandoned),
+/// the connection leaves the pool and its running query is cancelled (over
+/// TLS when the pool uses it) before it closes.
+struct Abandon {
+    connection: Option<Object>,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
-impl Drop for CancelOnDrop {
+impl Drop for Abandon {
     fn drop(&mut self) {
-        if let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move {
-                if let Err(err) = token.cancel_query(NoTls).await {
-                    tracing::debug!(%err, "cancelling an abandoned query failed");
-                }
-            });
-        }
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        let token = connection.cancel_token();
+        // Out of the pool: nobody else will run a query on it.
+        let client = Object::take(connection);
+        let tls = self.tls.take();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let cancelled = match tls {
+                Some(tls) => token.cancel_query(tls).await,
+                None => token.cancel_query(NoTls).await,
+            };
+            if let Err(err) = cancelled {
+                tracing::debug!(%err, "cancelling an abandoned query failed");
+            }
+            // Closes the connection once the cancel is through.
+            drop(client);
+        });
     }
 }
 

@@ -27,38 +27,52 @@ pub(super) enum SslMode {
 
 /// A URL without its `sslmode` and `sslrootcert` (tokio-postgres knows
 /// neither `verify-ca` nor `verify-full`), and what they said.
+/// Works on URLs (`postgres://…?sslmode=…`) and on key=value strings
+/// (`host=db sslmode=require`; values without spaces).
 pub(super) fn split_url(url: &str) -> Result<(String, SslMode, Option<PathBuf>), Error> {
-    let bad = |what: String| Error::new(Kind::InvalidInput, what);
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, query),
-        None => (url, ""),
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let (base, pairs, separator): (&str, Vec<&str>, &str) = if is_url {
+        match url.split_once('?') {
+            Some((base, query)) => (base, query.split('&').collect(), "&"),
+            None => (url, Vec::new(), "&"),
+        }
+    } else {
+        ("", url.split_whitespace().collect(), " ")
     };
     let mut mode = SslMode::Prefer;
     let mut root = None;
     let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
+    for pair in pairs.into_iter().filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "sslmode" => {
-                mode = match value {
-                    "disable" => SslMode::Disable,
-                    "allow" | "prefer" => SslMode::Prefer,
-                    "require" => SslMode::Require,
-                    "verify-ca" => SslMode::VerifyCa,
-                    "verify-full" => SslMode::VerifyFull,
-                    other => return Err(bad(format!("unknown sslmode `{other}`"))),
-                }
-            }
-            "sslrootcert" => root = Some(PathBuf::from(percent_decode(value))),
+        match key.trim() {
+            "sslmode" => mode = parse_mode(value.trim())?,
+            "sslrootcert" if is_url => root = Some(PathBuf::from(percent_decode(value))),
+            "sslrootcert" => root = Some(PathBuf::from(value.trim())),
             _ => kept.push(pair),
         }
     }
-    let url = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
+    let url = match (is_url, kept.is_empty()) {
+        (true, true) => base.to_owned(),
+        (true, false) => format!("{base}?{}", kept.join(separator)),
+        (false, _) => kept.join(separator),
     };
     Ok((url, mode, root))
+}
+
+fn parse_mode(text: &str) -> Result<SslMode, Error> {
+    Ok(match text {
+        "disable" => SslMode::Disable,
+        "allow" | "prefer" => SslMode::Prefer,
+        "require" => SslMode::Require,
+        "verify-ca" => SslMode::VerifyCa,
+        "verify-full" => SslMode::VerifyFull,
+        other => {
+            return Err(Error::new(
+                Kind::InvalidInput,
+                format!("unknown sslmode `{other}`"),
+            ));
+        }
+    })
 }
 
 /// `%XX` escapes decoded (paths in URLs).
@@ -269,5 +283,14 @@ mod tests {
             );
         }
         assert!(split_url("postgres://h/db?sslmode=sometimes").is_err());
+        // key=value strings too: a required TLS is not silently preferred.
+        let (rest, mode, root) =
+            split_url("host=db user=app sslmode=require sslrootcert=/ca.pem").unwrap();
+        assert_eq!(
+            (rest.as_str(), mode),
+            ("host=db user=app", SslMode::Require)
+        );
+        assert_eq!(root.unwrap().to_str(), Some("/ca.pem"));
+        assert_eq!(split_url("host=db").unwrap().1, SslMode::Prefer);
     }
 }

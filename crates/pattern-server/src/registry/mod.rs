@@ -118,7 +118,8 @@ pub struct ProcessRegistry {
 
 impl ProcessRegistry {
     /// An empty registry restarting a failed process at most 10 times
-    /// within a minute (after a backoff from 100 ms doubling to 30 s,
+    /// within a minute (after a backoff from 100 ms doubling to 5 s, so a
+    /// process failing at once reaches the limit in about half a minute;
     /// starting over after a stable minute), and giving a stopping process
     /// 10 s before it is aborted.
     pub fn new() -> Self {
@@ -128,7 +129,7 @@ impl ProcessRegistry {
                 max_restarts: 10,
                 within: Duration::from_secs(60),
             },
-            backoff: (Duration::from_millis(100), Duration::from_secs(30)),
+            backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             stop_timeout: Duration::from_secs(10),
         }
     }
@@ -207,32 +208,37 @@ impl ProcessRegistry {
             driver: None,
         };
         let mut entries = self.lock();
-        let previous = match entries.get_mut(&name) {
-            // The instance running under this name goes first.
+        match entries.get_mut(&name) {
+            // The instance running under this name goes first: the new one
+            // chains after whatever driver holds the name when it launches.
             Some(old) => {
                 old.run = entry.run;
                 old.info = entry.info;
-                old.driver.take()
             }
             None => {
                 entries.insert(name.clone(), entry);
-                None
             }
-        };
-        drop(entries);
-        self.launch(&name, previous);
+        }
+        self.launch_locked(&mut entries, &name);
     }
 
-    /// Starts a new instance of `name` with a fresh stop token, once
-    /// `previous` (if any) has ended: it is asked to stop and aborted after
-    /// the stop timeout. Dropping the new driver aborts both.
-    fn launch(&self, name: &str, previous: Option<AbortOnDropHandle<()>>) {
+    /// Starts a new instance of `name` with a fresh stop token, once the
+    /// one before it (if any) has ended: it is asked to stop and aborted
+    /// after the stop timeout. Dropping the new driver aborts both.
+    fn launch(&self, name: &str) {
         let mut entries = self.lock();
+        self.launch_locked(&mut entries, name);
+    }
+
+    /// [`launch`](Self::launch) with the registry already locked: taking
+    /// the driver before and putting the new one happen in one critical
+    /// section, so every instance chains after the one before it.
+    fn launch_locked(&self, entries: &mut BTreeMap<String, Entry>, name: &str) {
         let Some(entry) = entries.get_mut(name) else {
             return;
         };
         entry.stop.cancel();
-        let previous = previous.or_else(|| entry.driver.take());
+        let previous = entry.driver.take();
         entry.stop = CancellationToken::new();
         entry.info.state = ProcessState::Starting;
         let (run, stop, registry, grace) = (
@@ -371,7 +377,7 @@ impl ProcessRegistry {
                 format!("no process named {name:?}"),
             ));
         }
-        self.launch(name, None);
+        self.launch(name);
         Ok(())
     }
 
