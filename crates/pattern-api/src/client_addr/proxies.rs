@@ -149,30 +149,83 @@ impl TrustedProxies {
         };
         headers.get_all(name).iter().rev().flat_map(move |value| {
             let text = value.to_str().ok();
-            // A value that is not text is one bad entry.
-            let entries: Box<dyn Iterator<Item = &str>> = match text {
-                Some(text) => Box::new(text.rsplit(',')),
-                None => Box::new(std::iter::once("")),
+            // A value that is not text, or a `Forwarded` value whose quotes
+            // do not balance, is one bad entry.
+            let entries: Vec<Option<IpAddr>> = match (text, header) {
+                (None, _) => vec![None],
+                (Some(text), ForwardedHeader::XForwardedFor) => {
+                    text.rsplit(',').map(parse_node).collect()
+                }
+                (Some(text), ForwardedHeader::Forwarded) => match forwarded_elements(text) {
+                    Some(elements) => elements
+                        .iter()
+                        .rev()
+                        .map(|pairs| forwarded_for(pairs))
+                        .collect(),
+                    None => vec![None],
+                },
             };
-            entries.map(move |entry| match header {
-                ForwardedHeader::XForwardedFor => parse_node(entry),
-                ForwardedHeader::Forwarded => forwarded_for(entry),
-            })
+            entries
         })
     }
+}
+
+/// A `Forwarded` value as elements of `(name, value)` pairs, quoted
+/// strings unquoted (RFC 7239 over RFC 9110's quoted-string: a comma or a
+/// semicolon inside quotes is data, `\` escapes); `None` when a quote is
+/// left open.
+fn forwarded_elements(text: &str) -> Option<Vec<Vec<(String, String)>>> {
+    let mut elements = vec![Vec::new()];
+    let (mut name, mut value) = (String::new(), String::new());
+    let (mut in_value, mut quoted) = (false, false);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' => quoted = false,
+                '\\' => value.push(chars.next()?),
+                c => value.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if in_value => quoted = true,
+            '=' if !in_value => in_value = true,
+            ';' | ',' => {
+                let pairs = elements.last_mut()?;
+                if !name.trim().is_empty() {
+                    pairs.push((name.trim().to_owned(), value.trim().to_owned()));
+                }
+                name.clear();
+                value.clear();
+                in_value = false;
+                if c == ',' {
+                    elements.push(Vec::new());
+                }
+            }
+            c if in_value => value.push(c),
+            c => name.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if !name.trim().is_empty() {
+        elements
+            .last_mut()?
+            .push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    Some(elements)
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The `for=` node of one `Forwarded` element (`for=192.0.2.60;proto=http`).
-fn forwarded_for(element: &str) -> Option<IpAddr> {
-    element.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("for")
-            .then(|| parse_node(value.trim().trim_matches('"')))
-            .flatten()
-    })
+fn forwarded_for(pairs: &[(String, String)]) -> Option<IpAddr> {
+    pairs
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("for"))
+        .and_then(|(_, value)| parse_node(value))
 }
 
 /// An address as proxies write it: `192.0.2.60`, `192.0.2.60:4711`,
@@ -341,6 +394,37 @@ mod tests {
         // X-Forwarded-For is not read when Forwarded is the header.
         let xff = headers("x-forwarded-for", &["203.0.113.9"]);
         assert_eq!(proxies.client(peer("10.0.0.1"), &xff), ip("10.0.0.1"));
+    }
+
+    /// A comma or semicolon inside a quoted value is data, not a new
+    /// element: a client-chosen `host` cannot smuggle a `for=`.
+    #[test]
+    fn forwarded_quoted_strings_cannot_smuggle_an_address() {
+        let proxies = TrustedProxies::networks(["10.0.0.0/8"])
+            .unwrap()
+            .header(ForwardedHeader::Forwarded);
+        let smuggled = headers("forwarded", &[r#"for=198.51.100.7;host="a,for=9.9.9.9""#]);
+        assert_eq!(
+            proxies.client(peer("10.0.0.1"), &smuggled),
+            ip("198.51.100.7")
+        );
+        let semicolon = headers("forwarded", &[r#"for=198.51.100.7;host="x;for=9.9.9.9""#]);
+        assert_eq!(
+            proxies.client(peer("10.0.0.1"), &semicolon),
+            ip("198.51.100.7")
+        );
+        let escaped = headers(
+            "forwarded",
+            &[r#"for="[2001:db8::1]:80";host="q\"uote,for=9.9.9.9""#],
+        );
+        assert_eq!(
+            proxies.client(peer("10.0.0.1"), &escaped),
+            ip("2001:db8::1")
+        );
+        // An open quote: the whole value is one bad entry; the walk stops
+        // at the proxy.
+        let open = headers("forwarded", &[r#"for=198.51.100.7;host="a, for=9.9.9.9"#]);
+        assert_eq!(proxies.client(peer("10.0.0.1"), &open), ip("10.0.0.1"));
     }
 
     #[test]
