@@ -18,8 +18,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
-/// `span` with the fields of the span it happened in (its `name` first);
-/// outside any span, while serving a request, its `request_id`. Access
+/// `span` with the fields of the innermost span it happened in (its `name`
+/// first), and, while serving a request whose span that is not, the
+/// request's `request_id`. Access
 /// events carry the request's fields themselves and have no `span`.
 pub(super) struct JsonLayer<W> {
     writer: W,
@@ -76,22 +77,21 @@ where
             write_str(line, meta.target());
             event.record(&mut Fields(line));
             if meta.target() != ACCESS_TARGET {
-                match ctx.event_span(event) {
-                    Some(span) => {
-                        if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                            line.push_str(",\"span\":{");
-                            line.push_str(fields);
-                            line.push('}');
-                        }
-                    }
-                    // No span (request spans below the filter): the request
-                    // this task serves still names itself.
-                    None => {
-                        if let Some(id) = RequestId::current() {
-                            line.push_str(",\"request_id\":");
-                            write_str(line, id.as_str());
-                        }
-                    }
+                let mut named = false;
+                if let Some(span) = ctx.event_span(event)
+                    && let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
+                {
+                    line.push_str(",\"span\":{");
+                    line.push_str(fields);
+                    line.push('}');
+                    named = fields.contains("\"request_id\":");
+                }
+                // No request span (below the filter, or an inner span of
+                // the handler's): the request this task serves still names
+                // itself.
+                if !named && let Some(id) = RequestId::current() {
+                    line.push_str(",\"request_id\":");
+                    write_str(line, id.as_str());
                 }
             }
             line.push_str("}\n");

@@ -212,6 +212,13 @@ impl Database {
                 )
                 .with_retry_after(Duration::from_secs(1)))
             }
+            // Closed by this component's stop: not an outage.
+            Err(err @ deadpool_postgres::PoolError::Closed) => {
+                Err(
+                    Error::with_source(Kind::Unavailable, "the database component is stopped", err)
+                        .with_retry_after(Duration::from_secs(1)),
+                )
+            }
             Err(err) => {
                 self.mark_failing(err.to_string());
                 Err(Error::with_source(
@@ -287,9 +294,10 @@ impl Database {
     /// PostgreSQL aborts it for a serialization failure (SQLSTATE 40001) or
     /// a deadlock (40P01). Any other error rolls back and is returned.
     ///
-    /// Inside a request with a deadline (pattern-api's stack), every
-    /// statement is bounded by what is left of it (`SET LOCAL
-    /// statement_timeout`; [`Kind::Timeout`] when it runs out), and a
+    /// Inside a request with a deadline (pattern-api's stack), each
+    /// statement may take at most what was left of it when the transaction
+    /// began (`SET LOCAL statement_timeout`; [`Kind::Timeout`] when it runs
+    /// out), and a
     /// transaction dropped midway (the request timed out or its client
     /// left) has its running query cancelled on the server.
     ///
