@@ -89,9 +89,9 @@ where
     /// Reads environment variables starting with `prefix` (e.g. `"APP_"`),
     /// `__` separating nested keys. A variable whose name ends in `_FILE`
     /// (`APP_DATABASE__PASSWORD_FILE=/run/secrets/db`) names a file whose
-    /// content is the value (one trailing line break dropped), as Docker
-    /// and Kubernetes pass secrets; a field whose own name ends in `_file`
-    /// is therefore not settable from the environment.
+    /// content is the value, as text (one trailing line break dropped), as
+    /// Docker and Kubernetes pass secrets; a field whose own name ends in
+    /// `_file` is therefore not settable from the environment.
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
         self
@@ -298,12 +298,10 @@ impl figment::Provider for FileVariable {
     fn data(
         &self,
     ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
-        // `a.b.c = value`, nested; the content read as an environment
-        // variable's value would be (`9443` a number, `true` a boolean).
-        let mut value = self
-            .value
-            .parse::<Value>()
-            .unwrap_or_else(|_| Value::from(self.value.clone()));
+        // `a.b.c = value`, nested; the content is text, as a secret is
+        // (read as an environment value, `123456` became a number: a
+        // string field then failed, its error showing the secret).
+        let mut value = Value::from(self.value.clone());
         for segment in self.key.rsplit('.') {
             let mut dict = figment::value::Dict::new();
             dict.insert(segment.to_owned(), value);
