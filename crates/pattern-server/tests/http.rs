@@ -7,6 +7,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use pattern_component::lifecycle::{RunningSystem, System};
+
+mod serving;
 use pattern_server::http::{HttpServer, OnLimit, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,16 +34,7 @@ fn router() -> Router {
 }
 
 async fn start(config: ServerConfig) -> (Arc<HttpServer>, RunningSystem, std::net::SocketAddr) {
-    let server = Arc::new(HttpServer::new("http", config, router()));
-    let running = System::builder()
-        .component_shared(server.clone(), Default::default())
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let addr = running.addr("http", "http").unwrap();
-    (server, running, addr)
+    serving::start(config, router()).await
 }
 
 fn config() -> ServerConfig {
@@ -62,22 +55,6 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     Ok(response)
-}
-
-/// Reads `stream` until the server closes it, which must be after the
-/// 300 ms header read timeout the tests set (counted from `started`) and
-/// well within 3 s; returns what it read.
-async fn closed_after_the_header_timeout(stream: &mut TcpStream, started: Instant) -> Vec<u8> {
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .expect("closed in time");
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
-        "{waited:?}"
-    );
-    rest
 }
 
 #[tokio::test]
@@ -167,7 +144,7 @@ async fn a_slow_header_writer_is_closed_while_others_are_served() {
     let started = Instant::now();
     // Others are served meanwhile.
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
-    let rest = closed_after_the_header_timeout(&mut slow, started).await;
+    let rest = serving::closed_after_the_header_timeout(&mut slow, started).await;
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
     running.stop().await;
 }
@@ -184,7 +161,7 @@ async fn a_silent_client_is_closed_after_the_header_timeout() {
     .await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
-    closed_after_the_header_timeout(&mut silent, started).await;
+    serving::closed_after_the_header_timeout(&mut silent, started).await;
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
     running.stop().await;
 }
@@ -314,7 +291,7 @@ async fn a_stalled_http2_preface_is_closed_after_the_header_timeout() {
         let mut stalled = TcpStream::connect(addr).await.unwrap();
         stalled.write_all(partial).await.unwrap();
         let started = Instant::now();
-        closed_after_the_header_timeout(&mut stalled, started).await;
+        serving::closed_after_the_header_timeout(&mut stalled, started).await;
     }
     assert_eq!(fetch_h2(addr, "/").await.unwrap().0, 200);
     running.stop().await;
@@ -356,7 +333,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let started = Instant::now();
-    closed_after_the_header_timeout(&mut stream, started).await;
+    serving::closed_after_the_header_timeout(&mut stream, started).await;
     running.stop().await;
 }
 

@@ -11,7 +11,9 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use hyper_util::rt::TokioIo;
-use pattern_component::lifecycle::{RunningSystem, System};
+use pattern_component::lifecycle::RunningSystem;
+
+mod serving;
 use pattern_server::http::{Draining, HttpServer, OnLimit, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -66,16 +68,7 @@ async fn start(
     config: ServerConfig,
     polite: bool,
 ) -> (Arc<HttpServer>, RunningSystem, std::net::SocketAddr) {
-    let server = Arc::new(HttpServer::new("http", config, router(polite)));
-    let running = System::builder()
-        .component_shared(server.clone(), Default::default())
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let addr = running.addr("http", "http").unwrap();
-    (server, running, addr)
+    serving::start(config, router(polite)).await
 }
 
 fn config() -> ServerConfig {

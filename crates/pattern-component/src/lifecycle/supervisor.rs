@@ -382,17 +382,7 @@ impl Supervisor {
             self.shared.set_state(j, ComponentState::Restarting);
         }
         let (min, max) = self.plan.backoff;
-        let delay = self.slots[i]
-            .backoff
-            .get_or_insert_with(|| {
-                ExponentialBuilder::new()
-                    .with_min_delay(min)
-                    .with_max_delay(max)
-                    .without_max_times()
-                    .build()
-            })
-            .next()
-            .unwrap_or(max);
+        let delay = crate::supervision::next_delay(&mut self.slots[i].backoff, min, max);
         tracing::info!(component = %name, ?delay, "restarting after backoff");
         let (tx, shutdown, generation) = (
             self.tx.clone(),

@@ -61,19 +61,7 @@ impl RestartBudget {
             return None;
         }
         self.restarts.push_back(now);
-        let (min, max) = (self.min, self.max);
-        let delay = self
-            .backoff
-            .get_or_insert_with(|| {
-                ExponentialBuilder::new()
-                    .with_min_delay(min)
-                    .with_max_delay(max)
-                    .without_max_times()
-                    .build()
-            })
-            .next()
-            .unwrap_or(max);
-        Some(delay)
+        Some(next_delay(&mut self.backoff, self.min, self.max))
     }
 
     /// Restarts within the window ending at `now`.
@@ -92,6 +80,25 @@ impl RestartBudget {
             self.restarts.pop_front();
         }
     }
+}
+
+/// The next delay of `backoff` (from `min` doubling to `max`), started on
+/// first use: the one backoff of every restart loop.
+pub(crate) fn next_delay(
+    backoff: &mut Option<ExponentialBackoff>,
+    min: Duration,
+    max: Duration,
+) -> Duration {
+    backoff
+        .get_or_insert_with(|| {
+            ExponentialBuilder::new()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .without_max_times()
+                .build()
+        })
+        .next()
+        .unwrap_or(max)
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@
 mod budget;
 
 pub use budget::RestartBudget;
+pub(crate) use budget::next_delay;
 
 use std::time::Duration;
 

@@ -230,6 +230,31 @@ impl Protocols {
     }
 }
 
+/// What serves a connection's requests (the router, wrapped).
+trait HttpService:
+    hyper::service::Service<
+        axum::http::Request<hyper::body::Incoming>,
+        Response = axum::response::Response,
+        Future: Send + 'static,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: hyper::service::Service<
+            axum::http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Future: Send + 'static,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// One accepted connection, until it ends.
 struct Connection {
     peer: SocketAddr,
@@ -247,14 +272,7 @@ impl Connection {
     async fn serve<S, H>(self, stream: TcpStream, service: S, holds: H)
     where
         H: Send + Unpin + 'static,
-        S: hyper::service::Service<
-                axum::http::Request<hyper::body::Incoming>,
-                Response = axum::response::Response,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService,
     {
         // The TLS handshake and the protocol's first bytes share one
         // deadline: no protocol timer runs before them.
@@ -291,14 +309,7 @@ impl Connection {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         H: Send + Unpin + 'static,
-        S: hyper::service::Service<
-                axum::http::Request<hyper::body::Incoming>,
-                Response = axum::response::Response,
-            > + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService,
     {
         let peer = self.peer;
         // Until its first bytes tell the protocol, no protocol timer runs:
