@@ -313,3 +313,43 @@ async fn restarts_follow_the_supervisors_windowed_intensity() {
     assert_eq!(info.restarts, 3);
     registry.stop_all().await;
 }
+
+/// Stop timeouts at their extremes: zero aborts at once (even a polite
+/// process may be aborted, never left running), `Duration::MAX` waits for a
+/// polite one without overflowing.
+#[tokio::test(start_paused = true)]
+async fn stop_timeouts_of_zero_and_max() {
+    use pattern_server::registry::StopOutcome;
+
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let registry = ProcessRegistry::new().stop_timeout(timeout);
+        let instances = Instances::default();
+        let counting = instances.clone();
+        registry.register("polite", move |stop| {
+            let alive = counting.enter();
+            async move {
+                let _alive = alive;
+                stop.cancelled().await;
+                Ok(())
+            }
+        });
+        tokio::task::yield_now().await;
+        let outcome = registry.stop("polite").await.unwrap();
+        if timeout == Duration::MAX {
+            assert_eq!(outcome, StopOutcome::Stopped);
+        } else {
+            assert!(
+                matches!(outcome, StopOutcome::Stopped | StopOutcome::Aborted),
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(instances.alive.load(Ordering::SeqCst), 0, "{timeout:?}");
+        // Restarted after the stop, twice at once: one instance.
+        registry.restart("polite").await.unwrap();
+        registry.restart("polite").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(instances.alive.load(Ordering::SeqCst), 1, "{timeout:?}");
+        registry.stop_all().await;
+        assert_eq!(instances.alive.load(Ordering::SeqCst), 0, "{timeout:?}");
+    }
+}

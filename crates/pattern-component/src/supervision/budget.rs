@@ -141,6 +141,37 @@ mod tests {
     }
 
     #[test]
+    fn windows_and_delays_at_their_extremes() {
+        let now = Instant::now();
+        // A zero window forgets each restart at once: never gives up.
+        let mut zero = RestartBudget::new(
+            Intensity {
+                max_restarts: 1,
+                within: Duration::ZERO,
+            },
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        for step in 0..5 {
+            assert_eq!(
+                zero.restart(now + Duration::from_nanos(step + 1)),
+                Some(Duration::ZERO)
+            );
+        }
+        // A window of Duration::MAX never forgets.
+        let mut never = RestartBudget::new(
+            Intensity {
+                max_restarts: 1,
+                within: Duration::MAX,
+            },
+            Duration::from_millis(1),
+            Duration::MAX,
+        );
+        assert!(never.restart(now).is_some());
+        assert_eq!(never.restart(now + Duration::from_secs(1_000_000)), None);
+    }
+
+    #[test]
     fn zero_restarts_gives_up_at_once_and_the_maximum_caps_the_delay() {
         assert_eq!(budget(0, 10).restart(Instant::now()), None);
         let mut many = budget(u32::MAX, 1);

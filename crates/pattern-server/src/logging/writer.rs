@@ -222,6 +222,20 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_the_buffer_is_dropped_and_the_rest_written() {
+        let out = Out::default();
+        let (mut sink, worker) = spawn(Box::new(out.clone()), 16).unwrap();
+        sink.write_all(&[b'x'; 17]).unwrap();
+        sink.write_all(b"short\n").unwrap();
+        drop(worker);
+        assert_eq!(sink.dropped(), 1);
+        assert_eq!(out.0.lock().unwrap().as_slice(), b"short\n");
+        // After the writer stopped: dropped and counted, never blocks.
+        sink.write_all(b"late\n").unwrap();
+        assert_eq!(sink.dropped(), 2);
+    }
+
+    #[test]
     fn a_full_buffer_drops_and_counts_lines_never_blocks() {
         /// A destination that never finishes a write until told.
         struct Stuck(Arc<(Mutex<bool>, std::sync::Condvar)>);
