@@ -58,6 +58,7 @@ mod summary;
 mod supervisor;
 mod system;
 
+pub(crate) use supervisor::panic_message;
 pub use signal::shutdown_signal;
 pub use summary::{StopOutcome, StopReason, StopRecord, StopSummary};
 pub use system::{

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use pattern_error::Error;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -16,9 +15,7 @@ use super::summary::{StopOutcome, StopReason, StopRecord, StopSummary};
 use super::system::{ComponentState, Plan, Shared, start_error};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
-use crate::supervision::{Restart, Strategy};
-
-type Backoff = <ExponentialBuilder as BackoffBuilder>::Backoff;
+use crate::supervision::{Restart, RestartBudget, Strategy};
 
 /// How a component's task ended.
 #[derive(Debug)]
@@ -49,7 +46,6 @@ struct Slot {
     stop: Option<CancellationToken>,
     /// The task, if the component has one and it runs.
     task: Option<AbortHandle>,
-    backoff: Option<Backoff>,
     /// Addresses bound at the first start, bound again on restarts.
     bound_at: Vec<PortSpec>,
 }
@@ -63,7 +59,8 @@ pub(crate) struct Supervisor {
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
     pending: VecDeque<Event>,
-    restarts: VecDeque<Instant>,
+    /// The system's restarts within the intensity window, and the backoff.
+    budget: RestartBudget,
 }
 
 impl Supervisor {
@@ -79,6 +76,7 @@ impl Supervisor {
         let (tx, rx) = mpsc::channel(4 * n + 8);
         Self {
             slots: (0..n).map(|_| Slot::default()).collect(),
+            budget: RestartBudget::new(plan.intensity, plan.backoff.0, plan.backoff.1),
             plan,
             shared,
             ports,
@@ -86,7 +84,6 @@ impl Supervisor {
             tx,
             rx,
             pending: VecDeque::new(),
-            restarts: VecDeque::new(),
         }
     }
 
@@ -332,24 +329,11 @@ impl Supervisor {
 
         // Intensity: too many restarts in the window and we give up.
         let now = Instant::now();
-        let within = self.plan.intensity.within;
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > within)
-        {
-            self.restarts.pop_front();
-        }
-        if self.restarts.is_empty() {
-            for slot in &mut self.slots {
-                slot.backoff = None;
-            }
-        }
-        if self.restarts.len() >= self.plan.intensity.max_restarts as usize {
+        let Some(delay) = self.budget.restart(now) else {
             let why = format!(
                 "component {name:?} failed after {} restarts within {:?}; giving up",
-                self.restarts.len(),
-                within
+                self.budget.restarts_within(now),
+                self.plan.intensity.within
             );
             tracing::error!(component = %name, "{why}");
             self.shared
@@ -361,8 +345,7 @@ impl Supervisor {
                 .get_or_insert(StopReason::Escalated(why));
             self.shutdown.cancel();
             return;
-        }
-        self.restarts.push_back(now);
+        };
 
         // Stop the components that restart with it, last started first;
         // temporary ones (`Restart::Never`) are stopped and not started
@@ -381,8 +364,6 @@ impl Supervisor {
             }
             self.shared.set_state(j, ComponentState::Restarting);
         }
-        let (min, max) = self.plan.backoff;
-        let delay = crate::supervision::next_delay(&mut self.slots[i].backoff, min, max);
         tracing::info!(component = %name, ?delay, "restarting after backoff");
         let (tx, shutdown, generation) = (
             self.tx.clone(),
@@ -508,7 +489,7 @@ impl Supervisor {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -84,7 +84,7 @@ impl RestartBudget {
 
 /// The next delay of `backoff` (from `min` doubling to `max`), started on
 /// first use: the one backoff of every restart loop.
-pub(crate) fn next_delay(
+fn next_delay(
     backoff: &mut Option<ExponentialBackoff>,
     min: Duration,
     max: Duration,

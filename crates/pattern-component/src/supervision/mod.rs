@@ -67,9 +67,10 @@
 //! ```
 
 mod budget;
+mod supervisor;
 
 pub use budget::RestartBudget;
-pub(crate) use budget::next_delay;
+pub use supervisor::{Child, ChildInfo, ChildState, Escalation, Supervisor, SupervisorBuilder};
 
 use std::time::Duration;
 
