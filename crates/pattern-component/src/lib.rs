@@ -77,3 +77,4 @@ pub mod lifecycle;
 pub mod ports;
 pub mod supervision;
 pub mod testing;
+mod time;

@@ -236,6 +236,27 @@ async fn a_component_that_does_not_stop_is_abandoned_and_the_rest_still_stop() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn timeouts_of_duration_max_mean_no_timeout() {
+    let log = Log::default();
+    let system = System::builder()
+        .component_with(
+            probe("db", &log),
+            ComponentOptions::default()
+                .start_timeout(Duration::MAX)
+                .stop_timeout(Duration::MAX),
+        )
+        .start_timeout(Duration::MAX)
+        .stop_timeout(Duration::MAX)
+        .startup_timeout(Duration::MAX)
+        .shutdown_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let summary = system.start().await.unwrap().stop().await;
+    assert!(summary.is_clean(), "{summary:?}");
+    assert_eq!(log.take(), ["start db", "stop db"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn graph_errors_name_the_components() {
     let log = Log::default();
     let err = System::builder()

@@ -3,44 +3,26 @@
 //! (`Restart::Never`) is never started again; restarts within any window
 //! never exceed the intensity unless the system gives up (escalates).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
 use pattern_component::lifecycle::{ComponentOptions, StopReason, System};
 use pattern_component::supervision::{Restart, Strategy as Policy};
-use pattern_error::{Error, Kind};
+use pattern_error::Error;
 use proptest::prelude::*;
 use tokio::time::Instant;
+
+mod support;
+
+use support::{Behaviour, Record, most_within};
 
 #[derive(Clone, Debug)]
 struct Spec {
     restart: Restart,
-    /// Each run fails after this many ms, or ends cleanly (`exits`), or
-    /// runs until stopped (`None`).
-    ends_after: Option<u64>,
-    exits: bool,
+    behaviour: Behaviour,
     /// Indexes of earlier components it depends on.
     deps: Vec<usize>,
-}
-
-#[derive(Default)]
-struct Record {
-    alive: AtomicU32,
-    most: AtomicU32,
-    starts: AtomicU32,
-    /// When a run ended on its own, and whether it failed (for the
-    /// intensity check).
-    endings: Mutex<Vec<(Instant, bool)>>,
-}
-
-struct Alive(Arc<Record>);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0.alive.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 struct Node {
@@ -64,33 +46,10 @@ impl Component for Node {
     fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
         Box::pin(async move {
             let record = self.record.clone();
-            record.starts.fetch_add(1, Ordering::SeqCst);
-            let now = record.alive.fetch_add(1, Ordering::SeqCst) + 1;
-            record.most.fetch_max(now, Ordering::SeqCst);
-            let alive = Alive(record.clone());
+            let alive = record.enter();
             let stop = ctx.stop_token().clone();
-            let spec = self.spec.clone();
-            Ok(Running::task(async move {
-                let _alive = alive;
-                let Some(ms) = spec.ends_after else {
-                    stop.cancelled().await;
-                    return Ok(());
-                };
-                // A stop and the run's own end at the same instant count as
-                // the stop (the supervisor asked first): the stop first.
-                tokio::select! {
-                    biased;
-                    () = stop.cancelled() => Ok(()),
-                    () = tokio::time::sleep(Duration::from_millis(ms)) => {
-                        record.endings.lock().unwrap().push((Instant::now(), !spec.exits));
-                        if spec.exits {
-                            Ok(())
-                        } else {
-                            Err(Error::new(Kind::Internal, "crashed"))
-                        }
-                    }
-                }
-            }))
+            let behaviour = self.spec.behaviour;
+            Ok(Running::task(behaviour.run(alive, record, stop)))
         })
     }
 }
@@ -108,8 +67,7 @@ fn spec(index: usize) -> impl Strategy<Value = Spec> {
     )
         .prop_map(move |(restart, ends_after, exits, deps)| Spec {
             restart,
-            ends_after,
-            exits,
+            behaviour: Behaviour { ends_after, exits },
             deps: if index == 0 { Vec::new() } else { deps },
         })
 }
@@ -169,10 +127,10 @@ proptest! {
             let escalated = matches!(summary.reason, StopReason::Escalated(_));
             tokio::time::sleep(Duration::from_secs(5)).await;
             for (i, record) in records.iter().enumerate() {
-                assert!(record.most.load(Ordering::SeqCst) <= 1, "{}: two instances at once", names[i]);
-                assert_eq!(record.alive.load(Ordering::SeqCst), 0, "{}: outlived the system", names[i]);
+                assert!(record.most() <= 1, "{}: two instances at once", names[i]);
+                assert_eq!(record.alive(), 0, "{}: outlived the system", names[i]);
                 if specs[i].restart == Restart::Never {
-                    assert_eq!(record.starts.load(Ordering::SeqCst), 1, "{}: temporary, started again", names[i]);
+                    assert_eq!(record.starts(), 1, "{}: temporary, started again", names[i]);
                 }
             }
             // Endings that ask for a restart (any for `Always`, failures for
@@ -180,29 +138,11 @@ proptest! {
             let mut restarts: Vec<Instant> = records
                 .iter()
                 .zip(&specs)
-                .flat_map(|(record, spec)| {
-                    let restart = spec.restart;
-                    record
-                        .endings
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .filter(move |(_, failed)| match restart {
-                            Restart::Always => true,
-                            Restart::OnFailure => *failed,
-                            _ => false,
-                        })
-                        .map(|(at, _)| *at)
-                        .filter(|at| escalated || *at < stop_asked)
-                        .collect::<Vec<_>>()
-                })
+                .flat_map(|(record, spec)| record.restart_endings(spec.restart))
+                .filter(|at| escalated || *at < stop_asked)
                 .collect();
-            restarts.sort();
             let window = Duration::from_millis(window_ms);
-            let most_in_a_window = (0..restarts.len())
-                .map(|a| restarts[a..].iter().take_while(|t| t.duration_since(restarts[a]) <= window).count())
-                .max()
-                .unwrap_or(0);
+            let most_in_a_window = most_within(&mut restarts, window);
             if !escalated {
                 assert!(
                     most_in_a_window <= max_restarts as usize,

@@ -16,6 +16,7 @@ use super::system::{ComponentState, Plan, Shared, start_error};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
 use crate::supervision::{Restart, RestartBudget, Strategy};
+use crate::time::deadline;
 
 /// How a component's task ended.
 #[derive(Debug)]
@@ -111,12 +112,12 @@ impl Supervisor {
                 .collect();
             bound.push(listeners);
         }
-        let deadline = Instant::now() + self.plan.startup_timeout;
+        let deadline = deadline(Instant::now(), self.plan.startup_timeout);
         for (i, listeners) in bound.into_iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(err) = self.start_slot(i, listeners, left).await {
                 tracing::error!(component = self.name(i), error = %err.report(), "start failed; stopping what started");
-                let deadline = Instant::now() + self.plan.shutdown_timeout;
+                let deadline = crate::time::deadline(Instant::now(), self.plan.shutdown_timeout);
                 for j in (0..i).rev() {
                     self.stop_slot(j, deadline).await;
                 }
@@ -204,7 +205,7 @@ impl Supervisor {
                 took: Duration::ZERO,
             };
         };
-        let until = deadline.min(started + self.plan.stop_timeout(i));
+        let until = deadline.min(crate::time::deadline(started, self.plan.stop_timeout(i)));
         tracing::info!(component = %name, "stopping");
         stop.cancel();
         let component = self.plan.entries[i].component.clone();
@@ -350,7 +351,7 @@ impl Supervisor {
         // Stop the components that restart with it, last started first;
         // temporary ones (`Restart::Never`) are stopped and not started
         // again, as OTP never restarts a temporary child.
-        let deadline = Instant::now() + self.plan.shutdown_timeout;
+        let deadline = deadline(Instant::now(), self.plan.shutdown_timeout);
         for j in self.group(i).into_iter().rev() {
             if j != i {
                 let was = self.shared.state(j);
@@ -455,7 +456,7 @@ impl Supervisor {
     async fn shutdown_all(mut self) -> StopSummary {
         self.shared.stopping.store(true, Ordering::Release);
         let started = Instant::now();
-        let deadline = started + self.plan.shutdown_timeout;
+        let deadline = deadline(started, self.plan.shutdown_timeout);
         let reason = self
             .shared
             .reason

@@ -76,7 +76,7 @@ impl TestSystem {
             shutdown: running.shutdown_token(),
             running: Some(running),
         };
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::time::deadline(tokio::time::Instant::now(), timeout);
         loop {
             let health = this.health();
             if health.ready {

@@ -15,6 +15,7 @@ use super::{Config, Escalation};
 use crate::lifecycle::StopOutcome;
 use crate::lifecycle::panic_message;
 use crate::supervision::{Restart, RestartBudget, Strategy};
+use crate::time::deadline;
 
 /// What the handles ask of the engine; each is answered once applied.
 pub(super) enum Command {
@@ -297,7 +298,7 @@ impl Engine {
             return StopOutcome::NotRunning;
         };
         instance.stop.cancel();
-        let until = Instant::now() + self.stop_timeout(i);
+        let until = deadline(Instant::now(), self.stop_timeout(i));
         let outcome = end(&instance, until).await;
         self.stopped(i, &outcome);
         outcome
@@ -336,7 +337,7 @@ impl Engine {
                 match self.slots[i].instance.take() {
                     Some(instance) => {
                         instance.stop.cancel();
-                        running.push((i, instance, now + self.stop_timeout(i)));
+                        running.push((i, instance, deadline(now, self.stop_timeout(i))));
                     }
                     None => outcomes.push((i, StopOutcome::NotRunning)),
                 }
@@ -410,7 +411,7 @@ impl Engine {
         };
         // The group stops, last started first; a temporary member is
         // stopped and never started again.
-        let at = now + delay;
+        let at = deadline(now, delay);
         for j in self.group(i).into_iter().rev() {
             if j != i {
                 if self.slots[j].instance.is_none() && self.slots[j].restart_at.is_none() {

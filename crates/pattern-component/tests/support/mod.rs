@@ -1,0 +1,116 @@
+//! What the supervision tests record of the runs they supervise.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pattern_error::{Error, Kind};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One name's runs: how many are alive now and at most, how many started,
+/// and when runs ended on their own.
+#[derive(Default, Debug)]
+pub struct Record {
+    pub alive: AtomicU32,
+    pub most: AtomicU32,
+    pub starts: AtomicU32,
+    /// When a run ended on its own, and whether it failed.
+    pub endings: Mutex<Vec<(Instant, bool)>>,
+}
+
+impl Record {
+    /// Counts a run starting; the run is alive until the guard drops
+    /// (when it ends, or its task is aborted).
+    pub fn enter(self: &Arc<Self>) -> Alive {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        let now = self.alive.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        Alive(self.clone())
+    }
+
+    pub fn alive(&self) -> u32 {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    pub fn most(&self) -> u32 {
+        self.most.load(Ordering::SeqCst)
+    }
+
+    pub fn starts(&self) -> u32 {
+        self.starts.load(Ordering::SeqCst)
+    }
+
+    /// When runs ended on their own asking for a restart under `restart`.
+    pub fn restart_endings(&self, restart: pattern_component::supervision::Restart) -> Vec<Instant> {
+        use pattern_component::supervision::Restart;
+        self.endings
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, failed)| match restart {
+                Restart::Always => true,
+                Restart::OnFailure => *failed,
+                _ => false,
+            })
+            .map(|(at, _)| *at)
+            .collect()
+    }
+}
+
+/// A run alive; dropping it counts the run ended.
+pub struct Alive(Arc<Record>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How a run behaves: ends after `ends_after` ms (failing unless `exits`),
+/// or runs until stopped.
+#[derive(Clone, Copy, Debug)]
+pub struct Behaviour {
+    pub ends_after: Option<u64>,
+    pub exits: bool,
+}
+
+impl Behaviour {
+    /// A run of this behaviour recorded in `record`. A stop and the run's
+    /// own end at the same instant count as the stop (it was asked first).
+    pub async fn run(self, alive: Alive, record: Arc<Record>, stop: CancellationToken) -> Result<(), Error> {
+        let _alive = alive;
+        let Some(ms) = self.ends_after else {
+            stop.cancelled().await;
+            return Ok(());
+        };
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(ms)) => {
+                record.endings.lock().unwrap().push((Instant::now(), !self.exits));
+                if self.exits {
+                    Ok(())
+                } else {
+                    Err(Error::new(Kind::Internal, "crashed"))
+                }
+            }
+        }
+    }
+}
+
+/// The most of `times` (sorted) within any `window`.
+pub fn most_within(times: &mut [Instant], window: Duration) -> usize {
+    times.sort();
+    (0..times.len())
+        .map(|a| {
+            times[a..]
+                .iter()
+                .take_while(|t| t.duration_since(times[a]) <= window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
