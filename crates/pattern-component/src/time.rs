@@ -20,7 +20,10 @@ mod tests {
     #[test]
     fn the_longest_duration_is_a_far_deadline() {
         let now = Instant::now();
-        assert_eq!(super::deadline(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+        assert_eq!(
+            super::deadline(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
         assert!(super::deadline(now, Duration::MAX) > now + Duration::from_secs(86_400 * 365));
     }
 }

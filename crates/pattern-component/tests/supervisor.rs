@@ -58,7 +58,10 @@ fn deaf(name: &str) -> (Child, Arc<Record>) {
 /// millisecond ticks round each wait up.
 fn assert_near(actual: &[u128], expected: &[u128]) {
     let near = actual.len() == expected.len()
-        && actual.iter().zip(expected).all(|(a, e)| (*e..=e + 3).contains(a));
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| (*e..=e + 3).contains(a));
     assert!(near, "{actual:?}, expected {expected:?}");
 }
 
@@ -83,9 +86,16 @@ async fn one_for_one_restarts_the_failed_child_with_a_backoff_that_starts_over()
     assert_eq!(flaky_runs.starts(), 3);
     assert_eq!(state(&supervisor, "flaky"), ChildState::Restarting);
     let endings = flaky_runs.endings.lock().unwrap().clone();
-    let at: Vec<u128> = endings.iter().map(|(t, _)| (*t - start).as_millis()).collect();
+    let at: Vec<u128> = endings
+        .iter()
+        .map(|(t, _)| (*t - start).as_millis())
+        .collect();
     assert_near(&at, &[1_000, 2_100, 3_300]);
-    assert_eq!(steady_runs.starts(), 1, "one for one: the other child untouched");
+    assert_eq!(
+        steady_runs.starts(),
+        1,
+        "one for one: the other child untouched"
+    );
     assert_eq!(supervisor.child("flaky").unwrap().restarts, 3);
     // The fourth crash (4.7 s) within 10 s gives up: the supervisor stops
     // every child.
@@ -138,7 +148,10 @@ async fn one_for_all_restarts_every_child_and_never_a_temporary_one() {
     let (temporary, temporary_runs) = child("temporary", FOREVER);
     let (flaky, flaky_runs) = child("flaky", crashes_after(1_000));
     supervisor.add(first).await.unwrap();
-    supervisor.add(temporary.restart(Restart::Never)).await.unwrap();
+    supervisor
+        .add(temporary.restart(Restart::Never))
+        .await
+        .unwrap();
     supervisor.add(flaky).await.unwrap();
     sleep(Duration::from_millis(1_020)).await;
     // Stopped with the group, waiting out the backoff.
@@ -146,7 +159,11 @@ async fn one_for_all_restarts_every_child_and_never_a_temporary_one() {
     assert_eq!(state(&supervisor, "temporary"), ChildState::Stopped);
     sleep(Duration::from_millis(100)).await;
     assert_eq!((first_runs.starts(), flaky_runs.starts()), (2, 2));
-    assert_eq!(temporary_runs.starts(), 1, "a temporary child is never restarted");
+    assert_eq!(
+        temporary_runs.starts(),
+        1,
+        "a temporary child is never restarted"
+    );
     assert_eq!(state(&supervisor, "temporary"), ChildState::Stopped);
     assert_eq!(supervisor.child("first").unwrap().restarts, 1);
     // An operator may start it again.
@@ -169,7 +186,11 @@ async fn rest_for_one_restarts_the_children_added_after_the_failed_one() {
     }
     sleep(Duration::from_millis(1_100)).await;
     assert_eq!(
-        (before_runs.starts(), flaky_runs.starts(), after_runs.starts()),
+        (
+            before_runs.starts(),
+            flaky_runs.starts(),
+            after_runs.starts()
+        ),
         (1, 2, 2)
     );
     let names: Vec<String> = supervisor.children().into_iter().map(|c| c.name).collect();
@@ -190,7 +211,10 @@ async fn per_child_escalation_leaves_the_others_running() {
     sleep(Duration::from_secs(1)).await;
     assert_eq!(flaky_runs.starts(), 3, "two restarts, then it stays down");
     assert_eq!(state(&supervisor, "flaky"), ChildState::Failed);
-    assert_eq!(supervisor.child("flaky").unwrap().last_error.as_deref(), Some("crashed"));
+    assert_eq!(
+        supervisor.child("flaky").unwrap().last_error.as_deref(),
+        Some("crashed")
+    );
     assert_eq!(state(&supervisor, "steady"), ChildState::Running);
     assert_eq!(steady_runs.alive(), 1);
     assert_eq!(supervisor.gave_up(), None);
@@ -202,7 +226,9 @@ async fn per_child_escalation_leaves_the_others_running() {
 
 #[tokio::test(start_paused = true)]
 async fn intensity_at_zero_and_at_its_maximum() {
-    let zero = Supervisor::builder().intensity(0, Duration::from_secs(60)).build();
+    let zero = Supervisor::builder()
+        .intensity(0, Duration::from_secs(60))
+        .build();
     let (flaky, runs) = child("flaky", crashes_after(10));
     zero.add(flaky).await.unwrap();
     sleep(Duration::from_millis(100)).await;
@@ -229,19 +255,29 @@ async fn a_panic_in_the_function_or_its_future_is_a_failure() {
         .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
         .build();
     supervisor
-        .add(Child::new("eager", |_stop| -> std::future::Ready<Result<(), Error>> {
-            panic!("before any future")
-        }))
+        .add(Child::new(
+            "eager",
+            |_stop| -> std::future::Ready<Result<(), Error>> { panic!("before any future") },
+        ))
         .await
         .unwrap();
     supervisor
-        .add(Child::new("lazy", |_stop| async { panic!("inside the future") }))
+        .add(Child::new("lazy", |_stop| async {
+            panic!("inside the future")
+        }))
         .await
         .unwrap();
     sleep(Duration::from_millis(100)).await;
-    for (name, text) in [("eager", "before any future"), ("lazy", "inside the future")] {
+    for (name, text) in [
+        ("eager", "before any future"),
+        ("lazy", "inside the future"),
+    ] {
         let info = supervisor.child(name).unwrap();
-        assert_eq!((info.state, info.restarts), (ChildState::Failed, 1), "{name}");
+        assert_eq!(
+            (info.state, info.restarts),
+            (ChildState::Failed, 1),
+            "{name}"
+        );
         assert_eq!(info.last_error.unwrap(), format!("panicked: {text}"));
     }
     // The supervisor itself carries on.
@@ -269,11 +305,23 @@ async fn adding_a_taken_name_conflicts_and_replacing_runs_one_instance() {
     assert_eq!((old_runs.alive(), new_runs.alive()), (0, 1));
     assert_eq!(supervisor.children().len(), 1);
     // Removed, then added again.
-    assert_eq!(supervisor.remove("job").await.unwrap(), StopOutcome::Stopped);
+    assert_eq!(
+        supervisor.remove("job").await.unwrap(),
+        StopOutcome::Stopped
+    );
     assert!(supervisor.child("job").is_none());
-    assert_eq!(supervisor.stop("job").await.unwrap_err().kind(), Kind::NotFound);
-    assert_eq!(supervisor.restart("job").await.unwrap_err().kind(), Kind::NotFound);
-    assert_eq!(supervisor.remove("job").await.unwrap_err().kind(), Kind::NotFound);
+    assert_eq!(
+        supervisor.stop("job").await.unwrap_err().kind(),
+        Kind::NotFound
+    );
+    assert_eq!(
+        supervisor.restart("job").await.unwrap_err().kind(),
+        Kind::NotFound
+    );
+    assert_eq!(
+        supervisor.remove("job").await.unwrap_err().kind(),
+        Kind::NotFound
+    );
     let (back, back_runs) = child("job", FOREVER);
     supervisor.add(back).await.unwrap();
     assert_eq!(back_runs.alive(), 1);
@@ -292,15 +340,27 @@ async fn stop_timeouts_of_zero_and_max() {
         .add(polite.stop_timeout(Duration::MAX))
         .await
         .unwrap();
-    assert_eq!(supervisor.stop("deaf").await.unwrap(), StopOutcome::Abandoned);
-    assert_eq!(supervisor.stop("polite").await.unwrap(), StopOutcome::Stopped);
+    assert_eq!(
+        supervisor.stop("deaf").await.unwrap(),
+        StopOutcome::Abandoned
+    );
+    assert_eq!(
+        supervisor.stop("polite").await.unwrap(),
+        StopOutcome::Stopped
+    );
     assert_eq!(deaf_runs.alive() + polite_runs.alive(), 0);
     let info = supervisor.child("deaf").unwrap();
     assert_eq!(info.state, ChildState::Stopped);
     assert!(info.last_error.unwrap().starts_with("aborted"));
     // Stopping a stopped child, twice.
-    assert_eq!(supervisor.stop("deaf").await.unwrap(), StopOutcome::NotRunning);
-    assert_eq!(supervisor.stop("deaf").await.unwrap(), StopOutcome::NotRunning);
+    assert_eq!(
+        supervisor.stop("deaf").await.unwrap(),
+        StopOutcome::NotRunning
+    );
+    assert_eq!(
+        supervisor.stop("deaf").await.unwrap(),
+        StopOutcome::NotRunning
+    );
     // Restarted after its stop.
     supervisor.restart("polite").await.unwrap();
     assert_eq!(polite_runs.alive(), 1);
@@ -333,7 +393,10 @@ async fn a_stop_cancels_a_pending_restart() {
     supervisor.add(flaky).await.unwrap();
     sleep(Duration::from_millis(100)).await;
     assert_eq!(state(&supervisor, "flaky"), ChildState::Restarting);
-    assert_eq!(supervisor.stop("flaky").await.unwrap(), StopOutcome::NotRunning);
+    assert_eq!(
+        supervisor.stop("flaky").await.unwrap(),
+        StopOutcome::NotRunning
+    );
     assert_eq!(state(&supervisor, "flaky"), ChildState::Stopped);
     sleep(Duration::from_secs(10)).await;
     assert_eq!(runs.starts(), 1);
@@ -355,10 +418,7 @@ async fn a_nested_supervisor_that_gives_up_is_restarted_by_its_parent() {
         .intensity(2, Duration::from_secs(60))
         .restart_backoff(Duration::from_millis(500), Duration::from_millis(500))
         .build();
-    parent
-        .add(inner.clone().into_child("inner"))
-        .await
-        .unwrap();
+    parent.add(inner.clone().into_child("inner")).await.unwrap();
     // The inner gives up at the second crash (~210 ms), its run fails, and
     // the parent starts it again (fresh budget) after 500 ms.
     sleep(Duration::from_millis(300)).await;
@@ -369,7 +429,14 @@ async fn a_nested_supervisor_that_gives_up_is_restarted_by_its_parent() {
     assert_eq!(inner.gave_up(), None);
     assert_eq!(state(&parent, "inner"), ChildState::Running);
     assert_eq!(steady_runs.alive(), 1);
-    assert!(parent.child("inner").unwrap().last_error.unwrap().contains("gave up"));
+    assert!(
+        parent
+            .child("inner")
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("gave up")
+    );
     // Twice more and the parent gives up too; nothing runs.
     sleep(Duration::from_secs(5)).await;
     assert!(parent.gave_up().is_some());

@@ -8,42 +8,39 @@ use std::time::Duration;
 use pattern_api::testing::TestClient;
 use pattern_component::config::Secret;
 use pattern_error::{Error, Kind};
-use pattern_server::registry::{ProcessRegistry, ProcessState, admin_router};
+use pattern_server::registry::{ChildState, ProcessRegistry, admin_router};
 
 #[tokio::test(start_paused = true)]
 async fn failures_are_restarted_and_recorded() {
     let registry = ProcessRegistry::new();
     let runs = Arc::new(AtomicU32::new(0));
     let counter = runs.clone();
-    registry.register("consumer", move |stop| {
-        let run = counter.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if run < 2 {
-                return Err(Error::new(Kind::Unavailable, "broker connection lost"));
+    registry
+        .register("consumer", move |stop| {
+            let run = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if run < 2 {
+                    return Err(Error::new(Kind::Unavailable, "broker connection lost"));
+                }
+                stop.cancelled().await;
+                Ok(())
             }
-            stop.cancelled().await;
-            Ok(())
-        }
-    });
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let info = registry.get("consumer").unwrap();
-    assert_eq!(info.state, ProcessState::Running);
+    assert_eq!(info.state, ChildState::Running);
     assert_eq!(info.restarts, 2);
     assert_eq!(info.last_error.as_deref(), Some("broker connection lost"));
     assert!(info.started_at.is_some());
 
     registry.restart("consumer").await.unwrap();
     tokio::task::yield_now().await;
-    assert_eq!(
-        registry.get("consumer").unwrap().state,
-        ProcessState::Running
-    );
+    assert_eq!(registry.get("consumer").unwrap().state, ChildState::Running);
     assert_eq!(runs.load(Ordering::SeqCst), 4);
     registry.stop_all().await;
-    assert_eq!(
-        registry.get("consumer").unwrap().state,
-        ProcessState::Stopped
-    );
+    assert_eq!(registry.get("consumer").unwrap().state, ChildState::Stopped);
     assert_eq!(
         registry.stop("nope").await.unwrap_err().kind(),
         Kind::NotFound
@@ -52,27 +49,33 @@ async fn failures_are_restarted_and_recorded() {
 
 #[tokio::test(start_paused = true)]
 async fn panics_count_and_the_restart_limit_gives_up() {
-    let registry = ProcessRegistry::new().max_restarts(2);
-    registry.register("crashy", |_stop| async {
-        if true {
-            panic!("bad state");
-        }
-        Ok(())
-    });
+    let registry = ProcessRegistry::new().intensity(2, Duration::from_secs(60));
+    registry
+        .register("crashy", |_stop| async {
+            if true {
+                panic!("bad state");
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let info = registry.get("crashy").unwrap();
-    assert_eq!(info.state, ProcessState::Failed);
+    assert_eq!(info.state, ChildState::Failed);
     assert_eq!(info.restarts, 2);
-    assert_eq!(info.last_error.as_deref(), Some("panicked"));
+    assert_eq!(info.last_error.as_deref(), Some("panicked: bad state"));
 }
 
 #[tokio::test]
 async fn the_admin_route_requires_the_token() {
     let registry = ProcessRegistry::new();
-    registry.register("sweeper", |stop| async move {
-        stop.cancelled().await;
-        Ok(())
-    });
+    registry
+        .register("sweeper", |stop| async move {
+            stop.cancelled().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
     let client = TestClient::serve(admin_router(
         registry.clone(),
         Secret::new("s3cr3t".to_owned()),
@@ -178,22 +181,25 @@ async fn a_name_runs_at_most_one_instance_whatever_the_interleaving() {
         let registry = ProcessRegistry::new().stop_timeout(Duration::from_millis(300));
         let instances = Instances::default();
         let counting = instances.clone();
-        registry.register("worker", move |stop| {
-            let alive = counting.enter();
-            let n = counting.started.load(Ordering::SeqCst);
-            async move {
-                let _alive = alive;
-                match n % 3 {
-                    0 => stop.cancelled().await,
-                    1 => {
-                        stop.cancelled().await;
-                        tokio::time::sleep(Duration::from_millis(100)).await; // slow to stop
+        registry
+            .register("worker", move |stop| {
+                let alive = counting.enter();
+                let n = counting.started.load(Ordering::SeqCst);
+                async move {
+                    let _alive = alive;
+                    match n % 3 {
+                        0 => stop.cancelled().await,
+                        1 => {
+                            stop.cancelled().await;
+                            tokio::time::sleep(Duration::from_millis(100)).await; // slow to stop
+                        }
+                        _ => std::future::pending::<()>().await, // ignores its token
                     }
-                    _ => std::future::pending::<()>().await, // ignores its token
+                    Ok(())
                 }
-                Ok(())
-            }
-        });
+            })
+            .await
+            .unwrap();
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..30u64 {
             let registry = registry.clone();
@@ -222,7 +228,7 @@ async fn a_name_runs_at_most_one_instance_whatever_the_interleaving() {
             0,
             "seed {seed}: an instance outlived stop_all"
         );
-        assert_eq!(registry.get("worker").unwrap().state, ProcessState::Stopped);
+        assert_eq!(registry.get("worker").unwrap().state, ChildState::Stopped);
     }
 }
 
@@ -235,19 +241,22 @@ async fn a_process_that_ignores_its_token_is_aborted_after_the_stop_timeout() {
     let registry = ProcessRegistry::new().stop_timeout(Duration::from_secs(2));
     let instances = Instances::default();
     let counting = instances.clone();
-    registry.register("stubborn", move |_stop| {
-        let alive = counting.enter();
-        async move {
-            let _alive = alive;
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-    });
+    registry
+        .register("stubborn", move |_stop| {
+            let alive = counting.enter();
+            async move {
+                let _alive = alive;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
     tokio::task::yield_now().await;
     let started = tokio::time::Instant::now();
     assert_eq!(
         registry.stop("stubborn").await.unwrap(),
-        StopOutcome::Aborted
+        StopOutcome::Abandoned
     );
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     assert_eq!(
@@ -256,17 +265,20 @@ async fn a_process_that_ignores_its_token_is_aborted_after_the_stop_timeout() {
         "aborted, not left running"
     );
     let info = registry.get("stubborn").unwrap();
-    assert_eq!(info.state, ProcessState::Stopped);
+    assert_eq!(info.state, ChildState::Stopped);
     assert!(info.last_error.unwrap().contains("aborted"));
     assert_eq!(
         registry.stop("stubborn").await.unwrap(),
         StopOutcome::NotRunning
     );
     // A polite one stops at once.
-    registry.register("polite", |stop| async move {
-        stop.cancelled().await;
-        Ok(())
-    });
+    registry
+        .register("polite", |stop| async move {
+            stop.cancelled().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
     tokio::task::yield_now().await;
     assert_eq!(registry.stop("polite").await.unwrap(), StopOutcome::Stopped);
 }
@@ -282,18 +294,21 @@ async fn restarts_follow_the_supervisors_windowed_intensity() {
     // Fails 11 s after each start: never 4 restarts within 10 s.
     let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = starts.clone();
-    registry.register("sometimes", move |_stop| {
-        seen.lock().unwrap().push(tokio::time::Instant::now());
-        async {
-            tokio::time::sleep(Duration::from_secs(11)).await;
-            Err(Error::new(Kind::Unavailable, "lost"))
-        }
-    });
+    registry
+        .register("sometimes", move |_stop| {
+            seen.lock().unwrap().push(tokio::time::Instant::now());
+            async {
+                tokio::time::sleep(Duration::from_secs(11)).await;
+                Err(Error::new(Kind::Unavailable, "lost"))
+            }
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(11 * 15 + 5)).await;
     let info = registry.get("sometimes").unwrap();
     assert!(info.restarts >= 14, "{info:?}");
     assert!(
-        matches!(info.state, ProcessState::Running | ProcessState::Restarting),
+        matches!(info.state, ChildState::Running | ChildState::Restarting),
         "{info:?}"
     );
     // Each run was stable for longer than the window: every restart waited
@@ -304,12 +319,15 @@ async fn restarts_follow_the_supervisors_windowed_intensity() {
     }
 
     // Fails at once: the fourth failure within 10 s gives up.
-    registry.register("always", |_stop| async {
-        Err(Error::new(Kind::Internal, "broken"))
-    });
+    registry
+        .register("always", |_stop| async {
+            Err(Error::new(Kind::Internal, "broken"))
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let info = registry.get("always").unwrap();
-    assert_eq!(info.state, ProcessState::Failed, "{info:?}");
+    assert_eq!(info.state, ChildState::Failed, "{info:?}");
     assert_eq!(info.restarts, 3);
     registry.stop_all().await;
 }
@@ -325,21 +343,24 @@ async fn stop_timeouts_of_zero_and_max() {
         let registry = ProcessRegistry::new().stop_timeout(timeout);
         let instances = Instances::default();
         let counting = instances.clone();
-        registry.register("polite", move |stop| {
-            let alive = counting.enter();
-            async move {
-                let _alive = alive;
-                stop.cancelled().await;
-                Ok(())
-            }
-        });
+        registry
+            .register("polite", move |stop| {
+                let alive = counting.enter();
+                async move {
+                    let _alive = alive;
+                    stop.cancelled().await;
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap();
         tokio::task::yield_now().await;
         let outcome = registry.stop("polite").await.unwrap();
         if timeout == Duration::MAX {
             assert_eq!(outcome, StopOutcome::Stopped);
         } else {
             assert!(
-                matches!(outcome, StopOutcome::Stopped | StopOutcome::Aborted),
+                matches!(outcome, StopOutcome::Stopped | StopOutcome::Abandoned),
                 "{outcome:?}"
             );
         }
@@ -352,4 +373,60 @@ async fn stop_timeouts_of_zero_and_max() {
         registry.stop_all().await;
         assert_eq!(instances.alive.load(Ordering::SeqCst), 0, "{timeout:?}");
     }
+}
+
+/// Processes that restart together (one for all) and a process removed
+/// and registered again.
+#[tokio::test(start_paused = true)]
+async fn a_group_strategy_restarts_processes_together_and_removed_ones_come_back() {
+    use pattern_component::supervision::Strategy;
+
+    let registry = ProcessRegistry::new()
+        .strategy(Strategy::OneForAll)
+        .restart_backoff(Duration::from_millis(50), Duration::from_millis(50));
+    let listener = Instances::default();
+    let counting = listener.clone();
+    registry
+        .register("listener", move |stop| {
+            let alive = counting.enter();
+            async move {
+                let _alive = alive;
+                stop.cancelled().await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    registry
+        .register("consumer", |_stop| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(Error::new(Kind::Unavailable, "broker lost"))
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        listener.started.load(Ordering::SeqCst),
+        2,
+        "restarted with the consumer"
+    );
+    assert_eq!(registry.get("listener").unwrap().restarts, 1);
+    let names: Vec<String> = registry.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["consumer", "listener"], "listed by name");
+
+    assert_eq!(
+        registry.remove("listener").await.unwrap(),
+        pattern_server::registry::StopOutcome::Stopped
+    );
+    assert!(registry.get("listener").is_none());
+    assert_eq!(listener.alive.load(Ordering::SeqCst), 0);
+    registry
+        .register("listener", |stop| async move {
+            stop.cancelled().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(registry.get("listener").unwrap().state, ChildState::Running);
+    registry.stop_all().await;
 }

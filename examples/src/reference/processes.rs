@@ -6,7 +6,7 @@ use std::time::Duration;
 use patterns::component::component::{BoxFuture, Component, Running, StartContext};
 use patterns::component::health::Health;
 use patterns::error::Error;
-use patterns::server::registry::{ProcessRegistry, ProcessState};
+use patterns::server::registry::{ChildState, ProcessRegistry};
 
 use super::store::Store;
 
@@ -34,7 +34,7 @@ impl Component for Processes {
 
     fn start(&self, _ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
         let (store, ttl, every) = (self.store.clone(), self.ttl, self.every);
-        self.registry.register(SWEEPER, move |stop| {
+        let sweeper = move |stop: tokio_util::sync::CancellationToken| {
             let store = store.clone();
             async move {
                 let mut ticks = tokio::time::interval(every);
@@ -59,8 +59,11 @@ impl Component for Processes {
                     }
                 }
             }
-        });
-        Box::pin(async { Ok(Running::idle()) })
+        };
+        Box::pin(async move {
+            self.registry.register(SWEEPER, sweeper).await?;
+            Ok(Running::idle())
+        })
     }
 
     fn stop(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -72,8 +75,8 @@ impl Component for Processes {
 
     fn health(&self) -> Health {
         match self.registry.get(SWEEPER).map(|p| p.state) {
-            Some(ProcessState::Failed) => Health::failing("the expiry sweeper failed"),
-            Some(ProcessState::Restarting) => Health::degraded("the expiry sweeper is restarting"),
+            Some(ChildState::Failed) => Health::failing("the expiry sweeper failed"),
+            Some(ChildState::Restarting) => Health::degraded("the expiry sweeper is restarting"),
             _ => Health::ok(),
         }
     }

@@ -58,9 +58,9 @@ mod summary;
 mod supervisor;
 mod system;
 
-pub(crate) use supervisor::panic_message;
 pub use signal::shutdown_signal;
 pub use summary::{StopOutcome, StopReason, StopRecord, StopSummary};
+pub(crate) use supervisor::panic_message;
 pub use system::{
     ComponentOptions, ComponentState, HEALTH_GAUGE, HealthHandle, RunningSystem, System,
     SystemBuilder,

@@ -84,11 +84,7 @@ impl RestartBudget {
 
 /// The next delay of `backoff` (from `min` doubling to `max`), started on
 /// first use: the one backoff of every restart loop.
-fn next_delay(
-    backoff: &mut Option<ExponentialBackoff>,
-    min: Duration,
-    max: Duration,
-) -> Duration {
+fn next_delay(backoff: &mut Option<ExponentialBackoff>, min: Duration, max: Duration) -> Duration {
     backoff
         .get_or_insert_with(|| {
             ExponentialBuilder::new()

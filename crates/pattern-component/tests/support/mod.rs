@@ -13,38 +13,41 @@ use tokio_util::sync::CancellationToken;
 /// One name's runs: how many are alive now and at most, how many started,
 /// and when runs ended on their own.
 #[derive(Default, Debug)]
-pub struct Record {
-    pub alive: AtomicU32,
-    pub most: AtomicU32,
-    pub starts: AtomicU32,
+pub(crate) struct Record {
+    pub(crate) alive: AtomicU32,
+    pub(crate) most: AtomicU32,
+    pub(crate) starts: AtomicU32,
     /// When a run ended on its own, and whether it failed.
-    pub endings: Mutex<Vec<(Instant, bool)>>,
+    pub(crate) endings: Mutex<Vec<(Instant, bool)>>,
 }
 
 impl Record {
     /// Counts a run starting; the run is alive until the guard drops
     /// (when it ends, or its task is aborted).
-    pub fn enter(self: &Arc<Self>) -> Alive {
+    pub(crate) fn enter(self: &Arc<Self>) -> Alive {
         self.starts.fetch_add(1, Ordering::SeqCst);
         let now = self.alive.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         Alive(self.clone())
     }
 
-    pub fn alive(&self) -> u32 {
+    pub(crate) fn alive(&self) -> u32 {
         self.alive.load(Ordering::SeqCst)
     }
 
-    pub fn most(&self) -> u32 {
+    pub(crate) fn most(&self) -> u32 {
         self.most.load(Ordering::SeqCst)
     }
 
-    pub fn starts(&self) -> u32 {
+    pub(crate) fn starts(&self) -> u32 {
         self.starts.load(Ordering::SeqCst)
     }
 
     /// When runs ended on their own asking for a restart under `restart`.
-    pub fn restart_endings(&self, restart: pattern_component::supervision::Restart) -> Vec<Instant> {
+    pub(crate) fn restart_endings(
+        &self,
+        restart: pattern_component::supervision::Restart,
+    ) -> Vec<Instant> {
         use pattern_component::supervision::Restart;
         self.endings
             .lock()
@@ -61,7 +64,7 @@ impl Record {
 }
 
 /// A run alive; dropping it counts the run ended.
-pub struct Alive(Arc<Record>);
+pub(crate) struct Alive(Arc<Record>);
 
 impl Drop for Alive {
     fn drop(&mut self) {
@@ -72,15 +75,20 @@ impl Drop for Alive {
 /// How a run behaves: ends after `ends_after` ms (failing unless `exits`),
 /// or runs until stopped.
 #[derive(Clone, Copy, Debug)]
-pub struct Behaviour {
-    pub ends_after: Option<u64>,
-    pub exits: bool,
+pub(crate) struct Behaviour {
+    pub(crate) ends_after: Option<u64>,
+    pub(crate) exits: bool,
 }
 
 impl Behaviour {
     /// A run of this behaviour recorded in `record`. A stop and the run's
     /// own end at the same instant count as the stop (it was asked first).
-    pub async fn run(self, alive: Alive, record: Arc<Record>, stop: CancellationToken) -> Result<(), Error> {
+    pub(crate) async fn run(
+        self,
+        alive: Alive,
+        record: Arc<Record>,
+        stop: CancellationToken,
+    ) -> Result<(), Error> {
         let _alive = alive;
         let Some(ms) = self.ends_after else {
             stop.cancelled().await;
@@ -102,7 +110,7 @@ impl Behaviour {
 }
 
 /// The most of `times` (sorted) within any `window`.
-pub fn most_within(times: &mut [Instant], window: Duration) -> usize {
+pub(crate) fn most_within(times: &mut [Instant], window: Duration) -> usize {
     times.sort();
     (0..times.len())
         .map(|a| {

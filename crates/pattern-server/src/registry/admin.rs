@@ -10,7 +10,7 @@ use pattern_api::response::Envelope;
 use pattern_component::config::Secret;
 use pattern_error::{Error, Kind};
 
-use super::{ProcessInfo, ProcessRegistry};
+use super::{ChildInfo, ProcessRegistry};
 
 #[derive(Clone)]
 struct Admin {
@@ -110,7 +110,7 @@ fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), AdminError> {
 async fn list(
     State(admin): State<Admin>,
     headers: HeaderMap,
-) -> Result<Envelope<Vec<ProcessInfo>>, AdminError> {
+) -> Result<Envelope<Vec<ChildInfo>>, AdminError> {
     authorize(&admin, &headers)?;
     Ok(Envelope::ok(admin.registry.list()))
 }
@@ -119,7 +119,7 @@ async fn stop(
     State(admin): State<Admin>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Envelope<ProcessInfo>, AdminError> {
+) -> Result<Envelope<ChildInfo>, AdminError> {
     authorize(&admin, &headers)?;
     admin.registry.stop(&name).await?;
     Ok(Envelope::ok(
@@ -131,7 +131,7 @@ async fn restart(
     State(admin): State<Admin>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<Envelope<ProcessInfo>, AdminError> {
+) -> Result<Envelope<ChildInfo>, AdminError> {
     authorize(&admin, &headers)?;
     admin.registry.restart(&name).await?;
     Ok(Envelope::ok(

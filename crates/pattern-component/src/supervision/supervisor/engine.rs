@@ -97,7 +97,11 @@ pub(super) struct Engine {
 }
 
 impl Engine {
-    pub(super) fn new(config: Config, commands: mpsc::Receiver<Command>, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(
+        config: Config,
+        commands: mpsc::Receiver<Command>,
+        shared: Arc<Shared>,
+    ) -> Self {
         // A run sends one `Ended`; a full channel only delays the task that
         // sends it (the engine never waits for a send).
         let (ended_tx, ended_rx) = mpsc::channel(64);
@@ -272,7 +276,12 @@ impl Engine {
                 Err(_) => Some("aborted".to_owned()),
             };
             done.cancel();
-            let _ = ended.send(Ended { generation, failure }).await;
+            let _ = ended
+                .send(Ended {
+                    generation,
+                    failure,
+                })
+                .await;
         });
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -354,9 +363,7 @@ impl Engine {
         }
         let mut children = self.shared.children();
         for (i, outcome) in &outcomes {
-            if *outcome == StopOutcome::NotRunning
-                && children[*i].state == ChildState::Restarting
-            {
+            if *outcome == StopOutcome::NotRunning && children[*i].state == ChildState::Restarting {
                 children[*i].state = ChildState::Stopped;
             }
         }
@@ -385,7 +392,9 @@ impl Engine {
             (Restart::OnFailure, Some(_)) | (Restart::Always, _) => true,
         };
         match &failure {
-            Some(why) => tracing::warn!(%supervisor, child = %name, error = %why, restart, "child failed"),
+            Some(why) => {
+                tracing::warn!(%supervisor, child = %name, error = %why, restart, "child failed")
+            }
             None => tracing::info!(%supervisor, child = %name, restart, "child ended"),
         }
         if failure.is_some() {

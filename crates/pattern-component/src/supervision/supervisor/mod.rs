@@ -218,7 +218,10 @@ impl Supervisor {
         }
     }
 
-    async fn call<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
         let engine = self
             .inner
             .engine
@@ -232,7 +235,10 @@ impl Supervisor {
         let gone = || {
             Error::new(
                 Kind::Unavailable,
-                format!("supervisor {:?} is not running (its runtime ended)", self.inner.name),
+                format!(
+                    "supervisor {:?} is not running (its runtime ended)",
+                    self.inner.name
+                ),
             )
         };
         self.inner
