@@ -136,6 +136,47 @@ fn type_errors_name_the_variable() {
     });
 }
 
+/// A secret of digits set in a variable loads as itself, and a value of
+/// the wrong type is described by its type, never echoed: a secret put in
+/// the wrong variable does not end up in the logs.
+#[test]
+fn values_are_never_echoed_in_problems() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("TESTAPP_DATABASE__URL", "0123456789");
+        let config: Config = Loader::new(defaults())
+            .env_prefix("TESTAPP_")
+            .load()
+            .unwrap()
+            .into_value();
+        assert_eq!(config.database.url.expose(), "0123456789");
+
+        for (variable, value, expected) in [
+            (
+                "TESTAPP_SERVER__PORT",
+                "hunter2-token",
+                "expected u16, found a string",
+            ),
+            (
+                "TESTAPP_DATABASE__POOL_SIZE",
+                "-77123",
+                "expected u32, found a signed integer",
+            ),
+        ] {
+            jail.set_env(variable, value);
+            let err = Loader::new(defaults())
+                .env_prefix("TESTAPP_")
+                .load()
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains(value.trim_start_matches('-')), "{text}");
+            assert!(text.contains(expected), "{text}");
+            assert!(text.contains(variable), "{text}");
+            jail.set_env(variable, "2000");
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn a_required_file_must_exist() {
     figment::Jail::expect_with(|_jail| {

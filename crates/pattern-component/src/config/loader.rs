@@ -150,6 +150,26 @@ where
                     .split("__")
                     .filter(|key| file_reference(key.as_str()).is_none()),
             );
+            // A variable setting a text field is text as it was written:
+            // the environment provider reads `0123456789` as the number
+            // 123456789, which a string field (a token, say) refuses.
+            for (name, value) in std::env::vars_os().filter_map(|(name, value)| {
+                Some((name.into_string().ok()?, value.into_string().ok()?))
+            }) {
+                let Some(rest) = strip_prefix_ignore_case(&name, prefix) else {
+                    continue;
+                };
+                let key = rest.replace("__", ".").to_ascii_lowercase();
+                if file_reference(&key).is_none()
+                    && matches!(defaults.find_ref(&key), Some(Value::String(..)))
+                {
+                    figment = figment.merge(TextVariable {
+                        metadata: format!("{ENV_VARIABLE}{name}"),
+                        key,
+                        value,
+                    });
+                }
+            }
             for (name, path) in std::env::vars_os().filter_map(|(name, value)| {
                 let name = name.into_string().ok()?;
                 let rest = strip_prefix_ignore_case(&name, prefix)?;
@@ -171,8 +191,8 @@ where
                 let content = content
                     .strip_suffix('\n')
                     .map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c));
-                figment = figment.merge(FileVariable {
-                    name,
+                figment = figment.merge(TextVariable {
+                    metadata: format!("{FILE_VARIABLE}{name}"),
                     key,
                     value: content.to_owned(),
                 });
@@ -185,7 +205,7 @@ where
                     let path = e.path.join(".");
                     let origin = self.origin(&figment, &path);
                     Problem {
-                        message: e.kind.to_string(),
+                        message: describe(&e.kind),
                         path,
                         origin,
                     }
@@ -246,7 +266,11 @@ where
         if let Some(figment::Source::File(file)) = &metadata.source {
             return Some(Origin::File(file.clone()));
         }
-        if let Some(variable) = metadata.name.strip_prefix(FILE_VARIABLE) {
+        if let Some(variable) = metadata
+            .name
+            .strip_prefix(FILE_VARIABLE)
+            .or_else(|| metadata.name.strip_prefix(ENV_VARIABLE))
+        {
             return Some(Origin::Env(variable.to_owned()));
         }
         if metadata.name.contains("environment") {
@@ -282,17 +306,20 @@ fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> 
 /// followed by the variable's name.
 const FILE_VARIABLE: &str = "the file named by ";
 
-/// A value read from the file a `PREFIX_…_FILE` variable names (the
-/// Docker and Kubernetes convention for secrets).
-struct FileVariable {
-    name: String,
+/// The metadata name of a variable's text, followed by its name.
+const ENV_VARIABLE: &str = "the environment variable ";
+
+/// A text value for one key: a `…_FILE` variable's file content, or a
+/// variable setting a text field.
+struct TextVariable {
+    metadata: String,
     key: String,
     value: String,
 }
 
-impl figment::Provider for FileVariable {
+impl figment::Provider for TextVariable {
     fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named(format!("{FILE_VARIABLE}{}", self.name))
+        figment::Metadata::named(self.metadata.clone())
     }
 
     fn data(
@@ -309,6 +336,51 @@ impl figment::Provider for FileVariable {
         }
         let dict = value.into_dict().unwrap_or_default();
         Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// What went wrong with a value, without the value: a secret set in the
+/// wrong place must not reach the logs through its error.
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(actual, expected) => {
+            format!("invalid type: expected {expected}, found {}", what(actual))
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("invalid value: expected {expected}, found {}", what(actual))
+        }
+        Kind::UnknownVariant(_, expected) => {
+            format!("unknown variant, expected one of: {}", expected.join(", "))
+        }
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "integer out of range".to_owned(),
+        Kind::Unsupported(actual) => format!("unsupported: {}", what(actual)),
+        Kind::UnsupportedKey(actual, expected) => {
+            format!(
+                "unsupported key: expected {expected}, found {}",
+                what(actual)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The kind of a value, for [`describe`].
+fn what(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) => "an unsigned integer",
+        Actual::Signed(_) => "a signed integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) => "a character",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "a unit",
+        Actual::Option => "an option",
+        Actual::Seq => "a sequence",
+        Actual::Map => "a map",
+        _ => "a value of another type",
     }
 }
 

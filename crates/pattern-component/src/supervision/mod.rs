@@ -10,6 +10,14 @@
 //! A panic in a component's task is caught by the runtime and handled as a
 //! failure.
 //!
+//! The same policies supervise children that are not components: a
+//! [`Supervisor`] runs named async functions of a stop token, added and
+//! removed at run time (OTP's dynamic supervisor), nests inside another
+//! ([`Supervisor::into_child`]), and counts its intensity for itself or per
+//! child ([`Escalation`]); its rest-for-one follows the order children were
+//! added in. Both count restarts with one [`RestartBudget`]. The process
+//! registry of `pattern-server` is such a supervisor.
+//!
 //! | strategy | when component *c* fails |
 //! | --- | --- |
 //! | [`OneForOne`](Strategy::OneForOne) | restart *c* alone |
