@@ -32,8 +32,40 @@ impl<W> JsonLayer<W> {
     }
 }
 
-/// A span's fields, rendered as JSON object members (`"name":"request",…`).
-struct SpanFields(String);
+/// A span's fields, rendered as JSON object members (`"name":"request",…`),
+/// and where each member after the name starts (to replace it when the
+/// field is recorded again).
+struct SpanFields {
+    text: String,
+    starts: Vec<(&'static str, usize)>,
+}
+
+impl SpanFields {
+    /// Records `values` over the fields already there: a field recorded
+    /// again replaces its member, a new one is appended.
+    fn record(&mut self, values: &Record<'_>) {
+        let mut fresh = String::new();
+        let mut starts = Vec::new();
+        values.record(&mut Fields::tracking(&mut fresh, &mut starts));
+        for (k, &(name, from)) in starts.iter().enumerate() {
+            let to = starts.get(k + 1).map_or(fresh.len(), |next| next.1);
+            if let Some(at) = self.starts.iter().position(|(known, _)| *known == name) {
+                let start = self.starts[at].1;
+                let end = self
+                    .starts
+                    .get(at + 1)
+                    .map_or(self.text.len(), |next| next.1);
+                self.text.replace_range(start..end, "");
+                self.starts.remove(at);
+                for later in &mut self.starts[at..] {
+                    later.1 -= end - start;
+                }
+            }
+            self.starts.push((name, self.text.len()));
+            self.text.push_str(&fresh[from..to]);
+        }
+    }
+}
 
 thread_local! {
     /// The line being written, and the last second's timestamp prefix.
@@ -50,14 +82,18 @@ where
         let mut fields = String::with_capacity(96);
         fields.push_str("\"name\":");
         write_str(&mut fields, attrs.metadata().name());
-        attrs.record(&mut Fields(&mut fields));
-        span.extensions_mut().insert(SpanFields(fields));
+        let mut starts = Vec::new();
+        attrs.record(&mut Fields::tracking(&mut fields, &mut starts));
+        span.extensions_mut().insert(SpanFields {
+            text: fields,
+            starts,
+        });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if let Some(SpanFields(fields)) = span.extensions_mut().get_mut::<SpanFields>() {
-            values.record(&mut Fields(fields));
+        if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+            fields.record(values);
         }
     }
 
@@ -75,11 +111,15 @@ where
             line.push_str(meta.level().as_str());
             line.push_str("\",\"target\":");
             write_str(line, meta.target());
-            event.record(&mut Fields(line));
+            event.record(&mut Fields {
+                out: line,
+                starts: None,
+            });
             if meta.target() != ACCESS_TARGET {
                 let mut named = false;
                 if let Some(span) = ctx.event_span(event)
-                    && let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>()
+                    && let Some(SpanFields { text: fields, .. }) =
+                        span.extensions().get::<SpanFields>()
                 {
                     line.push_str(",\"span\":{");
                     line.push_str(fields);
@@ -100,52 +140,66 @@ where
     }
 }
 
-/// Appends `,"name":value` for each field.
-struct Fields<'a>(&'a mut String);
+/// Appends `,"name":value` for each field to `out`, noting where each
+/// member starts in `starts` if given.
+struct Fields<'a> {
+    out: &'a mut String,
+    starts: Option<&'a mut Vec<(&'static str, usize)>>,
+}
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
+    fn tracking(out: &'a mut String, starts: &'a mut Vec<(&'static str, usize)>) -> Self {
+        Self {
+            out,
+            starts: Some(starts),
+        }
+    }
+
     fn name(&mut self, field: &Field) {
-        self.0.push(',');
-        write_str(self.0, field.name());
-        self.0.push(':');
+        if let Some(starts) = &mut self.starts {
+            starts.push((field.name(), self.out.len()));
+        }
+        self.out.push(',');
+        write_str(self.out, field.name());
+        self.out.push(':');
     }
 }
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.name(field);
-        write_str(self.0, value);
+        write_str(self.out, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.name(field);
-        let _ = write!(self.0, "{value}");
+        let _ = write!(self.out, "{value}");
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.name(field);
-        let _ = write!(self.0, "{value}");
+        let _ = write!(self.out, "{value}");
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.name(field);
-        self.0.push_str(if value { "true" } else { "false" });
+        self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.name(field);
         if value.is_finite() {
-            let _ = write!(self.0, "{value}");
+            let _ = write!(self.out, "{value}");
         } else {
-            self.0.push_str("null");
+            self.out.push_str("null");
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.name(field);
-        self.0.push('"');
-        let _ = write!(Escaped(self.0), "{value:?}");
-        self.0.push('"');
+        self.out.push('"');
+        let _ = write!(Escaped(self.out), "{value:?}");
+        self.out.push('"');
     }
 }
 
@@ -225,6 +279,55 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::{civil_from_days, write_str, write_timestamp};
+
+    /// A field recorded on a span after it was made, then again, appears
+    /// once in the events' `span`, with its last value (it was appended
+    /// each time: two `status` members in one object).
+    #[test]
+    fn a_field_recorded_again_replaces_its_value() {
+        use std::sync::{Arc, Mutex};
+
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(super::JsonLayer::new(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                method = "GET",
+                status = tracing::field::Empty,
+                route = tracing::field::Empty,
+                user = "a,\"status\":1"
+            );
+            span.record("status", 200);
+            span.record("route", "/items");
+            span.record("status", 503);
+            span.in_scope(|| tracing::info!("done"));
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(text.matches("\"status\":").count(), 1, "{text}");
+        let span = &line["span"];
+        assert_eq!(span["status"], 503, "{text}");
+        assert_eq!(
+            (&span["method"], &span["route"]),
+            (&"GET".into(), &"/items".into())
+        );
+        assert_eq!(span["user"], "a,\"status\":1");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
