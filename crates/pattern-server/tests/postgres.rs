@@ -546,8 +546,24 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
     assert!(abandoned.is_err(), "timed out");
     gone_within("abandoned-q", url.clone()).await;
 
+    // Dropped midway, outside a transaction.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        db.with_connection(|connection| {
+            Box::pin(async move {
+                connection
+                    .batch_execute("SELECT pg_sleep(5) /* plain-abandoned-q */")
+                    .await
+                    .map_err(pattern_server::postgres::db_error)
+            })
+        }),
+    )
+    .await;
+    assert!(abandoned.is_err(), "timed out");
+    gone_within("plain-abandoned-q", url.clone()).await;
+
     // A request's deadline.
-    let (slow_db, show_db) = (db.clone(), db.clone());
+    let (slow_db, show_db, plain_db) = (db.clone(), db.clone(), db.clone());
     let app = ApiStack::new()
         .request_timeout(Duration::from_millis(300))
         .apply(
@@ -558,6 +574,24 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
                         let db = slow_db.clone();
                         async move {
                             db.transaction(|tx| sleeping(tx, "deadline-q")).await?;
+                            Ok::<_, ApiError>("done")
+                        }
+                    }),
+                )
+                .route(
+                    "/plain",
+                    get(move || {
+                        let db = plain_db.clone();
+                        async move {
+                            db.with_connection(|connection| {
+                                Box::pin(async move {
+                                    connection
+                                        .batch_execute("SELECT pg_sleep(5) /* plain-q */")
+                                        .await
+                                        .map_err(pattern_server::postgres::db_error)
+                                })
+                            })
+                            .await?;
                             Ok::<_, ApiError>("done")
                         }
                     }),
@@ -597,6 +631,16 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
         started.elapsed()
     );
     gone_within("deadline-q", url.clone()).await;
+    // Outside a transaction too.
+    let started = std::time::Instant::now();
+    let response = client.get("/plain").await;
+    assert!(
+        matches!(response.status.as_u16(), 504 | 503),
+        "{}",
+        response.status
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    gone_within("plain-q", url.clone()).await;
     // Inside the transaction, statements are bounded by what is left.
     let shown = client.get("/timeout").await;
     shown.assert_status(200);

@@ -289,6 +289,56 @@ impl Database {
             .clone()
     }
 
+    /// Runs `work` on a pooled connection, as [`get`](Self::get) gives
+    /// one, bounded as a transaction is: inside a request with a deadline
+    /// (pattern-api's stack), `work` gets what is left of it
+    /// ([`Kind::Timeout`] when it runs out), and a call cut short (timed
+    /// out, or dropped because the request timed out or its client left)
+    /// has its running query cancelled on the server, the connection
+    /// leaving the pool. A connection from [`get`](Self::get) alone is not
+    /// bounded: use this for statements outside a transaction.
+    ///
+    /// `work` returns a boxed future borrowing the connection
+    /// (`|connection| Box::pin(async move { .. })`).
+    pub async fn with_connection<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        F: for<'c> FnOnce(&'c Object) -> BoxFuture<'c, Result<T, Error>>,
+    {
+        let deadline = pattern_api::middleware::Deadline::current();
+        let mut abandon = Abandon {
+            connection: Some(self.get().await?),
+            tls: self.tls.clone(),
+        };
+        let result = {
+            let connection = abandon
+                .connection
+                .as_ref()
+                .ok_or_else(|| Error::new(Kind::Internal, "the connection of a call is gone"))?;
+            match deadline {
+                None => work(connection).await,
+                Some(deadline) => {
+                    match tokio::time::timeout(deadline.remaining(), work(connection)).await {
+                        Ok(result) => result,
+                        // Cut short: the guard cancels the query as it drops.
+                        Err(_) => Err(Error::new(
+                            Kind::Timeout,
+                            "the request's deadline passed during a database call",
+                        )),
+                    }
+                }
+            }
+        };
+        if result
+            .as_ref()
+            .is_err_and(|err| err.kind() == Kind::Timeout)
+        {
+            return result; // the connection may still run the query
+        }
+        // Finished: back to the pool as usual.
+        drop(abandon.connection.take());
+        result
+    }
+
     /// Runs `work` in a SERIALIZABLE transaction and commits it, running it
     /// again (up to 5 attempts, with exponential backoff from 10 ms) when
     /// PostgreSQL aborts it for a serialization failure (SQLSTATE 40001) or
