@@ -554,7 +554,6 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
                 connection
                     .batch_execute("SELECT pg_sleep(5) /* plain-abandoned-q */")
                     .await
-                    .map_err(pattern_server::postgres::db_error)
             })
         }),
     )
@@ -588,7 +587,6 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
                                     connection
                                         .batch_execute("SELECT pg_sleep(5) /* plain-q */")
                                         .await
-                                        .map_err(pattern_server::postgres::db_error)
                                 })
                             })
                             .await?;

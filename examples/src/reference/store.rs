@@ -123,14 +123,18 @@ impl Store {
                 Ok(item)
             }
             Self::Postgres(db) => {
-                let connection = db.get().await?;
                 let statement = format!(
                     "INSERT INTO items (name, quantity) VALUES ($1, $2) RETURNING {COLUMNS}"
                 );
-                let row = connection
-                    .query_one(&statement, &[&new.name, &quantity])
-                    .await
-                    .map_err(|e| db.error(e))?;
+                let row = db
+                    .with_connection(move |connection| {
+                        Box::pin(async move {
+                            connection
+                                .query_one(&statement, &[&new.name, &quantity])
+                                .await
+                        })
+                    })
+                    .await?;
                 from_row(&row)
             }
         }
@@ -146,12 +150,12 @@ impl Store {
                 .cloned()
                 .ok_or_else(|| not_found(id)),
             Self::Postgres(db) => {
-                let connection = db.get().await?;
                 let statement = format!("SELECT {COLUMNS} FROM items WHERE id = $1");
-                let row = connection
-                    .query_opt(&statement, &[&id])
-                    .await
-                    .map_err(|e| db.error(e))?;
+                let row = db
+                    .with_connection(move |connection| {
+                        Box::pin(async move { connection.query_opt(&statement, &[&id]).await })
+                    })
+                    .await?;
                 row.as_ref().map(from_row).ok_or_else(|| not_found(id))?
             }
         }
@@ -162,11 +166,14 @@ impl Store {
         let removed = match self {
             Self::Memory(memory) => u64::from(memory.lock().items.remove(&id).is_some()),
             Self::Postgres(db) => {
-                let connection = db.get().await?;
-                connection
-                    .execute("DELETE FROM items WHERE id = $1", &[&id])
-                    .await
-                    .map_err(|e| db.error(e))?
+                db.with_connection(move |connection| {
+                    Box::pin(async move {
+                        connection
+                            .execute("DELETE FROM items WHERE id = $1", &[&id])
+                            .await
+                    })
+                })
+                .await?
             }
         };
         if removed == 0 {
@@ -187,17 +194,16 @@ impl Store {
                 .map(|(_, item)| item.clone())
                 .collect::<Vec<_>>(),
             Self::Postgres(db) => {
-                let connection = db.get().await?;
                 let statement =
                     format!("SELECT {COLUMNS} FROM items WHERE id > $1 ORDER BY id LIMIT $2");
                 let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-                connection
-                    .query(&statement, &[&after, &fetch])
-                    .await
-                    .map_err(|e| db.error(e))?
-                    .iter()
-                    .map(from_row)
-                    .collect::<Result<Vec<_>, _>>()?
+                db.with_connection(move |connection| {
+                    Box::pin(async move { connection.query(&statement, &[&after, &fetch]).await })
+                })
+                .await?
+                .iter()
+                .map(from_row)
+                .collect::<Result<Vec<_>, _>>()?
             }
         };
         // One more than asked for tells whether another page follows.
@@ -227,15 +233,18 @@ impl Store {
                 Ok((before - state.items.len()) as u64)
             }
             Self::Postgres(db) => {
-                let connection = db.get().await?;
                 let seconds = ttl.as_secs_f64();
-                connection
-                    .execute(
-                        "DELETE FROM items WHERE created_at < now() - make_interval(secs => $1)",
-                        &[&seconds],
-                    )
-                    .await
-                    .map_err(|e| db.error(e))
+                db.with_connection(move |connection| {
+                    Box::pin(async move {
+                        connection
+                            .execute(
+                                "DELETE FROM items WHERE created_at < now() - make_interval(secs => $1)",
+                                &[&seconds],
+                            )
+                            .await
+                    })
+                })
+                .await
             }
         }
     }

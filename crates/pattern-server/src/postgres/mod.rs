@@ -299,10 +299,12 @@ impl Database {
     /// bounded: use this for statements outside a transaction.
     ///
     /// `work` returns a boxed future borrowing the connection
-    /// (`|connection| Box::pin(async move { .. })`).
+    /// (`|connection| Box::pin(async move { .. })`) and owning what else it
+    /// uses; its driver error is classified as [`error`](Self::error) does
+    /// (a lost connection marks the database failing).
     pub async fn with_connection<T, F>(&self, work: F) -> Result<T, Error>
     where
-        F: for<'c> FnOnce(&'c Object) -> BoxFuture<'c, Result<T, Error>>,
+        F: for<'c> FnOnce(&'c Object) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
     {
         let deadline = pattern_api::middleware::Deadline::current();
         let mut abandon = Abandon {
@@ -314,10 +316,11 @@ impl Database {
                 .connection
                 .as_ref()
                 .ok_or_else(|| Error::new(Kind::Internal, "the connection of a call is gone"))?;
+            let work = async { work(connection).await.map_err(|e| self.error(e)) };
             match deadline {
-                None => work(connection).await,
+                None => work.await,
                 Some(deadline) => {
-                    match tokio::time::timeout(deadline.remaining(), work(connection)).await {
+                    match tokio::time::timeout(deadline.remaining(), work).await {
                         Ok(result) => result,
                         // Cut short: the guard cancels the query as it drops.
                         Err(_) => Err(Error::new(
