@@ -15,7 +15,7 @@ use super::summary::{StopOutcome, StopReason, StopRecord, StopSummary};
 use super::system::{ComponentState, Plan, Shared, start_error};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
-use crate::supervision::{Restart, RestartBudget, Strategy};
+use crate::supervision::{Restart, RestartBudget};
 use crate::time::deadline;
 
 /// How a component's task ended.
@@ -307,10 +307,10 @@ impl Supervisor {
             Ending::Failed(why) => Some(why.clone()),
             Ending::Aborted => Some("aborted".to_owned()),
         };
-        let restart = match (self.plan.entries[i].options.restart, &failed) {
-            (Restart::Never, _) | (Restart::OnFailure, None) => false,
-            (Restart::OnFailure, Some(_)) | (Restart::Always, _) => true,
-        };
+        let restart = self.plan.entries[i]
+            .options
+            .restart
+            .restarts(failed.is_some());
         match &failed {
             Some(why) => {
                 tracing::warn!(component = %name, error = %why, restart, "component failed")
@@ -379,31 +379,18 @@ impl Supervisor {
         });
     }
 
-    /// The components that restart when `i` fails, in start order: all of
-    /// them (one for all), `i` and what depends on it, directly or not
-    /// (rest for one), or `i` alone.
+    /// The components that restart when `i` fails, in start order; a
+    /// component depends on what it declares (start order is a topological
+    /// order: a dependent comes after what it depends on).
     fn group(&self, i: usize) -> Vec<usize> {
-        match self.plan.strategy {
-            Strategy::OneForAll => (0..self.slots.len()).collect(),
-            Strategy::RestForOne => {
-                // Start order is a topological order: a dependent comes
-                // after what it depends on.
-                let entries = &self.plan.entries;
-                let mut group = vec![i];
-                for k in i + 1..entries.len() {
-                    let depends = entries[k]
-                        .component
-                        .dependencies()
-                        .iter()
-                        .any(|dep| group.iter().any(|&g| *entries[g].name == **dep));
-                    if depends {
-                        group.push(k);
-                    }
-                }
-                group
-            }
-            _ => vec![i],
-        }
+        let entries = &self.plan.entries;
+        crate::supervision::group(self.plan.strategy, i, entries.len(), |k, group| {
+            entries[k]
+                .component
+                .dependencies()
+                .iter()
+                .any(|dep| group.iter().any(|&g| *entries[g].name == **dep))
+        })
     }
 
     /// Whether `j` is temporary: never restarted, alone or with a group.

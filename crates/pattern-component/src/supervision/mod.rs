@@ -96,6 +96,45 @@ pub enum Restart {
     Always,
 }
 
+impl Restart {
+    /// Whether a run that ended, having `failed` or not, is started again.
+    pub fn restarts(self, failed: bool) -> bool {
+        match self {
+            Restart::Never => false,
+            Restart::OnFailure => failed,
+            Restart::Always => true,
+        }
+    }
+}
+
+/// The members that restart when member `failed` of `count` does, in start
+/// order: all of them (one for all), `failed` and those that depend on it
+/// directly or not (rest for one: `depends(k, group)` says whether member
+/// `k`, after `failed`, depends on one of `group`), or `failed` alone. The
+/// one rule of both supervisors: a system's components depend on what
+/// they declare, a [`Supervisor`]'s children on those added before them
+/// (OTP's rest for one).
+pub(crate) fn group(
+    strategy: Strategy,
+    failed: usize,
+    count: usize,
+    depends: impl Fn(usize, &[usize]) -> bool,
+) -> Vec<usize> {
+    match strategy {
+        Strategy::OneForAll => (0..count).collect(),
+        Strategy::RestForOne => {
+            let mut group = vec![failed];
+            for k in failed + 1..count {
+                if depends(k, &group) {
+                    group.push(k);
+                }
+            }
+            group
+        }
+        Strategy::OneForOne => vec![failed],
+    }
+}
+
 /// Which components restart together; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -387,10 +387,7 @@ impl Engine {
         let name = self.slots[i].child.name.clone();
         let supervisor = self.config.name.clone();
         let failure = ended.failure;
-        let restart = match (self.slots[i].child.restart, &failure) {
-            (Restart::Never, _) | (Restart::OnFailure, None) => false,
-            (Restart::OnFailure, Some(_)) | (Restart::Always, _) => true,
-        };
+        let restart = self.slots[i].child.restart.restarts(failure.is_some());
         match &failure {
             Some(why) => {
                 tracing::warn!(%supervisor, child = %name, error = %why, restart, "child failed")
@@ -441,15 +438,10 @@ impl Engine {
         tracing::info!(%supervisor, child = %name, ?delay, "restarting after backoff");
     }
 
-    /// The children that restart when `i` fails, in start order: all of
-    /// them (one for all), `i` and those started after it (rest for one),
-    /// or `i` alone.
+    /// The children that restart when `i` fails, in start order; a child
+    /// depends on those added before it.
     fn group(&self, i: usize) -> Vec<usize> {
-        match self.config.strategy {
-            Strategy::OneForAll => (0..self.slots.len()).collect(),
-            Strategy::RestForOne => (i..self.slots.len()).collect(),
-            _ => vec![i],
-        }
+        crate::supervision::group(self.config.strategy, i, self.slots.len(), |_, _| true)
     }
 
     /// The restart intensity is exhausted by child `i`.
