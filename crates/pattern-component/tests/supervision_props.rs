@@ -67,7 +67,11 @@ fn spec(index: usize) -> impl Strategy<Value = Spec> {
     )
         .prop_map(move |(restart, ends_after, exits, deps)| Spec {
             restart,
-            behaviour: Behaviour { ends_after, exits },
+            behaviour: Behaviour {
+                ends_after,
+                exits,
+                slow_stop: None,
+            },
             deps: if index == 0 { Vec::new() } else { deps },
         })
 }

@@ -18,12 +18,14 @@ use tokio::time::{Instant, sleep};
 const FOREVER: Behaviour = Behaviour {
     ends_after: None,
     exits: false,
+    slow_stop: None,
 };
 
 fn crashes_after(ms: u64) -> Behaviour {
     Behaviour {
         ends_after: Some(ms),
         exits: false,
+        slow_stop: None,
     }
 }
 
@@ -533,4 +535,218 @@ async fn many_concurrent_callers_never_run_two_instances_of_a_name() {
         assert!(record.most() <= 1, "{}: two instances at once", names[i]);
         assert_eq!(record.alive(), 0, "{}: outlived stop_all", names[i]);
     }
+}
+
+/// A child calling its own supervisor holds up nobody: a child that stops
+/// itself (waiting for its own end, with no stop timeout) leaves the
+/// supervisor answering every other call, and a slow stop of one child
+/// delays no call about another.
+#[tokio::test(start_paused = true)]
+async fn calls_never_wait_for_a_child() {
+    let supervisor = Supervisor::builder().build();
+    let weak = supervisor.downgrade();
+    supervisor
+        .add(
+            Child::new("selfish", move |_stop| {
+                let weak = weak.clone();
+                async move {
+                    sleep(Duration::from_millis(10)).await;
+                    let supervisor = weak.upgrade().expect("held by the test");
+                    supervisor.stop("selfish").await.map(drop)
+                }
+            })
+            .stop_timeout(Duration::MAX),
+        )
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(20)).await;
+    assert_eq!(state(&supervisor, "selfish"), ChildState::Stopping);
+    let asked = Instant::now();
+    let (other, other_runs) = child("other", FOREVER);
+    supervisor.add(other).await.unwrap();
+    let (slow, _) = deaf("deaf");
+    supervisor
+        .add(slow.stop_timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let stopping = {
+        let supervisor = supervisor.clone();
+        tokio::spawn(async move { supervisor.stop("deaf").await })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(
+        supervisor.stop("other").await.unwrap(),
+        StopOutcome::Stopped
+    );
+    supervisor.restart("other").await.unwrap();
+    assert_eq!(asked.elapsed(), Duration::ZERO, "nothing waited");
+    assert_eq!(other_runs.alive(), 1);
+    assert_eq!(stopping.await.unwrap().unwrap(), StopOutcome::Abandoned);
+    assert_eq!(asked.elapsed(), Duration::from_secs(5));
+}
+
+/// A child holding a weak handle does not keep its supervisor alive.
+#[tokio::test(start_paused = true)]
+async fn a_weak_handle_in_a_child_lets_the_supervisor_go() {
+    let supervisor = Supervisor::builder().build();
+    let weak = supervisor.downgrade();
+    let (record, r) = {
+        let record = Arc::new(Record::default());
+        (record.clone(), record)
+    };
+    supervisor
+        .add(Child::new("holder", move |stop| {
+            let (weak, record) = (weak.clone(), r.clone());
+            let alive = record.enter();
+            async move {
+                let _alive = alive;
+                stop.cancelled().await;
+                drop(weak);
+                Ok(())
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!(record.alive(), 1);
+    drop(supervisor);
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(record.alive(), 0);
+}
+
+/// A parent restarting a nested supervisor whose old run it aborted: the
+/// old run's late stop never stops the new run's children (the stop names
+/// its run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_stop_of_an_old_nested_run_leaves_the_new_one_alone() {
+    for round in 0..50 {
+        let inner = Supervisor::builder().build();
+        let (steady, runs) = child("steady", FOREVER);
+        inner.add(steady).await.unwrap();
+        let parent = Supervisor::builder().build();
+        parent
+            .add(
+                inner
+                    .clone()
+                    .into_child("inner")
+                    .stop_timeout(Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        parent.restart("inner").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            state(&inner, "steady"),
+            ChildState::Running,
+            "round {round}"
+        );
+        assert_eq!(runs.alive(), 1, "round {round}");
+        parent.stop_all().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(runs.alive(), 0, "round {round}");
+    }
+}
+
+/// After giving up, an operator's restart brings the supervisor back with
+/// a fresh budget.
+#[tokio::test(start_paused = true)]
+async fn an_operators_restart_revives_a_supervisor_that_gave_up() {
+    let supervisor = Supervisor::builder()
+        .intensity(1, Duration::from_secs(60))
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .build();
+    let (flaky, runs) = child("flaky", crashes_after(100));
+    supervisor.add(flaky).await.unwrap();
+    sleep(Duration::from_millis(300)).await;
+    assert!(supervisor.gave_up().is_some());
+    supervisor.restart("flaky").await.unwrap();
+    assert_eq!(supervisor.gave_up(), None);
+    // One restart allowed again before it gives up a second time.
+    sleep(Duration::from_millis(150)).await;
+    assert_eq!(runs.starts(), 4);
+    assert_eq!(state(&supervisor, "flaky"), ChildState::Running);
+    sleep(Duration::from_millis(100)).await;
+    assert!(supervisor.gave_up().is_some());
+}
+
+/// A child waiting out a longer backoff of its own when its group
+/// restarts keeps that backoff, and its restart is counted once.
+#[tokio::test(start_paused = true)]
+async fn a_group_restart_keeps_a_longer_backoff_of_a_member() {
+    let supervisor = Supervisor::builder()
+        .strategy(Strategy::RestForOne)
+        .intensity(10, Duration::from_secs(60))
+        .restart_backoff(Duration::from_secs(1), Duration::from_secs(10))
+        .build();
+    let start = Instant::now();
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (first, _) = child("first", crashes_after(1_500));
+    supervisor.add(first).await.unwrap();
+    let s = starts.clone();
+    supervisor
+        .add(Child::new("second", move |_stop| {
+            s.lock().unwrap().push((Instant::now() - start).as_millis());
+            async {
+                sleep(Duration::from_millis(100)).await;
+                Err(Error::new(Kind::Internal, "crashed"))
+            }
+        }))
+        .await
+        .unwrap();
+    // second: crashes at 0.1 s (back at 1.1 s) and 1.2 s (back at 3.2 s);
+    // first crashes at 1.5 s and is back at 2.5 s; second waits its own
+    // 3.2 s.
+    sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(supervisor.child("second").unwrap().restarts, 2);
+    sleep(Duration::from_millis(250)).await;
+    assert_near(&starts.lock().unwrap(), &[0, 1_100, 3_200]);
+}
+
+/// Per child, a child past its intensity under one for all stops its
+/// group with it.
+#[tokio::test(start_paused = true)]
+async fn per_child_escalation_stops_the_group_of_a_child_that_gave_up() {
+    let supervisor = Supervisor::builder()
+        .strategy(Strategy::OneForAll)
+        .escalation(Escalation::Child)
+        .intensity(1, Duration::from_secs(60))
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .build();
+    let (steady, steady_runs) = child("steady", FOREVER);
+    let (flaky, _) = child("flaky", crashes_after(100));
+    supervisor.add(steady).await.unwrap();
+    supervisor.add(flaky).await.unwrap();
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(state(&supervisor, "flaky"), ChildState::Failed);
+    assert_eq!(state(&supervisor, "steady"), ChildState::Stopped);
+    assert_eq!(steady_runs.alive(), 0);
+    assert_eq!(
+        supervisor.gave_up(),
+        None,
+        "per child: the supervisor goes on"
+    );
+}
+
+/// A child an operator stopped stays down through its group's restart and
+/// through a new run of its (nested) supervisor.
+#[tokio::test(start_paused = true)]
+async fn a_child_an_operator_stopped_stays_down() {
+    let inner = Supervisor::builder()
+        .strategy(Strategy::OneForAll)
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .build();
+    let (held, held_runs) = child("held", FOREVER);
+    let (flaky, _) = child("flaky", crashes_after(100));
+    inner.add(held).await.unwrap();
+    inner.add(flaky).await.unwrap();
+    inner.stop("held").await.unwrap();
+    sleep(Duration::from_millis(150)).await;
+    assert_eq!(held_runs.starts(), 1, "not restarted with its group");
+    let parent = Supervisor::builder().build();
+    parent.add(inner.clone().into_child("inner")).await.unwrap();
+    parent.restart("inner").await.unwrap();
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(held_runs.starts(), 1, "not started by a new run");
+    assert_eq!(state(&inner, "held"), ChildState::Stopped);
+    inner.restart("held").await.unwrap();
+    assert_eq!(held_runs.alive(), 1);
 }

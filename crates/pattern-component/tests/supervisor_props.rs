@@ -31,6 +31,10 @@ enum Op {
     Stop,
     Restart,
     Remove,
+    /// The parent restarts the supervisor under test (a new run).
+    ParentRestart,
+    /// The parent stops it.
+    ParentStop,
 }
 
 #[derive(Clone, Debug)]
@@ -52,10 +56,16 @@ fn spec() -> impl Strategy<Value = Spec> {
         ],
         prop::option::of(5u64..300),
         any::<bool>(),
+        // Prompt, slow to stop (some past the 50 ms stop timeout), or deaf.
+        prop_oneof![Just(None), (1u64..120).prop_map(Some), Just(Some(u64::MAX))],
     )
-        .prop_map(|(restart, ends_after, exits)| Spec {
+        .prop_map(|(restart, ends_after, exits, slow_stop)| Spec {
             restart,
-            behaviour: Behaviour { ends_after, exits },
+            behaviour: Behaviour {
+                ends_after,
+                exits,
+                slow_stop,
+            },
         })
 }
 
@@ -94,7 +104,9 @@ fn schedule() -> impl Strategy<Value = Vec<(u64, Op, usize)>> {
                 Just(Op::Replace),
                 Just(Op::Stop),
                 Just(Op::Restart),
-                Just(Op::Remove)
+                Just(Op::Remove),
+                Just(Op::ParentRestart),
+                Just(Op::ParentStop)
             ],
             0usize..5,
         ),
@@ -152,34 +164,62 @@ proptest! {
             supervisor.stop_all().await;
             let window = Duration::from_millis(setup.window_ms);
             let max = setup.max_restarts as usize;
-            let mut all = Vec::new();
+            // Under a group strategy, two children failing at the same
+            // instant are one failure to the supervisor: the first it sees
+            // stops the other (whose run had just ended), as OTP does. The
+            // upper bound leaves such instants out; the lower keeps them.
+            // A run that ends by itself while waiting its turn in an
+            // ordered stop is not a failure either, and the test cannot see
+            // when its turn began: with a child slow to stop in a group,
+            // only the lower bound is checked.
+            let exact = setup.strategy == Policy::OneForOne
+                || setup.specs.iter().all(|spec| spec.behaviour.slow_stop.is_none());
+            let endings: Vec<Vec<Instant>> = records
+                .iter()
+                .zip(&setup.specs)
+                .map(|(record, spec)| {
+                    record
+                        .restart_endings(spec.restart)
+                        .into_iter()
+                        .filter(|at| gave_up || *at < stop_asked)
+                        .collect()
+                })
+                .collect();
+            let mut seen = std::collections::HashMap::<Instant, usize>::new();
+            for at in endings.iter().flatten() {
+                *seen.entry(*at).or_default() += 1;
+            }
+            let clear = |times: &[Instant]| -> Vec<Instant> {
+                times
+                    .iter()
+                    .copied()
+                    .filter(|at| setup.strategy == Policy::OneForOne || seen[at] == 1)
+                    .collect()
+            };
             for (i, record) in records.iter().enumerate() {
                 assert!(record.most() <= 1, "{}: two instances at once", names[i]);
                 assert_eq!(record.alive(), 0, "{}: outlived stop_all", names[i]);
                 if setup.specs[i].restart == Restart::Never {
                     assert_eq!(record.starts(), 1, "{}: temporary, started again", names[i]);
                 }
-                let mut endings: Vec<Instant> = record
-                    .restart_endings(setup.specs[i].restart)
-                    .into_iter()
-                    .filter(|at| gave_up || *at < stop_asked)
-                    .collect();
                 if setup.escalation == Escalation::Child {
                     let failed = supervisor.child(&names[i]).unwrap().state == ChildState::Failed;
-                    let most = most_within(&mut endings, window);
-                    if failed && !endings.is_empty() {
+                    if failed && !endings[i].is_empty() {
+                        let most = most_within(&mut endings[i].clone(), window);
                         assert!(most > max, "{}: failed early, {most} of {max}", names[i]);
-                    } else {
+                    } else if exact {
+                        let most = most_within(&mut clear(&endings[i]), window);
                         assert!(most <= max, "{}: {most} restarts within {window:?}, intensity {max}", names[i]);
                     }
                 }
-                all.extend(endings);
             }
             if setup.escalation == Escalation::Supervisor {
-                let most = most_within(&mut all, window);
+                let all: Vec<Instant> = endings.iter().flatten().copied().collect();
                 if gave_up {
+                    let most = most_within(&mut all.clone(), window);
                     assert!(most > max, "gave up early: {most} of {max}");
-                } else {
+                } else if exact {
+                    let most = most_within(&mut clear(&all), window);
                     assert!(most <= max, "{most} restarts within {window:?}, intensity {max}");
                 }
             }
@@ -187,7 +227,8 @@ proptest! {
         });
     }
 
-    /// Calls racing the failures: one instance per name, temporaries run
+    /// Calls racing the failures, the supervisor nested in a parent that
+    /// restarts and stops it too: one instance per name, temporaries run
     /// only when asked, nothing left after stop_all.
     #[test]
     fn calls_at_random_times_never_run_two_instances(setup in setup(), calls in schedule()) {
@@ -201,11 +242,17 @@ proptest! {
                 supervisor.add(child(&names[i], *spec, &records[i])).await.unwrap();
                 asked[i].fetch_add(1, Ordering::SeqCst);
             }
+            let parent = Supervisor::builder().build();
+            parent
+                .add(supervisor.clone().into_child("inner").stop_timeout(Duration::from_millis(200)))
+                .await
+                .unwrap();
             let start = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for (at, op, which) in calls {
                 let i = which % n;
-                let (supervisor, name, spec, record, asked) = (
+                let (parent, supervisor, name, spec, record, asked) = (
+                    parent.clone(),
                     supervisor.clone(),
                     names[i].clone(),
                     setup.specs[i],
@@ -216,10 +263,17 @@ proptest! {
                     tokio::time::sleep_until(start + Duration::from_millis(at)).await;
                     let started = match op {
                         Op::Add => supervisor.add(child(&name, spec, &record)).await.is_ok(),
-                        Op::Replace => supervisor.replace(child(&name, spec, &record)).await.is_ok(),
+                        // A replacement stopped before it starts is still
+                        // the child (it never ran: a new run starts it).
+                        Op::Replace => {
+                            let _ = supervisor.replace(child(&name, spec, &record)).await;
+                            true
+                        }
                         Op::Restart => supervisor.restart(&name).await.is_ok(),
                         Op::Stop => { let _ = supervisor.stop(&name).await; false }
                         Op::Remove => { let _ = supervisor.remove(&name).await; false }
+                        Op::ParentRestart => { let _ = parent.restart("inner").await; false }
+                        Op::ParentStop => { let _ = parent.stop("inner").await; false }
                     };
                     if started {
                         asked.fetch_add(1, Ordering::SeqCst);
@@ -228,6 +282,7 @@ proptest! {
             }
             while tasks.join_next().await.is_some() {}
             sleep(Duration::from_millis(setup.run_ms)).await;
+            parent.stop_all().await;
             supervisor.stop_all().await;
             for i in 0..n {
                 let record = &records[i];

@@ -213,7 +213,11 @@ async fn a_name_runs_at_most_one_instance_whatever_the_interleaving() {
             });
         }
         while let Some(call) = calls.join_next().await {
-            call.unwrap().unwrap();
+            // A restart overtaken by a stop while the old run was ending
+            // says so; nothing else fails.
+            if let Err(err) = call.unwrap() {
+                assert_eq!(err.kind(), Kind::Conflict, "seed {seed}: {err}");
+            }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(instances.alive.load(Ordering::SeqCst) <= 1, "seed {seed}");

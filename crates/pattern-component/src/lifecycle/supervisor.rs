@@ -39,7 +39,6 @@ enum Event {
     Restart { slot: usize, generation: u64 },
 }
 
-#[derive(Default)]
 struct Slot {
     /// Bumped at every start attempt; events of older generations are stale.
     generation: u64,
@@ -49,6 +48,8 @@ struct Slot {
     task: Option<AbortHandle>,
     /// Addresses bound at the first start, bound again on restarts.
     bound_at: Vec<PortSpec>,
+    /// Its backoff (the system's budget counts the restarts).
+    backoff: RestartBudget,
 }
 
 pub(crate) struct Supervisor {
@@ -60,7 +61,7 @@ pub(crate) struct Supervisor {
     tx: mpsc::Sender<Event>,
     rx: mpsc::Receiver<Event>,
     pending: VecDeque<Event>,
-    /// The system's restarts within the intensity window, and the backoff.
+    /// The system's restarts within the intensity window.
     budget: RestartBudget,
 }
 
@@ -76,7 +77,15 @@ impl Supervisor {
         // `Restart`: a few per component is plenty.
         let (tx, rx) = mpsc::channel(4 * n + 8);
         Self {
-            slots: (0..n).map(|_| Slot::default()).collect(),
+            slots: (0..n)
+                .map(|_| Slot {
+                    generation: 0,
+                    stop: None,
+                    task: None,
+                    bound_at: Vec::new(),
+                    backoff: RestartBudget::new(plan.intensity, plan.backoff.0, plan.backoff.1),
+                })
+                .collect(),
             budget: RestartBudget::new(plan.intensity, plan.backoff.0, plan.backoff.1),
             plan,
             shared,
@@ -330,7 +339,7 @@ impl Supervisor {
 
         // Intensity: too many restarts in the window and we give up.
         let now = Instant::now();
-        let Some(delay) = self.budget.restart(now) else {
+        if !self.budget.allow(now) {
             let why = format!(
                 "component {name:?} failed after {} restarts within {:?}; giving up",
                 self.budget.restarts_within(now),
@@ -346,7 +355,10 @@ impl Supervisor {
                 .get_or_insert(StopReason::Escalated(why));
             self.shutdown.cancel();
             return;
-        };
+        }
+        // The delay is the failed component's own: a flapping neighbour
+        // does not stretch it.
+        let delay = self.slots[i].backoff.backoff(now);
 
         // Stop the components that restart with it, last started first;
         // temporary ones (`Restart::Never`) are stopped and not started

@@ -31,10 +31,8 @@ use super::Intensity;
 #[derive(Debug)]
 pub struct RestartBudget {
     intensity: Intensity,
-    min: Duration,
-    max: Duration,
     restarts: VecDeque<Instant>,
-    backoff: Option<ExponentialBackoff>,
+    backoff: Backoff,
 }
 
 impl RestartBudget {
@@ -42,26 +40,34 @@ impl RestartBudget {
     pub fn new(intensity: Intensity, min: Duration, max: Duration) -> Self {
         Self {
             intensity,
-            min,
-            max: max.max(min),
             restarts: VecDeque::new(),
-            backoff: None,
+            backoff: Backoff::new(intensity.within, min, max),
         }
     }
 
     /// Records a restart wanted at `now`: the delay to wait before it, or
     /// `None` when the intensity is exhausted (escalate, give up).
     pub fn restart(&mut self, now: Instant) -> Option<Duration> {
+        self.allow(now).then(|| self.backoff.next(now))
+    }
+
+    /// Records a restart wanted at `now` against the intensity alone:
+    /// whether it is allowed. (A supervisor counting all its members'
+    /// restarts together asks this, and takes each member's delay from
+    /// that member's own [`backoff`](Self::backoff).)
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
         self.forget_before(now);
-        if self.restarts.is_empty() {
-            // A stable run: the backoff starts over.
-            self.backoff = None;
-        }
         if self.restarts.len() >= self.intensity.max_restarts as usize {
-            return None;
+            return false;
         }
         self.restarts.push_back(now);
-        Some(next_delay(&mut self.backoff, self.min, self.max))
+        true
+    }
+
+    /// The delay before a restart at `now`, from this budget's backoff
+    /// alone (the intensity counted elsewhere).
+    pub(crate) fn backoff(&mut self, now: Instant) -> Duration {
+        self.backoff.next(now)
     }
 
     /// Restarts within the window ending at `now`.
@@ -82,19 +88,47 @@ impl RestartBudget {
     }
 }
 
-/// The next delay of `backoff` (from `min` doubling to `max`), started on
-/// first use: the one backoff of every restart loop.
-fn next_delay(backoff: &mut Option<ExponentialBackoff>, min: Duration, max: Duration) -> Duration {
-    backoff
-        .get_or_insert_with(|| {
-            ExponentialBuilder::new()
-                .with_min_delay(min)
-                .with_max_delay(max)
-                .without_max_times()
-                .build()
-        })
-        .next()
-        .unwrap_or(max)
+/// An exponential backoff (backon) from `min` doubling to `max` that
+/// starts over after a stable run: no delay asked within `within`.
+#[derive(Debug)]
+struct Backoff {
+    within: Duration,
+    min: Duration,
+    max: Duration,
+    last: Option<Instant>,
+    delays: Option<ExponentialBackoff>,
+}
+
+impl Backoff {
+    fn new(within: Duration, min: Duration, max: Duration) -> Self {
+        Self {
+            within,
+            min,
+            max: max.max(min),
+            last: None,
+            delays: None,
+        }
+    }
+
+    fn next(&mut self, now: Instant) -> Duration {
+        if self
+            .last
+            .is_some_and(|at| now.saturating_duration_since(at) > self.within)
+        {
+            self.delays = None; // a stable run
+        }
+        self.last = Some(now);
+        self.delays
+            .get_or_insert_with(|| {
+                ExponentialBuilder::new()
+                    .with_min_delay(self.min)
+                    .with_max_delay(self.max)
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(self.max)
+    }
 }
 
 #[cfg(test)]

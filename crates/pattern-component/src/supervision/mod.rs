@@ -78,7 +78,9 @@ mod budget;
 mod supervisor;
 
 pub use budget::RestartBudget;
-pub use supervisor::{Child, ChildInfo, ChildState, Escalation, Supervisor, SupervisorBuilder};
+pub use supervisor::{
+    Child, ChildInfo, ChildState, Escalation, Supervisor, SupervisorBuilder, WeakSupervisor,
+};
 
 use std::time::Duration;
 

@@ -73,11 +73,13 @@ impl Drop for Alive {
 }
 
 /// How a run behaves: ends after `ends_after` ms (failing unless `exits`),
-/// or runs until stopped.
+/// or runs until stopped; once asked to stop, ends after `slow_stop` ms
+/// (`u64::MAX`: never, it ignores the stop), or at once.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Behaviour {
     pub(crate) ends_after: Option<u64>,
     pub(crate) exits: bool,
+    pub(crate) slow_stop: Option<u64>,
 }
 
 impl Behaviour {
@@ -90,13 +92,21 @@ impl Behaviour {
         stop: CancellationToken,
     ) -> Result<(), Error> {
         let _alive = alive;
-        let Some(ms) = self.ends_after else {
+        let stopped = async {
             stop.cancelled().await;
-            return Ok(());
+            match self.slow_stop {
+                Some(u64::MAX) => std::future::pending().await,
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                None => {}
+            }
+            Ok(())
+        };
+        let Some(ms) = self.ends_after else {
+            return stopped.await;
         };
         tokio::select! {
             biased;
-            () = stop.cancelled() => Ok(()),
+            stopped = stopped => stopped,
             () = tokio::time::sleep(Duration::from_millis(ms)) => {
                 record.endings.lock().unwrap().push((Instant::now(), !self.exits));
                 if self.exits {

@@ -175,7 +175,9 @@ impl ProcessRegistry {
 
     /// Stops `name` (as [`stop`](Self::stop) does) and starts a new
     /// instance once it has ended, with its restart budget starting over;
-    /// [`Kind::NotFound`](pattern_error::Kind::NotFound) if unknown.
+    /// [`Kind::NotFound`](pattern_error::Kind::NotFound) if unknown,
+    /// [`Kind::Conflict`](pattern_error::Kind::Conflict) if a stop or a
+    /// removal came while the old instance was ending (it stays stopped).
     pub async fn restart(&self, name: &str) -> Result<(), Error> {
         self.supervisor.restart(name).await
     }

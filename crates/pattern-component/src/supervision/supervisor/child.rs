@@ -86,11 +86,14 @@ impl std::fmt::Debug for Child {
 pub enum ChildState {
     /// Running.
     Running,
+    /// Asked to stop; waiting for its run to end (or to be aborted at its
+    /// stop timeout).
+    Stopping,
     /// Failed, or stopped with its group, and waiting out the backoff
     /// before it runs again.
     Restarting,
-    /// Stopped by request, stopped with the supervisor, or ended without a
-    /// restart due.
+    /// Stopped by request, stopped with its group or the supervisor, or
+    /// ended without a restart due.
     Stopped,
     /// Failed and not restarted: its policy says so, or the restart
     /// intensity is exhausted.

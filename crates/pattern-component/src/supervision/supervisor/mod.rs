@@ -5,7 +5,7 @@
 mod child;
 mod engine;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use pattern_error::{Error, Kind};
@@ -151,11 +151,18 @@ impl SupervisorBuilder {
 /// - no more than the intensity's `max_restarts` restarts within any
 ///   window of `within`: one more gives up (see [`Escalation`]);
 /// - a stop waits at most the child's stop timeout, then aborts the run;
-///   when every handle is dropped, the children are stopped.
+///   when every handle is dropped, the children are stopped (a child that
+///   needs its supervisor holds a [`WeakSupervisor`], or it keeps it
+///   alive);
+/// - a child an operator stopped stays down: neither its group's restart
+///   nor a new [`supervise`](Self::supervise) run starts it; only
+///   [`restart`](Self::restart) does.
 ///
-/// Calls are applied one at a time, in the order they arrive; a call that
-/// stops a child holds the next ones for at most that child's stop
-/// timeout. [`children`](Self::children) reads without waiting.
+/// Calls are applied in the order they arrive and never wait for a child:
+/// a slow stop holds up no other call, and a child may call its own
+/// supervisor (a child stopping itself waits for its own end: it is
+/// aborted at its stop timeout; return instead).
+/// [`children`](Self::children) reads without asking.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -261,6 +268,8 @@ impl Supervisor {
 
     /// Adds `child` and starts it, in place of the child of that name if
     /// there is one (stopped first; its place in the start order kept).
+    /// [`Kind::Conflict`] when the child is stopped or removed while the
+    /// old one stops: it stays, stopped (or is gone).
     pub async fn replace(&self, child: Child) -> Result<(), Error> {
         self.call(|reply| Command::Add {
             child,
@@ -285,16 +294,19 @@ impl Supervisor {
 
     /// Stops `name` if it runs and starts it again, with its restart budget
     /// starting over (whatever its policy or state: an operator's
-    /// restart); [`Kind::NotFound`] if unknown.
+    /// restart); [`Kind::NotFound`] if unknown, [`Kind::Conflict`] if a
+    /// stop or a removal came while the old run was ending (it stays
+    /// stopped).
     pub async fn restart(&self, name: &str) -> Result<(), Error> {
         let name = name.to_owned();
         self.call(|reply| Command::Restart { name, reply }).await?
     }
 
     /// Stops every child (all at once under one-for-one, else last added
-    /// first) and keeps them, stopped; how each went, in start order.
+    /// first, each once the one after it has stopped) and keeps them,
+    /// stopped; how each went, in start order.
     pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {
-        self.call(|reply| Command::StopAll { reply })
+        self.call(|reply| Command::StopAll { run: None, reply })
             .await
             .unwrap_or_default()
     }
@@ -314,21 +326,26 @@ impl Supervisor {
             .cloned()
     }
 
-    /// Why the supervisor gave up ([`Escalation::Supervisor`]), while its
-    /// children stay down; `None` while it supervises.
+    /// Why the supervisor gave up ([`Escalation::Supervisor`]), until it
+    /// supervises again (an operator's [`add`](Self::add),
+    /// [`replace`](Self::replace) or [`restart`](Self::restart), or a new
+    /// [`supervise`](Self::supervise) run, each with a fresh budget);
+    /// `None` while it supervises.
     pub fn gave_up(&self) -> Option<String> {
         self.inner.shared.gave_up.borrow().clone()
     }
 
     /// Runs the supervisor as the run of a child of another: starts every
-    /// child that is down (a temporary one only if it never ran) with a
-    /// fresh restart budget, and supervises them until `stop` (then stops
-    /// them: `Ok`) or until it gives up (an error, for the parent's policy).
-    /// Dropped before it ends, it stops the children.
+    /// child that is down (not one an operator stopped, nor a temporary one
+    /// that ran) with a fresh restart budget, and supervises them until
+    /// `stop` (then stops them: `Ok`) or until it gives up (an error, for
+    /// the parent's policy). Dropped before it ends (aborted by its parent,
+    /// say), it stops the children of its run, never those of a run after
+    /// it.
     pub async fn supervise(&self, stop: CancellationToken) -> Result<(), Error> {
         let mut gave_up = self.inner.shared.gave_up.subscribe();
-        let mut guard = StopOnDrop(Some(self.clone()));
-        self.call(|reply| Command::StartAll { reply }).await?;
+        let run = self.call(|reply| Command::StartAll { reply }).await?;
+        let mut guard = StopOnDrop(Some((Arc::downgrade(&self.inner), run)));
         let outcome = tokio::select! {
             () = stop.cancelled() => Ok(()),
             why = gave_up.wait_for(Option::is_some) => Err(Error::new(
@@ -340,7 +357,11 @@ impl Supervisor {
                 ),
             )),
         };
-        self.stop_all().await;
+        self.call(|reply| Command::StopAll {
+            run: Some(run),
+            reply,
+        })
+        .await?;
         guard.0 = None;
         outcome
     }
@@ -358,16 +379,60 @@ impl Supervisor {
 }
 
 /// Stops a nested supervisor's children when its run is dropped before it
-/// ends (aborted by its parent, say).
-struct StopOnDrop(Option<Supervisor>);
+/// ends (aborted by its parent, say): the stop is queued at once, behind
+/// nothing a later run could send, and names its run.
+struct StopOnDrop(Option<(Weak<Inner>, u64)>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        if let Some(supervisor) = self.0.take()
+        let Some((inner, run)) = self.0.take() else {
+            return;
+        };
+        let Some(inner) = inner.upgrade() else {
+            return; // every handle gone: the engine stops the children
+        };
+        let (reply, _) = oneshot::channel();
+        let command = Command::StopAll {
+            run: Some(run),
+            reply,
+        };
+        if let Err(mpsc::error::TrySendError::Full(command)) = inner.commands.try_send(command)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move { supervisor.stop_all().await });
+            // The queue is full: wait for room (the run number keeps it
+            // from stopping a later run).
+            runtime.spawn(async move {
+                let _ = inner.commands.send(command).await;
+            });
         }
+    }
+}
+
+/// A handle to a [`Supervisor`] that does not keep it alive: what a child
+/// holds to reach its own supervisor (a child holding a [`Supervisor`]
+/// keeps it, and so itself, running after every other handle is dropped).
+#[derive(Clone, Debug)]
+pub struct WeakSupervisor(Weak<Inner>);
+
+impl WeakSupervisor {
+    /// The supervisor, if a handle to it is still held.
+    pub fn upgrade(&self) -> Option<Supervisor> {
+        self.0.upgrade().map(|inner| Supervisor { inner })
+    }
+}
+
+impl Supervisor {
+    /// A handle that does not keep the supervisor alive.
+    pub fn downgrade(&self) -> WeakSupervisor {
+        WeakSupervisor(Arc::downgrade(&self.inner))
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
