@@ -311,6 +311,41 @@ async fn check_contract(service: &Service) {
             "{path} missing from the document"
         );
     }
+    // The document tells the truth about the wire: envelopes, problems,
+    // the stack's answers on every operation, the admin routes' scheme.
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let created = &doc["paths"]["/v1/items"]["post"]["responses"];
+    let success = created["201"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    let envelope = &doc["components"]["schemas"][success.rsplit('/').next().unwrap()];
+    assert!(
+        envelope["properties"]["data"].is_object() && envelope["properties"]["meta"].is_object(),
+        "{envelope}"
+    );
+    for status in [
+        "400", "408", "413", "415", "422", "429", "500", "503", "504",
+    ] {
+        assert_eq!(
+            created[status]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "POST /v1/items {status}"
+        );
+    }
+    assert!(created["429"]["headers"]["Retry-After"].is_object());
+    assert!(
+        doc["components"]["securitySchemes"]["bearer"].is_object(),
+        "{doc}"
+    );
+    let admin = &doc["paths"]["/admin/processes"]["get"];
+    assert_eq!(admin["security"][0]["bearer"], json!([]));
+    assert!(admin["responses"]["401"].is_object());
+    // A problem's type is a page on the service.
+    let missing = get(&client, "/v1/items/999999").await;
+    let missing: Value = missing.json();
+    assert_eq!(missing["type"], "/problems/not_found");
+    get(&client, "/problems/not_found").await.assert_status(200);
+
     let docs = get(&client, "/docs").await;
     let docs = if docs.status.is_redirection() {
         get(&client, "/docs/").await

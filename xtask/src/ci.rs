@@ -175,6 +175,7 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
     summary.step("reliability", || {
         crate::reliability::run_suite(&["--short"]).map(|note| format!("short form, {note}"))
     })?;
+    summary.step("contract", crate::contract::run_contract)?;
     summary.step("doc", || {
         run(cargo()
             .args([

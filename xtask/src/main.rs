@@ -6,9 +6,11 @@
 //! | `pg start\|stop\|url` | a throwaway PostgreSQL cluster under `target/pg/` |
 //! | `bench [ARGS]` | the criterion benches, then each `ours / peer` ratio |
 //! | `reliability [ARGS]` | the reliability suite against the reference service, with a table of figures |
+//! | `contract` | the reference service's OpenAPI document against the wire (schemathesis, openapi-spec-validator) |
 
 mod bench;
 mod ci;
+mod contract;
 mod http_bench;
 mod pg;
 mod reliability;
@@ -21,13 +23,16 @@ usage: cargo xtask <command>
 
 commands:
   ci                 fmt, clippy, feature builds, tests (with PostgreSQL), loom models,
-                     the reliability suite (short), docs, cargo-deny
+                     the reliability suite (short), the OpenAPI contract, docs, cargo-deny
   pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster
   reliability [--short] [--only NAME,...]
                      the reliability suite against the reference service (release
                      build, throwaway PostgreSQL); prints a table of figures
+  contract           the reference service's /openapi.json against the wire: a pinned
+                     schemathesis (every check and phase, fixed seed) in memory and
+                     with PostgreSQL, and openapi-spec-validator (venv under target/)
   bench [--bench NAME] [ARGS]
                      run the criterion benches (one file with --bench; ARGS go to
                      criterion) and print ours/peer ratios
@@ -53,6 +58,9 @@ fn main() -> ExitCode {
         ["bench", "--http", rest @ ..] => http_bench::run_http(rest),
         ["bench", rest @ ..] => bench::run_benches(rest),
         ["reliability", rest @ ..] => reliability::command(rest),
+        ["contract"] => {
+            contract::run_contract().map(|note| eprintln!("xtask: contract ok ({note})"))
+        }
         [] => {
             print!("{USAGE}");
             Ok(())

@@ -69,7 +69,31 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features yet.
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `openapi` | [`openapi`]: schemas of [`Envelope`](response::Envelope), [`Problem`](problem::Problem) and [`FieldError`] (utoipa), and [`ApiStack::document`](stack::ApiStack::document), which adds every error answer the stack gives to each operation of a document |
+//!
+//! # An OpenAPI contract true to the wire
+//!
+//! With `openapi`, a service's document describes what it sends, not what
+//! its handlers alone return:
+//! - declare success bodies as `Envelope<T>` (`body = Envelope<Item>`);
+//!   errors need no declaration beyond their own (a 404, a 409);
+//! - state each garde rule in the schema too (`#[schema(min_length = 1,
+//!   max_length = 100)]` beside `#[garde(length(min = 1, max = 100))]`)
+//!   and test that they agree at every bound, and read integers with
+//!   [`extract::integer`] (a schema's `integer` allows `7.0`);
+//! - register routes once, for the router and the document
+//!   (utoipa-axum's `OpenApiRouter`), and finish the document with
+//!   [`ApiStack::document`](stack::ApiStack::document) on the stack that
+//!   serves it: 400, 408, 413, 415, 422, 429, 503 (with `Retry-After`),
+//!   504 and 500 appear where the stack can answer them, each a
+//!   [`Problem`](problem::Problem);
+//! - serve the problem types (`pattern-server`'s `docs::routes` serves
+//!   `/problems/{code}`, the `type` of every problem).
+//!
+//! The reference service does all of this; `cargo xtask contract` checks it
+//! with schemathesis (every check, every phase) and openapi-spec-validator.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client_addr;
@@ -77,6 +101,8 @@ mod context;
 mod error;
 pub mod extract;
 pub mod middleware;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod problem;
 pub mod request_id;
 pub mod response;

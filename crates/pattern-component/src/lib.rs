@@ -67,7 +67,9 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features yet.
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `openapi` | OpenAPI schemas (utoipa) of [`supervision::ChildInfo`] and [`supervision::ChildState`], for routes that report children |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod component;

@@ -9,7 +9,7 @@
 //! | capability | items |
 //! | --- | --- |
 //! | server configuration and serving | [`http::HttpServer`]: hyper-util serving an axum router as a component (with [`after`](http::HttpServer::after) dependencies), validated [`http::ServerConfig`] (HTTP/1 and HTTP/2, keep-alive, header read and idle timeouts, max header size, HTTP/2 limits and pings, max connections overall and per client, pre-stop delay, drain deadline, TLS), connection limit that waits or refuses, graceful drain that reports the connections it cut and waits for upgraded (WebSocket) connections |
-//! | documentation serving | `docs::routes` (feature `openapi`): `/openapi.json` from utoipa-axum routes and an offline `/docs` page (vendored assets) |
+//! | documentation serving | `docs::routes` (feature `openapi`): `/openapi.json` from utoipa-axum routes, an offline `/docs` page (vendored assets) and the problem types at `/problems/{code}` |
 //! | response handling and flow management | pattern-api's envelopes and [`ApiStack`](pattern_api::stack::ApiStack) in front of handlers: admission control (concurrency limit, bounded wait queue, 503 with `Retry-After`), compression, streaming bodies, deadlines propagated from the `x-request-timeout-ms` header |
 //! | process registry | [`registry::ProcessRegistry`]: named tasks with state, restarts, last error and start time; stop or restart by name; [`registry::admin_router`] behind a bearer token (constant-time check, 401 problem) |
 //! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
@@ -52,7 +52,7 @@
 //! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
 //! | `logging` | `logging`: log set-up (tracing-subscriber) |
 //! | `tls` | HTTPS in [`http::HttpServer`] (rustls with ring): certificate and key from PEM files, reloaded when they change, ALPN for h2 and http/1.1 |
-//! | `openapi` | `docs`: `/openapi.json` and an offline `/docs` page (utoipa, vendored Swagger UI) |
+//! | `openapi` | `docs`: `/openapi.json`, an offline `/docs` page (utoipa, vendored Swagger UI) and `/problems/{code}`; `registry::admin_routes` (the admin routes with their description and bearer scheme); `pattern-api/openapi` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "openapi")]

@@ -39,3 +39,42 @@ async fn openapi_document_and_offline_docs_page() {
         "the bundle is served from the binary"
     );
 }
+
+/// Every problem's type is a page that describes it: the type URI of a
+/// problem the stack answers with resolves on the service.
+#[tokio::test]
+async fn problem_types_are_pages() {
+    use pattern_api::problem::{PROBLEM_TYPES, Problem, type_uri};
+    use pattern_error::{Error, Kind};
+
+    let client = TestClient::serve(pattern_server::docs::routes(Api::openapi())).await;
+    let index = client.get("/problems").await;
+    index.assert_status(200);
+    let html = String::from_utf8_lossy(&index.body).into_owned();
+    for t in PROBLEM_TYPES {
+        assert!(
+            html.contains(&format!("href=\"/problems/{}\"", t.code)),
+            "{}",
+            t.code
+        );
+        let page = client.get(&type_uri(t.code)).await;
+        page.assert_status(200);
+        assert!(
+            page.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let text = String::from_utf8_lossy(&page.body).into_owned();
+        assert!(text.contains(&t.status.to_string()), "{text}");
+    }
+    let problem = Problem::from_error(&Error::new(Kind::RateLimited, "slow down"));
+    client.get(&problem.type_uri).await.assert_status(200);
+    let unknown = client.get("/problems/no_such_code").await;
+    unknown.assert_status(404);
+    assert!(
+        unknown
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+}

@@ -47,7 +47,7 @@ pub struct ProblemCase {
 ///
 /// - its status is the explicit one, or else `status_for(kind)`, and is
 ///   4xx or 5xx;
-/// - it is `application/problem+json`: `type` `about:blank`, `title` the
+/// - it is `application/problem+json`: `type` the code's (`/problems/{code}`), `title` the
 ///   status's reason phrase, `status` the response's, `code` the kind's
 ///   name, nothing else but `detail`, `request_id` and `errors`;
 /// - `detail` is the error's message when both the response's status and
@@ -138,7 +138,11 @@ pub fn check_problem(case: &ProblemCase) -> Result<u16, Violation> {
     }
     let title = status.canonical_reason().unwrap_or("Error");
     let str_of = |key: &str| problem.get(key).and_then(Value::as_str);
-    ensure!(str_of("type") == Some("about:blank"), "type: {problem:?}");
+    let type_uri = patterns::api::problem::type_uri(kind.as_str());
+    ensure!(
+        str_of("type") == Some(type_uri.as_str()),
+        "type: {problem:?}"
+    );
     ensure!(
         str_of("title") == Some(title),
         "title, expected {title}: {problem:?}"
@@ -167,7 +171,7 @@ pub fn check_problem(case: &ProblemCase) -> Result<u16, Violation> {
     let public = |text: &str| {
         title.contains(text)
             || kind.as_str().contains(text)
-            || "about:blank".contains(text)
+            || type_uri.contains(text)
             || fields.iter().any(|f| {
                 f.field.contains(text) || f.message.contains(text) || f.code.contains(text)
             })

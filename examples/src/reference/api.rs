@@ -20,8 +20,8 @@ use super::store::{Item, NewItem, Store};
 #[openapi(
     info(
         title = "reference-service",
-        description = "An inventory API built from the patterns crates. Successes are `{\"data\", \"meta\"}` envelopes; errors are RFC 9457 `application/problem+json`.",
-        version = "1"
+        description = "An inventory API built from the patterns crates. Successes are `{\"data\", \"meta\"}` envelopes; errors are RFC 9457 `application/problem+json`, each `type` described at `/problems/{code}`.",
+        version = env!("CARGO_PKG_VERSION")
     ),
     tags((name = "items", description = "The inventory"), (name = "demo", description = "Timeouts and panics, on purpose"))
 )]
@@ -46,12 +46,8 @@ pub(crate) fn routes(store: Store, demo: bool) -> OpenApiRouter {
     post, path = "/v1/items", tag = "items",
     request_body = NewItem,
     responses(
-        (status = 201, description = "Created; `data` is the item", body = Item),
-        (status = 400, description = "Malformed JSON", content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive within the request timeout", content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each listed in `errors`", content_type = "application/problem+json"),
+        (status = 201, description = "Created; `data` is the item", body = Envelope<Item>),
+        (status = 503, description = "The store is full, or unavailable; try again after `Retry-After` seconds", content_type = "application/problem+json"),
     )
 )]
 async fn create_item(
@@ -64,9 +60,9 @@ async fn create_item(
 /// Reads an item.
 #[utoipa::path(
     get, path = "/v1/items/{id}", tag = "items",
-    params(("id" = i64, Path, description = "The item's id")),
+    params(("id" = i64, Path, description = "The item's id", example = 1)),
     responses(
-        (status = 200, description = "`data` is the item", body = Item),
+        (status = 200, description = "`data` is the item", body = Envelope<Item>),
         (status = 404, description = "No such item", content_type = "application/problem+json"),
     )
 )]
@@ -80,7 +76,7 @@ async fn get_item(
 /// Deletes an item.
 #[utoipa::path(
     delete, path = "/v1/items/{id}", tag = "items",
-    params(("id" = i64, Path, description = "The item's id")),
+    params(("id" = i64, Path, description = "The item's id", example = 1)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such item", content_type = "application/problem+json"),
@@ -96,12 +92,15 @@ async fn delete_item(
 
 /// The query of `GET /v1/items`.
 #[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Items per page, 1 to 100 (20 when absent).
     #[garde(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100, example = 20)]
     limit: Option<i64>,
     /// `meta.next_cursor` of the previous page.
     #[garde(skip)]
+    #[param(pattern = "^[0-9]{1,18}$", example = "0")]
     cursor: Option<String>,
 }
 
@@ -110,7 +109,7 @@ pub(crate) struct ListQuery {
     get, path = "/v1/items", tag = "items",
     params(ListQuery),
     responses(
-        (status = 200, description = "`data` is a page of items; `meta.next_cursor` continues it (null on the last page)", body = [Item]),
+        (status = 200, description = "`data` is a page of items; `meta.next_cursor` continues it (null on the last page)", body = Envelope<Vec<Item>>),
         (status = 422, description = "`limit` or `cursor` invalid", content_type = "application/problem+json"),
     )
 )]
@@ -145,9 +144,11 @@ async fn list_items(
 
 /// The query of `GET /v1/demo/delay`.
 #[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DelayQuery {
     /// How long to wait, 0 to 10 000 ms.
     #[garde(range(min = 0, max = 10_000))]
+    #[param(minimum = 0, maximum = 10_000)]
     ms: i64,
 }
 
@@ -163,7 +164,7 @@ pub(crate) struct Waited {
     get, path = "/v1/demo/delay", tag = "demo",
     params(DelayQuery),
     responses(
-        (status = 200, description = "Waited", body = Waited),
+        (status = 200, description = "Waited", body = Envelope<Waited>),
         (status = 504, description = "Slower than the request timeout", content_type = "application/problem+json"),
     )
 )]
@@ -181,4 +182,78 @@ async fn delay(ValidQuery(query): ValidQuery<DelayQuery>) -> Envelope<Waited> {
 )]
 async fn panic() -> StatusCode {
     panic!("demo panic: internal state 0xDEADBEEF must not leak")
+}
+
+#[cfg(test)]
+mod tests {
+    use garde::Validate;
+    use serde_json::Value;
+    use utoipa::{IntoParams, PartialSchema};
+
+    use super::ListQuery;
+    use crate::reference::store::NewItem;
+
+    fn number(schema: &Value, key: &str) -> i64 {
+        schema[key]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {key} in {schema}"))
+    }
+
+    /// The schema states the validation rules: at each bound it gives, the
+    /// value passes validation, and one past it fails (a rule changed in
+    /// one place only fails this).
+    #[test]
+    fn the_schema_and_the_validation_agree_at_every_bound() {
+        let schema = serde_json::to_value(NewItem::schema()).unwrap();
+        let (name, quantity) = (
+            &schema["properties"]["name"],
+            &schema["properties"]["quantity"],
+        );
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(required, ["name", "quantity"]);
+        let (short, long) = (number(name, "minLength"), number(name, "maxLength"));
+        let (low, high) = (number(quantity, "minimum"), number(quantity, "maximum"));
+        let valid = |chars: i64, quantity: i64| {
+            NewItem {
+                // Characters, as JSON Schema counts them (not bytes).
+                name: "é".repeat(usize::try_from(chars).unwrap()),
+                quantity,
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(valid(short, low) && valid(long, high));
+        assert!(!valid(short - 1, low), "shorter than minLength {short}");
+        assert!(!valid(long + 1, low), "longer than maxLength {long}");
+        assert!(!valid(short, low - 1), "below minimum {low}");
+        assert!(!valid(short, high + 1), "above maximum {high}");
+
+        let params = serde_json::to_value(ListQuery::into_params(|| None)).unwrap();
+        let limit = params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(limit["in"], "query");
+        assert_ne!(limit["required"], true);
+        let (low, high) = (
+            number(&limit["schema"], "minimum"),
+            number(&limit["schema"], "maximum"),
+        );
+        let valid = |limit: i64| {
+            ListQuery {
+                limit: Some(limit),
+                cursor: None,
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(valid(low) && valid(high) && !valid(low - 1) && !valid(high + 1));
+    }
 }

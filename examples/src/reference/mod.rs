@@ -39,7 +39,7 @@ use patterns::server::docs;
 use patterns::server::http::HttpServer;
 use patterns::server::ops::{self, Prometheus};
 use patterns::server::postgres::Database;
-use patterns::server::registry::{ProcessRegistry, admin_router};
+use patterns::server::registry::{ProcessRegistry, admin_routes};
 
 pub use config::{Admin, Config, Demo, Limits, Management, Server, Store as StoreConfig};
 pub use store::{Item, NewItem};
@@ -145,15 +145,22 @@ impl Service {
         let registry = ProcessRegistry::new().stop_timeout(Duration::from_secs(5));
         let health = HealthHandle::detached();
 
-        let (v1, openapi) = api::routes(store.clone(), config.demo.enabled).split_for_parts();
+        let (v1, mut openapi) = api::routes(store.clone(), config.demo.enabled).split_for_parts();
         let routes = route_lines(&openapi);
         let render = prometheus.clone();
-        let mut ops = Router::new()
-            .merge(docs::routes(openapi))
-            .merge(ops::with_metrics(health.clone(), move || render.render()));
+        let mut ops =
+            Router::new().merge(ops::with_metrics(health.clone(), move || render.render()));
         if let Some(token) = &config.admin.token {
-            ops = ops.merge(admin_router(registry.clone(), token.clone()));
+            let (admin, documented) = admin_routes(registry.clone(), token.clone());
+            ops = ops.merge(admin);
+            // Documented where it is served: on the API's listener.
+            if !config.management.enabled {
+                openapi.merge(documented);
+            }
         }
+        // Every answer the middleware gives, on every operation.
+        middleware(&config)?.document(&mut openapi);
+        ops = ops.merge(docs::routes(openapi));
         let management = config.management.enabled.then(|| {
             HttpServer::new(
                 "management",

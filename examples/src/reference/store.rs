@@ -39,14 +39,19 @@ fn rfc3339<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S
     serializer.serialize_str(&text)
 }
 
-/// The body of `POST /v1/items`.
+/// The body of `POST /v1/items`. Each rule is stated twice, for garde
+/// and for the schema; a test checks that the two agree at every bound.
 #[derive(Clone, Debug, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"name": "widget", "quantity": 3}))]
 pub struct NewItem {
     /// 1 to 100 characters.
     #[garde(length(chars, min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// 0 to 1 000 000.
     #[garde(range(min = 0, max = 1_000_000))]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(deserialize_with = "patterns::api::extract::integer")]
     pub quantity: i64,
 }
 

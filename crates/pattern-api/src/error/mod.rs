@@ -29,13 +29,14 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use pattern_error::{Error, Kind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::problem::{self, Problem};
 use crate::request_id::RequestId;
 
 /// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field's path (`quantity`, `items[2].name`).
     pub field: String,
@@ -107,14 +108,6 @@ impl<E: Into<Error>> From<E> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(flatten)]
-    problem: &'a Problem,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -132,11 +125,9 @@ impl IntoResponse for ApiError {
         if let Some(id) = &request_id {
             problem = problem.with_request_id(id.as_str());
         }
-        let body = serde_json::to_vec(&Body {
-            problem: &problem,
-            errors: &self.fields,
-        })
-        .unwrap_or_else(|_| b"{\"title\":\"Internal Server Error\",\"status\":500}".to_vec());
+        problem.errors = self.fields;
+        let body = serde_json::to_vec(&problem)
+            .unwrap_or_else(|_| b"{\"title\":\"Internal Server Error\",\"status\":500}".to_vec());
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(

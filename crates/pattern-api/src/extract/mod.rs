@@ -31,8 +31,10 @@
 //! ```
 
 mod codes;
+mod integer;
 mod resource;
 
+pub use integer::integer;
 pub use resource::{Acquire, Scoped};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};

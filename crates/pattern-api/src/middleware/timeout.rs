@@ -102,6 +102,11 @@ impl TimeoutLayer {
 }
 
 impl TimeoutLayer {
+    /// The status of a timeout's answer (504, or 503).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The time `req` gets: the configured timeout, tightened (never
     /// loosened) by a caller's [`TIMEOUT_HEADER`] propagated from upstream.
     pub(crate) fn budget<B>(&self, req: &Request<B>) -> Duration {

@@ -49,7 +49,9 @@ pub(crate) fn rewrite(response: &mut Response) {
     }
     let mut problem = Problem::new(status);
     // The code a handler's error of the same status would carry.
-    problem.code = super::kind_for(status).map(|kind| kind.as_str().to_owned());
+    if let Some(kind) = super::kind_for(status) {
+        problem = problem.with_code(kind.as_str());
+    }
     if let Some(id) = RequestId::current() {
         problem = problem.with_request_id(id.as_str());
     }

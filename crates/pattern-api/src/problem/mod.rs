@@ -4,13 +4,24 @@
 //! [`status_for`] the one table from `pattern-error` kinds to statuses;
 //! [`kind_for`] and [`error_for`] read an upstream's answer back as an
 //! error, for clients.
+//!
+//! A problem with a code has the type `/problems/{code}` (a reference
+//! relative to the service: [`type_uri`]); [`PROBLEM_TYPES`] describes each
+//! code the workspace answers with, and `pattern-server`'s docs routes
+//! serve those descriptions at that address, as RFC 9457 asks of a type.
 
 mod convert;
 mod status;
 
+mod types;
+
 use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+
+pub use types::{PROBLEM_TYPES, ProblemType, TYPE_PREFIX, type_uri};
 
 pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
 pub(crate) use convert::{is_json_media_type, rewrite};
@@ -32,17 +43,23 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// assert_eq!(json["title"], "Not Found");
 /// assert_eq!(json["detail"], "item 42 does not exist");
 /// assert_eq!(json["code"], "not_found");
+/// assert_eq!(json["type"], "/problems/not_found");
 /// assert_eq!(json["request_id"], "req-1");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Problem {
-    /// A URI naming the problem type; `about:blank` when the status says it all.
+    /// A URI reference naming the problem type: `/problems/{code}` (its
+    /// description, relative to the service), or `about:blank` when the
+    /// status says it all.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(format = "uri-reference"))]
     pub type_uri: String,
     /// A short summary of the problem type (the status's reason phrase).
     pub title: String,
     /// The HTTP status code.
+    #[cfg_attr(feature = "openapi", schema(minimum = 400, maximum = 599))]
     pub status: u16,
     /// What went wrong for this occurrence. Never set for 5xx answers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +73,9 @@ pub struct Problem {
     /// The id of the request, to find the full story in the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Every invalid field, for a validation problem (`invalid_input`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
 }
 
 impl Problem {
@@ -69,6 +89,7 @@ impl Problem {
             instance: None,
             code: None,
             request_id: None,
+            errors: Vec::new(),
         }
     }
 
@@ -103,10 +124,12 @@ impl Problem {
         self
     }
 
-    /// Sets the code.
+    /// Sets the code, and the type that names it ([`type_uri`]).
     #[must_use]
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
-        self.code = Some(code.into());
+        let code = code.into();
+        self.type_uri = type_uri(&code);
+        self.code = Some(code);
         self
     }
 

@@ -20,17 +20,20 @@ use crate::request_id::RequestId;
 
 /// A success body; see the [module docs](self).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope<T> {
     /// The payload.
     pub data: T,
     /// Request id and pagination.
     pub meta: Meta,
     #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     status: StatusCode,
 }
 
 /// The `meta` object of an [`Envelope`].
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct Meta {
     /// The request's id.

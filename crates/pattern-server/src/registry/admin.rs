@@ -4,6 +4,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+#[cfg(not(feature = "openapi"))]
 use axum::routing::{get, post};
 use pattern_api::ApiError;
 use pattern_api::response::Envelope;
@@ -25,11 +26,65 @@ struct Admin {
 /// long it is); without it, 401 problem+json with `WWW-Authenticate:
 /// Bearer` (RFC 6750: `error="invalid_token"` when a token was sent).
 pub fn admin_router(registry: ProcessRegistry, token: Secret<String>) -> Router {
-    Router::new()
-        .route("/admin/processes", get(list))
-        .route("/admin/processes/{name}/stop", post(stop))
-        .route("/admin/processes/{name}/restart", post(restart))
+    #[cfg(feature = "openapi")]
+    {
+        admin_routes(registry, token).0
+    }
+    #[cfg(not(feature = "openapi"))]
+    {
+        Router::new()
+            .route("/admin/processes", get(list))
+            .route("/admin/processes/{name}/stop", post(stop))
+            .route("/admin/processes/{name}/restart", post(restart))
+            .with_state(Admin { registry, token })
+    }
+}
+
+/// [`admin_router`] and its OpenAPI description, registered together: the
+/// three operations, the `bearer` security scheme they require and their
+/// 401 (feature `openapi`). Merge the description into the service's
+/// document when the routes are served on its listener.
+#[cfg(feature = "openapi")]
+pub fn admin_routes(
+    registry: ProcessRegistry,
+    token: Secret<String>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+
+    OpenApiRouter::with_openapi(AdminDoc::openapi())
+        .routes(routes!(list))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
         .with_state(Admin { registry, token })
+        .split_for_parts()
+}
+
+/// The security scheme of the admin routes.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    modifiers(&BearerScheme),
+    tags((name = "admin", description = "The process registry, behind a bearer token"))
+)]
+struct AdminDoc;
+
+#[cfg(feature = "openapi")]
+struct BearerScheme;
+
+#[cfg(feature = "openapi")]
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
 }
 
 /// Whether `presented` equals `expected`, in time that depends only on
@@ -107,6 +162,15 @@ fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), AdminError> {
     }
 }
 
+/// Lists the processes.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/admin/processes", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`data` is every process, by name", body = pattern_api::response::Envelope<Vec<ChildInfo>>),
+        (status = 401, description = "No valid bearer token", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"admin\"`"))),
+    )
+))]
 async fn list(
     State(admin): State<Admin>,
     headers: HeaderMap,
@@ -115,6 +179,17 @@ async fn list(
     Ok(Envelope::ok(admin.registry.list()))
 }
 
+/// Stops a process (at most its stop timeout, then aborts it).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/processes/{name}/stop", tag = "admin",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The process's name", example = "expiry-sweeper")),
+    responses(
+        (status = 200, description = "`data` is the process, stopped", body = pattern_api::response::Envelope<ChildInfo>),
+        (status = 401, description = "No valid bearer token", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"admin\"`"))),
+        (status = 404, description = "No process of that name"),
+    )
+))]
 async fn stop(
     State(admin): State<Admin>,
     headers: HeaderMap,
@@ -127,6 +202,18 @@ async fn stop(
     ))
 }
 
+/// Restarts a process (stops it first if it runs).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/processes/{name}/restart", tag = "admin",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The process's name", example = "expiry-sweeper")),
+    responses(
+        (status = 200, description = "`data` is the process, started again", body = pattern_api::response::Envelope<ChildInfo>),
+        (status = 401, description = "No valid bearer token", headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"admin\"`"))),
+        (status = 404, description = "No process of that name"),
+        (status = 409, description = "A stop came while the old instance was ending: it stays stopped"),
+    )
+))]
 async fn restart(
     State(admin): State<Admin>,
     headers: HeaderMap,

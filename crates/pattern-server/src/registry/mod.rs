@@ -53,6 +53,8 @@ use pattern_error::Error;
 use tokio_util::sync::CancellationToken;
 
 pub use admin::admin_router;
+#[cfg(feature = "openapi")]
+pub use admin::admin_routes;
 
 /// The registry; cloning shares it.
 #[derive(Clone, Debug)]

@@ -81,6 +81,7 @@ impl std::fmt::Debug for Child {
 
 /// Where a child is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ChildState {
@@ -102,6 +103,7 @@ pub enum ChildState {
 
 /// A child as its supervisor sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChildInfo {
     /// Its name.
     pub name: String,
