@@ -19,7 +19,7 @@ const PINS: &[&str] = &["schemathesis==4.32.5", "openapi-spec-validator==0.9.0"]
 /// The same cases on every run: a fixed seed and a bound on each
 /// operation's examples.
 const SEED: &str = "20261127";
-const MAX_EXAMPLES: &str = "100";
+const MAX_EXAMPLES: &str = "300";
 
 /// The admin token the service is started with (the admin routes are part
 /// of the contract, behind it).
