@@ -96,6 +96,12 @@ async fn check_contract(service: &Service) {
         assert!(names.contains(&"database"), "{ready}");
     }
 
+    // A name PostgreSQL could not store is refused in either store, as the
+    // schema says (it was a 500 on PostgreSQL).
+    post(&client, json!({"name": "a\u{0}b", "quantity": 1}))
+        .await
+        .assert_problem(422, "invalid_input");
+
     // Create, read, list, delete.
     let created = post(&client, json!({"name": "bolt", "quantity": 3})).await;
     created.assert_status(201);
@@ -540,6 +546,13 @@ async fn management_listener_serves_ops_apart_from_the_api() {
         .await
         .assert_status(401);
     get(&api_client, "/v1/items").await.assert_status(200);
+    // The problem types are pages where problems are answered, too.
+    get(&api_client, "/problems/not_found")
+        .await
+        .assert_status(200);
+    get(&ops_client, "/problems/not_found")
+        .await
+        .assert_status(200);
 
     // The API's only slot held: probes still answer.
     let holder =

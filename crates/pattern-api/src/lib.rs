@@ -81,8 +81,9 @@
 //!   errors need no declaration beyond their own (a 404, a 409);
 //! - state each garde rule in the schema too (`#[schema(min_length = 1,
 //!   max_length = 100)]` beside `#[garde(length(min = 1, max = 100))]`)
-//!   and test that they agree at every bound, and read integers with
-//!   [`extract::integer`] (a schema's `integer` allows `7.0`);
+//!   and test that they agree at every bound, and read the integers of
+//!   JSON bodies with [`extract::integer`] (a schema's `integer` allows
+//!   `7.0`);
 //! - register routes once, for the router and the document
 //!   (utoipa-axum's `OpenApiRouter`), and finish the document with
 //!   [`ApiStack::document`](stack::ApiStack::document) on the stack that

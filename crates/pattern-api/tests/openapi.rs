@@ -18,6 +18,7 @@ use utoipa::OpenApi;
     responses(
         (status = 201, description = "Created"),
         (status = 404, description = "No such shelf"),
+        (status = 409, description = "A thing of that name", body = String, content_type = "application/json"),
         (status = 503, description = "The shelf is full"),
     ))]
 #[allow(dead_code)]
@@ -55,9 +56,14 @@ fn every_answer_of_the_stack_is_documented() {
     assert_eq!(
         statuses(&document, "/things", "post"),
         [
-            "201", "400", "404", "408", "413", "415", "422", "429", "500", "503", "504"
+            "201", "400", "404", "408", "409", "413", "415", "422", "429", "500", "503", "504"
         ]
     );
+    // A JSON error body the handler sends itself stays as declared (the
+    // stack leaves JSON bodies alone).
+    let conflict = &document["paths"]["/things"]["post"]["responses"]["409"]["content"];
+    assert!(conflict["application/json"].is_object(), "{conflict}");
+    assert!(conflict["application/problem+json"].is_null(), "{conflict}");
     // Nothing to parse, no body: only what any request may get.
     assert_eq!(
         statuses(&document, "/status", "get"),
@@ -73,6 +79,8 @@ fn every_answer_of_the_stack_is_documented() {
         );
     }
     assert_eq!(post["503"]["description"], "The shelf is full");
+    // A declared 503 gets the header the stack sends with it.
+    assert!(post["503"]["headers"]["Retry-After"].is_object());
     assert!(post["429"]["headers"]["Retry-After"].is_object());
     assert!(post["504"]["headers"]["Retry-After"].is_null());
     let schemas = &document["components"]["schemas"];
@@ -88,10 +96,17 @@ fn every_answer_of_the_stack_is_documented() {
 fn what_the_stack_leaves_out_is_not_documented() {
     let stack = ApiStack::new().without_timeout().without_body_limit();
     let document = documented(&stack);
+    // Without the stack's limit the extractors' default still answers 413.
     assert_eq!(
         statuses(&document, "/things", "post"),
-        ["201", "400", "404", "415", "422", "500", "503"]
+        [
+            "201", "400", "404", "409", "413", "415", "422", "500", "503"
+        ]
     );
+    // Without problem+json the statuses come bare.
+    let document = documented(&ApiStack::new().without_problem_json());
+    let post = &document["paths"]["/things"]["post"]["responses"];
+    assert!(post["500"]["content"].is_null(), "{post}");
     // A timeout answered with 503 adds no 504.
     let stack = ApiStack::new().timeout_layer(TimeoutLayer::new(Duration::from_secs(1)).with_503());
     let document = documented(&stack);

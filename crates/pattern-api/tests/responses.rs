@@ -119,7 +119,7 @@ async fn errors_are_problem_json_with_the_request_id() {
     let (status, headers, body) = call("/missing", Some("r1")).await;
     assert_eq!(status, 404);
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert_eq!(body["title"], "Not Found");
+    assert_eq!(body["title"], "Not found");
     assert_eq!(body["status"], 404);
     assert_eq!(body["detail"], "item 42 does not exist");
     assert_eq!(body["code"], "not_found");

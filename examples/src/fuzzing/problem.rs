@@ -48,7 +48,7 @@ pub struct ProblemCase {
 /// - its status is the explicit one, or else `status_for(kind)`, and is
 ///   4xx or 5xx;
 /// - it is `application/problem+json`: `type` the code's (`/problems/{code}`), `title` the
-///   status's reason phrase, `status` the response's, `code` the kind's
+///   type's title, `status` the response's, `code` the kind's
 ///   name, nothing else but `detail`, `request_id` and `errors`;
 /// - `detail` is the error's message when both the response's status and
 ///   the kind's are 4xx, and absent otherwise;
@@ -136,7 +136,9 @@ pub fn check_problem(case: &ProblemCase) -> Result<u16, Violation> {
             "unexpected member {key:?} in {problem:?}"
         );
     }
-    let title = status.canonical_reason().unwrap_or("Error");
+    let title = patterns::api::problem::title_for(kind.as_str())
+        .or(status.canonical_reason())
+        .unwrap_or("Error");
     let str_of = |key: &str| problem.get(key).and_then(Value::as_str);
     let type_uri = patterns::api::problem::type_uri(kind.as_str());
     ensure!(

@@ -119,17 +119,13 @@ async fn list_items(
 ) -> Result<Envelope<Vec<Item>>, ApiError> {
     let after = match &query.cursor {
         None => 0,
-        Some(cursor) => cursor
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id >= 0)
-            .ok_or_else(|| {
-                ApiError::invalid(vec![FieldError {
-                    field: "cursor".to_owned(),
-                    message: "not a cursor this service gave out".to_owned(),
-                    code: "value".to_owned(),
-                }])
-            })?,
+        Some(cursor) => parse_cursor(cursor).ok_or_else(|| {
+            ApiError::invalid(vec![FieldError {
+                field: "cursor".to_owned(),
+                message: "not a cursor this service gave out".to_owned(),
+                code: "value".to_owned(),
+            }])
+        })?,
     };
     let limit = query
         .limit
@@ -140,6 +136,13 @@ async fn list_items(
         page.items,
         page.next_after.map(|id| id.to_string()),
     ))
+}
+
+/// A cursor, as the schema states it (`^[0-9]{1,18}$`): 1 to 18 digits
+/// and nothing else (no sign: Rust's parse takes `+1`).
+fn parse_cursor(text: &str) -> Option<i64> {
+    let digits = (1..=18).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
 }
 
 /// The query of `GET /v1/demo/delay`.
@@ -190,7 +193,7 @@ mod tests {
     use serde_json::Value;
     use utoipa::{IntoParams, PartialSchema};
 
-    use super::ListQuery;
+    use super::{ListQuery, parse_cursor};
     use crate::reference::store::NewItem;
 
     fn number(schema: &Value, key: &str) -> i64 {
@@ -255,5 +258,36 @@ mod tests {
             .is_ok()
         };
         assert!(valid(low) && valid(high) && !valid(low - 1) && !valid(high + 1));
+
+        // The cursor's pattern, and the parse that stands for it.
+        let cursor = params
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "cursor")
+            .unwrap();
+        assert_eq!(cursor["schema"]["pattern"], "^[0-9]{1,18}$");
+        for good in ["0", "7", "007", "999999999999999999"] {
+            assert!(parse_cursor(good).is_some(), "{good}");
+        }
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "1e3",
+            " 1",
+            "1 ",
+            "0x1",
+            "1000000000000000000",
+        ] {
+            assert!(parse_cursor(bad).is_none(), "{bad}");
+        }
+        // And the name's: no NUL.
+        assert_eq!(name["pattern"], "^[^\\x00]*$");
+        let nul = NewItem {
+            name: "a\0b".to_owned(),
+            quantity: 1,
+        };
+        assert!(nul.validate().is_err());
     }
 }

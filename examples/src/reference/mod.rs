@@ -160,6 +160,19 @@ impl Service {
         }
         // Every answer the middleware gives, on every operation.
         middleware(&config)?.document(&mut openapi);
+        if config.management.enabled && config.server.http.addr.port() != 0 {
+            // Served from the management listener, the document names the
+            // API's own.
+            let scheme = if config.server.http.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            openapi.servers = Some(vec![utoipa::openapi::Server::new(format!(
+                "{scheme}://{}",
+                config.server.http.addr
+            ))]);
+        }
         ops = ops.merge(docs::routes(openapi));
         let management = config.management.enabled.then(|| {
             HttpServer::new(
@@ -171,7 +184,8 @@ impl Service {
             .after("processes")
         });
         let app = if management.is_some() {
-            v1
+            // The problem types live where the problems are answered.
+            v1.merge(docs::problem_routes())
         } else {
             Router::new().merge(v1).merge(ops)
         };

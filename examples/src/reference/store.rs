@@ -34,6 +34,16 @@ pub struct Item {
     pub created_at: OffsetDateTime,
 }
 
+/// A name without NUL, which PostgreSQL cannot store (the in-memory store
+/// could: both refuse it alike).
+fn no_nul(name: &str, _: &()) -> garde::Result {
+    if name.contains('\0') {
+        Err(garde::Error::new("must not contain a NUL character"))
+    } else {
+        Ok(())
+    }
+}
+
 fn rfc3339<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
     let text = at.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
     serializer.serialize_str(&text)
@@ -44,9 +54,10 @@ fn rfc3339<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S
 #[derive(Clone, Debug, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"name": "widget", "quantity": 3}))]
 pub struct NewItem {
-    /// 1 to 100 characters.
-    #[garde(length(chars, min = 1, max = 100))]
-    #[schema(min_length = 1, max_length = 100)]
+    /// 1 to 100 characters, none of them NUL (PostgreSQL's text holds
+    /// none).
+    #[garde(length(chars, min = 1, max = 100), custom(no_nul))]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00]*$")]
     pub name: String,
     /// 0 to 1 000 000.
     #[garde(range(min = 0, max = 1_000_000))]

@@ -117,7 +117,9 @@ impl IntoResponse for ApiError {
         }
         let mut problem = Problem::from_error(&self.error);
         problem.status = status.as_u16();
-        problem.title = status.canonical_reason().unwrap_or("Error").to_owned();
+        if problem::title_for(self.error.kind().as_str()).is_none() {
+            problem.title = status.canonical_reason().unwrap_or("Error").to_owned();
+        }
         if status.is_server_error() {
             // An explicit 5xx status on a caller-fault kind: still no message.
             problem.detail = None;

@@ -6,11 +6,13 @@ use std::marker::PhantomData;
 use serde::Deserializer;
 use serde::de::{Error, Unexpected, Visitor};
 
-/// Reads an integer as JSON Schema defines one: a number with no
+/// Reads an integer of a JSON body as JSON Schema defines one: a number with no
 /// fractional part, whether written `7`, `7.0` or `7e0`. serde's integer
 /// types refuse `7.0`, so a client built from a schema saying `integer`
 /// (where `7.0` is valid) would be refused. A fraction, or a number outside
-/// the target's range, is an error of type or value.
+/// the target's range, is an error of type or value; so is a number written
+/// with a fraction or an exponent beyond 2^53, which a float cannot hold
+/// exactly (`12345678901234567.0` would read as …568).
 ///
 /// ```
 /// use serde::Deserialize;
@@ -25,6 +27,7 @@ use serde::de::{Error, Unexpected, Visitor};
 /// assert_eq!(item.quantity, 7);
 /// assert!(serde_json::from_str::<NewItem>(r#"{"quantity": 7.5}"#).is_err());
 /// assert!(serde_json::from_str::<NewItem>(r#"{"quantity": 3e10}"#).is_err());
+/// assert!(serde_json::from_str::<NewItem>(r#"{"quantity": 1e300}"#).is_err());
 /// ```
 pub fn integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where

@@ -53,7 +53,7 @@ impl ApiStack {
     /// | --- | --- | --- |
     /// | 400 | operations with parameters or a body | a malformed path, query or body |
     /// | 408 | operations with a body, with a timeout | the body did not arrive in time |
-    /// | 413 | operations with a body, with a body limit | the body is over the limit |
+    /// | 413 | operations with a body | the body is over the limit (the stack's, or axum's 2 MB default) |
     /// | 415 | operations with a body | the body is not JSON |
     /// | 422 | operations with parameters or a body | invalid fields, each in `errors` |
     /// | 429 | every operation, with a rate limit | over the client's rate (`Retry-After`) |
@@ -61,8 +61,11 @@ impl ApiStack {
     /// | 503 or 504 | every operation, with a timeout | past the request's deadline |
     /// | 500 | every operation | a fault (a panic) |
     ///
-    /// Every error answer an operation declares without a body gets the
-    /// [`Problem`] schema, as the stack rewrites them all to problem+json.
+    /// Every error answer an operation declares without a body (or as
+    /// problem+json without a schema) gets the [`Problem`] schema, as the
+    /// stack rewrites them all to problem+json; a declared 429 or 503 gets
+    /// `Retry-After`. A stack without problem+json
+    /// ([`ApiStack::without_problem_json`]) adds the statuses bare.
     pub fn document(&self, openapi: &mut OpenApi) {
         add_schemas(openapi);
         for item in openapi.paths.paths.values_mut() {
@@ -73,6 +76,9 @@ impl ApiStack {
                 &mut item.post,
                 &mut item.delete,
                 &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
             ]
             .into_iter()
             .flatten()
@@ -88,70 +94,72 @@ impl ApiStack {
     }
 
     fn document_operation(&self, operation: &mut Operation, inputs: &Inputs) {
+        let problems = self.problem_json;
         let responses = &mut operation.responses.responses;
-        let mut add = |status: u16, description: &str, retry_after: bool| {
+        let mut add = |status: u16, description: &str| {
             responses
                 .entry(status.to_string())
-                .or_insert_with(|| problem_response(description, retry_after).into());
+                .or_insert_with(|| error_response(description, problems).into());
         };
         if inputs.body || inputs.params {
-            add(
-                400,
-                "Malformed: a path, query or body that does not parse.",
-                false,
-            );
-            add(422, "Invalid input: each invalid field in `errors`.", false);
+            add(400, "Malformed: a path, query or body that does not parse.");
+            add(422, "Invalid input: each invalid field in `errors`.");
         }
         if inputs.body {
             if self.timeout.is_some() {
                 add(
                     408,
                     "The request's body did not arrive within the request timeout.",
-                    false,
                 );
             }
-            if self.body_limit.is_some() {
-                add(413, "The body is over the size limit.", false);
-            }
-            add(415, "The body is not JSON (`Content-Type`).", false);
+            // The stack's limit, or else the extractors' own default.
+            add(413, "The body is over the size limit.");
+            add(415, "The body is not JSON (`Content-Type`).");
         }
         if self.rate_limit.is_some() {
             add(
                 429,
                 "Over the client's rate; try again after `Retry-After` seconds.",
-                true,
             );
         }
         add(
             503,
             "Overloaded, or a dependency is unavailable; try again after `Retry-After` seconds.",
-            true,
         );
         if let Some(timeout) = &self.timeout {
             add(
                 timeout.status().as_u16(),
                 "Not answered within the request's deadline.",
-                timeout.status().as_u16() == 503,
             );
         }
         add(
             500,
             "A fault in the service; `request_id` finds it in the logs.",
-            false,
         );
-        // Declared error answers without a body carry a problem.
         for (status, response) in responses.iter_mut() {
-            if let RefOr::T(response) = response
-                && status.starts_with(['4', '5'])
-            {
-                let content = response
-                    .content
-                    .entry(CONTENT_TYPE.to_owned())
-                    .or_insert_with(|| ContentBuilder::new().build());
-                if content.schema.is_none() {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            // The stack's 429 and 503 always say when to try again (a
+            // timeout's 503 among them).
+            if status == "429" || status == "503" {
+                response
+                    .headers
+                    .entry("Retry-After".to_owned())
+                    .or_insert_with(retry_after);
+            }
+            // Declared error answers without a body carry a problem.
+            if problems && status.starts_with(['4', '5']) {
+                if response.content.is_empty() {
+                    response
+                        .content
+                        .insert(CONTENT_TYPE.to_owned(), ContentBuilder::new().build());
+                }
+                if let Some(content) = response.content.get_mut(CONTENT_TYPE)
+                    && content.schema.is_none()
+                {
                     content.schema = Some(Ref::from_schema_name(Problem::name()).into());
                 }
-                response.content.retain(|media, _| media == CONTENT_TYPE);
             }
         }
     }
@@ -171,26 +179,29 @@ fn add_schemas(openapi: &mut OpenApi) {
     }
 }
 
-/// An error answer: a problem, with `Retry-After` when asked.
-fn problem_response(description: &str, retry_after: bool) -> Response {
-    let mut response = ResponseBuilder::new().description(description).content(
-        CONTENT_TYPE,
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(Problem::name())))
-            .build(),
-    );
-    if retry_after {
-        response = response.header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(1)),
-                )
-                .description(Some("Seconds to wait before trying again."))
+/// An error answer: a problem (when the stack answers with problems);
+/// its `Retry-After` is added with the others.
+fn error_response(description: &str, problems: bool) -> Response {
+    let mut response = ResponseBuilder::new().description(description);
+    if problems {
+        response = response.content(
+            CONTENT_TYPE,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(Problem::name())))
                 .build(),
         );
     }
     response.build()
+}
+
+/// The `Retry-After` header of a 429 or 503.
+fn retry_after() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        )
+        .description(Some("Seconds to wait before trying again."))
+        .build()
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::FieldError;
 
-pub use types::{PROBLEM_TYPES, ProblemType, TYPE_PREFIX, type_uri};
+pub use types::{PROBLEM_TYPES, ProblemType, TYPE_PREFIX, title_for, type_uri};
 
 pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
 pub(crate) use convert::{is_json_media_type, rewrite};
@@ -40,7 +40,7 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// let problem = Problem::from_error(&err).with_request_id("req-1");
 /// let json = serde_json::to_value(&problem).unwrap();
 /// assert_eq!(json["status"], 404);
-/// assert_eq!(json["title"], "Not Found");
+/// assert_eq!(json["title"], "Not found");
 /// assert_eq!(json["detail"], "item 42 does not exist");
 /// assert_eq!(json["code"], "not_found");
 /// assert_eq!(json["type"], "/problems/not_found");
@@ -56,7 +56,9 @@ pub struct Problem {
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", schema(format = "uri-reference"))]
     pub type_uri: String,
-    /// A short summary of the problem type (the status's reason phrase).
+    /// A short summary of the problem type: its title in
+    /// [`PROBLEM_TYPES`], the same for every occurrence; for a code of
+    /// the service's own, or none, the status's reason phrase.
     pub title: String,
     /// The HTTP status code.
     #[cfg_attr(feature = "openapi", schema(minimum = 400, maximum = 599))]
@@ -124,11 +126,15 @@ impl Problem {
         self
     }
 
-    /// Sets the code, and the type that names it ([`type_uri`]).
+    /// Sets the code, the type that names it ([`type_uri`]) and, for a
+    /// code of [`PROBLEM_TYPES`], the type's title.
     #[must_use]
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         let code = code.into();
         self.type_uri = type_uri(&code);
+        if let Some(title) = title_for(&code) {
+            title.clone_into(&mut self.title);
+        }
         self.code = Some(code);
         self
     }

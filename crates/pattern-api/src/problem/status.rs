@@ -51,8 +51,8 @@ pub fn status_for(kind: Kind) -> StatusCode {
 /// upstream's HTTP answers into errors; `None` for success and redirects.
 /// Where [`status_for`] has a row, the kind found maps back to the same
 /// status; 502 and 503 are unavailable, 408 and 504 timeouts (transient:
-/// retried, and failures to a breaker or a balancer), other 4xx invalid
-/// input, other 5xx internal.
+/// retried, and failures to a breaker or a balancer), 415 malformed, other
+/// 4xx invalid input, other 5xx internal.
 ///
 /// ```
 /// use http::StatusCode;
@@ -72,6 +72,7 @@ pub fn kind_for(status: StatusCode) -> Option<Kind> {
         408 | 504 => Kind::Timeout,
         409 | 412 => Kind::Conflict,
         413 => Kind::TooLarge,
+        415 => Kind::Malformed,
         429 => Kind::RateLimited,
         499 => Kind::Cancelled,
         502 | 503 => Kind::Unavailable,

@@ -17,13 +17,23 @@ pub fn type_uri(code: &str) -> String {
     uri
 }
 
-/// A problem type: its code, the status it comes with and what it means
-/// for the caller.
+/// The title of the problems with `code`, when it is one of
+/// [`PROBLEM_TYPES`]: the same for every occurrence, whatever its status.
+pub fn title_for(code: &str) -> Option<&'static str> {
+    PROBLEM_TYPES
+        .iter()
+        .find(|t| t.code == code)
+        .map(|t| t.title)
+}
+
+/// A problem type: its code, the status it usually comes with and what it
+/// means for the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProblemType {
     /// The code (`code` in the body; the last segment of the type URI).
     pub code: &'static str,
-    /// The HTTP status it is answered with.
+    /// The HTTP status it usually comes with (the description says when
+    /// another).
     pub status: u16,
     /// A short title.
     pub title: &'static str,
@@ -38,7 +48,7 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
         code: "malformed",
         status: 400,
         title: "Malformed request",
-        description: "The request could not be read: a body that is not the JSON it should be, a path or query parameter of the wrong type, a header that does not parse. Fix the request; sending it again as it is fails again.",
+        description: "The request could not be read: a body that is not the JSON it should be, a path or query parameter of the wrong type, a header that does not parse; with 415, a body that is not JSON at all (`Content-Type`). Fix the request; sending it again as it is fails again.",
     },
     ProblemType {
         code: "unauthenticated",
@@ -74,7 +84,7 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
         code: "invalid_input",
         status: 422,
         title: "Invalid input",
-        description: "The request was read but its content is not acceptable. `errors` lists each invalid field with its path, a message and a code naming the rule that failed (`length`, `range`, `required`, `type`, ...). Other client errors the service has no closer code for (405 for a method the route does not have, 415 for a body that is not JSON) carry this code too.",
+        description: "The request was read but its content is not acceptable. `errors` lists each invalid field with its path, a message and a code naming the rule that failed (`length`, `range`, `required`, `type`, ...). Other client errors the service has no closer code for (405 for a method the route does not have) carry this code too.",
     },
     ProblemType {
         code: "rate_limited",
@@ -110,7 +120,7 @@ pub const PROBLEM_TYPES: &[ProblemType] = &[
         code: "timeout",
         status: 504,
         title: "Timed out",
-        description: "The answer was not ready within the request's deadline (408 with this code: the request's body did not arrive in time). The work may or may not have been done: make sure a retry is safe.",
+        description: "The answer was not ready within the request's deadline: 504, or 503 where the service is set to answer timeouts so; 408 when it was the request's own body that did not arrive in time. The work may or may not have been done: make sure a retry is safe.",
     },
 ];
 

@@ -107,7 +107,7 @@ pub struct ApiStack {
     access_log: Option<tracing::Level>,
     span_level: tracing::Level,
     metrics: bool,
-    problem_json: bool,
+    pub(crate) problem_json: bool,
     catch_panic: bool,
     concurrency_limit: Option<usize>,
     queue: Option<(usize, Duration)>,

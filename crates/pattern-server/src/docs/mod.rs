@@ -33,11 +33,20 @@ use pattern_api::problem::{PROBLEM_TYPES, ProblemType};
 use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-/// `/openapi.json` (the document), `/docs` (Swagger UI, vendored),
-/// `/problems` and `/problems/{code}` (the problem types).
+/// `/openapi.json` (the document), `/docs` (Swagger UI, vendored), and
+/// [`problem_routes`].
 pub fn routes(openapi: OpenApi) -> Router {
     Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(problem_routes())
+}
+
+/// `/problems` and `/problems/{code}`: the problem types, a page each.
+/// They belong on the listener whose answers carry them (a service whose
+/// documents are served apart, on a management listener, mounts these on
+/// its API listener too).
+pub fn problem_routes() -> Router {
+    Router::new()
         .route("/problems", get(|| async { Html(index()) }))
         .route("/problems/{code}", get(problem_type))
 }
@@ -45,7 +54,7 @@ pub fn routes(openapi: OpenApi) -> Router {
 async fn problem_type(Path(code): Path<String>) -> Response {
     match PROBLEM_TYPES.iter().find(|t| t.code == code) {
         Some(found) => Html(page(found)).into_response(),
-        // Not a problem+json: this is a page, and nobody's error.
+        // A plain 404 (a problem+json one under pattern-api's stack).
         None => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -76,7 +85,7 @@ fn page(t: &ProblemType) -> String {
     let mut html = head(t.title);
     let _ = writeln!(
         html,
-        "<h1>{title}</h1>\n<p>Type <code>/problems/{code}</code>, code <code>{code}</code>, status {status}.</p>\n<p>{description}</p>\n<p><a href=\"/problems\">Every problem type</a></p>\n</body></html>",
+        "<h1>{title}</h1>\n<p>Type <code>/problems/{code}</code>, code <code>{code}</code>, usually status {status}.</p>\n<p>{description}</p>\n<p><a href=\"/problems\">Every problem type</a></p>\n</body></html>",
         title = escape(t.title),
         code = t.code,
         status = t.status,
