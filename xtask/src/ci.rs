@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::pg;
-use crate::util::{cargo, ensure_cargo_tool, one_shot_builds, output, root, run, secs};
+use crate::util::{cargo, ensure_cargo_tool, one_shot_builds, output, root, run, secs, under_ci};
 
 /// Versions of the tools CI installs when they are missing.
 const CARGO_DENY: &str = "0.20.2";
@@ -133,6 +133,24 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         ]))?;
         Ok(format!(
             "{} crates alone, each umbrella feature alone",
+            LIBRARIES.len()
+        ))
+    })?;
+    summary.step("package", || {
+        // Every library as it would be published: packaged together (their
+        // versions resolved among themselves), then built from the packages.
+        let mut cmd = cargo();
+        cmd.args(["package", "--quiet"]);
+        for lib in LIBRARIES {
+            cmd.args(["--package", lib]);
+        }
+        if !under_ci() {
+            // A working tree being edited; CI's clone is clean.
+            cmd.arg("--allow-dirty");
+        }
+        run(&mut cmd)?;
+        Ok(format!(
+            "{} crates packaged and built from their packages",
             LIBRARIES.len()
         ))
     })?;

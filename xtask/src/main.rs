@@ -22,7 +22,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci                 fmt, clippy, feature builds, tests (with PostgreSQL), loom models,
+  ci                 fmt, clippy, feature builds, packaging, tests (with PostgreSQL), loom models,
                      the reliability suite (short), the OpenAPI contract, docs, cargo-deny
   pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files

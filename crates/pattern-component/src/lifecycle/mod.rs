@@ -53,15 +53,15 @@
 //! | `component_health` | gauge ([`Status::gauge_value`](crate::health::Status::gauge_value)) | `component` |
 
 mod order;
+mod plan;
 mod signal;
 mod summary;
 mod supervisor;
 mod system;
 
+/// How a component's stop went (the type supervision reports for children too).
+pub use crate::supervision::StopOutcome;
+pub use plan::{ComponentOptions, ComponentState};
 pub use signal::shutdown_signal;
-pub use summary::{StopOutcome, StopReason, StopRecord, StopSummary};
-pub(crate) use supervisor::panic_message;
-pub use system::{
-    ComponentOptions, ComponentState, HEALTH_GAUGE, HealthHandle, RunningSystem, System,
-    SystemBuilder,
-};
+pub use summary::{StopReason, StopRecord, StopSummary};
+pub use system::{HEALTH_GAUGE, HealthHandle, RunningSystem, System, SystemBuilder};

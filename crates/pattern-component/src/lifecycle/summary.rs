@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::supervision::StopOutcome;
+
 /// Why the system stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -13,20 +15,6 @@ pub enum StopReason {
     Signal,
     /// The supervisor gave up: a component failed past the restart intensity.
     Escalated(String),
-}
-
-/// How one component's stop went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopOutcome {
-    /// It stopped within its timeout.
-    Stopped,
-    /// Its `stop` returned an error (it was still waited for).
-    Failed(String),
-    /// It did not stop in time; its task was aborted and it was left behind.
-    Abandoned,
-    /// It was not running (never restarted after a failure, say).
-    NotRunning,
 }
 
 /// One component's line in a [`StopSummary`].

@@ -11,11 +11,12 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::summary::{StopOutcome, StopReason, StopRecord, StopSummary};
-use super::system::{ComponentState, Plan, Shared, start_error};
+use super::plan::{ComponentState, Plan, Shared, start_error};
+use super::summary::{StopReason, StopRecord, StopSummary};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
-use crate::supervision::{Restart, RestartBudget};
+use crate::supervision::StopOutcome;
+use crate::supervision::{Restart, RestartBudget, panic_message};
 use crate::time::deadline;
 
 /// How a component's task ended.
@@ -487,13 +488,4 @@ impl Supervisor {
         tracing::info!(took = ?summary.took, clean = summary.is_clean(), "system stopped");
         summary
     }
-}
-
-pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-    format!("panicked: {text}")
 }

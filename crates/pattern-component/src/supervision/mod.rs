@@ -75,9 +75,12 @@
 //! ```
 
 mod budget;
+mod outcome;
 mod supervisor;
 
 pub use budget::RestartBudget;
+pub use outcome::StopOutcome;
+pub(crate) use outcome::panic_message;
 pub use supervisor::{
     Child, ChildInfo, ChildState, Escalation, Supervisor, SupervisorBuilder, WeakSupervisor,
 };

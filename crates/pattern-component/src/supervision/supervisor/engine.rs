@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::child::{Child, ChildInfo, ChildState};
 use super::{Config, Escalation};
-use crate::lifecycle::{StopOutcome, panic_message};
 use crate::supervision::{Restart, RestartBudget, Strategy};
+use crate::supervision::{StopOutcome, panic_message};
 use crate::time::deadline;
 
 /// What the handles ask of the engine; each is answered once done.

@@ -16,7 +16,7 @@ pub use child::{Child, ChildInfo, ChildState};
 use engine::{Command, Engine, Shared};
 
 use super::{Intensity, RestartBudget, Strategy};
-use crate::lifecycle::StopOutcome;
+use crate::supervision::StopOutcome;
 
 /// Whose restarts the intensity counts, and what gives up when one more
 /// is wanted.
