@@ -13,7 +13,7 @@
 //! | response structures | [`response::Envelope`]: `{"data", "meta": {"request_id", "next_cursor"}}` |
 //! | request validation | [`extract::Valid`] (JSON body), [`extract::ValidQuery`]: garde validation, 422 listing every field; 400/413/415 for the rest |
 //! | resource management | [`extract::Scoped`]: a resource acquired per request within its deadline (503 when none is free), [`middleware::Deadline`] for handlers |
-//! | every rejection as problem+json | [`problem::ProblemJsonLayer`] (a tower layer, no allocation per request), or [`problem::problem_json`] for `axum::middleware::map_response` |
+//! | every rejection as problem+json | [`middleware::ProblemJsonLayer`] (a tower layer, no allocation per request), or [`middleware::problem_json`] for `axum::middleware::map_response` |
 //! | route setup | [`routes::Routes`]: versioned groups with their own middleware, health and metrics routes, a printable route table |
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |
 //! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), timeouts with a deadline (504/503), panic catching (500, no internals), metrics by route template, a tracing span |
@@ -111,4 +111,5 @@ pub mod routes;
 pub mod stack;
 pub mod testing;
 
-pub use error::{ApiError, FieldError};
+pub use error::ApiError;
+pub use problem::FieldError;

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use garde::Validate;
 use http::{Request, StatusCode};
 use pattern_api::extract::{Valid, ValidQuery};
-use pattern_api::problem::problem_json;
+use pattern_api::middleware::problem_json;
 use pattern_api::request_id::RequestIdLayer;
 use pattern_api::response::Envelope;
 use pattern_api::testing::TestClient;
@@ -266,7 +266,7 @@ async fn wrong_method_keeps_the_allow_header() {
 #[tokio::test]
 async fn rewritten_bodies_drop_their_encoding_and_json_bodies_pass() {
     use axum::response::IntoResponse;
-    use pattern_api::problem::ProblemJsonLayer;
+    use pattern_api::middleware::ProblemJsonLayer;
     use pattern_api::stack::ApiStack;
 
     let routes = || {

@@ -213,11 +213,6 @@ impl Error {
             Source::Other(other) => other,
         })
     }
-
-    /// A formatter for the whole chain; see [`Report`](crate::Report).
-    pub fn report(&self) -> crate::Report<'_> {
-        crate::Report::new(self)
-    }
 }
 
 impl fmt::Display for Error {

@@ -38,6 +38,13 @@ pub struct Report<'a> {
     error: &'a (dyn StdError + 'static),
 }
 
+impl Error {
+    /// A formatter for the whole chain; see [`Report`].
+    pub fn report(&self) -> Report<'_> {
+        Report::new(self)
+    }
+}
+
 impl<'a> Report<'a> {
     /// A report of `error` and its sources.
     pub fn new(error: &'a (dyn StdError + 'static)) -> Self {

@@ -29,25 +29,9 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use pattern_error::{Error, Kind};
-use serde::{Deserialize, Serialize};
 
-use crate::problem::{self, Problem};
+use crate::problem::{self, FieldError, Problem};
 use crate::request_id::RequestId;
-
-/// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FieldError {
-    /// The field's path (`quantity`, `items[2].name`).
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// A stable code: the validation rule that failed (`length`, `range`,
-    /// `pattern`, `email`, `ascii`, … `custom` for a custom rule), or what
-    /// did not fit in a JSON body (`type`, `required`, `unknown_field`,
-    /// `value`, `length`).
-    pub code: String,
-}
 
 /// A failed request: an [`Error`] and, for validation failures, the field
 /// errors. Handlers return `Result<T, ApiError>`; `?` converts any

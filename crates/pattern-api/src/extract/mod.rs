@@ -30,6 +30,7 @@
 //! let _app: axum::Router = axum::Router::new().route("/v1/items", axum::routing::post(create));
 //! ```
 
+mod carried;
 mod codes;
 mod integer;
 mod resource;

@@ -23,21 +23,25 @@
 mod future;
 mod metrics;
 mod panic;
+mod problem_json;
 mod rate;
 mod shed;
 mod timeout;
 mod trace;
 
+pub use crate::context::Deadline;
 pub use future::{Finish, ResponseFuture};
 pub use metrics::{
     IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
 };
 pub(crate) use panic::answer as panic_answer;
 pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
+pub(crate) use problem_json::rewrite;
+pub use problem_json::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
 pub use rate::{RateLimitLayer, RateLimitService, client_ip, client_network};
 pub use shed::Slot;
 pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
 pub(crate) use timeout::BodyWatch;
-pub use timeout::{Deadline, TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
+pub use timeout::{TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
 pub use trace::{ACCESS_TARGET, TraceLayer, TraceService};

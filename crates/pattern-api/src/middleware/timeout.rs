@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::ApiError;
+use crate::context::Deadline;
 
 /// The header a caller sets to say how long it will wait (milliseconds),
 /// and that downstream calls should carry on with what is left.
@@ -23,47 +24,6 @@ pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 
 /// [`TIMEOUT_HEADER`] as a parsed name: a lookup skips parsing it.
 const TIMEOUT_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(TIMEOUT_HEADER);
-
-/// When the request must be answered by. Handlers take it as an extractor
-/// (`deadline: Deadline`, or `Option<Deadline>` where a timeout may be
-/// off) to bound their own calls, and pass it on with
-/// [`Deadline::header_value`]. [`TimeoutLayer`] puts it in the request's
-/// extensions; [`ApiStack`](crate::stack::ApiStack) keeps it with the task
-/// ([`Deadline::current`]), which the extractor reads too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Deadline(pub Instant);
-
-impl Deadline {
-    /// The deadline of the request this task is handling, if it runs
-    /// inside [`ApiStack`](crate::stack::ApiStack) with a timeout.
-    pub fn current() -> Option<Deadline> {
-        crate::context::with(|context| context.deadline)
-    }
-
-    /// The deadline of a request with these extensions: the timeout
-    /// layer's, else the task's.
-    pub(crate) fn find(extensions: &http::Extensions) -> Option<Deadline> {
-        extensions.get::<Deadline>().copied().or_else(Self::current)
-    }
-
-    /// Time left (zero when past).
-    pub fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-
-    /// The time left as a [`TIMEOUT_HEADER`] value for a downstream call.
-    pub fn header_value(&self) -> http::HeaderValue {
-        http::HeaderValue::from(u64::try_from(self.remaining().as_millis()).unwrap_or(u64::MAX))
-    }
-}
-
-// The request's deadline as an extractor; a handler outside every timeout
-// is answered 500 (take `Option<Deadline>` where none may be set).
-crate::context::carried_extractor!(
-    Deadline,
-    Deadline::find,
-    "Deadline extracted outside a request timeout"
-);
 
 /// Answers a request that takes longer than the timeout with a problem of
 /// the chosen status (503 or 504) and drops its handler. A request carrying

@@ -10,25 +10,36 @@
 //! code the workspace answers with, and `pattern-server`'s docs routes
 //! serve those descriptions at that address, as RFC 9457 asks of a type.
 
-mod convert;
+mod media;
 mod status;
-
 mod types;
 
 use http::StatusCode;
 use pattern_error::{Error, Kind};
 use serde::{Deserialize, Serialize};
 
-use crate::FieldError;
-
 pub use types::{PROBLEM_TYPES, ProblemType, TYPE_PREFIX, title_for, type_uri};
 
-pub use convert::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
-pub(crate) use convert::{is_json_media_type, rewrite};
+pub(crate) use media::is_json_media_type;
 pub use status::{CLIENT_CLOSED_REQUEST, error_for, kind_for, status_for};
 
 /// The media type of problem details.
 pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// The field's path (`quantity`, `items[2].name`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// A stable code: the validation rule that failed (`length`, `range`,
+    /// `pattern`, `email`, `ascii`, … `custom` for a custom rule), or what
+    /// did not fit in a JSON body (`type`, `required`, `unknown_field`,
+    /// `value`, `length`).
+    pub code: String,
+}
 
 /// A problem details object (RFC 9457) with this workspace's extensions.
 ///

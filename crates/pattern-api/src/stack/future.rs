@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
-use super::service::Chain;
+use super::chain::Chain;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::{BodyWatch, Finish, Finished, Record};
 use crate::request_id;
@@ -196,7 +196,7 @@ where
         this.timer.take();
         let mut response = result?;
         if chain.problem_json {
-            crate::problem::rewrite(&mut response);
+            crate::middleware::rewrite(&mut response);
         }
         if let Some(record) = this.record.take() {
             record.finish(&mut response);

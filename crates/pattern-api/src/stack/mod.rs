@@ -1,5 +1,6 @@
 //! The whole middleware chain, in one documented order.
 
+mod chain;
 mod future;
 mod service;
 
@@ -14,8 +15,8 @@ use tower_http::cors::CorsLayer;
 use crate::client_addr::TrustedProxies;
 use crate::middleware::{LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer};
 
+use chain::Chain;
 pub use future::StackFuture;
-use service::Chain;
 pub use service::{StackLayer, StackService};
 
 /// Assembles the standard middleware on a router. From the outside in:

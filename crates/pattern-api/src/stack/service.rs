@@ -14,36 +14,16 @@ use pattern_error::{Error, Kind};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
+use super::chain::Chain;
 use super::future::{Core, StackFuture, Stage, Timer};
 use crate::ApiError;
-use crate::client_addr::{self, TrustedProxies};
+use crate::client_addr;
 use crate::context::{CURRENT, RequestContext};
-use crate::middleware::{
-    BodyWatch, Deadline, Finished, MetricsLayer, RateLimitLayer, TimeoutLayer,
-};
+use crate::middleware::{BodyWatch, Deadline, Finished};
 use crate::request_id::{self, RequestId};
 
 /// The limit axum's body extractors apply when none is set.
 const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
-
-/// What the chain does, shared by every request's service and future.
-#[derive(Debug)]
-pub(crate) struct Chain {
-    pub(crate) request_id: bool,
-    pub(crate) trace: bool,
-    pub(crate) access_log: Option<tracing::Level>,
-    pub(crate) span_level: tracing::Level,
-    pub(crate) metrics: Option<MetricsLayer>,
-    pub(crate) problem_json: bool,
-    pub(crate) catch_panic: bool,
-    pub(crate) shed: Option<Bulkhead>,
-    pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
-    pub(crate) timeout: Option<TimeoutLayer>,
-    pub(crate) body_limit: Option<usize>,
-    /// Paths that skip admission (probes).
-    pub(crate) exempt: Box<[String]>,
-    pub(crate) proxies: TrustedProxies,
-}
 
 /// The whole chain of [`ApiStack`](super::ApiStack) as one tower layer
 /// (body limit included), for `Router::layer`; made by

@@ -13,7 +13,7 @@ use crate::component::Component;
 use crate::health::Status;
 use crate::supervision::{Intensity, Restart, Strategy};
 
-/// Per-component settings; see [`SystemBuilder::component_with`].
+/// Per-component settings; see [`SystemBuilder::component_with`](super::SystemBuilder::component_with).
 #[derive(Clone, Copy, Debug, Default)]
 #[must_use]
 pub struct ComponentOptions {

@@ -18,7 +18,7 @@ use crate::health::{Health, SystemHealth};
 use crate::ports::{Ports, check_conflicts};
 use crate::supervision::{Intensity, Strategy};
 
-/// Gauge of each component's health ([`Status::gauge_value`]), labelled `component`.
+/// Gauge of each component's health ([`Status::gauge_value`](crate::health::Status::gauge_value)), labelled `component`.
 pub const HEALTH_GAUGE: &str = "component_health";
 
 /// Assembles a [`System`]; start with [`System::builder`].

@@ -7,8 +7,8 @@ use axum::response::Response;
 use http::{HeaderValue, Request, header};
 use tower::{Layer, Service};
 
-use super::{CONTENT_TYPE, Problem};
-use crate::middleware::{Finish, ResponseFuture};
+use super::{Finish, ResponseFuture};
+use crate::problem::{CONTENT_TYPE, Problem, is_json_media_type};
 use crate::request_id::RequestId;
 
 /// Rewrites an error response (status 400 or above) that is not already
@@ -22,7 +22,7 @@ use crate::request_id::RequestId;
 ///
 /// ```
 /// use axum::{Router, middleware, routing::get};
-/// use pattern_api::problem::problem_json;
+/// use pattern_api::middleware::problem_json;
 ///
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hi" }))
@@ -49,7 +49,7 @@ pub(crate) fn rewrite(response: &mut Response) {
     }
     let mut problem = Problem::new(status);
     // The code a handler's error of the same status would carry.
-    if let Some(kind) = super::kind_for(status) {
+    if let Some(kind) = crate::problem::kind_for(status) {
         problem = problem.with_code(kind.as_str());
     }
     if let Some(id) = RequestId::current() {
@@ -74,19 +74,6 @@ pub(crate) fn rewrite(response: &mut Response) {
     *response.body_mut() = Body::from(body);
 }
 
-/// Whether a `Content-Type` is JSON: `application/json`, or any
-/// `application/…+json` (problem+json, `vnd.api+json`), whatever its
-/// parameters and case.
-pub(crate) fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    let Some((kind, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    kind.eq_ignore_ascii_case("application")
-        && (subtype.eq_ignore_ascii_case("json")
-            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
-}
-
 /// Rewrites error responses into problem+json as [`problem_json`] does, as
 /// a tower layer whose future is a named type: no allocation per request
 /// (`axum::middleware::map_response` boxes one). [`ApiStack`] does the
@@ -96,7 +83,7 @@ pub(crate) fn is_json_media_type(content_type: &str) -> bool {
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use pattern_api::problem::ProblemJsonLayer;
+/// use pattern_api::middleware::ProblemJsonLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hi" }))
@@ -143,35 +130,5 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         ResponseFuture::inner(self.inner.call(request), Rewrite(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_json_media_type;
-
-    #[test]
-    fn json_media_types() {
-        for json in [
-            "application/json",
-            "application/json; charset=utf-8",
-            "Application/JSON",
-            "application/problem+json",
-            "application/vnd.api+json",
-            " application/merge-patch+JSON ;x=y",
-        ] {
-            assert!(is_json_media_type(json), "{json}");
-        }
-        for other in [
-            "text/html",
-            "application/jsonx",
-            "application/+json",
-            "text/json",
-            "application/json-seq",
-            "",
-            "json",
-        ] {
-            assert!(!is_json_media_type(other), "{other}");
-        }
     }
 }

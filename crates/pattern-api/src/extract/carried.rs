@@ -1,24 +1,7 @@
-//! What the request a task is handling carries with it, for code that does
-//! not see the request: its id (for problem bodies and logs) and deadline.
+//! The extractors of what a request carries: its id and its deadline,
+//! found in the request's extensions or with the task.
 
-use crate::middleware::Deadline;
-use crate::request_id::RequestId;
-
-/// The request's id and deadline, as the layers in front of it set them.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RequestContext {
-    pub(crate) id: Option<RequestId>,
-    pub(crate) deadline: Option<Deadline>,
-}
-
-tokio::task_local! {
-    pub(crate) static CURRENT: RequestContext;
-}
-
-/// Reads the current context; `None` outside every scope.
-pub(crate) fn with<T>(read: impl FnOnce(&RequestContext) -> Option<T>) -> Option<T> {
-    CURRENT.try_with(read).ok().flatten()
-}
+use crate::context::{Deadline, RequestId};
 
 /// The extractors of what a request carries (`RequestId`, `Deadline`):
 /// `$find` looks in the request's extensions, then with the task. Required,
@@ -55,4 +38,18 @@ macro_rules! carried_extractor {
     };
 }
 
-pub(crate) use carried_extractor;
+// The request's id as an extractor (also `Option<RequestId>`): a handler
+// outside every request id layer is answered 500.
+carried_extractor!(
+    RequestId,
+    RequestId::find,
+    "RequestId extracted outside a request id layer"
+);
+
+// The request's deadline as an extractor; a handler outside every timeout
+// is answered 500 (take `Option<Deadline>` where none may be set).
+carried_extractor!(
+    Deadline,
+    Deadline::find,
+    "Deadline extracted outside a request timeout"
+);
