@@ -98,6 +98,7 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
         Ok(String::new())
     })?;
+    summary.step("modules", crate::modules::check)?;
     summary.step("clippy", || {
         run(cargo().args([
             "clippy",

@@ -6,12 +6,14 @@
 //! | `pg start\|stop\|url` | a throwaway PostgreSQL cluster under `target/pg/` |
 //! | `bench [ARGS]` | the criterion benches, then each `ours / peer` ratio |
 //! | `reliability [ARGS]` | the reliability suite against the reference service, with a table of figures |
+//! | `modules` | no module loop in any library crate |
 //! | `contract` | the reference service's OpenAPI document against the wire (schemathesis, openapi-spec-validator) |
 
 mod bench;
 mod ci;
 mod contract;
 mod http_bench;
+mod modules;
 mod pg;
 mod reliability;
 mod util;
@@ -30,6 +32,7 @@ commands:
   reliability [--short] [--only NAME,...]
                      the reliability suite against the reference service (release
                      build, throwaway PostgreSQL); prints a table of figures
+  modules            no module of a library crate uses one that uses it back
   contract           the reference service's /openapi.json against the wire: a pinned
                      schemathesis (every check and phase, fixed seed) in memory and
                      with PostgreSQL, and openapi-spec-validator (venv under target/)
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         ["bench", "--http", rest @ ..] => http_bench::run_http(rest),
         ["bench", rest @ ..] => bench::run_benches(rest),
         ["reliability", rest @ ..] => reliability::command(rest),
+        ["modules"] => modules::check().map(|note| eprintln!("xtask: modules ok ({note})")),
         ["contract"] => {
             contract::run_contract().map(|note| eprintln!("xtask: contract ok ({note})"))
         }

@@ -66,9 +66,9 @@
 //! # }
 //! ```
 
-mod endpoint;
 mod outlier;
 mod service;
+mod stats;
 
 pub use outlier::{Ejection, Outlier};
 pub use service::{Balancer, KeyFn, NoKey, ResponseFuture};

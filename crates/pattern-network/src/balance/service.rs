@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower::Service;
 use tower::util::Oneshot;
 
-use super::endpoint::{Endpoint, Stats, in_flight, since};
+use super::stats::{Stats, since};
 use super::{EJECTIONS_TOTAL, Ejection, Outlier, Strategy};
 use crate::partition::HashRing;
 
@@ -55,6 +55,42 @@ pub struct Balancer<S, K = NoKey> {
 struct Ready<S> {
     endpoint: Arc<Endpoint<S>>,
     service: S,
+}
+
+/// One endpoint: a service, its key and weight, live statistics, and what a
+/// finished call needs from its balancer (copied, so a call holds no
+/// reference to the balancer itself).
+#[derive(Debug)]
+pub(crate) struct Endpoint<S> {
+    pub(crate) key: String,
+    pub(crate) service: S,
+    pub(crate) weight: u32,
+    /// Shared with the endpoint that replaces this one under the same key
+    /// (a discovery refresh keeps what the balancer learnt).
+    pub(crate) stats: Arc<Stats>,
+    /// Whether calls are timed (P2C's peak EWMA); other strategies skip
+    /// the clock.
+    pub(crate) timed: bool,
+    /// 1 / tau, the EWMA time constant, in nanoseconds.
+    pub(crate) per_ns: f64,
+    /// The least latency a failure counts as, in nanoseconds.
+    pub(crate) penalty_ns: u64,
+    pub(crate) outlier: Outlier,
+    /// The latest clock reading of any finished call of the balancer
+    /// (nanoseconds since the epoch): the "now" P2C decays estimates to,
+    /// without reading the clock itself.
+    pub(crate) recent: std::sync::Arc<AtomicU64>,
+    /// The balancer, reached only to eject this endpoint.
+    pub(crate) owner: std::sync::Weak<Shared<S>>,
+}
+
+/// Calls in flight to `endpoint`: counted in its statistics, which an
+/// endpoint refreshed under the same key keeps, from `call` to the end (or
+/// drop) of the response future; an endpoint merely readied for a call
+/// that has not come is not counted.
+#[inline]
+pub(crate) fn in_flight<S>(endpoint: &Arc<Endpoint<S>>) -> usize {
+    endpoint.stats.in_flight.load(Ordering::Relaxed)
 }
 
 pub(crate) struct Shared<S> {

@@ -1,48 +1,11 @@
-//! Endpoints and what the balancer knows about each.
+//! What the balancer knows about each endpoint: its live statistics.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::outlier::Outlier;
-
-/// One endpoint: a service, its key and weight, live statistics, and what a
-/// finished call needs from its balancer (copied, so a call holds no
-/// reference to the balancer itself).
-#[derive(Debug)]
-pub(crate) struct Endpoint<S> {
-    pub(crate) key: String,
-    pub(crate) service: S,
-    pub(crate) weight: u32,
-    /// Shared with the endpoint that replaces this one under the same key
-    /// (a discovery refresh keeps what the balancer learnt).
-    pub(crate) stats: Arc<Stats>,
-    /// Whether calls are timed (P2C's peak EWMA); other strategies skip
-    /// the clock.
-    pub(crate) timed: bool,
-    /// 1 / tau, the EWMA time constant, in nanoseconds.
-    pub(crate) per_ns: f64,
-    /// The least latency a failure counts as, in nanoseconds.
-    pub(crate) penalty_ns: u64,
-    pub(crate) outlier: Outlier,
-    /// The latest clock reading of any finished call of the balancer
-    /// (nanoseconds since the epoch): the "now" P2C decays estimates to,
-    /// without reading the clock itself.
-    pub(crate) recent: std::sync::Arc<AtomicU64>,
-    /// The balancer, reached only to eject this endpoint.
-    pub(crate) owner: std::sync::Weak<super::service::Shared<S>>,
-}
-
-/// Calls in flight to `endpoint`: counted in its statistics, which an
-/// endpoint refreshed under the same key keeps, from `call` to the end (or
-/// drop) of the response future; an endpoint merely readied for a call
-/// that has not come is not counted.
-#[inline]
-pub(crate) fn in_flight<S>(endpoint: &Arc<Endpoint<S>>) -> usize {
-    endpoint.stats.in_flight.load(Ordering::Relaxed)
-}
 
 /// Live statistics of an endpoint. Lock-free: concurrent updates may lose
 /// a sample now and then, which statistics can afford.
