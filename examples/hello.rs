@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use axum::{Router, routing::get};
-use patterns::component::lifecycle::shutdown_signal;
+use patterns::component::lifecycle::stop_signal;
 use patterns::error::{Context, Result};
 
 #[tokio::main]
@@ -35,7 +35,7 @@ async fn main() -> Result<()> {
     println!("listening on http://{local}");
 
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop_signal())
         .await
         .context("serving")?;
     tracing::info!("stopped");

@@ -29,7 +29,7 @@ use axum::Router;
 use axum::routing::get;
 use patterns::component::component::{BoxFuture, Component, Running, StartContext};
 use patterns::component::health::Status;
-use patterns::component::lifecycle::{ComponentOptions, HealthHandle, System};
+use patterns::component::lifecycle::{ComponentConfig, HealthHandle, System};
 use patterns::component::ports::PortSpec;
 use patterns::component::supervision::{Restart, Strategy};
 use patterns::error::{Context, Error, Kind, Result};
@@ -56,7 +56,7 @@ async fn main() -> Result<()> {
         .component(Part::new("database", Some("config"), 80, timeline))
         .component_with(
             Part::new("cache", Some("database"), 40, timeline).failing_runs(2),
-            ComponentOptions::default().restart(Restart::OnFailure),
+            ComponentConfig::default().restart(Restart::OnFailure),
         )
         .component(Http { timeline })
         .strategy(Strategy::OneForOne)
@@ -75,7 +75,7 @@ async fn main() -> Result<()> {
     timeline.event("system", "every component started");
     let readiness = tokio::spawn(watch_readiness(running.health_handle(), timeline));
     if let Some(after) = run_for {
-        let shutdown = running.shutdown_token();
+        let shutdown = running.stop_token();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             timeline.event("system", format_args!("{after:?} passed: shutting down"));

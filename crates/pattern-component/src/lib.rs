@@ -11,12 +11,12 @@
 //! | capability | items |
 //! | --- | --- |
 //! | component structure | [`component::Component`], [`component::Running`], [`component::from_fn`] (an async fn as a component) |
-//! | lifecycle | [`lifecycle::System`]: dependency-ordered start, rollback on a failed start, reverse stop with timeouts, a [`lifecycle::StopSummary`], SIGINT/SIGTERM or token shutdown |
+//! | lifecycle | [`lifecycle::System`]: dependency-ordered start, rollback on a failed start, reverse stop with timeouts, a [`lifecycle::StopReport`], SIGINT/SIGTERM or a stop token |
 //! | supervision | [`supervision`]: restart policies, one-for-one / one-for-all / rest-for-one, intensity limit and escalation, backoff, panics as failures; [`supervision::Supervisor`] for named children added and removed at run time, nested supervisors |
 //! | health | [`health`]: ok / degraded / failing per component, liveness and readiness for the system |
 //! | port management | [`ports`]: declared addresses checked for conflicts, bound once and handed over, port 0 resolved |
 //! | configuration | [`config::Loader`] (defaults, TOML, environment; garde validation; every problem with its path and origin), [`config::Secret`] |
-//! | testing strategies | [`testing::TestSystem`]: a system on ephemeral ports, ready before the test goes on; a test that panics still cancels its shutdown token (what has not stopped when the runtime ends is dropped with it) |
+//! | testing strategies | [`testing::TestSystem`]: a system on ephemeral ports, ready before the test goes on; a test that panics still cancels its stop token (what has not stopped when the runtime ends is dropped with it) |
 //!
 //! # Example
 //!

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
 use pattern_component::lifecycle::{
-    ComponentOptions, ComponentState, StopOutcome, StopReason, System,
+    ComponentConfig, ComponentState, StopOutcome, StopReason, System,
 };
 use pattern_component::ports::PortSpec;
 use pattern_component::supervision::{Restart, Strategy};
@@ -191,7 +191,7 @@ async fn start_timeout_is_a_timeout_error() {
     let err = System::builder()
         .component_with(
             Slow,
-            ComponentOptions::default().start_timeout(Duration::from_secs(2)),
+            ComponentConfig::default().start_timeout(Duration::from_secs(2)),
         )
         .build()
         .unwrap()
@@ -211,7 +211,7 @@ async fn a_component_that_does_not_stop_is_abandoned_and_the_rest_still_stop() {
         .component(probe("db", &log))
         .component_with(
             stuck,
-            ComponentOptions::default().stop_timeout(Duration::from_secs(1)),
+            ComponentConfig::default().stop_timeout(Duration::from_secs(1)),
         )
         .build()
         .unwrap();
@@ -241,14 +241,14 @@ async fn timeouts_of_duration_max_mean_no_timeout() {
     let system = System::builder()
         .component_with(
             probe("db", &log),
-            ComponentOptions::default()
+            ComponentConfig::default()
                 .start_timeout(Duration::MAX)
                 .stop_timeout(Duration::MAX),
         )
         .start_timeout(Duration::MAX)
         .stop_timeout(Duration::MAX)
-        .startup_timeout(Duration::MAX)
-        .shutdown_timeout(Duration::MAX)
+        .start_all_timeout(Duration::MAX)
+        .stop_all_timeout(Duration::MAX)
         .build()
         .unwrap();
     let summary = system.start().await.unwrap().stop().await;
@@ -365,8 +365,8 @@ async fn restart_policies() {
     let never_starts = never.starts.clone();
     let always = probe("always", &log).task(Task::Idle);
     let system = System::builder()
-        .component_with(never, ComponentOptions::default().restart(Restart::Never))
-        .component_with(always, ComponentOptions::default().restart(Restart::Always))
+        .component_with(never, ComponentConfig::default().restart(Restart::Never))
+        .component_with(always, ComponentConfig::default().restart(Restart::Always))
         .build()
         .unwrap();
     let running = system.start().await.unwrap();
@@ -618,10 +618,10 @@ async fn group_restarts_leave_temporary_components_alone() {
             .task(Task::FailAfter(200));
         let flaky_starts = flaky.starts.clone();
         let system = System::builder()
-            .component_with(done, ComponentOptions::default().restart(Restart::Never))
+            .component_with(done, ComponentConfig::default().restart(Restart::Never))
             .component_with(
                 running_temp,
-                ComponentOptions::default().restart(Restart::Never),
+                ComponentConfig::default().restart(Restart::Never),
             )
             .component(flaky)
             .strategy(strategy)
@@ -741,7 +741,7 @@ async fn a_failed_start_in_a_group_restart_leaves_no_one_stranded() {
         let api = probe("api", &log).after("cache");
         let api_starts = api.starts.clone();
         let system = System::builder()
-            .component_with(db, ComponentOptions::default().restart(Restart::OnFailure))
+            .component_with(db, ComponentConfig::default().restart(Restart::OnFailure))
             .component(Flaky {
                 failing: failing.clone(),
                 starts: Arc::new(AtomicU32::new(0)),

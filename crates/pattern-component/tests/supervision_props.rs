@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
-use pattern_component::lifecycle::{ComponentOptions, StopReason, System};
+use pattern_component::lifecycle::{ComponentConfig, StopReason, System};
 use pattern_component::supervision::{Restart, Strategy as Policy};
 use pattern_error::Error;
 use proptest::prelude::*;
@@ -114,7 +114,7 @@ proptest! {
             for (i, spec) in specs.iter().enumerate() {
                 builder = builder.component_with(
                     Node { name: names[i].clone(), spec: spec.clone(), names: names.clone(), record: records[i].clone() },
-                    ComponentOptions::default().restart(spec.restart),
+                    ComponentConfig::default().restart(spec.restart),
                 );
             }
             let running = builder.build().unwrap().start().await.unwrap();

@@ -20,7 +20,7 @@ async fn succeed(breaker: &CircuitBreaker) -> Result<(), Error> {
     breaker.call(async { Ok::<(), Error>(()) }).await
 }
 
-fn small() -> pattern_error::breaker::Builder {
+fn small() -> pattern_error::breaker::CircuitBreakerBuilder {
     CircuitBreaker::builder("test")
         .count_window(4)
         .minimum_calls(4)

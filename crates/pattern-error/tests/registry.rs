@@ -8,7 +8,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use pattern_error::breaker::{CircuitBreaker, Registry, State};
 use proptest::prelude::*;
 
-fn template() -> pattern_error::breaker::Builder {
+fn template() -> pattern_error::breaker::CircuitBreakerBuilder {
     CircuitBreaker::builder("per-host")
         .count_window(4)
         .minimum_calls(4)

@@ -23,7 +23,7 @@ async fn metrics_and_readiness() {
             from_fn("flaky", |_ctx| async {
                 Err(Error::new(Kind::Unavailable, "broker down"))
             }),
-            pattern_component::lifecycle::ComponentOptions::default()
+            pattern_component::lifecycle::ComponentConfig::default()
                 .restart(pattern_component::supervision::Restart::Never),
         )
         .build()

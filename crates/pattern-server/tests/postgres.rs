@@ -399,7 +399,7 @@ async fn a_lost_connection_marks_failing_and_the_probe_recovers() {
 /// their own, after the pool, with their own start timeout.
 #[tokio::test]
 async fn migrations_without_a_transaction_and_as_a_step_of_their_own() {
-    use pattern_component::lifecycle::ComponentOptions;
+    use pattern_component::lifecycle::ComponentConfig;
     use pattern_server::postgres::Migration;
 
     let Some(url) = database_url() else { return };
@@ -454,7 +454,7 @@ async fn migrations_without_a_transaction_and_as_a_step_of_their_own() {
         .component(db.clone())
         .component_shared(
             migrations.clone(),
-            ComponentOptions::default().start_timeout(Duration::from_secs(600)),
+            ComponentConfig::default().start_timeout(Duration::from_secs(600)),
         )
         .build()
         .unwrap()

@@ -32,7 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use patterns::api::middleware::RateLimitLayer;
 use patterns::api::stack::ApiStack;
-use patterns::component::lifecycle::{HealthHandle, RunningSystem, StopSummary, System};
+use patterns::component::lifecycle::{HealthHandle, RunningSystem, StopReport, System};
 use patterns::error::{Error, Kind};
 use patterns::network::flow::rate::Quota;
 use patterns::server::docs;
@@ -204,7 +204,7 @@ impl Service {
         let mut after_store = Vec::new();
         let mut builder = System::builder()
             .health_handle(&health)
-            .shutdown_timeout(shutdown + Duration::from_secs(30))
+            .stop_all_timeout(shutdown + Duration::from_secs(30))
             .component(prometheus);
         if let Some(db) = database {
             builder = builder.component(db);
@@ -263,12 +263,12 @@ impl Service {
     }
 
     /// Stops it: the server drains first, components stop in reverse.
-    pub async fn stop(self) -> StopSummary {
+    pub async fn stop(self) -> StopReport {
         self.running.stop().await
     }
 
     /// Runs until SIGINT or SIGTERM, then stops as [`stop`](Self::stop).
-    pub async fn until_signal(self) -> StopSummary {
+    pub async fn until_signal(self) -> StopReport {
         self.running.until_signal().await
     }
 

@@ -86,7 +86,7 @@ pub trait Component: Send + Sync + 'static {
     /// its pre-stop delay and drain deadline). Unless its options set a
     /// stop timeout, the runner gives it at least this (and a second more)
     /// instead of aborting it midway; still within the system's overall
-    /// shutdown timeout.
+    /// stop-all timeout.
     fn stop_within(&self) -> Option<std::time::Duration> {
         None
     }

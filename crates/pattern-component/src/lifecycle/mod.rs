@@ -13,11 +13,11 @@
 //! shutdown past the [`Intensity`](crate::supervision::Intensity) limit.
 //!
 //! Shutdown happens once: on SIGINT or SIGTERM ([`System::run`],
-//! [`RunningSystem::until_signal`]), when the shutdown token is cancelled,
+//! [`RunningSystem::until_signal`]), when the stop token is cancelled,
 //! or on escalation. Components stop in reverse start order, each within
-//! its stop timeout and all within the shutdown timeout; one that does not
+//! its stop timeout and all within the stop-all timeout; one that does not
 //! stop in time is abandoned (its task aborted) while the rest still stop.
-//! The [`StopSummary`] says what stopped and how long each took.
+//! The [`StopReport`] says what stopped and how long each took.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -54,14 +54,14 @@
 
 mod order;
 mod plan;
+mod report;
 mod signal;
-mod summary;
 mod supervisor;
 mod system;
 
 /// How a component's stop went (the type supervision reports for children too).
 pub use crate::supervision::StopOutcome;
-pub use plan::{ComponentOptions, ComponentState};
-pub use signal::shutdown_signal;
-pub use summary::{StopReason, StopRecord, StopSummary};
+pub use plan::{ComponentConfig, ComponentState};
+pub use report::{StopReason, StopRecord, StopReport};
+pub use signal::stop_signal;
 pub use system::{HEALTH_GAUGE, HealthHandle, RunningSystem, System, SystemBuilder};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pattern_error::{Error, Kind};
 
-use super::summary::StopReason;
+use super::report::StopReason;
 use crate::component::Component;
 use crate::health::Status;
 use crate::supervision::{Intensity, Restart, Strategy};
@@ -16,13 +16,13 @@ use crate::supervision::{Intensity, Restart, Strategy};
 /// Per-component settings; see [`SystemBuilder::component_with`](super::SystemBuilder::component_with).
 #[derive(Clone, Copy, Debug, Default)]
 #[must_use]
-pub struct ComponentOptions {
+pub struct ComponentConfig {
     pub(crate) restart: Restart,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) stop_timeout: Option<Duration>,
 }
 
-impl ComponentOptions {
+impl ComponentConfig {
     /// The restart policy (default: [`Restart::OnFailure`]).
     pub fn restart(mut self, restart: Restart) -> Self {
         self.restart = restart;
@@ -45,7 +45,7 @@ impl ComponentOptions {
 pub(crate) struct Entry {
     pub(crate) component: Arc<dyn Component>,
     pub(crate) name: Arc<str>,
-    pub(crate) options: ComponentOptions,
+    pub(crate) options: ComponentConfig,
     pub(crate) ports: Vec<crate::ports::PortSpec>,
 }
 
@@ -54,8 +54,8 @@ pub(crate) struct Plan {
     pub(crate) entries: Vec<Entry>,
     pub(crate) start_timeout: Duration,
     pub(crate) stop_timeout: Duration,
-    pub(crate) startup_timeout: Duration,
-    pub(crate) shutdown_timeout: Duration,
+    pub(crate) start_all_timeout: Duration,
+    pub(crate) stop_all_timeout: Duration,
     pub(crate) strategy: Strategy,
     pub(crate) intensity: Intensity,
     pub(crate) backoff: (Duration, Duration),

@@ -2,7 +2,7 @@
 ///
 /// If a handler cannot be installed the error is logged and that signal is
 /// ignored; the future then waits for the other.
-pub async fn shutdown_signal() {
+pub async fn stop_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(%err, "cannot listen for SIGINT");

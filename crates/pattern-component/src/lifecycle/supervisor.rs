@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{ComponentState, Plan, Shared, start_error};
-use super::summary::{StopReason, StopRecord, StopSummary};
+use super::report::{StopReason, StopRecord, StopReport};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
 use crate::supervision::StopOutcome;
@@ -122,12 +122,12 @@ impl Supervisor {
                 .collect();
             bound.push(listeners);
         }
-        let deadline = deadline(Instant::now(), self.plan.startup_timeout);
+        let deadline = deadline(Instant::now(), self.plan.start_all_timeout);
         for (i, listeners) in bound.into_iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(err) = self.start_slot(i, listeners, left).await {
                 tracing::error!(component = self.name(i), error = %err.report(), "start failed; stopping what started");
-                let deadline = crate::time::deadline(Instant::now(), self.plan.shutdown_timeout);
+                let deadline = crate::time::deadline(Instant::now(), self.plan.stop_all_timeout);
                 for j in (0..i).rev() {
                     self.stop_slot(j, deadline).await;
                 }
@@ -273,7 +273,7 @@ impl Supervisor {
     }
 
     /// Supervises until shutdown, then stops everything.
-    pub(crate) async fn run(mut self) -> StopSummary {
+    pub(crate) async fn run(mut self) -> StopReport {
         loop {
             let event = match self.pending.pop_front() {
                 Some(event) => event,
@@ -305,7 +305,7 @@ impl Supervisor {
                 _ => {} // from a generation already replaced
             }
         }
-        self.shutdown_all().await
+        self.stop_all().await
     }
 
     async fn on_end(&mut self, i: usize, ending: Ending) {
@@ -364,7 +364,7 @@ impl Supervisor {
         // Stop the components that restart with it, last started first;
         // temporary ones (`Restart::Never`) are stopped and not started
         // again, as OTP never restarts a temporary child.
-        let deadline = deadline(Instant::now(), self.plan.shutdown_timeout);
+        let deadline = deadline(Instant::now(), self.plan.stop_all_timeout);
         for j in self.group(i).into_iter().rev() {
             if j != i {
                 let was = self.shared.state(j);
@@ -433,7 +433,7 @@ impl Supervisor {
                 }
             };
             if let Err(err) = self
-                .start_slot(j, listeners, self.plan.startup_timeout)
+                .start_slot(j, listeners, self.plan.start_all_timeout)
                 .await
             {
                 self.fail_start(j, err);
@@ -453,10 +453,10 @@ impl Supervisor {
         });
     }
 
-    async fn shutdown_all(mut self) -> StopSummary {
+    async fn stop_all(mut self) -> StopReport {
         self.shared.stopping.store(true, Ordering::Release);
         let started = Instant::now();
-        let deadline = deadline(started, self.plan.shutdown_timeout);
+        let deadline = deadline(started, self.plan.stop_all_timeout);
         let reason = self
             .shared
             .reason
@@ -480,7 +480,7 @@ impl Supervisor {
             }
             components.push(record);
         }
-        let summary = StopSummary {
+        let summary = StopReport {
             reason,
             components,
             took: started.elapsed(),

@@ -10,8 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::order::start_order;
-use super::plan::{ComponentOptions, ComponentState, Entry, Plan, Shared};
-use super::summary::{StopReason, StopSummary};
+use super::plan::{ComponentConfig, ComponentState, Entry, Plan, Shared};
+use super::report::{StopReason, StopReport};
 use super::supervisor::Supervisor;
 use crate::component::Component;
 use crate::health::{Health, SystemHealth};
@@ -27,18 +27,18 @@ pub const HEALTH_GAUGE: &str = "component_health";
 /// | --- | --- |
 /// | [`start_timeout`](Self::start_timeout) (per component) | 30 s |
 /// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s, or what the component needs ([`Component::stop_within`](crate::component::Component::stop_within)) |
-/// | [`startup_timeout`](Self::startup_timeout) (all starts) | 120 s |
-/// | [`shutdown_timeout`](Self::shutdown_timeout) (all stops) | 60 s |
+/// | [`start_all_timeout`](Self::start_all_timeout) (all starts) | 120 s |
+/// | [`stop_all_timeout`](Self::stop_all_timeout) (all stops) | 60 s |
 /// | [`strategy`](Self::strategy) | one for one |
 /// | [`intensity`](Self::intensity) | 5 restarts in 60 s |
 /// | [`restart_backoff`](Self::restart_backoff) | 100 ms, doubling, at most 10 s |
 #[must_use]
 pub struct SystemBuilder {
-    components: Vec<(Arc<dyn Component>, ComponentOptions)>,
+    components: Vec<(Arc<dyn Component>, ComponentConfig)>,
     start_timeout: Duration,
     stop_timeout: Duration,
-    startup_timeout: Duration,
-    shutdown_timeout: Duration,
+    start_all_timeout: Duration,
+    stop_all_timeout: Duration,
     strategy: Strategy,
     intensity: Intensity,
     backoff: (Duration, Duration),
@@ -59,11 +59,11 @@ impl std::fmt::Debug for SystemBuilder {
 impl SystemBuilder {
     /// Adds a component with default options.
     pub fn component(self, component: impl Component) -> Self {
-        self.component_with(component, ComponentOptions::default())
+        self.component_with(component, ComponentConfig::default())
     }
 
     /// Adds a component with its own options.
-    pub fn component_with(self, component: impl Component, options: ComponentOptions) -> Self {
+    pub fn component_with(self, component: impl Component, options: ComponentConfig) -> Self {
         self.component_shared(Arc::new(component), options)
     }
 
@@ -71,7 +71,7 @@ impl SystemBuilder {
     pub fn component_shared(
         mut self,
         component: Arc<dyn Component>,
-        options: ComponentOptions,
+        options: ComponentConfig,
     ) -> Self {
         self.components.push((component, options));
         self
@@ -90,15 +90,15 @@ impl SystemBuilder {
     }
 
     /// How long starting every component may take in all.
-    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
-        self.startup_timeout = timeout;
+    pub fn start_all_timeout(mut self, timeout: Duration) -> Self {
+        self.start_all_timeout = timeout;
         self
     }
 
     /// How long stopping every component may take in all; components still
     /// to stop when it runs out are abandoned.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
+    pub fn stop_all_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_all_timeout = timeout;
         self
     }
 
@@ -145,7 +145,7 @@ impl SystemBuilder {
             .map(|(c, _)| (c.name().to_owned(), c.dependencies()))
             .collect();
         let order = start_order(&nodes)?;
-        let mut slots: Vec<Option<(Arc<dyn Component>, ComponentOptions)>> =
+        let mut slots: Vec<Option<(Arc<dyn Component>, ComponentConfig)>> =
             self.components.into_iter().map(Some).collect();
         let entries: Vec<Entry> = order
             .into_iter()
@@ -166,8 +166,8 @@ impl SystemBuilder {
             entries,
             start_timeout: self.start_timeout,
             stop_timeout: self.stop_timeout,
-            startup_timeout: self.startup_timeout,
-            shutdown_timeout: self.shutdown_timeout,
+            start_all_timeout: self.start_all_timeout,
+            stop_all_timeout: self.stop_all_timeout,
             strategy: self.strategy,
             intensity: self.intensity,
             backoff: self.backoff,
@@ -209,8 +209,8 @@ impl System {
             components: Vec::new(),
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(10),
-            startup_timeout: Duration::from_secs(120),
-            shutdown_timeout: Duration::from_secs(60),
+            start_all_timeout: Duration::from_secs(120),
+            stop_all_timeout: Duration::from_secs(60),
             strategy: Strategy::default(),
             intensity: Intensity::default(),
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
@@ -256,7 +256,7 @@ impl System {
 
     /// Starts the system, runs it until SIGINT or SIGTERM (or until the
     /// supervisor escalates), then stops it and returns the summary.
-    pub async fn run(self) -> Result<StopSummary, Error> {
+    pub async fn run(self) -> Result<StopReport, Error> {
         let running = self.start().await?;
         Ok(running.until_signal().await)
     }
@@ -273,14 +273,14 @@ impl std::fmt::Debug for System {
 /// A started system; see [`System::start`].
 ///
 /// Dropping it does not stop the system: call [`stop`](Self::stop), or
-/// cancel its [`shutdown_token`](Self::shutdown_token) and await
+/// cancel its [`stop_token`](Self::stop_token) and await
 /// [`stopped`](Self::stopped).
 pub struct RunningSystem {
     plan: Arc<Plan>,
     shared: Arc<Shared>,
     ports: Ports,
     shutdown: CancellationToken,
-    task: JoinHandle<StopSummary>,
+    task: JoinHandle<StopReport>,
     health: HealthHandle,
 }
 
@@ -296,7 +296,7 @@ impl RunningSystem {
     }
 
     /// Cancel this token to stop the system (from a handler, another task...).
-    pub fn shutdown_token(&self) -> CancellationToken {
+    pub fn stop_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
@@ -329,10 +329,10 @@ impl RunningSystem {
 
     /// Waits until the system stops (its token cancelled, or the supervisor
     /// escalated) and returns the summary.
-    pub async fn stopped(self) -> StopSummary {
+    pub async fn stopped(self) -> StopReport {
         match self.task.await {
             Ok(summary) => summary,
-            Err(join) => StopSummary {
+            Err(join) => StopReport {
                 reason: StopReason::Escalated(format!("the supervisor task ended: {join}")),
                 components: Vec::new(),
                 took: Duration::ZERO,
@@ -341,18 +341,18 @@ impl RunningSystem {
     }
 
     /// Stops the system: components in reverse start order, each within its
-    /// stop timeout, all within the shutdown timeout.
-    pub async fn stop(self) -> StopSummary {
+    /// stop timeout, all within the stop-all timeout.
+    pub async fn stop(self) -> StopReport {
         self.shutdown.cancel();
         self.stopped().await
     }
 
     /// Runs until SIGINT or SIGTERM (or an escalation), then stops.
-    pub async fn until_signal(self) -> StopSummary {
+    pub async fn until_signal(self) -> StopReport {
         let token = self.shutdown.clone();
         let shared = self.shared.clone();
         tokio::select! {
-            () = super::shutdown_signal() => {
+            () = super::stop_signal() => {
                 shared.reason.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(StopReason::Signal);
                 token.cancel();
             }

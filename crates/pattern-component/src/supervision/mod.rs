@@ -43,7 +43,7 @@
 //! # async fn main() -> Result<(), pattern_error::Error> {
 //! use std::time::Duration;
 //! use pattern_component::component::from_fn;
-//! use pattern_component::lifecycle::{ComponentOptions, StopReason, System};
+//! use pattern_component::lifecycle::{ComponentConfig, StopReason, System};
 //! use pattern_component::supervision::{Restart, Strategy};
 //! use pattern_error::{Error, Kind};
 //!
@@ -60,7 +60,7 @@
 //!             Err(Error::new(Kind::Unavailable, "broker connection lost"))
 //!         })
 //!         .depends_on("db"),
-//!         ComponentOptions::default().restart(Restart::Always),
+//!         ComponentConfig::default().restart(Restart::Always),
 //!     )
 //!     .strategy(Strategy::RestForOne)
 //!     .intensity(3, Duration::from_secs(60))

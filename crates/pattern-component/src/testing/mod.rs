@@ -4,8 +4,8 @@
 //! [`TestSystem::start`] starts a [`System`] and waits until it is ready.
 //! Declare ports on `127.0.0.1:0` so tests run side by side, and read the
 //! real addresses with [`TestSystem::addr`]. End the test with
-//! [`TestSystem::shutdown`] to check the stop summary; if the test panics
-//! first, dropping the `TestSystem` cancels the system's shutdown token, so
+//! [`TestSystem::stop`] to check the stop report; if the test panics
+//! first, dropping the `TestSystem` cancels the system's stop token, so
 //! its components stop (and the runtime drops whatever is left when the test
 //! ends).
 //!
@@ -42,7 +42,7 @@
 //!
 //! let system = TestSystem::start(System::builder().component(Acceptor).build()?).await?;
 //! tokio::net::TcpStream::connect(system.addr("acceptor", "tcp")).await.unwrap();
-//! assert!(system.shutdown().await.is_clean());
+//! assert!(system.stop().await.is_clean());
 //! # Ok(())
 //! # }
 //! ```
@@ -54,13 +54,13 @@ use pattern_error::{Error, Kind};
 use tokio_util::sync::CancellationToken;
 
 use crate::health::SystemHealth;
-use crate::lifecycle::{RunningSystem, StopSummary, System};
+use crate::lifecycle::{RunningSystem, StopReport, System};
 
 /// A system started for a test; see the [module docs](self).
 #[derive(Debug)]
 pub struct TestSystem {
     running: Option<RunningSystem>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 }
 
 impl TestSystem {
@@ -73,7 +73,7 @@ impl TestSystem {
     pub async fn start_within(system: System, timeout: Duration) -> Result<Self, Error> {
         let running = system.start().await?;
         let this = Self {
-            shutdown: running.shutdown_token(),
+            stop: running.stop_token(),
             running: Some(running),
         };
         let deadline = crate::time::deadline(tokio::time::Instant::now(), timeout);
@@ -93,7 +93,7 @@ impl TestSystem {
     }
 
     fn running(&self) -> &RunningSystem {
-        self.running.as_ref().expect("present until shutdown")
+        self.running.as_ref().expect("present until stopped")
     }
 
     /// The real address of `component`'s port `port`.
@@ -118,8 +118,8 @@ impl TestSystem {
     }
 
     /// Stops the system and returns its summary.
-    pub async fn shutdown(mut self) -> StopSummary {
-        let running = self.running.take().expect("present until shutdown");
+    pub async fn stop(mut self) -> StopReport {
+        let running = self.running.take().expect("present until stopped");
         running.stop().await
     }
 }
@@ -127,9 +127,9 @@ impl TestSystem {
 impl Drop for TestSystem {
     fn drop(&mut self) {
         if self.running.is_some() {
-            // A panicking test: ask for the shutdown; the supervisor stops
+            // A panicking test: ask for the stop; the supervisor stops
             // the components while the runtime is still running them.
-            self.shutdown.cancel();
+            self.stop.cancel();
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::{Builder, Classifier, Listener};
+use super::config::{CircuitBreakerBuilder, Classifier, Listener};
 use super::event::{REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
 use super::registry::Tally;
 use super::state::Word;
@@ -101,17 +101,17 @@ impl Ticket {
 impl CircuitBreaker {
     /// Starts configuring a breaker named `name` (used in errors, events and
     /// as the `breaker` metrics label: keep the set of names bounded).
-    pub fn builder(name: impl Into<std::borrow::Cow<'static, str>>) -> Builder {
-        Builder::new(name.into())
+    pub fn builder(name: impl Into<std::borrow::Cow<'static, str>>) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new(name.into())
     }
 
-    pub(super) fn from_builder(b: Builder) -> Self {
+    pub(super) fn from_builder(b: CircuitBreakerBuilder) -> Self {
         Self::from_parts(b, None)
     }
 
     /// A breaker counted in a registry's `tally` (which has counted it
     /// closed already) instead of setting a state gauge of its own.
-    pub(super) fn for_registry(b: Builder, tally: Arc<Tally>) -> Self {
+    pub(super) fn for_registry(b: CircuitBreakerBuilder, tally: Arc<Tally>) -> Self {
         Self::from_parts(b, Some(tally))
     }
 
@@ -124,7 +124,7 @@ impl CircuitBreaker {
         }
     }
 
-    fn from_parts(b: Builder, tally: Option<Arc<Tally>>) -> Self {
+    fn from_parts(b: CircuitBreakerBuilder, tally: Option<Arc<Tally>>) -> Self {
         let name: Arc<str> = Arc::from(b.name.as_ref());
         let label = metrics::SharedString::from(name.clone());
         let minimum_calls = u64::from(b.minimum_calls);

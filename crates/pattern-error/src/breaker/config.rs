@@ -53,17 +53,17 @@ pub(super) type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 ///
 /// | setting | default |
 /// | --- | --- |
-/// | [`window`](Builder::window) | the last 100 calls |
-/// | [`minimum_calls`](Builder::minimum_calls) | 20 |
-/// | [`failure_rate`](Builder::failure_rate) | 0.5 |
-/// | [`slow_calls`](Builder::slow_calls) | off |
-/// | [`open_duration`](Builder::open_duration) | 30 s, fixed |
-/// | [`half_open_probes`](Builder::half_open_probes) | 5 |
-/// | [`probe_timeout`](Builder::probe_timeout) | 10 s |
-/// | [`failure_if`](Builder::failure_if) | errors that are not the caller's fault ([`Kind::is_caller_fault`]) |
+/// | [`window`](CircuitBreakerBuilder::window) | the last 100 calls |
+/// | [`minimum_calls`](CircuitBreakerBuilder::minimum_calls) | 20 |
+/// | [`failure_rate`](CircuitBreakerBuilder::failure_rate) | 0.5 |
+/// | [`slow_calls`](CircuitBreakerBuilder::slow_calls) | off |
+/// | [`open_duration`](CircuitBreakerBuilder::open_duration) | 30 s, fixed |
+/// | [`half_open_probes`](CircuitBreakerBuilder::half_open_probes) | 5 |
+/// | [`probe_timeout`](CircuitBreakerBuilder::probe_timeout) | 10 s |
+/// | [`failure_if`](CircuitBreakerBuilder::failure_if) | errors that are not the caller's fault ([`Kind::is_caller_fault`]) |
 #[must_use]
 #[derive(Clone)]
-pub struct Builder {
+pub struct CircuitBreakerBuilder {
     pub(super) name: Cow<'static, str>,
     pub(super) window: Window,
     pub(super) minimum_calls: u32,
@@ -79,7 +79,7 @@ pub struct Builder {
     pub(super) listener: Option<Listener>,
 }
 
-impl Builder {
+impl CircuitBreakerBuilder {
     pub(super) fn new(name: Cow<'static, str>) -> Self {
         Self {
             name,
@@ -263,9 +263,9 @@ impl Builder {
     }
 }
 
-impl fmt::Debug for Builder {
+impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("CircuitBreakerBuilder")
             .field("name", &self.name)
             .field("window", &self.window)
             .field("minimum_calls", &self.minimum_calls)

@@ -2,7 +2,7 @@
 
 use super::State;
 
-/// Something a breaker did; see [`Builder::on_event`](super::Builder::on_event).
+/// Something a breaker did; see [`CircuitBreakerBuilder::on_event`](super::CircuitBreakerBuilder::on_event).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {

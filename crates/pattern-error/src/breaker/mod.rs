@@ -22,14 +22,14 @@
 //!   [`Kind::Unavailable`](crate::Kind::Unavailable) with a retry-after).
 //! - **Half-open**: up to `half_open_probes` calls pass as probes; when they
 //!   have all finished, their failure rate closes the breaker or opens it
-//!   again (for longer, with [`Builder::open_backoff`]). A probe running past
+//!   again (for longer, with [`CircuitBreakerBuilder::open_backoff`]). A probe running past
 //!   the probe timeout counts as a failure, and a dropped probe gives its slot
 //!   back, so the breaker never stays half-open for want of an answer.
 //! - **Forced open** and **disabled** are set by hand
 //!   ([`CircuitBreaker::force_open`], [`CircuitBreaker::disable`]) and left
 //!   with [`CircuitBreaker::reset`].
 //!
-//! Which errors count as failures is up to [`Builder::failure_if`]; by default
+//! Which errors count as failures is up to [`CircuitBreakerBuilder::failure_if`]; by default
 //! the errors that are the caller's fault (invalid input, not found, ...)
 //! count as successes, since the dependency answered.
 //!
@@ -119,7 +119,7 @@ mod tagged;
 mod window;
 
 pub use circuit::{CircuitBreaker, Permit};
-pub use config::{Builder, Window};
+pub use config::{CircuitBreakerBuilder, Window};
 pub use error::Rejected;
 pub use event::{Event, REJECTIONS_TOTAL, STATE_GAUGE, TRANSITIONS_TOTAL};
 pub use future::ResponseFuture;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Builder, CircuitBreaker, State};
+use super::{CircuitBreaker, CircuitBreakerBuilder, State};
 use crate::Error;
 
 /// Counter of breakers evicted from registries, labelled `registry`.
@@ -57,7 +57,7 @@ const SHARDS: usize = 16;
 /// assert_eq!(per_host.count(State::ForcedOpen), 1);
 /// ```
 pub struct Registry<K> {
-    template: Builder,
+    template: CircuitBreakerBuilder,
     shards: Box<[Mutex<Shard<K>>]>,
     hasher: RandomState,
     idle_timeout: Duration,
@@ -145,13 +145,13 @@ where
     /// treating breakers unused for 10 minutes as idle.
     ///
     /// Fails if the template is invalid or `capacity` is 0.
-    pub fn new(template: Builder, capacity: usize) -> Result<Self, Error> {
+    pub fn new(template: CircuitBreakerBuilder, capacity: usize) -> Result<Self, Error> {
         Self::with_idle_timeout(template, capacity, Duration::from_secs(600))
     }
 
     /// Like [`new`](Self::new) with the idle timeout given.
     pub fn with_idle_timeout(
-        template: Builder,
+        template: CircuitBreakerBuilder,
         capacity: usize,
         idle_timeout: Duration,
     ) -> Result<Self, Error> {

@@ -2,8 +2,7 @@
 //! adaptive limit that finds its own value from latency.
 //!
 //! A fixed limit that rejects at once is `pattern-error`'s
-//! [`Bulkhead`](pattern_error::bulkhead::Bulkhead) (re-exported here as
-//! [`ConcurrencyLimit`]): the caller gets
+//! [`Bulkhead`] (re-exported here): the caller gets
 //! [`Kind::Overloaded`](pattern_error::Kind::Overloaded) instead of
 //! joining an unbounded queue.
 //!
@@ -73,9 +72,7 @@ pub use adaptive::{AdaptiveLimit, AdaptiveLimitBuilder, LimitPermit};
 pub use algorithm::{Aimd, Algorithm, Gradient2, Sample, Vegas};
 pub use future::ResponseFuture;
 pub use layer::AdaptiveLimitLayer;
-pub use pattern_error::bulkhead::{
-    Bulkhead as ConcurrencyLimit, BulkheadLayer as ConcurrencyLimitLayer,
-};
+pub use pattern_error::bulkhead::{Bulkhead, BulkheadLayer};
 pub use service::AdaptiveLimitService;
 
 /// Gauge of the current limit, labelled `limiter`.

@@ -9,7 +9,7 @@ use crate::supervision::StopOutcome;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// The shutdown token was cancelled (by the caller or a signal handler).
+    /// The stop token was cancelled (by the caller or a signal handler).
     Requested,
     /// SIGINT or SIGTERM.
     Signal,
@@ -17,7 +17,7 @@ pub enum StopReason {
     Escalated(String),
 }
 
-/// One component's line in a [`StopSummary`].
+/// One component's line in a [`StopReport`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StopRecord {
     /// The component.
@@ -30,7 +30,7 @@ pub struct StopRecord {
 
 /// What stopped, in order, and how long each took.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StopSummary {
+pub struct StopReport {
     /// Why the system stopped.
     pub reason: StopReason,
     /// Each component, in the order they were stopped (reverse start order).
@@ -39,7 +39,7 @@ pub struct StopSummary {
     pub took: Duration,
 }
 
-impl StopSummary {
+impl StopReport {
     /// Whether every running component stopped cleanly and nothing escalated.
     pub fn is_clean(&self) -> bool {
         !matches!(self.reason, StopReason::Escalated(_))
@@ -50,7 +50,7 @@ impl StopSummary {
     }
 }
 
-impl fmt::Display for StopSummary {
+impl fmt::Display for StopReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "stopped ({:?}) in {:?}", self.reason, self.took)?;
         for c in &self.components {
