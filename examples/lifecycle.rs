@@ -31,7 +31,7 @@ use patterns::component::component::{BoxFuture, Component, Running, StartContext
 use patterns::component::health::Status;
 use patterns::component::lifecycle::{ComponentConfig, HealthHandle, System};
 use patterns::component::ports::PortSpec;
-use patterns::component::supervision::{Restart, Strategy};
+use patterns::component::supervision::{Restart, RestartStrategy};
 use patterns::error::{Context, Error, Kind, Result};
 use tokio::time::Instant;
 
@@ -59,7 +59,7 @@ async fn main() -> Result<()> {
             ComponentConfig::default().restart(Restart::OnFailure),
         )
         .component(Http { timeline })
-        .strategy(Strategy::OneForOne)
+        .strategy(RestartStrategy::OneForOne)
         .intensity(5, Duration::from_secs(60))
         .restart_backoff(Duration::from_millis(200), Duration::from_secs(2))
         .stop_timeout(Duration::from_secs(5))

@@ -7,7 +7,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use pattern_api::middleware::{RateLimitLayer, TimeoutLayer};
+use pattern_api::middleware::{DeadlineLayer, RateLimitLayer};
 use pattern_api::stack::ApiStack;
 use pattern_network::flow::rate::Quota;
 use serde_json::Value;
@@ -108,7 +108,8 @@ fn what_the_stack_leaves_out_is_not_documented() {
     let post = &document["paths"]["/things"]["post"]["responses"];
     assert!(post["500"]["content"].is_null(), "{post}");
     // A timeout answered with 503 adds no 504.
-    let stack = ApiStack::new().timeout_layer(TimeoutLayer::new(Duration::from_secs(1)).with_503());
+    let stack =
+        ApiStack::new().deadline_layer(DeadlineLayer::new(Duration::from_secs(1)).with_503());
     let document = documented(&stack);
     assert!(!statuses(&document, "/status", "get").contains(&"504".to_owned()));
 }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use pattern_api::middleware::{Deadline, TimeoutLayer};
+use pattern_api::middleware::{Deadline, DeadlineLayer};
 use pattern_api::stack::ApiStack;
 use pattern_api::testing::TestClient;
 use serde_json::Value;
@@ -114,7 +114,7 @@ async fn slow_requests_time_out_as_problems() {
     assert!(headers.contains_key("x-request-id"));
 
     let stack =
-        ApiStack::new().timeout_layer(TimeoutLayer::new(Duration::from_millis(100)).with_503());
+        ApiStack::new().deadline_layer(DeadlineLayer::new(Duration::from_millis(100)).with_503());
     assert_eq!(send(app(stack), req()).await.0, 503);
 }
 
@@ -127,7 +127,7 @@ async fn timeouts_of_any_length_serve() {
     for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
         let (status, _, _) = send(app(ApiStack::new().request_timeout(timeout)), req()).await;
         assert_eq!(status, 200, "{timeout:?}");
-        let layered = app(ApiStack::new().timeout_layer(TimeoutLayer::new(timeout)));
+        let layered = app(ApiStack::new().deadline_layer(DeadlineLayer::new(timeout)));
         assert_eq!(send(layered, req()).await.0, 200);
         let queued = app(ApiStack::new()
             .concurrency_limit(1)
@@ -136,7 +136,7 @@ async fn timeouts_of_any_length_serve() {
         assert_eq!(send(queued, req()).await.0, 200);
         let standalone = Router::new()
             .route("/v1/items/{id}", get(|| async { "item" }))
-            .layer(TimeoutLayer::new(timeout));
+            .layer(DeadlineLayer::new(timeout));
         let response = standalone.oneshot(req()).await.unwrap();
         assert_eq!(response.status(), 200);
     }
@@ -416,7 +416,7 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
             ApiStack::new().request_timeout(timeout).apply(routes()),
             "/v1/text",
         ),
-        (routes().layer(TimeoutLayer::new(timeout)), "/v1/text"),
+        (routes().layer(DeadlineLayer::new(timeout)), "/v1/text"),
     ] {
         let start = tokio::time::Instant::now();
         let (status, headers, problem) = send(
@@ -525,7 +525,7 @@ async fn the_deadline_extractor_reads_the_layer_or_the_stack() {
         ApiStack::new()
             .request_timeout(Duration::from_secs(30))
             .apply(routes()),
-        routes().layer(TimeoutLayer::new(Duration::from_secs(30))),
+        routes().layer(DeadlineLayer::new(Duration::from_secs(30))),
     ] {
         let response = app
             .oneshot(Request::get("/left").body(Body::empty()).unwrap())

@@ -10,7 +10,7 @@ use pattern_component::lifecycle::{
     ComponentConfig, ComponentState, StopOutcome, StopReason, System,
 };
 use pattern_component::ports::PortSpec;
-use pattern_component::supervision::{Restart, Strategy};
+use pattern_component::supervision::{Restart, RestartStrategy};
 use pattern_error::{Error, Kind};
 
 /// Records "start NAME" and "stop NAME" in order.
@@ -316,7 +316,7 @@ async fn one_for_all_restarts_everything_in_order() {
                 .task(Task::FailAfter(1000)),
         )
         .component(probe("http", &log).after("worker"))
-        .strategy(Strategy::OneForAll)
+        .strategy(RestartStrategy::OneForAll)
         .restart_backoff(Duration::from_millis(100), Duration::from_secs(1))
         .build()
         .unwrap();
@@ -347,7 +347,7 @@ async fn rest_for_one_restarts_the_failed_and_later_components() {
                 .task(Task::FailAfter(1000)),
         )
         .component(probe("http", &log).after("worker"))
-        .strategy(Strategy::RestForOne)
+        .strategy(RestartStrategy::RestForOne)
         .restart_backoff(Duration::from_millis(100), Duration::from_secs(1))
         .build()
         .unwrap();
@@ -607,7 +607,7 @@ async fn a_detached_health_handle_reports_once_attached() {
 /// OTP's temporary child), whether it had already exited or was running.
 #[tokio::test(start_paused = true)]
 async fn group_restarts_leave_temporary_components_alone() {
-    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+    for strategy in [RestartStrategy::OneForAll, RestartStrategy::RestForOne] {
         let log = Log::default();
         let done = probe("migrate", &log).task(Task::ExitAfter(10));
         let done_starts = done.starts.clone();
@@ -673,7 +673,7 @@ async fn rest_for_one_follows_dependents() {
         .component(metrics)
         .component(cache)
         .component(api)
-        .strategy(Strategy::RestForOne)
+        .strategy(RestartStrategy::RestForOne)
         .intensity(100, Duration::from_secs(60))
         .restart_backoff(Duration::from_millis(1), Duration::from_millis(1))
         .build()
@@ -734,7 +734,7 @@ async fn a_failed_start_in_a_group_restart_leaves_no_one_stranded() {
             })
         }
     }
-    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+    for strategy in [RestartStrategy::OneForAll, RestartStrategy::RestForOne] {
         let log = Log::default();
         let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let db = probe("db", &log).task(Task::FailAfter(100));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
 use pattern_component::lifecycle::{ComponentConfig, StopReason, System};
-use pattern_component::supervision::{Restart, Strategy as Policy};
+use pattern_component::supervision::{Restart, RestartStrategy as Policy};
 use pattern_error::Error;
 use proptest::prelude::*;
 use tokio::time::Instant;

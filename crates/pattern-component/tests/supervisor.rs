@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pattern_component::lifecycle::StopOutcome;
 use pattern_component::supervision::{
-    Child, ChildState, Escalation, Restart, Strategy, Supervisor,
+    Child, ChildState, Escalation, Restart, RestartStrategy, Supervisor,
 };
 use pattern_error::{Error, Kind};
 use support::{Behaviour, Record};
@@ -143,7 +143,7 @@ async fn the_backoff_starts_over_after_a_stable_run() {
 #[tokio::test(start_paused = true)]
 async fn one_for_all_restarts_every_child_and_never_a_temporary_one() {
     let supervisor = Supervisor::builder()
-        .strategy(Strategy::OneForAll)
+        .strategy(RestartStrategy::OneForAll)
         .restart_backoff(Duration::from_millis(50), Duration::from_millis(50))
         .build();
     let (first, first_runs) = child("first", FOREVER);
@@ -177,7 +177,7 @@ async fn one_for_all_restarts_every_child_and_never_a_temporary_one() {
 #[tokio::test(start_paused = true)]
 async fn rest_for_one_restarts_the_children_added_after_the_failed_one() {
     let supervisor = Supervisor::builder()
-        .strategy(Strategy::RestForOne)
+        .strategy(RestartStrategy::RestForOne)
         .restart_backoff(Duration::from_millis(50), Duration::from_millis(50))
         .build();
     let (before, before_runs) = child("before", FOREVER);
@@ -673,7 +673,7 @@ async fn an_operators_restart_revives_a_supervisor_that_gave_up() {
 #[tokio::test(start_paused = true)]
 async fn a_group_restart_keeps_a_longer_backoff_of_a_member() {
     let supervisor = Supervisor::builder()
-        .strategy(Strategy::RestForOne)
+        .strategy(RestartStrategy::RestForOne)
         .intensity(10, Duration::from_secs(60))
         .restart_backoff(Duration::from_secs(1), Duration::from_secs(10))
         .build();
@@ -706,7 +706,7 @@ async fn a_group_restart_keeps_a_longer_backoff_of_a_member() {
 #[tokio::test(start_paused = true)]
 async fn per_child_escalation_stops_the_group_of_a_child_that_gave_up() {
     let supervisor = Supervisor::builder()
-        .strategy(Strategy::OneForAll)
+        .strategy(RestartStrategy::OneForAll)
         .escalation(Escalation::Child)
         .intensity(1, Duration::from_secs(60))
         .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
@@ -731,7 +731,7 @@ async fn per_child_escalation_stops_the_group_of_a_child_that_gave_up() {
 #[tokio::test(start_paused = true)]
 async fn a_child_an_operator_stopped_stays_down() {
     let inner = Supervisor::builder()
-        .strategy(Strategy::OneForAll)
+        .strategy(RestartStrategy::OneForAll)
         .restart_backoff(Duration::from_millis(10), Duration::from_millis(10))
         .build();
     let (held, held_runs) = child("held", FOREVER);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use pattern_component::supervision::{
-    Child, ChildState, Escalation, Restart, Strategy as Policy, Supervisor,
+    Child, ChildState, Escalation, Restart, RestartStrategy as Policy, Supervisor,
 };
 use proptest::prelude::*;
 use support::{Behaviour, Record, most_within};

@@ -383,10 +383,10 @@ async fn stop_timeouts_of_zero_and_max() {
 /// and registered again.
 #[tokio::test(start_paused = true)]
 async fn a_group_strategy_restarts_processes_together_and_removed_ones_come_back() {
-    use pattern_component::supervision::Strategy;
+    use pattern_component::supervision::RestartStrategy;
 
     let registry = ProcessRegistry::new()
-        .strategy(Strategy::OneForAll)
+        .strategy(RestartStrategy::OneForAll)
         .restart_backoff(Duration::from_millis(50), Duration::from_millis(50));
     let listener = Instances::default();
     let counting = listener.clone();

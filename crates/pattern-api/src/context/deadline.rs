@@ -7,7 +7,7 @@ use tokio::time::Instant;
 /// When the request must be answered by. Handlers take it as an extractor
 /// (`deadline: Deadline`, or `Option<Deadline>` where a timeout may be
 /// off) to bound their own calls, and pass it on with
-/// [`Deadline::header_value`]. [`TimeoutLayer`](crate::middleware::TimeoutLayer) puts it in the request's
+/// [`Deadline::header_value`]. [`DeadlineLayer`](crate::middleware::DeadlineLayer) puts it in the request's
 /// extensions; [`ApiStack`](crate::stack::ApiStack) keeps it with the task
 /// ([`Deadline::current`]), which the extractor reads too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! rejections of the underlying axum extractors keep their status and
 //! become problem+json: malformed JSON 400, a body of the wrong shape 422, a
 //! missing or wrong content type 415, a body over the limit 413. Under a
-//! request timeout ([`TimeoutLayer`](crate::middleware::TimeoutLayer) or
+//! request timeout ([`DeadlineLayer`](crate::middleware::DeadlineLayer) or
 //! [`ApiStack`](crate::stack::ApiStack)), a body still arriving at the
 //! deadline is answered 408 Request Timeout, as with any extractor: the
 //! client is late, not the handler.

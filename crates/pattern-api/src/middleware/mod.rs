@@ -20,16 +20,18 @@
 //!     .layer(CatchPanicLayer::new());
 //! ```
 
+mod deadline;
 mod future;
 mod metrics;
 mod panic;
 mod problem_json;
 mod rate;
 mod shed;
-mod timeout;
 mod trace;
 
 pub use crate::context::Deadline;
+pub(crate) use deadline::BodyWatch;
+pub use deadline::{DeadlineFuture, DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
 pub use future::{Finish, ResponseFuture};
 pub use metrics::{
     IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
@@ -41,7 +43,5 @@ pub use problem_json::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_js
 pub use rate::{RateLimitLayer, RateLimitService, client_ip, client_network};
 pub use shed::Slot;
 pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
-pub(crate) use timeout::BodyWatch;
-pub use timeout::{TIMEOUT_HEADER, TimeoutFuture, TimeoutLayer, TimeoutService};
 pub use trace::Finished;
 pub use trace::{ACCESS_TARGET, TraceLayer, TraceService};

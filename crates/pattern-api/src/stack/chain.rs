@@ -5,7 +5,7 @@ use axum::body::Body;
 use pattern_error::bulkhead::Bulkhead;
 
 use crate::client_addr::TrustedProxies;
-use crate::middleware::{MetricsLayer, RateLimitLayer, TimeoutLayer};
+use crate::middleware::{DeadlineLayer, MetricsLayer, RateLimitLayer};
 
 /// What the chain does, shared by every request's service and future.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub(crate) struct Chain {
     pub(crate) catch_panic: bool,
     pub(crate) shed: Option<Bulkhead>,
     pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
-    pub(crate) timeout: Option<TimeoutLayer>,
+    pub(crate) timeout: Option<DeadlineLayer>,
     pub(crate) body_limit: Option<usize>,
     /// Paths that skip admission (probes).
     pub(crate) exempt: Box<[String]>,

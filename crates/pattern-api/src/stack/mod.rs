@@ -13,7 +13,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
 
 use crate::client_addr::TrustedProxies;
-use crate::middleware::{LoadShedLayer, MetricsLayer, RateLimitLayer, TimeoutLayer};
+use crate::middleware::{DeadlineLayer, LoadShedLayer, MetricsLayer, RateLimitLayer};
 
 use chain::Chain;
 pub use future::StackFuture;
@@ -113,7 +113,7 @@ pub struct ApiStack {
     concurrency_limit: Option<usize>,
     queue: Option<(usize, Duration)>,
     pub(crate) rate_limit: Option<RateLimitLayer<Body>>,
-    pub(crate) timeout: Option<TimeoutLayer>,
+    pub(crate) timeout: Option<DeadlineLayer>,
     pub(crate) body_limit: Option<usize>,
     cors: Option<CorsLayer>,
     compression: bool,
@@ -142,7 +142,7 @@ impl ApiStack {
             concurrency_limit: Some(1024),
             queue: None,
             rate_limit: None,
-            timeout: Some(TimeoutLayer::new(Duration::from_secs(30))),
+            timeout: Some(DeadlineLayer::new(Duration::from_secs(30))),
             body_limit: Some(1024 * 1024),
             cors: None,
             compression: false,
@@ -153,12 +153,12 @@ impl ApiStack {
 
     /// Answers requests slower than `timeout` with 504.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(TimeoutLayer::new(timeout));
+        self.timeout = Some(DeadlineLayer::new(timeout));
         self
     }
 
-    /// Uses `layer` for timeouts (for instance `TimeoutLayer::new(d).with_503()`).
-    pub fn timeout_layer(mut self, layer: TimeoutLayer) -> Self {
+    /// Uses `layer` for timeouts (for instance `DeadlineLayer::new(d).with_503()`).
+    pub fn deadline_layer(mut self, layer: DeadlineLayer) -> Self {
         self.timeout = Some(layer);
         self
     }

@@ -124,7 +124,7 @@ where
             Value::serialize(&self.defaults).map_err(|err| err.to_string())
         })
         .map_err(|err| ConfigError {
-            problems: vec![Problem {
+            problems: vec![ConfigProblem {
                 path: String::new(),
                 message: format!("the defaults do not serialize: {err}"),
                 origin: Some(Origin::Default),
@@ -136,7 +136,7 @@ where
                 figment = figment.merge(Toml::file_exact(path));
             } else if self.require_file {
                 return Err(ConfigError {
-                    problems: vec![Problem {
+                    problems: vec![ConfigProblem {
                         path: String::new(),
                         message: format!("the file {} does not exist", path.display()),
                         origin: Some(Origin::File(path.clone())),
@@ -180,7 +180,7 @@ where
                     .map(str::to_ascii_lowercase)
                     .unwrap_or_default();
                 let content = std::fs::read_to_string(&path).map_err(|err| ConfigError {
-                    problems: vec![Problem {
+                    problems: vec![ConfigProblem {
                         path: key.clone(),
                         message: format!("cannot read {}: {err}", path.display()),
                         origin: Some(Origin::Env(name.clone())),
@@ -204,7 +204,7 @@ where
                 .map(|e| {
                     let path = e.path.join(".");
                     let origin = self.origin(&figment, &path);
-                    Problem {
+                    ConfigProblem {
                         message: describe(&e.kind),
                         path,
                         origin,
@@ -218,7 +218,7 @@ where
                     .iter()
                     .map(|(path, error)| {
                         let path = path.to_string();
-                        Problem {
+                        ConfigProblem {
                             message: error.message().to_string(),
                             origin: self.origin(&figment, &path),
                             path,
@@ -239,9 +239,9 @@ where
                 .iter()
                 .any(|key| key.eq_ignore_ascii_case(path))
         });
-        let warnings: Vec<Problem> = unknown
+        let warnings: Vec<ConfigProblem> = unknown
             .into_iter()
-            .map(|(path, suggestion)| Problem {
+            .map(|(path, suggestion)| ConfigProblem {
                 message: match suggestion {
                     Some(near) => format!("unknown key (did you mean `{near}`?)"),
                     None => "unknown key".to_owned(),
@@ -449,7 +449,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub struct Loaded<T> {
     value: T,
     figment: Figment,
-    warnings: Vec<Problem>,
+    warnings: Vec<ConfigProblem>,
 }
 
 impl<T: fmt::Debug> fmt::Debug for Loaded<T> {
@@ -470,7 +470,7 @@ impl<T: Serialize> Loaded<T> {
     /// What was loaded but not used: unknown keys (typos), each with its
     /// origin and the nearest known key. Log them; with
     /// [`Loader::deny_unknown_keys`] they are errors instead.
-    pub fn warnings(&self) -> &[Problem] {
+    pub fn warnings(&self) -> &[ConfigProblem] {
         &self.warnings
     }
 
@@ -520,7 +520,7 @@ impl fmt::Display for Origin {
 
 /// One configuration problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub struct ConfigProblem {
     /// The value's path (`server.addr`); empty for the whole configuration.
     pub path: String,
     /// What is wrong.
@@ -533,7 +533,7 @@ pub struct Problem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// The problems, at least one.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<ConfigProblem>,
 }
 
 impl fmt::Display for ConfigError {

@@ -9,5 +9,5 @@
 mod loader;
 mod secret;
 
-pub use loader::{ConfigError, Loaded, Loader, Origin, Problem};
+pub use loader::{ConfigError, ConfigProblem, Loaded, Loader, Origin};
 pub use secret::{REDACTED, Secret};

@@ -9,7 +9,7 @@
 //!
 //! While it runs, a supervisor watches the components' tasks and restarts
 //! them as their [`Restart`](crate::supervision::Restart) policy and the
-//! system's [`Strategy`](crate::supervision::Strategy) say, escalating to a
+//! system's [`RestartStrategy`](crate::supervision::RestartStrategy) say, escalating to a
 //! shutdown past the [`Intensity`](crate::supervision::Intensity) limit.
 //!
 //! Shutdown happens once: on SIGINT or SIGTERM ([`System::run`],

@@ -11,7 +11,7 @@ use pattern_error::{Error, Kind};
 use super::report::StopReason;
 use crate::component::Component;
 use crate::health::Status;
-use crate::supervision::{Intensity, Restart, Strategy};
+use crate::supervision::{Intensity, Restart, RestartStrategy};
 
 /// Per-component settings; see [`SystemBuilder::component_with`](super::SystemBuilder::component_with).
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,7 +56,7 @@ pub(crate) struct Plan {
     pub(crate) stop_timeout: Duration,
     pub(crate) start_all_timeout: Duration,
     pub(crate) stop_all_timeout: Duration,
-    pub(crate) strategy: Strategy,
+    pub(crate) strategy: RestartStrategy,
     pub(crate) intensity: Intensity,
     pub(crate) backoff: (Duration, Duration),
 }

@@ -16,7 +16,7 @@ use super::supervisor::Supervisor;
 use crate::component::Component;
 use crate::health::{Health, SystemHealth};
 use crate::ports::{Ports, check_conflicts};
-use crate::supervision::{Intensity, Strategy};
+use crate::supervision::{Intensity, RestartStrategy};
 
 /// Gauge of each component's health ([`Status::gauge_value`](crate::health::Status::gauge_value)), labelled `component`.
 pub const HEALTH_GAUGE: &str = "component_health";
@@ -39,7 +39,7 @@ pub struct SystemBuilder {
     stop_timeout: Duration,
     start_all_timeout: Duration,
     stop_all_timeout: Duration,
-    strategy: Strategy,
+    strategy: RestartStrategy,
     intensity: Intensity,
     backoff: (Duration, Duration),
     health: Option<HealthHandle>,
@@ -103,7 +103,7 @@ impl SystemBuilder {
     }
 
     /// Which components restart together.
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
+    pub fn strategy(mut self, strategy: RestartStrategy) -> Self {
         self.strategy = strategy;
         self
     }
@@ -211,7 +211,7 @@ impl System {
             stop_timeout: Duration::from_secs(10),
             start_all_timeout: Duration::from_secs(120),
             stop_all_timeout: Duration::from_secs(60),
-            strategy: Strategy::default(),
+            strategy: RestartStrategy::default(),
             intensity: Intensity::default(),
             backoff: (Duration::from_millis(100), Duration::from_secs(10)),
             health: None,

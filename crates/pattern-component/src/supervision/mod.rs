@@ -1,7 +1,7 @@
 //! Supervision: what happens when a running component's task ends.
 //!
 //! As in Erlang/OTP, each component has a [`Restart`] policy, and the system
-//! one [`Strategy`] that says which components restart together, within an
+//! one [`RestartStrategy`] that says which components restart together, within an
 //! [`Intensity`] limit: more than `max_restarts` restarts within `within`
 //! and the supervisor gives up and shuts the whole system down (escalation),
 //! rather than restart forever. Restarts wait an exponential backoff
@@ -20,9 +20,9 @@
 //!
 //! | strategy | when component *c* fails |
 //! | --- | --- |
-//! | [`OneForOne`](Strategy::OneForOne) | restart *c* alone |
-//! | [`OneForAll`](Strategy::OneForAll) | stop every other component (reverse order), restart all in order |
-//! | [`RestForOne`](Strategy::RestForOne) | stop the components that depend on *c*, directly or not (reverse order), restart *c* and them in order |
+//! | [`OneForOne`](RestartStrategy::OneForOne) | restart *c* alone |
+//! | [`OneForAll`](RestartStrategy::OneForAll) | stop every other component (reverse order), restart all in order |
+//! | [`RestForOne`](RestartStrategy::RestForOne) | stop the components that depend on *c*, directly or not (reverse order), restart *c* and them in order |
 //!
 //! What the supervisor guarantees, whatever the failures and their timing
 //! (checked by a property test over random systems and schedules):
@@ -44,7 +44,7 @@
 //! use std::time::Duration;
 //! use pattern_component::component::from_fn;
 //! use pattern_component::lifecycle::{ComponentConfig, StopReason, System};
-//! use pattern_component::supervision::{Restart, Strategy};
+//! use pattern_component::supervision::{Restart, RestartStrategy};
 //! use pattern_error::{Error, Kind};
 //!
 //! // A consumer that crashes every 100 ms, restarted with everything after
@@ -62,7 +62,7 @@
 //!         .depends_on("db"),
 //!         ComponentConfig::default().restart(Restart::Always),
 //!     )
-//!     .strategy(Strategy::RestForOne)
+//!     .strategy(RestartStrategy::RestForOne)
 //!     .intensity(3, Duration::from_secs(60))
 //!     .restart_backoff(Duration::from_millis(10), Duration::from_secs(1))
 //!     .build()?;
@@ -120,14 +120,14 @@ impl Restart {
 /// they declare, a [`Supervisor`]'s children on those added before them
 /// (OTP's rest for one).
 pub(crate) fn group(
-    strategy: Strategy,
+    strategy: RestartStrategy,
     failed: usize,
     count: usize,
     depends: impl Fn(usize, &[usize]) -> bool,
 ) -> Vec<usize> {
     match strategy {
-        Strategy::OneForAll => (0..count).collect(),
-        Strategy::RestForOne => {
+        RestartStrategy::OneForAll => (0..count).collect(),
+        RestartStrategy::RestForOne => {
             let mut group = vec![failed];
             for k in failed + 1..count {
                 if depends(k, &group) {
@@ -136,14 +136,14 @@ pub(crate) fn group(
             }
             group
         }
-        Strategy::OneForOne => vec![failed],
+        RestartStrategy::OneForOne => vec![failed],
     }
 }
 
 /// Which components restart together; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Strategy {
+pub enum RestartStrategy {
     /// Only the failed component. The default.
     #[default]
     OneForOne,

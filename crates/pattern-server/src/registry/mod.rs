@@ -47,7 +47,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use pattern_component::lifecycle::StopOutcome;
-use pattern_component::supervision::{Child, Escalation, Strategy, Supervisor, SupervisorBuilder};
+use pattern_component::supervision::{
+    Child, Escalation, RestartStrategy, Supervisor, SupervisorBuilder,
+};
 pub use pattern_component::supervision::{ChildInfo, ChildState};
 use pattern_error::Error;
 use tokio_util::sync::CancellationToken;
@@ -130,7 +132,7 @@ impl ProcessRegistry {
     /// A new registry restarting its processes together as `strategy`
     /// says (one for all; rest for one, in registration order).
     #[must_use]
-    pub fn strategy(self, strategy: Strategy) -> Self {
+    pub fn strategy(self, strategy: RestartStrategy) -> Self {
         self.with(|s| s.strategy(strategy))
     }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::child::{Child, ChildInfo, ChildState};
 use super::{Config, Escalation};
-use crate::supervision::{Restart, RestartBudget, Strategy};
+use crate::supervision::{Restart, RestartBudget, RestartStrategy};
 use crate::supervision::{StopOutcome, panic_message};
 use crate::time::deadline;
 
@@ -492,7 +492,7 @@ impl Engine {
     /// Each child's name, and how its stop went once it has.
     #[allow(clippy::type_complexity)]
     fn stop_all(&mut self) -> Vec<(String, Option<oneshot::Receiver<StopOutcome>>)> {
-        let ordered = self.config.strategy != Strategy::OneForOne;
+        let ordered = self.config.strategy != RestartStrategy::OneForOne;
         let mut after = None;
         let mut outcomes = Vec::with_capacity(self.slots.len());
         for i in (0..self.slots.len()).rev() {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 pub use child::{Child, ChildInfo, ChildState};
 use engine::{Command, Engine, Shared};
 
-use super::{Intensity, RestartBudget, Strategy};
+use super::{Intensity, RestartBudget, RestartStrategy};
 use crate::supervision::StopOutcome;
 
 /// Whose restarts the intensity counts, and what gives up when one more
@@ -38,7 +38,7 @@ pub enum Escalation {
 #[derive(Clone, Debug)]
 struct Config {
     name: Arc<str>,
-    strategy: Strategy,
+    strategy: RestartStrategy,
     intensity: Intensity,
     escalation: Escalation,
     backoff: (Duration, Duration),
@@ -75,7 +75,7 @@ impl SupervisorBuilder {
     }
 
     /// Which children restart together.
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
+    pub fn strategy(mut self, strategy: RestartStrategy) -> Self {
         self.config.strategy = strategy;
         self
     }
@@ -137,7 +137,7 @@ impl SupervisorBuilder {
 /// Each child is an async function of a stop token ([`Child`]). The
 /// supervisor runs it as a task of its own (a panic is a failure), and when
 /// a run ends applies the child's [`Restart`](super::Restart) policy and
-/// its [`Strategy`]: the failed child alone, every child, or the failed
+/// its [`RestartStrategy`]: the failed child alone, every child, or the failed
 /// child and those added after it are stopped (last added first) and
 /// started again (in the order they were added) after the backoff.
 ///
@@ -168,11 +168,11 @@ impl SupervisorBuilder {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), pattern_error::Error> {
 /// use std::time::Duration;
-/// use pattern_component::supervision::{Child, ChildState, Strategy, Supervisor};
+/// use pattern_component::supervision::{Child, ChildState, RestartStrategy, Supervisor};
 /// use pattern_error::{Error, Kind};
 ///
 /// let supervisor = Supervisor::builder()
-///     .strategy(Strategy::OneForAll)
+///     .strategy(RestartStrategy::OneForAll)
 ///     .intensity(3, Duration::from_secs(60))
 ///     .build();
 /// supervisor
@@ -216,7 +216,7 @@ impl Supervisor {
         SupervisorBuilder {
             config: Config {
                 name: "supervisor".into(),
-                strategy: Strategy::default(),
+                strategy: RestartStrategy::default(),
                 intensity: Intensity::default(),
                 escalation: Escalation::default(),
                 backoff: (Duration::from_millis(100), Duration::from_secs(10)),

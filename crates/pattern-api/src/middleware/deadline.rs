@@ -34,17 +34,17 @@ const TIMEOUT_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(TIME
 /// Request Timeout, whatever extractor reads the body (`Json`, `String`,
 /// `Bytes`, [`Valid`](crate::extract::Valid)).
 #[derive(Clone, Copy, Debug)]
-pub struct TimeoutLayer {
+pub struct DeadlineLayer {
     timeout: Duration,
     status: StatusCode,
 }
 
-impl TimeoutLayer {
+impl DeadlineLayer {
     /// The longest timeout: longer ones are cut to it (a day; an
     /// unbounded one overflowed the clock on every request).
     pub const MAX: Duration = Duration::from_secs(24 * 3600);
 
-    /// Times out after `timeout` (at most [`TimeoutLayer::MAX`]) with 504
+    /// Times out after `timeout` (at most [`DeadlineLayer::MAX`]) with 504
     /// Gateway Timeout.
     pub fn new(timeout: Duration) -> Self {
         Self {
@@ -61,7 +61,7 @@ impl TimeoutLayer {
     }
 }
 
-impl TimeoutLayer {
+impl DeadlineLayer {
     /// The status of a timeout's answer (504, or 503).
     pub fn status(&self) -> StatusCode {
         self.status
@@ -165,32 +165,32 @@ impl HttpBody for Watched {
     }
 }
 
-impl<S> Layer<S> for TimeoutLayer {
-    type Service = TimeoutService<S>;
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeoutService {
+        DeadlineService {
             inner,
             layer: *self,
         }
     }
 }
 
-/// The service of [`TimeoutLayer`].
+/// The service of [`DeadlineLayer`].
 #[derive(Clone, Debug)]
-pub struct TimeoutService<S> {
+pub struct DeadlineService<S> {
     inner: S,
-    layer: TimeoutLayer,
+    layer: DeadlineLayer,
 }
 
-impl<S> Service<Request<Body>> for TimeoutService<S>
+impl<S> Service<Request<Body>> for DeadlineService<S>
 where
     S: Service<Request<Body>, Response = Response>,
     S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = TimeoutFuture<S::Future>;
+    type Future = DeadlineFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -202,7 +202,7 @@ where
         let deadline = Instant::now() + timeout;
         req.extensions_mut().insert(Deadline(deadline));
         let body = BodyWatch::watch(&mut req);
-        TimeoutFuture {
+        DeadlineFuture {
             inner: self.inner.call(req),
             sleep: None,
             deadline,
@@ -214,13 +214,13 @@ where
 }
 
 pin_project! {
-    /// The response future of [`TimeoutService`]: the handler's, or a
+    /// The response future of [`DeadlineService`]: the handler's, or a
     /// timeout problem when the deadline passes first. The timer is made
     /// (and boxed, keeping this future small to move) only when the handler
     /// does not answer at its first poll: a quick answer costs no timer and
     /// no allocation.
     #[derive(Debug)]
-    pub struct TimeoutFuture<F> {
+    pub struct DeadlineFuture<F> {
         #[pin]
         inner: F,
         sleep: Option<Pin<Box<Sleep>>>,
@@ -231,7 +231,7 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for TimeoutFuture<F>
+impl<F, E> Future for DeadlineFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {
