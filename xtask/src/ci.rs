@@ -10,8 +10,9 @@ use crate::util::{cargo, ensure_cargo_tool, one_shot_builds, output, root, run, 
 const CARGO_DENY: &str = "0.20.2";
 const CARGO_HACK: &str = "0.6.46";
 
-/// The library crates, each built alone with no default features.
-const LIBRARIES: &[&str] = &[
+/// The library crates: each built alone with no default features,
+/// packaged, and checked for module loops.
+pub(crate) const LIBRARIES: &[&str] = &[
     "pattern-error",
     "pattern-component",
     "pattern-network",

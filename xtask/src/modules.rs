@@ -14,22 +14,14 @@ use std::path::{Path, PathBuf};
 
 use crate::util::root;
 
-/// The crates whose modules are checked.
-const CRATES: &[&str] = &[
-    "pattern-error",
-    "pattern-component",
-    "pattern-network",
-    "pattern-api",
-    "pattern-server",
-    "patterns",
-];
+use crate::ci::LIBRARIES;
 
 type Module = Vec<String>;
 
 pub(crate) fn check() -> Result<String, String> {
     let mut loops = Vec::new();
     let mut modules = 0;
-    for krate in CRATES {
+    for krate in LIBRARIES {
         let src = root().join("crates").join(krate).join("src");
         let edges = edges(&src)?;
         modules += edges.len();

@@ -56,16 +56,11 @@ impl Component for Node {
 
 fn spec(index: usize) -> impl Strategy<Value = Spec> {
     (
-        prop_oneof![
-            Just(Restart::Never),
-            Just(Restart::OnFailure),
-            Just(Restart::Always)
-        ],
-        prop::option::of(5u64..300),
-        any::<bool>(),
+        support::restart_policy(),
+        support::ending(),
         prop::collection::vec(0..index.max(1), 0..=index.min(2)),
     )
-        .prop_map(move |(restart, ends_after, exits, deps)| Spec {
+        .prop_map(move |(restart, (ends_after, exits), deps)| Spec {
             restart,
             behaviour: Behaviour {
                 ends_after,

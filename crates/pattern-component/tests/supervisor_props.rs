@@ -49,17 +49,12 @@ struct Setup {
 
 fn spec() -> impl Strategy<Value = Spec> {
     (
-        prop_oneof![
-            Just(Restart::Never),
-            Just(Restart::OnFailure),
-            Just(Restart::Always)
-        ],
-        prop::option::of(5u64..300),
-        any::<bool>(),
+        support::restart_policy(),
+        support::ending(),
         // Prompt, slow to stop (some past the 50 ms stop timeout), or deaf.
         prop_oneof![Just(None), (1u64..120).prop_map(Some), Just(Some(u64::MAX))],
     )
-        .prop_map(|(restart, ends_after, exits, slow_stop)| Spec {
+        .prop_map(|(restart, (ends_after, exits), slow_stop)| Spec {
             restart,
             behaviour: Behaviour {
                 ends_after,

@@ -171,6 +171,25 @@ impl Instances {
     }
 }
 
+/// Registers `name`: a process counted in the instances returned, which
+/// ends as soon as it is told to stop.
+async fn polite(registry: &ProcessRegistry, name: &str) -> Instances {
+    let instances = Instances::default();
+    let counting = instances.clone();
+    registry
+        .register(name.to_owned(), move |stop| {
+            let alive = counting.enter();
+            async move {
+                let _alive = alive;
+                stop.cancelled().await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    instances
+}
+
 /// Many concurrent restarts and stops of one name: never two instances at
 /// once, and none left running, unseen, after `stop_all` (two concurrent
 /// restarts could orphan one). Some instances take a while to notice their
@@ -345,19 +364,7 @@ async fn stop_timeouts_of_zero_and_max() {
 
     for timeout in [Duration::ZERO, Duration::MAX] {
         let registry = ProcessRegistry::new().stop_timeout(timeout);
-        let instances = Instances::default();
-        let counting = instances.clone();
-        registry
-            .register("polite", move |stop| {
-                let alive = counting.enter();
-                async move {
-                    let _alive = alive;
-                    stop.cancelled().await;
-                    Ok(())
-                }
-            })
-            .await
-            .unwrap();
+        let instances = polite(&registry, "polite").await;
         tokio::task::yield_now().await;
         let outcome = registry.stop("polite").await.unwrap();
         if timeout == Duration::MAX {
@@ -388,19 +395,7 @@ async fn a_group_strategy_restarts_processes_together_and_removed_ones_come_back
     let registry = ProcessRegistry::new()
         .strategy(RestartStrategy::OneForAll)
         .restart_backoff(Duration::from_millis(50), Duration::from_millis(50));
-    let listener = Instances::default();
-    let counting = listener.clone();
-    registry
-        .register("listener", move |stop| {
-            let alive = counting.enter();
-            async move {
-                let _alive = alive;
-                stop.cancelled().await;
-                Ok(())
-            }
-        })
-        .await
-        .unwrap();
+    let listener = polite(&registry, "listener").await;
     registry
         .register("consumer", |_stop| async {
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -132,3 +132,21 @@ pub(crate) fn most_within(times: &mut [Instant], window: Duration) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+/// Any restart policy.
+pub(crate) fn restart_policy()
+-> impl proptest::strategy::Strategy<Value = pattern_component::supervision::Restart> {
+    use pattern_component::supervision::Restart;
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Restart::Never),
+        Just(Restart::OnFailure),
+        Just(Restart::Always)
+    ]
+}
+
+/// How a run ends by itself: after 5 to 300 ms or never, failing or not.
+pub(crate) fn ending() -> impl proptest::strategy::Strategy<Value = (Option<u64>, bool)> {
+    use proptest::prelude::*;
+    (prop::option::of(5u64..300), any::<bool>())
+}
