@@ -19,6 +19,10 @@
 //! Features switch on what they build on: `api` brings `error` and `network`,
 //! `server` brings every other crate.
 //!
+//! With `error`, the root also offers [`Error`], [`Kind`] and [`Result`], and
+//! [`prelude`] gathers what nearly every service names, from each crate
+//! switched on.
+//!
 //! # Example
 //!
 //! With `features = ["error"]`:
@@ -31,6 +35,51 @@
 //! assert_eq!(parsed.unwrap_err().kind(), Kind::InvalidInput);
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The error every crate of the workspace returns, its kind, and the
+/// `Result` with it (`pattern_error`'s, at the root as sqlx and anyhow
+/// offer theirs).
+#[cfg(feature = "error")]
+#[cfg_attr(docsrs, doc(cfg(feature = "error")))]
+pub use pattern_error::{Error, Kind, Result};
+
+/// What nearly every service built on the crates names, for
+/// `use patterns::prelude::*;`: the error and its kind, the `Context`
+/// methods (imported anonymously), components and systems, the API's error,
+/// envelope and validating extractor, the HTTP server. `Result` stays out:
+/// a glob import would shadow the standard one.
+///
+/// ```
+/// # #[cfg(feature = "error")]
+/// # fn main() {
+/// use patterns::prelude::*;
+///
+/// let parsed = "42x".parse::<u32>().context_kind(Kind::InvalidInput, "reading the quantity");
+/// let err: Error = parsed.unwrap_err();
+/// assert_eq!(err.kind(), Kind::InvalidInput);
+/// # }
+/// # #[cfg(not(feature = "error"))]
+/// # fn main() {}
+/// ```
+pub mod prelude {
+    #[cfg(feature = "error")]
+    pub use pattern_error::{Context as _, Error, Kind};
+
+    #[cfg(feature = "component")]
+    pub use pattern_component::component::Component;
+    #[cfg(feature = "component")]
+    pub use pattern_component::lifecycle::System;
+
+    #[cfg(feature = "api")]
+    pub use pattern_api::ApiError;
+    #[cfg(feature = "api")]
+    pub use pattern_api::extract::Valid;
+    #[cfg(feature = "api")]
+    pub use pattern_api::response::Envelope;
+
+    #[cfg(feature = "server")]
+    pub use pattern_server::http::HttpServer;
+}
 
 #[cfg(feature = "error")]
 #[cfg_attr(docsrs, doc(cfg(feature = "error")))]

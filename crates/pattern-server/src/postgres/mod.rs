@@ -365,7 +365,16 @@ impl Database {
         ) -> BoxFuture<'t, Result<T, Error>>,
     {
         const ATTEMPTS: u32 = 5;
-        let mut delay = Duration::from_millis(10);
+        // The workspace's one backoff (backon): from 10 ms, doubling, at
+        // most 1 s, with jitter (two conflicting transactions retried in
+        // step would conflict again).
+        use backon::BackoffBuilder as _;
+        let mut delays = backon::ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(10))
+            .with_max_delay(Duration::from_secs(1))
+            .with_jitter()
+            .without_max_times()
+            .build();
         let mut attempt = 1;
         loop {
             // Dropped midway (the request gave up): the server stops the
@@ -411,8 +420,8 @@ impl Database {
                 Err(err) if attempt < ATTEMPTS && is_serialization_failure(&err) => {
                     tracing::debug!(attempt, error = %err.report(), "transaction conflict; retrying");
                     metrics::counter!("db_transaction_retries_total").increment(1);
+                    let delay = delays.next().unwrap_or(Duration::from_secs(1));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
                     attempt += 1;
                 }
                 other => return other,
