@@ -16,6 +16,7 @@ use axum::routing::get;
 use benches::block_on;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
+use patterns::api::middleware::DeadlineLayer;
 use patterns::api::stack::ApiStack;
 use tower::ServiceExt;
 
@@ -58,25 +59,25 @@ fn per_layer(c: &mut Criterion) {
     let _guard = rt.enter();
     fn bare() -> ApiStack {
         ApiStack::new()
-            .without_trace()
-            .without_metrics()
-            .without_catch_panic()
-            .without_concurrency_limit()
-            .without_timeout()
-            .without_request_id()
-            .without_problem_json()
-            .without_body_limit()
+            .trace(false)
+            .metrics(false)
+            .catch_panic(false)
+            .concurrency_limit(None)
+            .timeout(None)
+            .request_id(false)
+            .problem_json(false)
+            .body_limit(None)
     }
     type Piece = (&'static str, fn() -> ApiStack);
     let pieces: [Piece; 8] = [
-        ("request_id", || bare().with_request_id()),
-        ("trace", || bare().with_trace()),
-        ("metrics", || bare().with_metrics()),
-        ("problem_json", || bare().with_problem_json()),
-        ("catch_panic", || bare().with_catch_panic()),
+        ("request_id", || bare().request_id(true)),
+        ("trace", || bare().trace(true)),
+        ("metrics", || bare().metrics(true)),
+        ("problem_json", || bare().problem_json(true)),
+        ("catch_panic", || bare().catch_panic(true)),
         ("load_shed", || bare().concurrency_limit(1024)),
         ("timeout", || {
-            bare().request_timeout(std::time::Duration::from_secs(30))
+            bare().timeout(DeadlineLayer::new(std::time::Duration::from_secs(30)))
         }),
         ("body_limit", || bare().body_limit(1024 * 1024)),
     ];

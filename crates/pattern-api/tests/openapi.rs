@@ -94,7 +94,7 @@ fn every_answer_of_the_stack_is_documented() {
 
 #[test]
 fn what_the_stack_leaves_out_is_not_documented() {
-    let stack = ApiStack::new().without_timeout().without_body_limit();
+    let stack = ApiStack::new().timeout(None).body_limit(None);
     let document = documented(&stack);
     // Without the stack's limit the extractors' default still answers 413.
     assert_eq!(
@@ -104,12 +104,11 @@ fn what_the_stack_leaves_out_is_not_documented() {
         ]
     );
     // Without problem+json the statuses come bare.
-    let document = documented(&ApiStack::new().without_problem_json());
+    let document = documented(&ApiStack::new().problem_json(false));
     let post = &document["paths"]["/things"]["post"]["responses"];
     assert!(post["500"]["content"].is_null(), "{post}");
     // A timeout answered with 503 adds no 504.
-    let stack =
-        ApiStack::new().deadline_layer(DeadlineLayer::new(Duration::from_secs(1)).with_503());
+    let stack = ApiStack::new().timeout(DeadlineLayer::new(Duration::from_secs(1)).with_503());
     let document = documented(&stack);
     assert!(!statuses(&document, "/status", "get").contains(&"504".to_owned()));
 }

@@ -1,6 +1,7 @@
 //! A request-scoped resource is acquired within the request's deadline; an
 //! exhausted pool answers 503 instead of hanging (paused time).
 
+use pattern_api::middleware::DeadlineLayer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ async fn an_exhausted_pool_answers_503_within_the_deadline() {
     let pool = Pool(Arc::new(Semaphore::new(1)));
     let held = pool.0.clone().acquire_owned().await.unwrap();
     let app = ApiStack::new()
-        .request_timeout(Duration::from_millis(200))
+        .timeout(DeadlineLayer::new(Duration::from_millis(200)))
         .apply(
             Router::new()
                 .route("/", get(|Scoped(_conn): Scoped<Pool>| async { "ok" }))

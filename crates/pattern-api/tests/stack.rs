@@ -106,15 +106,14 @@ fn metrics_are_labelled_by_route_template() {
 #[tokio::test(start_paused = true)]
 async fn slow_requests_time_out_as_problems() {
     let req = || Request::get("/v1/slow").body(Body::empty()).unwrap();
-    let stack = ApiStack::new().request_timeout(Duration::from_millis(100));
+    let stack = ApiStack::new().timeout(DeadlineLayer::new(Duration::from_millis(100)));
     let (status, headers, body) = send(app(stack), req()).await;
     assert_eq!(status, 504);
     assert_eq!(headers["content-type"], "application/problem+json");
     assert_eq!(body["code"], "timeout");
     assert!(headers.contains_key("x-request-id"));
 
-    let stack =
-        ApiStack::new().deadline_layer(DeadlineLayer::new(Duration::from_millis(100)).with_503());
+    let stack = ApiStack::new().timeout(DeadlineLayer::new(Duration::from_millis(100)).with_503());
     assert_eq!(send(app(stack), req()).await.0, 503);
 }
 
@@ -125,14 +124,18 @@ async fn slow_requests_time_out_as_problems() {
 async fn timeouts_of_any_length_serve() {
     let req = || Request::get("/v1/items/1").body(Body::empty()).unwrap();
     for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
-        let (status, _, _) = send(app(ApiStack::new().request_timeout(timeout)), req()).await;
+        let (status, _, _) = send(
+            app(ApiStack::new().timeout(DeadlineLayer::new(timeout))),
+            req(),
+        )
+        .await;
         assert_eq!(status, 200, "{timeout:?}");
-        let layered = app(ApiStack::new().deadline_layer(DeadlineLayer::new(timeout)));
+        let layered = app(ApiStack::new().timeout(DeadlineLayer::new(timeout)));
         assert_eq!(send(layered, req()).await.0, 200);
         let queued = app(ApiStack::new()
             .concurrency_limit(1)
             .admission_queue(4, timeout)
-            .request_timeout(timeout));
+            .timeout(DeadlineLayer::new(timeout)));
         assert_eq!(send(queued, req()).await.0, 200);
         let standalone = Router::new()
             .route("/v1/items/{id}", get(|| async { "item" }))
@@ -140,7 +143,11 @@ async fn timeouts_of_any_length_serve() {
         let response = standalone.oneshot(req()).await.unwrap();
         assert_eq!(response.status(), 200);
     }
-    let (status, _, _) = send(app(ApiStack::new().request_timeout(Duration::ZERO)), req()).await;
+    let (status, _, _) = send(
+        app(ApiStack::new().timeout(DeadlineLayer::new(Duration::ZERO))),
+        req(),
+    )
+    .await;
     assert!(status == 200 || status == 504, "{status}");
 }
 
@@ -165,7 +172,7 @@ async fn cors_and_compression_when_switched_on() {
     use tower_http::cors::{Any, CorsLayer};
     let stack = ApiStack::new()
         .cors(CorsLayer::new().allow_origin(Any))
-        .compression();
+        .compression(true);
     let app = stack.apply(Router::new().route("/big", get(|| async { "x".repeat(4096) })));
     let req = Request::get("/big")
         .header("origin", "http://127.0.0.1:3000")
@@ -192,7 +199,7 @@ async fn cors_and_compression_when_switched_on() {
 #[tokio::test(start_paused = true)]
 async fn a_caller_deadline_header_tightens_the_timeout() {
     let app = ApiStack::new()
-        .request_timeout(Duration::from_secs(30))
+        .timeout(DeadlineLayer::new(Duration::from_secs(30)))
         .apply(Router::new().route(
             "/wait",
             get(|deadline: Deadline| async move {
@@ -409,11 +416,15 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
     // Whatever reads the body, under the stack or the standalone layer.
     for (app, path) in [
         (
-            ApiStack::new().request_timeout(timeout).apply(routes()),
+            ApiStack::new()
+                .timeout(DeadlineLayer::new(timeout))
+                .apply(routes()),
             "/v1/items",
         ),
         (
-            ApiStack::new().request_timeout(timeout).apply(routes()),
+            ApiStack::new()
+                .timeout(DeadlineLayer::new(timeout))
+                .apply(routes()),
             "/v1/text",
         ),
         (routes().layer(DeadlineLayer::new(timeout)), "/v1/text"),
@@ -436,7 +447,7 @@ async fn a_body_that_never_ends_is_a_408_at_the_deadline() {
 
     // A handler that has its body and is slow itself is still a 504.
     let slow = ApiStack::new()
-        .request_timeout(timeout)
+        .timeout(DeadlineLayer::new(timeout))
         .apply(Router::new().route(
             "/v1/slow",
             axum::routing::post(|body: String| async move {
@@ -523,7 +534,7 @@ async fn the_deadline_extractor_reads_the_layer_or_the_stack() {
     let routes = || Router::new().route("/left", get(left));
     for app in [
         ApiStack::new()
-            .request_timeout(Duration::from_secs(30))
+            .timeout(DeadlineLayer::new(Duration::from_secs(30)))
             .apply(routes()),
         routes().layer(DeadlineLayer::new(Duration::from_secs(30))),
     ] {
@@ -535,7 +546,7 @@ async fn the_deadline_extractor_reads_the_layer_or_the_stack() {
         let secs: u64 = std::str::from_utf8(&body).unwrap().parse().unwrap();
         assert!((29..=30).contains(&secs), "{secs}");
     }
-    let untimed = ApiStack::new().without_timeout().apply(routes());
+    let untimed = ApiStack::new().timeout(None).apply(routes());
     let response = untimed
         .oneshot(Request::get("/left").body(Body::empty()).unwrap())
         .await
@@ -568,7 +579,7 @@ async fn a_panic_in_a_key_function_is_a_500() {
 #[tokio::test]
 async fn an_outer_request_id_stays_current() {
     let app = ApiStack::new()
-        .without_request_id()
+        .request_id(false)
         .apply(Router::new().route(
             "/v1/missing",
             get(|| async {
@@ -596,7 +607,7 @@ async fn a_deadline_in_the_queue_is_a_503_with_retry_after() {
     let app = ApiStack::new()
         .concurrency_limit(1)
         .admission_queue(4, Duration::from_secs(10))
-        .request_timeout(Duration::from_millis(100))
+        .timeout(DeadlineLayer::new(Duration::from_millis(100)))
         .apply(Router::new().route(
             "/slow",
             get(|| async {
@@ -624,7 +635,7 @@ async fn a_deadline_in_the_queue_is_a_503_with_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn a_body_read_given_up_does_not_make_the_handler_late_a_408() {
     let app = ApiStack::new()
-        .request_timeout(Duration::from_millis(100))
+        .timeout(DeadlineLayer::new(Duration::from_millis(100)))
         .apply(Router::new().route(
             "/v1/impatient",
             axum::routing::post(|body: Body| async move {

@@ -4,6 +4,7 @@
 
 #![cfg(feature = "postgres")]
 
+use pattern_api::middleware::DeadlineLayer;
 use std::time::Duration;
 
 use pattern_component::component::Component;
@@ -564,7 +565,7 @@ async fn abandoned_and_late_queries_stop_on_the_server() {
     // A request's deadline.
     let (slow_db, show_db, plain_db) = (db.clone(), db.clone(), db.clone());
     let app = ApiStack::new()
-        .request_timeout(Duration::from_millis(300))
+        .timeout(DeadlineLayer::new(Duration::from_millis(300)))
         .apply(
             Router::new()
                 .route(

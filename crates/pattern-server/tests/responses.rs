@@ -94,7 +94,7 @@ async fn a_streamed_body_reaches_the_client_before_it_ends() {
 #[tokio::test]
 async fn compression_follows_accept_encoding() {
     let text = "a repetitive payload that compresses well; ".repeat(100);
-    let app = ApiStack::new().compression().apply(Router::new().route(
+    let app = ApiStack::new().compression(true).apply(Router::new().route(
         "/text",
         get(move || {
             let text = text.clone();

@@ -24,6 +24,7 @@ mod config;
 mod processes;
 mod store;
 
+use patterns::api::middleware::DeadlineLayer;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
@@ -92,7 +93,9 @@ pub fn management_middleware(config: &Config) -> ApiStack {
     ApiStack::new()
         .access_log(config.log.access.level())
         .span_level(request_span_level(config))
-        .request_timeout(Duration::from_millis(config.management.request_timeout_ms))
+        .timeout(DeadlineLayer::new(Duration::from_millis(
+            config.management.request_timeout_ms,
+        )))
         .concurrency_limit(config.management.concurrency_limit)
 }
 
@@ -112,7 +115,7 @@ pub fn middleware(config: &Config) -> Result<ApiStack, Error> {
         .span_level(request_span_level(config))
         // Probes and metrics are never shed nor rate limited.
         .exempt_from_admission(["/health/live", "/health/ready", "/metrics"])
-        .request_timeout(config.request_timeout())
+        .timeout(DeadlineLayer::new(config.request_timeout()))
         .body_limit(config.server.body_limit_bytes)
         .concurrency_limit(config.server.concurrency_limit)
         .trusted_proxies(config.limits.trusted_proxies()?)

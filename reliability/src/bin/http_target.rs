@@ -82,14 +82,14 @@ fn main() {
                 let off = std::env::var("HT_OFF").unwrap_or_default();
                 for piece in off.split(',').filter(|p| !p.is_empty()) {
                     stack = match piece {
-                        "metrics" => stack.without_metrics(),
-                        "trace" => stack.without_trace(),
-                        "rid" => stack.without_request_id(),
-                        "timeout" => stack.without_timeout(),
-                        "shed" => stack.without_concurrency_limit(),
-                        "panic" => stack.without_catch_panic(),
-                        "problem" => stack.without_problem_json(),
-                        "body" => stack.without_body_limit(),
+                        "metrics" => stack.metrics(false),
+                        "trace" => stack.trace(false),
+                        "rid" => stack.request_id(false),
+                        "timeout" => stack.timeout(None),
+                        "shed" => stack.concurrency_limit(None),
+                        "panic" => stack.catch_panic(false),
+                        "problem" => stack.problem_json(false),
+                        "body" => stack.body_limit(None),
                         other => {
                             eprintln!("HT_OFF: unknown piece {other:?}");
                             std::process::exit(2);

@@ -65,7 +65,7 @@ impl ApiStack {
     /// problem+json without a schema) gets the [`Problem`] schema, as the
     /// stack rewrites them all to problem+json; a declared 429 or 503 gets
     /// `Retry-After`. A stack without problem+json
-    /// ([`ApiStack::without_problem_json`]) adds the statuses bare.
+    /// ([`ApiStack::problem_json`]) adds the statuses bare.
     pub fn document(&self, openapi: &mut OpenApi) {
         add_schemas(openapi);
         for item in openapi.paths.paths.values_mut() {

@@ -92,10 +92,11 @@ pub use service::{StackLayer, StackService};
 /// ```
 /// use std::time::Duration;
 /// use axum::{Router, routing::get};
+/// use pattern_api::middleware::DeadlineLayer;
 /// use pattern_api::stack::ApiStack;
 ///
 /// let app: Router = ApiStack::new()
-///     .request_timeout(Duration::from_secs(5))
+///     .timeout(DeadlineLayer::new(Duration::from_secs(5)))
 ///     .body_limit(64 * 1024)
 ///     .concurrency_limit(256)
 ///     .apply(Router::new().route("/", get(|| async { "ok" })));
@@ -151,27 +152,26 @@ impl ApiStack {
         }
     }
 
-    /// Answers requests slower than `timeout` with 504.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(DeadlineLayer::new(timeout));
+    /// The request timeout: a [`DeadlineLayer`] (`DeadlineLayer::new(d)`,
+    /// answered 504, or `.with_503()`), or `None` for none. 30 s by default.
+    pub fn timeout(mut self, layer: impl Into<Option<DeadlineLayer>>) -> Self {
+        self.timeout = layer.into();
         self
     }
 
-    /// Uses `layer` for timeouts (for instance `DeadlineLayer::new(d).with_503()`).
-    pub fn deadline_layer(mut self, layer: DeadlineLayer) -> Self {
-        self.timeout = Some(layer);
+    /// The largest body accepted, in bytes (413 past it), or `None` for the
+    /// stack's none (axum's extractors still apply their 2 MB). 1 MiB by
+    /// default.
+    pub fn body_limit(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.body_limit = bytes.into();
         self
     }
 
-    /// Refuses bodies larger than `bytes` with 413.
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = Some(bytes);
-        self
-    }
-
-    /// Serves at most `max` requests at once, answering the rest with 503.
-    pub fn concurrency_limit(mut self, max: usize) -> Self {
-        self.concurrency_limit = Some(max);
+    /// The most requests served at once (503 past it, or a wait in the
+    /// [admission queue](Self::admission_queue)), or `None` for no limit.
+    /// 1024 by default.
+    pub fn concurrency_limit(mut self, max: impl Into<Option<usize>>) -> Self {
+        self.concurrency_limit = max.into();
         self
     }
 
@@ -183,9 +183,9 @@ impl ApiStack {
         self
     }
 
-    /// Limits requests per key.
-    pub fn rate_limit(mut self, layer: RateLimitLayer<Body>) -> Self {
-        self.rate_limit = Some(layer);
+    /// The rate limit per key (429 past it), or `None`. None by default.
+    pub fn rate_limit(mut self, layer: impl Into<Option<RateLimitLayer<Body>>>) -> Self {
+        self.rate_limit = layer.into();
         self
     }
 
@@ -214,53 +214,51 @@ impl ApiStack {
         self
     }
 
-    /// Answers CORS preflights and adds CORS headers as `cors` says
-    /// (tower-http's layer; off by default).
-    pub fn cors(mut self, cors: CorsLayer) -> Self {
-        self.cors = Some(cors);
+    /// CORS: preflights answered and headers added as `cors` says
+    /// (tower-http's layer), or `None`. None by default.
+    pub fn cors(mut self, cors: impl Into<Option<CorsLayer>>) -> Self {
+        self.cors = cors.into();
         self
     }
 
-    /// Compresses responses with gzip when the client accepts it
-    /// (tower-http's layer; off by default).
-    pub fn compression(mut self) -> Self {
-        self.compression = true;
+    /// Whether responses are compressed with gzip when the client accepts
+    /// it (tower-http's layer). Off by default.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
         self
     }
 
-    /// Switches off the timeout.
-    pub fn without_timeout(mut self) -> Self {
-        self.timeout = None;
+    /// Whether each request gets an id (the client's `x-request-id`, or a
+    /// new one), echoed on its response. On by default.
+    pub fn request_id(mut self, on: bool) -> Self {
+        self.request_id = on;
         self
     }
 
-    /// Switches off the concurrency limit.
-    pub fn without_concurrency_limit(mut self) -> Self {
-        self.concurrency_limit = None;
+    /// Whether plain error responses are rewritten as problem+json. On by
+    /// default.
+    pub fn problem_json(mut self, on: bool) -> Self {
+        self.problem_json = on;
         self
     }
 
-    /// Switches off the request id (and its header echo).
-    pub fn without_request_id(mut self) -> Self {
-        self.request_id = false;
+    /// Whether each request gets a tracing span (and an access event). On
+    /// by default.
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = on;
         self
     }
 
-    /// Switches the request id back on.
-    pub fn with_request_id(mut self) -> Self {
-        self.request_id = true;
+    /// Whether requests are counted and timed by route. On by default.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
         self
     }
 
-    /// Switches off the problem+json conversion of plain error responses.
-    pub fn without_problem_json(mut self) -> Self {
-        self.problem_json = false;
-        self
-    }
-
-    /// Switches the problem+json conversion back on.
-    pub fn with_problem_json(mut self) -> Self {
-        self.problem_json = true;
+    /// Whether a panicking handler is answered 500 (without the panic's
+    /// text). On by default.
+    pub fn catch_panic(mut self, on: bool) -> Self {
+        self.catch_panic = on;
         self
     }
 
@@ -275,49 +273,6 @@ impl ApiStack {
     /// [`TraceLayer::span_level`](crate::middleware::TraceLayer::span_level).
     pub fn span_level(mut self, level: tracing::Level) -> Self {
         self.span_level = level;
-        self
-    }
-
-    /// Switches the tracing span back on.
-    pub fn with_trace(mut self) -> Self {
-        self.trace = true;
-        self
-    }
-
-    /// Switches request metrics back on.
-    pub fn with_metrics(mut self) -> Self {
-        self.metrics = true;
-        self
-    }
-
-    /// Switches panic catching back on.
-    pub fn with_catch_panic(mut self) -> Self {
-        self.catch_panic = true;
-        self
-    }
-
-    /// Switches off the body limit (axum's default of 2 MB still applies to
-    /// its extractors).
-    pub fn without_body_limit(mut self) -> Self {
-        self.body_limit = None;
-        self
-    }
-
-    /// Switches off the tracing span.
-    pub fn without_trace(mut self) -> Self {
-        self.trace = false;
-        self
-    }
-
-    /// Switches off request metrics.
-    pub fn without_metrics(mut self) -> Self {
-        self.metrics = false;
-        self
-    }
-
-    /// Switches off panic catching.
-    pub fn without_catch_panic(mut self) -> Self {
-        self.catch_panic = false;
         self
     }
 
