@@ -74,20 +74,15 @@ pub use service::{StackLayer, StackService};
 /// | body limit (a body of known size) | 3 ns |
 /// | tracing span (no subscriber) | under 5 ns |
 /// | problem+json conversion (a success passes through) | under 5 ns |
-/// | the whole chain together, over a bare router | 433 ns |
-///
-/// (That is 1.82× a bare router's time. On the final code, re-measured
-/// while the machine was busier and everything took about 1.7× as long,
-/// the whole chain came to 1.89× a bare router's time.)
+/// | the whole chain together, over a bare router | 1.89× a bare router's time |
 ///
 /// Over loopback, with the reference service's settings (rate limit
 /// included, a Prometheus recorder installed), `cargo xtask bench --http
 /// --rounds 7` (server on one pinned core with a one-thread runtime, a
-/// load generator with 64 keep-alive connections on the other) measured
-/// the stack at 0.85× to 0.89× of bare axum's requests per second over
-/// six runs as it was tuned (each the median of its per-round ratios; the
-/// last 0.87×, its quiet rounds 0.85× to 0.87×); bare axum ran at 0.87×
-/// to 0.91× of bare hyper.
+/// load generator with 64 keep-alive connections on the other) measures
+/// the stack at 0.87× of bare axum's requests per second (the median of
+/// the per-round ratios; quiet rounds 0.85× to 0.87×), and bare axum at
+/// 0.87× to 0.91× of bare hyper.
 ///
 /// ```
 /// use std::time::Duration;
