@@ -674,3 +674,18 @@ async fn an_inner_layer_answering_in_call_sees_the_id() {
     assert_eq!(status, 429);
     assert_eq!(problem["request_id"], "inner-9");
 }
+
+/// A concurrency limit of 0 is refused where it is set, with a message
+/// that names the setting (it panicked later, inside the bulkhead, when the
+/// stack was built); 1 serves one request at a time, and `None` none at all.
+#[test]
+fn a_concurrency_limit_of_zero_is_refused_where_it_is_set() {
+    let refused = std::panic::catch_unwind(|| ApiStack::new().concurrency_limit(0));
+    let message = refused
+        .err()
+        .and_then(|p| p.downcast_ref::<String>().cloned())
+        .expect("a limit of 0 panics at once");
+    assert!(message.contains("ApiStack::concurrency_limit"), "{message}");
+    let _ = ApiStack::new().concurrency_limit(1).layer();
+    let _ = ApiStack::new().concurrency_limit(None).layer();
+}

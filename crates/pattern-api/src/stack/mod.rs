@@ -165,8 +165,19 @@ impl ApiStack {
     /// The most requests served at once (503 past it, or a wait in the
     /// [admission queue](Self::admission_queue)), or `None` for no limit.
     /// 1024 by default.
+    ///
+    /// # Panics
+    ///
+    /// On `Some(0)`: a limit that serves nothing is a mistake in the
+    /// settings, caught here rather than when the stack is built.
     pub fn concurrency_limit(mut self, max: impl Into<Option<usize>>) -> Self {
-        self.concurrency_limit = max.into();
+        let max = max.into();
+        assert_ne!(
+            max,
+            Some(0),
+            "ApiStack::concurrency_limit: at least 1 request at once (None switches the limit off)"
+        );
+        self.concurrency_limit = max;
         self
     }
 

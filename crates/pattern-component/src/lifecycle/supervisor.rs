@@ -16,7 +16,7 @@ use super::report::{StopReason, StopRecord, StopReport};
 use crate::component::StartContext;
 use crate::ports::{PortSpec, Ports, bind};
 use crate::supervision::StopOutcome;
-use crate::supervision::{Restart, RestartBudget, panic_message};
+use crate::supervision::{Backoff, Restart, RestartBudget, panic_message};
 use crate::time::deadline;
 
 /// How a component's task ended.
@@ -50,7 +50,7 @@ struct Slot {
     /// Addresses bound at the first start, bound again on restarts.
     bound_at: Vec<PortSpec>,
     /// Its backoff (the system's budget counts the restarts).
-    backoff: RestartBudget,
+    backoff: Backoff,
 }
 
 pub(crate) struct Supervisor {
@@ -84,7 +84,7 @@ impl Supervisor {
                     stop: None,
                     task: None,
                     bound_at: Vec::new(),
-                    backoff: RestartBudget::new(plan.intensity, plan.backoff.0, plan.backoff.1),
+                    backoff: Backoff::new(plan.intensity.within, plan.backoff.0, plan.backoff.1),
                 })
                 .collect(),
             budget: RestartBudget::new(plan.intensity, plan.backoff.0, plan.backoff.1),
@@ -359,7 +359,7 @@ impl Supervisor {
         }
         // The delay is the failed component's own: a flapping neighbour
         // does not stretch it.
-        let delay = self.slots[i].backoff.backoff(now);
+        let delay = self.slots[i].backoff.next(now);
 
         // Stop the components that restart with it, last started first;
         // temporary ones (`Restart::Never`) are stopped and not started

@@ -65,7 +65,7 @@ impl RestartBudget {
     }
 
     /// The delay before a restart at `now`, from this budget's backoff
-    /// alone (the intensity counted elsewhere).
+    /// alone (the intensity counted elsewhere: the supervisor's own).
     pub(crate) fn backoff(&mut self, now: Instant) -> Duration {
         self.backoff.next(now)
     }
@@ -91,7 +91,7 @@ impl RestartBudget {
 /// An exponential backoff (backon) from `min` doubling to `max` that
 /// starts over after a stable run: no delay asked within `within`.
 #[derive(Debug)]
-struct Backoff {
+pub(crate) struct Backoff {
     within: Duration,
     min: Duration,
     max: Duration,
@@ -100,7 +100,9 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(within: Duration, min: Duration, max: Duration) -> Self {
+    /// From `min` doubling to `max`, starting over after `within` without
+    /// a delay asked.
+    pub(crate) fn new(within: Duration, min: Duration, max: Duration) -> Self {
         Self {
             within,
             min,
@@ -110,7 +112,8 @@ impl Backoff {
         }
     }
 
-    fn next(&mut self, now: Instant) -> Duration {
+    /// The delay before a restart at `now`.
+    pub(crate) fn next(&mut self, now: Instant) -> Duration {
         if self
             .last
             .is_some_and(|at| now.saturating_duration_since(at) > self.within)

@@ -78,6 +78,7 @@ mod budget;
 mod outcome;
 mod supervisor;
 
+pub(crate) use budget::Backoff;
 pub use budget::RestartBudget;
 pub use outcome::StopOutcome;
 pub(crate) use outcome::panic_message;

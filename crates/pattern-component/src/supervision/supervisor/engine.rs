@@ -261,7 +261,7 @@ impl Engine {
                     self.slots[i].budget = self.config.budget();
                     self.revive();
                     self.begin_stop(i, None);
-                    self.start_when_stopped(i, reply);
+                    self.start_when_stopped(i, Some(reply));
                 }
                 Err(err) => {
                     let _ = reply.send(Err(err));
@@ -293,8 +293,7 @@ impl Engine {
                     let slot = &self.slots[i];
                     let temporary_ran = slot.child.restart == Restart::Never && slot.ran;
                     if slot.instance.is_none() && !slot.held && !slot.removing && !temporary_ran {
-                        let (tx, _) = oneshot::channel();
-                        self.start_when_stopped(i, tx);
+                        self.start_when_stopped(i, None);
                     }
                 }
                 let _ = reply.send(self.run);
@@ -349,23 +348,24 @@ impl Engine {
             }
         };
         self.revive();
-        self.start_when_stopped(i, reply);
+        self.start_when_stopped(i, Some(reply));
     }
 
     /// Starts child `i` now if nothing of it runs, else once its stopping
-    /// run has ended; `reply` is answered at the start.
-    fn start_when_stopped(&mut self, i: usize, reply: oneshot::Sender<Result<(), Error>>) {
+    /// run has ended; `reply`, if a caller waits, is answered at the start.
+    fn start_when_stopped(&mut self, i: usize, reply: Option<oneshot::Sender<Result<(), Error>>>) {
         let slot = &mut self.slots[i];
         slot.restart_at = None;
         if slot.stopping.is_some() {
-            slot.start_after_stop
-                .get_or_insert_with(Vec::new)
-                .push(reply);
-        } else if slot.instance.is_none() {
+            let waiting = slot.start_after_stop.get_or_insert_with(Vec::new);
+            waiting.extend(reply);
+            return;
+        }
+        if slot.instance.is_none() {
             self.start(i);
+        }
+        if let Some(reply) = reply {
             let _ = reply.send(Ok(()));
-        } else {
-            let _ = reply.send(Ok(())); // already running
         }
     }
 
@@ -665,8 +665,7 @@ impl Engine {
         let now = Instant::now();
         for i in 0..self.slots.len() {
             if self.slots[i].restart_at.is_some_and(|at| at <= now) {
-                let (tx, _) = oneshot::channel();
-                self.start_when_stopped(i, tx);
+                self.start_when_stopped(i, None);
             }
         }
     }
