@@ -80,11 +80,12 @@ where
         } else {
             (None, None)
         };
+        // One clock read: the metrics' start is the deadline's and the
+        // access log's.
+        let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
         let trace = chain
             .trace
-            .then(|| Finished::begin(&req, id.as_ref(), chain.access_log, chain.span_level));
-        // One clock read: the metrics' start is the deadline's.
-        let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
+            .then(|| Finished::begin(&req, id.as_ref(), chain.access_log, chain.span_level, now));
         let record = chain
             .metrics
             .as_ref()

@@ -2,10 +2,12 @@
 //! fields rendered once when the span is made, a cached timestamp prefix,
 //! one buffer per thread (a busy service logs a line per request).
 
+mod write;
+
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use pattern_api::middleware::ACCESS_TARGET;
 use pattern_api::request_id::RequestId;
@@ -15,6 +17,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
+
+use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
@@ -173,12 +177,12 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.name(field);
-        let _ = write!(self.out, "{value}");
+        write_u64(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.name(field);
-        let _ = write!(self.out, "{value}");
+        write_i64(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -188,11 +192,7 @@ impl Visit for Fields<'_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.name(field);
-        if value.is_finite() {
-            let _ = write!(self.out, "{value}");
-        } else {
-            self.out.push_str("null");
-        }
+        write_f64(self.out, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -203,83 +203,8 @@ impl Visit for Fields<'_> {
     }
 }
 
-/// A JSON string.
-fn write_str(out: &mut String, text: &str) {
-    out.push('"');
-    let _ = Escaped(out).write_str(text);
-    out.push('"');
-}
-
-/// Writes what it is given escaped for a JSON string.
-struct Escaped<'a>(&'a mut String);
-
-impl fmt::Write for Escaped<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let mut rest = text;
-        while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
-            self.0.push_str(&rest[..at]);
-            let c = rest[at..].chars().next().unwrap_or(' ');
-            match c {
-                '"' => self.0.push_str("\\\""),
-                '\\' => self.0.push_str("\\\\"),
-                '\n' => self.0.push_str("\\n"),
-                '\r' => self.0.push_str("\\r"),
-                '\t' => self.0.push_str("\\t"),
-                c => {
-                    let _ = write!(self.0, "\\u{:04x}", u32::from(c));
-                }
-            }
-            rest = &rest[at + c.len_utf8()..];
-        }
-        self.0.push_str(rest);
-        Ok(())
-    }
-}
-
-/// RFC 3339 in UTC with microseconds (`2026-11-27T12:04:48.123456Z`); the
-/// date and time of the second are formatted once per second per thread.
-fn write_timestamp(out: &mut String, clock: &mut Option<(u64, String)>, now: SystemTime) {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let prefix = match clock {
-        Some((at, prefix)) if *at == secs => prefix,
-        _ => {
-            let (year, month, day) = civil_from_days(secs / 86_400);
-            let of_day = secs % 86_400;
-            let prefix = format!(
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-                of_day / 3600,
-                of_day / 60 % 60,
-                of_day % 60
-            );
-            &mut clock.insert((secs, prefix)).1
-        }
-    };
-    out.push_str(prefix);
-    let _ = write!(out, ".{:06}Z", since.subsec_micros());
-}
-
-/// The calendar date of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::{civil_from_days, write_str, write_timestamp};
-
     /// A field recorded on a span after it was made, then again, appears
     /// once in the events' `span`, with its last value (it was appended
     /// each time: two `status` members in one object).
@@ -327,55 +252,6 @@ mod tests {
             (&"GET".into(), &"/items".into())
         );
         assert_eq!(span["user"], "a,\"status\":1");
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        for (secs, micros, want) in [
-            (0, 0, "1970-01-01T00:00:00.000000Z"),
-            (951_782_400, 7, "2000-02-29T00:00:00.000007Z"),
-            (1_798_373_088, 123_456, "2026-12-27T12:04:48.123456Z"),
-            (4_102_444_799, 999_999, "2099-12-31T23:59:59.999999Z"),
-        ] {
-            let mut clock = None;
-            let mut out = String::new();
-            let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
-            write_timestamp(&mut out, &mut clock, at);
-            assert_eq!(out, want);
-            // The cached prefix gives the same text within the second.
-            out.clear();
-            write_timestamp(&mut out, &mut clock, at);
-            assert_eq!(out, want);
-        }
-        // Every day of four centuries against a slower count.
-        let (mut year, mut month, mut day) = (1970, 1, 1);
-        for days in 0..146_097 {
-            assert_eq!(civil_from_days(days), (year, month, day), "day {days}");
-            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-            let length = [
-                31,
-                if leap { 29 } else { 28 },
-                31,
-                30,
-                31,
-                30,
-                31,
-                31,
-                30,
-                31,
-                30,
-                31,
-            ][month as usize - 1];
-            day += 1;
-            if day > length {
-                day = 1;
-                month += 1;
-                if month > 12 {
-                    month = 1;
-                    year += 1;
-                }
-            }
-        }
     }
 
     /// Lines captured in memory.
@@ -502,22 +378,5 @@ mod tests {
             (access["request_id"].as_str(), access["status"].as_u64()),
             (Some("rid-42"), Some(200))
         );
-    }
-
-    #[test]
-    fn strings_are_escaped_as_json() {
-        for text in [
-            "plain",
-            "a \"quoted\" \\ path",
-            "line\nbreak\ttab\r\u{1}\u{1f}",
-            "ünïcode ✓",
-            "",
-        ] {
-            let mut out = String::new();
-            write_str(&mut out, text);
-            let back: String =
-                serde_json::from_str(&out).unwrap_or_else(|err| panic!("{out}: {err}"));
-            assert_eq!(back, text);
-        }
     }
 }
