@@ -1,3 +1,7 @@
+//! The request deadline: a time budget per request (its caller may ask for
+//! less with [`TIMEOUT_HEADER`]), answered with a problem when it runs out:
+//! 503 or 504, or 408 when the client is the one late with its body.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -190,7 +194,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = DeadlineFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -202,7 +206,7 @@ where
         let deadline = Instant::now() + timeout;
         req.extensions_mut().insert(Deadline(deadline));
         let body = BodyWatch::watch(&mut req);
-        DeadlineFuture {
+        ResponseFuture {
             inner: self.inner.call(req),
             sleep: None,
             deadline,
@@ -220,7 +224,7 @@ pin_project! {
     /// does not answer at its first poll: a quick answer costs no timer and
     /// no allocation.
     #[derive(Debug)]
-    pub struct DeadlineFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         sleep: Option<Pin<Box<Sleep>>>,
@@ -231,7 +235,7 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for DeadlineFuture<F>
+impl<F, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {

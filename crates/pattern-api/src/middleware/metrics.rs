@@ -45,10 +45,10 @@ impl MetricsLayer {
 }
 
 impl<S> Layer<S> for MetricsLayer {
-    type Service = MetricsService<S>;
+    type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService {
+        Metrics {
             inner,
             cache: self.cache.clone(),
         }
@@ -57,7 +57,7 @@ impl<S> Layer<S> for MetricsLayer {
 
 /// The service of [`MetricsLayer`].
 #[derive(Clone, Debug)]
-pub struct MetricsService<S> {
+pub struct Metrics<S> {
     inner: S,
     cache: Arc<Cache>,
 }
@@ -142,7 +142,7 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, B> Service<Request<B>> for MetricsService<S>
+impl<S, B> Service<Request<B>> for Metrics<S>
 where
     S: Service<Request<B>, Response = Response>,
     S::Future: Send + 'static,

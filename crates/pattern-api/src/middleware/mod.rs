@@ -20,28 +20,27 @@
 //!     .layer(CatchPanicLayer::new());
 //! ```
 
-mod deadline;
+pub mod deadline;
 mod future;
 mod metrics;
-mod panic;
+pub mod panic;
 mod problem_json;
 mod rate;
-mod shed;
+pub mod shed;
 mod trace;
 
 pub use crate::context::Deadline;
 pub(crate) use deadline::BodyWatch;
-pub use deadline::{DeadlineFuture, DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
-pub use future::{Finish, ResponseFuture};
-pub use metrics::{
-    IN_FLIGHT, MetricsLayer, MetricsService, REQUEST_DURATION, REQUESTS_TOTAL, Record,
-};
+pub use deadline::{DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
+pub(crate) use future::Finish;
+pub use future::ResponseFuture;
+pub(crate) use metrics::Record;
+pub use metrics::{IN_FLIGHT, Metrics, MetricsLayer, REQUEST_DURATION, REQUESTS_TOTAL};
 pub(crate) use panic::answer as panic_answer;
-pub use panic::{CatchPanicFuture, CatchPanicLayer, CatchPanicService};
+pub use panic::{CatchPanic, CatchPanicLayer};
 pub(crate) use problem_json::rewrite;
-pub use problem_json::{ProblemJsonLayer, ProblemJsonService, Rewrite, problem_json};
-pub use rate::{RateLimitLayer, RateLimitService, client_ip, client_network};
-pub use shed::Slot;
-pub use shed::{AdmitFuture, LoadShedLayer, LoadShedService};
-pub use trace::Finished;
-pub use trace::{ACCESS_TARGET, TraceLayer, TraceService};
+pub use problem_json::{ProblemJson, ProblemJsonLayer, Rewrite, problem_json};
+pub use rate::{RateLimit, RateLimitLayer, client_ip, client_network};
+pub use shed::{LoadShed, LoadShedLayer};
+pub(crate) use trace::Finished;
+pub use trace::{ACCESS_TARGET, Trace, TraceLayer};

@@ -1,3 +1,6 @@
+//! A panic in a handler answered with a 500 problem (its message logged,
+//! never sent) instead of a dropped connection.
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -24,16 +27,16 @@ impl CatchPanicLayer {
 }
 
 impl<S> Layer<S> for CatchPanicLayer {
-    type Service = CatchPanicService<S>;
+    type Service = CatchPanic<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CatchPanicService { inner }
+        CatchPanic { inner }
     }
 }
 
 /// The service of [`CatchPanicLayer`].
 #[derive(Clone, Debug)]
-pub struct CatchPanicService<S> {
+pub struct CatchPanic<S> {
     inner: S,
 }
 
@@ -53,14 +56,14 @@ pub(crate) fn answer(payload: Box<dyn std::any::Any + Send>) -> Response {
     .into_response()
 }
 
-impl<S, B> Service<Request<B>> for CatchPanicService<S>
+impl<S, B> Service<Request<B>> for CatchPanic<S>
 where
     S: Service<Request<B>, Response = Response>,
     S::Future: Future + Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = CatchPanicFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -69,10 +72,10 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         // A panic in `call` itself (before any await) is caught too.
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => CatchPanicFuture {
+            Ok(future) => ResponseFuture {
                 state: Caught::Running { future },
             },
-            Err(payload) => CatchPanicFuture {
+            Err(payload) => ResponseFuture {
                 state: Caught::Panicked {
                     response: Some(answer(payload)),
                 },
@@ -82,10 +85,10 @@ where
 }
 
 pin_project! {
-    /// The response future of [`CatchPanicService`]: the handler's, each
+    /// The response future of [`CatchPanic`]: the handler's, each
     /// poll guarded, or the 500 for a panic in `call` (no allocation).
     #[derive(Debug)]
-    pub struct CatchPanicFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         state: Caught<F>,
     }
@@ -100,7 +103,7 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for CatchPanicFuture<F>
+impl<F, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {

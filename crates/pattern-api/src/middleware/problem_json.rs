@@ -93,16 +93,16 @@ pub(crate) fn rewrite(response: &mut Response) {
 pub struct ProblemJsonLayer;
 
 impl<S> Layer<S> for ProblemJsonLayer {
-    type Service = ProblemJsonService<S>;
+    type Service = ProblemJson<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ProblemJsonService { inner }
+        ProblemJson { inner }
     }
 }
 
 /// The service of [`ProblemJsonLayer`].
 #[derive(Clone, Copy, Debug)]
-pub struct ProblemJsonService<S> {
+pub struct ProblemJson<S> {
     inner: S,
 }
 
@@ -116,7 +116,7 @@ impl Finish for Rewrite {
     }
 }
 
-impl<S, B> Service<Request<B>> for ProblemJsonService<S>
+impl<S, B> Service<Request<B>> for ProblemJson<S>
 where
     S: Service<Request<B>, Response = Response>,
 {

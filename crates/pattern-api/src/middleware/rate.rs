@@ -142,10 +142,10 @@ impl<B> std::fmt::Debug for RateLimitLayer<B> {
 }
 
 impl<S, B> Layer<S> for RateLimitLayer<B> {
-    type Service = RateLimitService<S, B>;
+    type Service = RateLimit<S, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
+        RateLimit {
             inner,
             layer: self.clone(),
         }
@@ -153,12 +153,12 @@ impl<S, B> Layer<S> for RateLimitLayer<B> {
 }
 
 /// The service of [`RateLimitLayer`].
-pub struct RateLimitService<S, B> {
+pub struct RateLimit<S, B> {
     inner: S,
     layer: RateLimitLayer<B>,
 }
 
-impl<S: Clone, B> Clone for RateLimitService<S, B> {
+impl<S: Clone, B> Clone for RateLimit<S, B> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -167,15 +167,15 @@ impl<S: Clone, B> Clone for RateLimitService<S, B> {
     }
 }
 
-impl<S: std::fmt::Debug, B> std::fmt::Debug for RateLimitService<S, B> {
+impl<S: std::fmt::Debug, B> std::fmt::Debug for RateLimit<S, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitService")
+        f.debug_struct("RateLimit")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B> Service<Request<B>> for RateLimitService<S, B>
+impl<S, B> Service<Request<B>> for RateLimit<S, B>
 where
     S: Service<Request<B>, Response = Response>,
     S::Future: Send + 'static,

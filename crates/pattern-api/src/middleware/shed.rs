@@ -1,3 +1,6 @@
+//! Load shedding: a bounded number of requests in flight, an optional
+//! bounded queue, and a 503 with `Retry-After` for the rest.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,7 +13,7 @@ use tower::{Layer, Service};
 
 use pin_project_lite::pin_project;
 
-use super::future::{Finish, ResponseFuture};
+use super::future::Finish;
 use crate::ApiError;
 
 /// Serves at most `max` requests at once and answers the excess with 503
@@ -59,10 +62,10 @@ impl LoadShedLayer {
 }
 
 impl<S> Layer<S> for LoadShedLayer {
-    type Service = LoadShedService<S>;
+    type Service = LoadShed<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LoadShedService {
+        LoadShed {
             inner,
             bulkhead: self.bulkhead.clone(),
         }
@@ -71,7 +74,7 @@ impl<S> Layer<S> for LoadShedLayer {
 
 /// The service of [`LoadShedLayer`].
 #[derive(Clone, Debug)]
-pub struct LoadShedService<S> {
+pub struct LoadShed<S> {
     inner: S,
     bulkhead: Bulkhead,
 }
@@ -79,9 +82,9 @@ pub struct LoadShedService<S> {
 type Waiting<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 pin_project! {
-    /// The response future of [`LoadShedService`]: a request served now or
+    /// The response future of [`LoadShed`]: a request served now or
     /// shed now (no allocation), or one waiting in the queue (boxed).
-    pub struct AdmitFuture<F, E> {
+    pub struct ResponseFuture<F, E> {
         #[pin]
         state: Admit<F, E>,
     }
@@ -90,18 +93,18 @@ pin_project! {
 pin_project! {
     #[project = AdmitProj]
     enum Admit<F, E> {
-        Now { #[pin] future: ResponseFuture<F, Slot> },
+        Now { #[pin] future: super::future::ResponseFuture<F, Slot> },
         Queued { future: Waiting<E> },
     }
 }
 
-impl<F, E> std::fmt::Debug for AdmitFuture<F, E> {
+impl<F, E> std::fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdmitFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, E> Future for AdmitFuture<F, E>
+impl<F, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -115,7 +118,7 @@ where
     }
 }
 
-impl<S, B> Service<Request<B>> for LoadShedService<S>
+impl<S, B> Service<Request<B>> for LoadShed<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -124,7 +127,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = AdmitFuture<S::Future, S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -132,15 +135,19 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let now = match self.bulkhead.try_acquire_or_queue() {
-            Ok(Some(permit)) => ResponseFuture::inner(self.inner.call(req), Slot(permit)),
-            Err(overloaded) => ResponseFuture::ready(ApiError::from(overloaded).into_response()),
+            Ok(Some(permit)) => {
+                super::future::ResponseFuture::inner(self.inner.call(req), Slot(permit))
+            }
+            Err(overloaded) => {
+                super::future::ResponseFuture::ready(ApiError::from(overloaded).into_response())
+            }
             Ok(None) => {
                 // Wait for a slot with the service that was made ready;
                 // leave a clone in its place.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let bulkhead = self.bulkhead.clone();
-                return AdmitFuture {
+                return ResponseFuture {
                     state: Admit::Queued {
                         future: Box::pin(async move {
                             match bulkhead.acquire().await {
@@ -156,7 +163,7 @@ where
                 };
             }
         };
-        AdmitFuture {
+        ResponseFuture {
             state: Admit::Now { future: now },
         }
     }
@@ -165,7 +172,7 @@ where
 /// The request's slot, released when the response is ready (or the call is
 /// dropped).
 #[derive(Debug)]
-pub struct Slot(#[allow(dead_code)] BulkheadPermit); // held for its Drop
+pub(crate) struct Slot(#[allow(dead_code)] BulkheadPermit); // held for its Drop
 
 impl Finish for Slot {
     fn finish(self, _: &mut Response) {}

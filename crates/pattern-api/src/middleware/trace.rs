@@ -58,10 +58,10 @@ impl TraceLayer {
 }
 
 impl<S> Layer<S> for TraceLayer {
-    type Service = TraceService<S>;
+    type Service = Trace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceService {
+        Trace {
             inner,
             access: self.access,
             span: self.span,
@@ -71,13 +71,13 @@ impl<S> Layer<S> for TraceLayer {
 
 /// The service of [`TraceLayer`].
 #[derive(Clone, Debug)]
-pub struct TraceService<S> {
+pub struct Trace<S> {
     inner: S,
     access: Option<Level>,
     span: Level,
 }
 
-impl<S, B> Service<Request<B>> for TraceService<S>
+impl<S, B> Service<Request<B>> for Trace<S>
 where
     S: Service<Request<B>, Response = Response>,
     S::Future: Send + 'static,

@@ -34,7 +34,7 @@ where
 {
     type Response = Response<RB>;
     type Error = S::Error;
-    type Future = RequestIdFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -52,7 +52,7 @@ where
             deadline: context::with(|outer| outer.deadline),
         };
         let future = CURRENT.sync_scope(context.clone(), || inner.call(req));
-        RequestIdFuture {
+        ResponseFuture {
             scoped: CURRENT.scope(context, Echo { future, echo }),
         }
     }
@@ -81,19 +81,19 @@ pub(crate) fn echo<RB>(response: &mut Response<RB>, value: HeaderValue) {
 pin_project! {
     /// The response future of [`RequestIdService`]: the inner future with
     /// the id in scope, the id echoed on its response (no allocation).
-    pub struct RequestIdFuture<F> {
+    pub struct ResponseFuture<F> {
         #[pin]
         scoped: TaskLocalFuture<RequestContext, Echo<F>>,
     }
 }
 
-impl<F> std::fmt::Debug for RequestIdFuture<F> {
+impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestIdFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, RB, E> Future for RequestIdFuture<F>
+impl<F, RB, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
 {

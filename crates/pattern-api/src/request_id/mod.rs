@@ -29,7 +29,7 @@
 
 mod layer;
 
-pub use layer::{RequestIdFuture, RequestIdLayer, RequestIdService};
+pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};
 pub(crate) use layer::{echo, identify};
 
 /// The header carrying the request id.

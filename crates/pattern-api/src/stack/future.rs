@@ -24,10 +24,10 @@ use crate::request_id;
 type Queued<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 pin_project! {
-    /// The response future of [`StackService`](super::StackService): the
+    /// The response future of [`Stack`](super::Stack): the
     /// inner service's, or a rejection, finished by every piece of the
     /// chain (id echoed, metrics recorded, errors as problem+json).
-    pub struct StackFuture<F, E> {
+    pub struct ResponseFuture<F, E> {
         #[pin]
         scoped: Scoped<F, E>,
         echo: Option<HeaderValue>,
@@ -44,7 +44,7 @@ pin_project! {
     }
 }
 
-impl<F, E> StackFuture<F, E>
+impl<F, E> ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -63,13 +63,13 @@ where
     }
 }
 
-impl<F, E> std::fmt::Debug for StackFuture<F, E> {
+impl<F, E> std::fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StackFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, E> Future for StackFuture<F, E>
+impl<F, E> Future for ResponseFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
 {

@@ -16,8 +16,8 @@ use crate::client_addr::TrustedProxies;
 use crate::middleware::{DeadlineLayer, LoadShedLayer, MetricsLayer, RateLimitLayer};
 
 use chain::Chain;
-pub use future::StackFuture;
-pub use service::{StackLayer, StackService};
+pub use future::ResponseFuture;
+pub use service::{Stack, StackLayer};
 
 /// Assembles the standard middleware on a router. From the outside in:
 ///

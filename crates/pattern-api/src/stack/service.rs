@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::chain::Chain;
-use super::future::{Core, StackFuture, Stage, Timer};
+use super::future::{Core, ResponseFuture, Stage, Timer};
 use crate::ApiError;
 use crate::client_addr;
 use crate::context::{CURRENT, RequestContext};
@@ -38,10 +38,10 @@ pub struct StackLayer {
 }
 
 impl<S> Layer<S> for StackLayer {
-    type Service = StackService<S>;
+    type Service = Stack<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StackService {
+        Stack {
             inner,
             chain: self.chain.clone(),
         }
@@ -50,12 +50,12 @@ impl<S> Layer<S> for StackLayer {
 
 /// The service of [`StackLayer`].
 #[derive(Clone, Debug)]
-pub struct StackService<S> {
+pub struct Stack<S> {
     inner: S,
     chain: Arc<Chain>,
 }
 
-impl<S> Service<Request<Body>> for StackService<S>
+impl<S> Service<Request<Body>> for Stack<S>
 where
     S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -63,7 +63,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = StackFuture<S::Future, S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -129,7 +129,7 @@ where
             record,
             permit,
         };
-        StackFuture::new(context, core, echo)
+        ResponseFuture::new(context, core, echo)
     }
 }
 

@@ -11,7 +11,7 @@ use super::{CheckResponse, CloneRequest, RetryPolicy};
 use crate::Error;
 
 pin_project! {
-    /// The response future of [`RetryService`](super::RetryService).
+    /// The response future of [`Retry`](super::Retry).
     pub struct ResponseFuture<S, Req, C, R>
     where
         S: Service<Req>,

@@ -1,6 +1,6 @@
 use tower::Layer;
 
-use super::{ByClone, NoCheck, RetryPolicy, RetryService};
+use super::{ByClone, NoCheck, Retry, RetryPolicy};
 
 /// Retries calls of the services it wraps under a [`RetryPolicy`].
 ///
@@ -78,10 +78,10 @@ impl<C, R> RetryLayer<C, R> {
 }
 
 impl<S, C: Clone, R: Clone> Layer<S> for RetryLayer<C, R> {
-    type Service = RetryService<S, C, R>;
+    type Service = Retry<S, C, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService::new(
+        Retry::new(
             inner,
             self.policy.clone(),
             self.check.clone(),

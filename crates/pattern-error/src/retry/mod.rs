@@ -113,7 +113,7 @@ pub use budget::RetryBudget;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL, RetryBuilder, RetryPolicy};
-pub use service::RetryService;
+pub use service::Retry;
 
 use crate::Error;
 

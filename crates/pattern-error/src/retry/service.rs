@@ -9,14 +9,14 @@ use crate::Error;
 /// A service whose failed calls are retried; built by
 /// [`RetryLayer`](super::RetryLayer).
 #[derive(Clone, Debug)]
-pub struct RetryService<S, C, R = ByClone> {
+pub struct Retry<S, C, R = ByClone> {
     inner: S,
     policy: RetryPolicy,
     check: C,
     cloner: R,
 }
 
-impl<S, C, R> RetryService<S, C, R> {
+impl<S, C, R> Retry<S, C, R> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy, check: C, cloner: R) -> Self {
         Self {
@@ -33,7 +33,7 @@ impl<S, C, R> RetryService<S, C, R> {
     }
 }
 
-impl<S, C, R, Req> Service<Req> for RetryService<S, C, R>
+impl<S, C, R, Req> Service<Req> for Retry<S, C, R>
 where
     S: Service<Req> + Clone,
     S::Error: Into<Error>,
