@@ -154,6 +154,43 @@ async fn a_bounded_admission_queue_waits_then_sheds() {
     assert_eq!((shed.in_flight(), shed.waiting()), (0, 0));
 }
 
+/// Behind a request deadline, a request still waiting in the standalone
+/// layer's queue when the deadline comes is shed (503 with `Retry-After`,
+/// just before it), as in the fused stack; the one holding the slot times
+/// out.
+#[tokio::test(start_paused = true)]
+async fn the_request_deadline_bounds_the_wait_in_the_queue() {
+    use pattern_api::middleware::DeadlineLayer;
+
+    let shed = LoadShedLayer::new(1).queue(4, Duration::from_secs(10));
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "late"
+            }),
+        )
+        .layer(shed.clone())
+        .layer(DeadlineLayer::new(Duration::from_millis(100)));
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, "/slow", "k").await })
+    };
+    while shed.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let (status, headers, body) = send(&app, "/slow", "k").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "overloaded", "shed, not timed out: {body}");
+    assert_eq!(headers["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_millis(100));
+    let (status, _, body) = first.await.unwrap();
+    assert_eq!(body["code"], "timeout", "{status}: {body}");
+    assert_eq!((shed.in_flight(), shed.waiting()), (0, 0));
+}
+
 #[tokio::test]
 async fn a_panic_is_a_500_without_its_text() {
     let app = Router::new()

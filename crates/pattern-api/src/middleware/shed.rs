@@ -9,12 +9,15 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
+use pattern_error::{Error, Kind};
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use pin_project_lite::pin_project;
 
 use super::future::Finish;
 use crate::ApiError;
+use crate::context::Deadline;
 
 /// Serves at most `max` requests at once and answers the excess with 503
 /// and `Retry-After`: at once, or, with [`queue`](Self::queue), after
@@ -79,7 +82,8 @@ pub struct LoadShed<S> {
     bulkhead: Bulkhead,
 }
 
-type Waiting<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+/// A request waiting in the admission queue, then served.
+pub(crate) type Waiting<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 pin_project! {
     /// The response future of [`LoadShed`]: a request served now or
@@ -142,23 +146,10 @@ where
                 super::future::ResponseFuture::ready(ApiError::from(overloaded).into_response())
             }
             Ok(None) => {
-                // Wait for a slot with the service that was made ready;
-                // leave a clone in its place.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let bulkhead = self.bulkhead.clone();
+                let deadline = Deadline::find(req.extensions()).map(|deadline| deadline.0);
                 return ResponseFuture {
                     state: Admit::Queued {
-                        future: Box::pin(async move {
-                            match bulkhead.acquire().await {
-                                Ok(permit) => {
-                                    let response = inner.call(req).await;
-                                    drop(permit);
-                                    response
-                                }
-                                Err(overloaded) => Ok(ApiError::from(overloaded).into_response()),
-                            }
-                        }),
+                        future: wait_for_slot(&self.bulkhead, &mut self.inner, deadline, req),
                     },
                 };
             }
@@ -167,6 +158,53 @@ where
             state: Admit::Now { future: now },
         }
     }
+}
+
+/// Waits in the admission queue for a slot, then calls `inner` (the service
+/// that was made ready is taken for the call, a clone left in its place):
+/// the wait and the call in one boxed future, so only a request that waits
+/// allocates. The request's deadline, which started on arrival, covers the
+/// wait: a request still waiting for a slot when it comes was shed, not
+/// slow, so the wait ends one timer tick (1 ms) before it and its 503 with
+/// `Retry-After` comes before the timeout.
+pub(crate) fn wait_for_slot<S, B>(
+    bulkhead: &Bulkhead,
+    inner: &mut S,
+    deadline: Option<Instant>,
+    req: Request<B>,
+) -> Waiting<S::Error>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    let clone = inner.clone();
+    let mut inner = std::mem::replace(inner, clone);
+    let bulkhead = bulkhead.clone();
+    Box::pin(async move {
+        let acquired = match deadline {
+            Some(at) => {
+                let before = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+                tokio::time::timeout_at(before, bulkhead.acquire())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::new(
+                            Kind::Overloaded,
+                            "no slot free before the request's deadline",
+                        ))
+                    })
+            }
+            None => bulkhead.acquire().await,
+        };
+        let permit = match acquired {
+            Ok(permit) => permit,
+            Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
+        };
+        let response = inner.call(req).await;
+        drop(permit);
+        response
+    })
 }
 
 /// The request's slot, released when the response is ready (or the call is

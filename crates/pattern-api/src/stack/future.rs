@@ -16,12 +16,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::chain::Chain;
 use crate::context::{CURRENT, RequestContext};
+use crate::middleware::shed::Waiting;
 use crate::middleware::{BodyWatch, Finish, Finished, Record};
 use crate::request_id;
-
-/// A request waiting in the admission queue, then served (boxed: only
-/// waiting requests allocate).
-type Queued<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
 pin_project! {
     /// The response future of [`Stack`](super::Stack): the
@@ -94,7 +91,7 @@ pin_project! {
     #[project = StageProj]
     pub(crate) enum Stage<F, E> {
         Running { #[pin] future: F },
-        Queued { future: Queued<E> },
+        Queued { future: Waiting<E> },
         Ready { response: Option<Response> },
         Done,
     }
@@ -105,7 +102,7 @@ impl<F, E> Stage<F, E> {
         Self::Running { future }
     }
 
-    pub(crate) fn queued(future: Queued<E>) -> Self {
+    pub(crate) fn queued(future: Waiting<E>) -> Self {
         Self::Queued { future }
     }
 

@@ -3,14 +3,12 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use http::Request;
-use pattern_error::bulkhead::{Bulkhead, BulkheadPermit};
-use pattern_error::{Error, Kind};
+use pattern_error::bulkhead::BulkheadPermit;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
@@ -19,6 +17,7 @@ use super::future::{Core, ResponseFuture, Stage, Timer};
 use crate::ApiError;
 use crate::client_addr;
 use crate::context::{CURRENT, RequestContext};
+use crate::middleware::shed::wait_for_slot;
 use crate::middleware::{BodyWatch, Deadline, Finished};
 use crate::request_id::{self, RequestId};
 
@@ -172,7 +171,10 @@ where
                     None,
                 );
             }
-            Ok(None) => return (queue(bulkhead, inner, deadline, req), None),
+            Ok(None) => {
+                let waiting = wait_for_slot(bulkhead, inner, deadline, req);
+                return (Stage::queued(waiting), None);
+            }
         },
     };
     (Stage::running(inner.call(req)), permit)
@@ -206,51 +208,4 @@ fn guarded<F, E>(
     }
     std::panic::catch_unwind(AssertUnwindSafe(admit))
         .unwrap_or_else(|payload| (Stage::ready(crate::middleware::panic_answer(payload)), None))
-}
-
-/// A request that waits in the admission queue (its rate limit already
-/// passed): the wait and the inner call in one boxed future (only waiting
-/// requests allocate).
-/// The request's deadline, which started on arrival, covers the wait.
-fn queue<S>(
-    bulkhead: &Bulkhead,
-    inner: &mut S,
-    deadline: Option<Instant>,
-    req: Request<Body>,
-) -> Stage<S::Future, S::Error>
-where
-    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    // Wait with the service that was made ready; leave a clone in its place.
-    let clone = inner.clone();
-    let mut inner = std::mem::replace(inner, clone);
-    let bulkhead = bulkhead.clone();
-    Stage::queued(Box::pin(async move {
-        // A request still waiting for a slot when its deadline comes was
-        // shed, not slow: the wait ends one timer tick (1 ms) before the
-        // deadline, so its 503 with `Retry-After` comes before the timeout.
-        let acquired = match deadline {
-            Some(at) => {
-                let before = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
-                tokio::time::timeout_at(before, bulkhead.acquire())
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::new(
-                            Kind::Overloaded,
-                            "no slot free before the request's deadline",
-                        ))
-                    })
-            }
-            None => bulkhead.acquire().await,
-        };
-        let permit = match acquired {
-            Ok(permit) => permit,
-            Err(overloaded) => return Ok(ApiError::from(overloaded).into_response()),
-        };
-        let response = inner.call(req).await;
-        drop(permit);
-        response
-    }))
 }
