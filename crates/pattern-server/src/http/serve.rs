@@ -16,7 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use pattern_error::Error;
 use pin_project_lite::pin_project;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -44,23 +44,73 @@ pub(super) async fn serve(
     stop: CancellationToken,
     report: Arc<std::sync::Mutex<Option<DrainReport>>>,
 ) -> Result<(), Error> {
-    let protocols = Arc::new(Protocols::new(&config));
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let per_ip = PerIp::new(config.max_connections_per_ip);
-    let connections = TaskTracker::new();
-    // Cancelled after the drain's linger: connections finish what they
-    // are serving and close.
-    let drain = CancellationToken::new();
-    let cut = CancellationToken::new();
-    // Stopping begins with the pre-stop delay: the server goes on accepting
-    // (HTTP/1 answers already say `connection: close`), then stops.
-    let accepting = CancellationToken::new();
-    // Set once stopping: read by every HTTP/1 answer (an atomic load, not
-    // the token's lock).
-    let stopping = Arc::new(AtomicBool::new(false));
-    {
-        let (stop, accepting, delay) = (stop.clone(), accepting.clone(), config.pre_stop_delay());
-        let stopping = stopping.clone();
+    let server = Server::new(tls, router, config);
+    server.stop_accepting_after_delay(stop);
+    let _stop_accepting_on_exit = server.accepting.clone().drop_guard();
+    // Connections are cut however this ends, even if the serving task is
+    // aborted (a stop timeout shorter than the drain).
+    let _cut_on_exit = server.cut.clone().drop_guard();
+    while let Some((stream, peer, permit)) = server.accept(&listener).await {
+        let Some(client) = server.per_ip.enter(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: at the limit for its address");
+            continue;
+        };
+        server.spawn_connection(stream, peer, (permit, client));
+    }
+    // Stop accepting: the listener closes here.
+    drop(listener);
+    let summary = server.drain().await;
+    tracing::info!(open = summary.open_at_stop, cut = summary.cut, took = ?summary.took, "server drained");
+    *report.lock().unwrap_or_else(PoisonError::into_inner) = Some(summary);
+    Ok(())
+}
+
+/// What the accept loop and the drain share.
+struct Server {
+    tls: Option<Acceptor>,
+    router: Router,
+    config: ServerConfig,
+    protocols: Arc<Protocols>,
+    /// One permit per connection ([`ServerConfig::max_connections`]).
+    slots: Arc<Semaphore>,
+    per_ip: PerIp,
+    /// Every connection, until its socket is dropped.
+    connections: TaskTracker,
+    /// Cancelled after the drain's linger: connections finish what they
+    /// are serving and close.
+    drain: CancellationToken,
+    /// Cancelled at the drain deadline: connections end at once.
+    cut: CancellationToken,
+    /// Cancelled when the server stops accepting, after the pre-stop delay
+    /// (meanwhile it accepts, and HTTP/1 answers say `connection: close`).
+    accepting: CancellationToken,
+    /// Set once stopping: read by every HTTP/1 answer (an atomic load, not
+    /// a token's lock).
+    stopping: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn new(tls: Option<Acceptor>, router: Router, config: ServerConfig) -> Self {
+        Self {
+            tls,
+            router,
+            protocols: Arc::new(Protocols::new(&config)),
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            per_ip: PerIp::new(config.max_connections_per_ip),
+            config,
+            connections: TaskTracker::new(),
+            drain: CancellationToken::new(),
+            cut: CancellationToken::new(),
+            accepting: CancellationToken::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// When `stop` is cancelled: every answer from then on says it is
+    /// stopping, and after the pre-stop delay the server stops accepting.
+    fn stop_accepting_after_delay(&self, stop: CancellationToken) {
+        let (accepting, stopping) = (self.accepting.clone(), self.stopping.clone());
+        let delay = self.config.pre_stop_delay();
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {
@@ -72,56 +122,60 @@ pub(super) async fn serve(
             }
         });
     }
-    let _stop_accepting_on_exit = accepting.clone().drop_guard();
-    // Connections are cut however this ends, even if the serving task is
-    // aborted (a stop timeout shorter than the drain).
-    let _cut_on_exit = cut.clone().drop_guard();
 
-    loop {
-        // Wait for a free slot first (or refuse the excess below).
-        let permit = match config.on_limit {
-            OnLimit::Wait => tokio::select! {
-                permit = slots.clone().acquire_owned() => permit.ok(),
-                () = accepting.cancelled() => break,
-            },
-            _ => None,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: log, pause (not
-                    // a hot loop), go on.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                        () = accepting.cancelled() => break,
+    /// The next connection with its slot: waiting for a free slot first,
+    /// or refusing a connection over the limit, as
+    /// [`ServerConfig::on_limit`] says. `None` once the server stops
+    /// accepting.
+    async fn accept(
+        &self,
+        listener: &TcpListener,
+    ) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        loop {
+            let waited = match self.config.on_limit {
+                OnLimit::Wait => tokio::select! {
+                    permit = self.slots.clone().acquire_owned() => permit.ok(),
+                    () = self.accepting.cancelled() => return None,
+                },
+                _ => None,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: log, pause
+                        // (not a hot loop), go on.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                            () = self.accepting.cancelled() => return None,
+                        }
                     }
-                }
-            },
-            () = accepting.cancelled() => break,
-        };
-        let permit = match permit {
-            Some(permit) => permit,
-            None => match slots.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    tracing::debug!(%peer, "connection refused: at the connection limit");
-                    drop(stream);
-                    continue;
-                }
-            },
-        };
-        let Some(client) = per_ip.enter(peer.ip()) else {
-            tracing::debug!(%peer, "connection refused: at the limit for its address");
-            drop(stream);
-            continue;
-        };
+                },
+                () = self.accepting.cancelled() => return None,
+            };
+            match waited.map_or_else(|| self.slots.clone().try_acquire_owned().ok(), Some) {
+                Some(permit) => return Some((stream, peer, permit)),
+                None => tracing::debug!(%peer, "connection refused: at the connection limit"),
+            }
+        }
+    }
+
+    /// Serves one connection on a task of its own. The socket holds its
+    /// slot, its address's place and its place in the drain (the tracker
+    /// counts it until the socket is dropped: at the connection's end, or
+    /// when an upgraded socket's handler is done with it).
+    fn spawn_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        (permit, client): (OwnedSemaphorePermit, ClientSeat),
+    ) {
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new(stopping.clone()));
-        let draining = Draining(drain.clone());
+        let activity = Arc::new(Activity::new(self.stopping.clone()));
+        let draining = Draining(self.drain.clone());
         let service = TowerToHyperService::new(CloseWhenStopping {
-            inner: router.clone().map_request(
+            inner: self.router.clone().map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                     if req.headers().contains_key(axum::http::header::UPGRADE) {
@@ -134,62 +188,54 @@ pub(super) async fn serve(
         });
         let connection = Connection {
             peer,
-            tls: tls.clone(),
-            protocols: protocols.clone(),
-            stopping: accepting.clone(),
-            drain: drain.clone(),
-            cut: cut.clone(),
+            tls: self.tls.clone(),
+            protocols: self.protocols.clone(),
+            stopping: self.accepting.clone(),
+            drain: self.drain.clone(),
+            cut: self.cut.clone(),
             activity,
-            detect_within: config.header_read_timeout(),
-            idle_timeout: config.idle_timeout(),
+            detect_within: self.config.header_read_timeout(),
+            idle_timeout: self.config.idle_timeout(),
         };
-        // The socket holds the slot, the address's place and its place in
-        // the drain (the tracker counts it until the socket is dropped: at
-        // the connection's end, or when an upgraded socket's handler is
-        // done with it).
-        let holds = (permit, client, connections.token());
+        let holds = (permit, client, self.connections.token());
         tokio::spawn(connection.serve(stream, service, holds));
     }
 
-    // Stop accepting (the listener closes here); let connections read for a
-    // moment, so a request sent just before the stop on an idle keep-alive
-    // connection is taken in (closing an idle connection drops what it has
-    // not read); let requests in flight finish, close idle keep-alive
-    // connections, then cut the rest.
-    drop(listener);
-    let open = connections.len();
-    connections.close();
-    let started = tokio::time::Instant::now();
-    let linger = config.drain_linger().min(config.drain_deadline());
-    tokio::time::sleep(linger).await;
-    drain.cancel();
-    let left_for_drain = config.drain_deadline().saturating_sub(linger);
-    let drained = tokio::time::timeout(left_for_drain, connections.wait())
-        .await
-        .is_ok();
-    let left = if drained { 0 } else { connections.len() };
-    cut.cancel();
-    // Connections end at once when cut; an upgraded socket fails its next
-    // read or write, and a handler that ignores that is not waited for.
-    if tokio::time::timeout(UPGRADED_GRACE, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            held = connections.len(),
-            "upgraded connections still held by their handlers after the cut"
-        );
+    /// Lets connections read for a moment (a request sent just before the
+    /// stop on an idle keep-alive connection is taken in: closing an idle
+    /// connection drops what it has not read), lets requests in flight
+    /// finish, closes idle keep-alive connections, then cuts the rest.
+    async fn drain(&self) -> DrainReport {
+        let open = self.connections.len();
+        self.connections.close();
+        let started = tokio::time::Instant::now();
+        let linger = self.config.drain_linger().min(self.config.drain_deadline());
+        tokio::time::sleep(linger).await;
+        self.drain.cancel();
+        let left_for_drain = self.config.drain_deadline().saturating_sub(linger);
+        let drained = tokio::time::timeout(left_for_drain, self.connections.wait())
+            .await
+            .is_ok();
+        let left = if drained { 0 } else { self.connections.len() };
+        self.cut.cancel();
+        // Connections end at once when cut; an upgraded socket fails its
+        // next read or write, and a handler that ignores that is not waited
+        // for.
+        if tokio::time::timeout(UPGRADED_GRACE, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                held = self.connections.len(),
+                "upgraded connections still held by their handlers after the cut"
+            );
+        }
+        DrainReport {
+            open_at_stop: open,
+            cut: left,
+            took: started.elapsed(),
+        }
     }
-    let summary = DrainReport {
-        open_at_stop: open,
-        cut: left,
-        took: started.elapsed(),
-    };
-    tracing::info!(open = summary.open_at_stop, cut = summary.cut, took = ?summary.took, "server drained");
-    *report
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary);
-    Ok(())
 }
 
 /// How long the drain waits, after the cut, for upgrade handlers to drop
