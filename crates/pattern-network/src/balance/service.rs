@@ -395,14 +395,27 @@ impl<S> Shared<S> {
         })
     }
 
-    /// Index of the endpoint for a request with `key`.
+    /// Index of the endpoint for a request with `key`, as the strategy
+    /// picks among the usable endpoints.
     fn pick(&self, set: &Set<S>, key: Option<u64>) -> Option<usize> {
-        let n = set.endpoints.len();
-        if n == 0 {
+        if set.endpoints.is_empty() {
             return None;
         }
+        let screen = self.screen(set);
+        match self.strategy {
+            Strategy::ConsistentHash => self.pick_by_hash(set, &screen, key),
+            Strategy::LeastPending => self.pick_least_pending(set, &screen),
+            Strategy::PeakEwma => self.pick_peak_ewma(set, &screen),
+            Strategy::WeightedRoundRobin => Self::pick_weighted(set, &screen),
+            _ => self.pick_in_turn(set, &screen),
+        }
+    }
+
+    /// Which endpoints may be picked now, and the share of load each takes.
+    /// Without a current ejection or slow start, no clock is read and
+    /// nothing is scanned.
+    fn screen(&self, set: &Set<S>) -> Screen {
         // Ejected endpoints are skipped, unless all are (then all serve).
-        // Without a current ejection, no clock is read and nothing scanned.
         let until = self.ejected_until_max.load(Ordering::Acquire);
         let now = if until == 0 { 0 } else { self.now_ns() };
         if until != 0 && now >= until {
@@ -413,11 +426,9 @@ impl<S> Shared<S> {
                 Ordering::Relaxed,
             );
         }
-        let screening = now < until;
-        let all_out = screening && set.endpoints.iter().all(|e| e.stats.is_ejected(now));
-        let usable = |i: usize| !screening || all_out || !set.endpoints[i].stats.is_ejected(now);
-        // Slow start: the share of load each endpoint takes now (1 for
-        // all when none is ramping, without reading the clock).
+        let screening = now < until && !set.endpoints.iter().all(|e| e.stats.is_ejected(now));
+        // Slow start: the share of load each endpoint takes now (1 for all
+        // when none is ramping).
         let ramping = self.ramping_until.load(Ordering::Acquire);
         let window = if ramping == 0 {
             0
@@ -439,80 +450,103 @@ impl<S> Shared<S> {
                 Ordering::Relaxed,
             );
         }
-        let ramp = |i: usize| set.endpoints[i].stats.ramp(ramp_now, window);
-        let round_robin = || {
-            (0..n)
-                .map(|_| self.turn.fetch_add(1, Ordering::Relaxed) % n)
-                .find(|&i| usable(i))
-        };
-        match self.strategy {
-            // An ejected owner's keys go to the ring's next usable node: the
-            // one that would own them without it, the same in every process.
-            Strategy::ConsistentHash => key
-                .and_then(|k| {
-                    set.ring
-                        .get_where(&k, |node| set.index.get(node).is_some_and(|&i| usable(i)))
-                })
-                .and_then(|owner| set.index.get(owner).copied())
-                .or_else(round_robin),
-            Strategy::LeastPending => {
-                let start = self.turn.fetch_add(1, Ordering::Relaxed);
-                let pending = |i: usize| (in_flight(&set.endpoints[i]) + 1) as f64 / ramp(i);
-                (0..n)
-                    .map(|j| (start + j) % n)
-                    .filter(|&i| usable(i))
-                    .min_by(|&a, &b| pending(a).total_cmp(&pending(b)))
-            }
-            Strategy::PeakEwma => {
-                let a = below(self.roll(), n);
-                // A second, different endpoint (the same one when alone).
-                let b = if n == 1 {
-                    a
-                } else {
-                    let b = a + 1 + below(self.roll(), n - 1);
-                    if b >= n { b - n } else { b }
-                };
-                match (usable(a), usable(b)) {
-                    (true, true) if a != b => {
-                        let recent = self.recent.load(Ordering::Relaxed);
-                        let load = |i: usize| {
-                            let e = &set.endpoints[i];
-                            let load = e.stats.load(recent, self.per_ns, in_flight(e));
-                            if window == 0 { load } else { load / ramp(i) }
-                        };
-                        let (la, lb) = (load(a), load(b));
-                        Some(if la <= lb { a } else { b })
-                    }
-                    (true, _) => Some(a),
-                    (false, true) => Some(b),
-                    (false, false) => round_robin(),
-                }
-            }
-            Strategy::WeightedRoundRobin => {
-                let mut current = set.current.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut total = 0i64;
-                let mut best: Option<usize> = None;
-                for i in (0..n).filter(|&i| usable(i)) {
-                    // Weights in sixteenths, so that slow start can scale them.
-                    let weight = if window == 0 {
-                        16 * i64::from(set.endpoints[i].weight)
-                    } else {
-                        ((16.0 * f64::from(set.endpoints[i].weight) * ramp(i)).round() as i64)
-                            .max(1)
-                    };
-                    current[i] += weight;
-                    total += weight;
-                    if best.is_none_or(|b| current[i] > current[b]) {
-                        best = Some(i);
-                    }
-                }
-                if let Some(b) = best {
-                    current[b] -= total;
-                }
-                best
-            }
-            _ => round_robin(),
+        Screen {
+            now,
+            screening,
+            window,
+            ramp_now,
         }
+    }
+
+    /// The next usable endpoint in turn.
+    fn pick_in_turn(&self, set: &Set<S>, screen: &Screen) -> Option<usize> {
+        let n = set.endpoints.len();
+        (0..n)
+            .map(|_| self.turn.fetch_add(1, Ordering::Relaxed) % n)
+            .find(|&i| screen.usable(set, i))
+    }
+
+    /// The owner of `key` on the ring. An ejected owner's keys go to the
+    /// ring's next usable node: the one that would own them without it,
+    /// the same in every process. Without a key: in turn.
+    fn pick_by_hash(&self, set: &Set<S>, screen: &Screen, key: Option<u64>) -> Option<usize> {
+        key.and_then(|k| {
+            set.ring.get_where(&k, |node| {
+                set.index.get(node).is_some_and(|&i| screen.usable(set, i))
+            })
+        })
+        .and_then(|owner| set.index.get(owner).copied())
+        .or_else(|| self.pick_in_turn(set, screen))
+    }
+
+    /// The usable endpoint with the fewest requests in flight for its share
+    /// of load, looking from a rotating start (ties go round).
+    fn pick_least_pending(&self, set: &Set<S>, screen: &Screen) -> Option<usize> {
+        let n = set.endpoints.len();
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        let pending = |i: usize| (in_flight(&set.endpoints[i]) + 1) as f64 / screen.ramp(set, i);
+        (0..n)
+            .map(|j| (start + j) % n)
+            .filter(|&i| screen.usable(set, i))
+            .min_by(|&a, &b| pending(a).total_cmp(&pending(b)))
+    }
+
+    /// The less loaded of two endpoints drawn at random (peak EWMA of the
+    /// latency times the requests in flight).
+    fn pick_peak_ewma(&self, set: &Set<S>, screen: &Screen) -> Option<usize> {
+        let n = set.endpoints.len();
+        let a = below(self.roll(), n);
+        // A second, different endpoint (the same one when alone).
+        let b = if n == 1 {
+            a
+        } else {
+            let b = a + 1 + below(self.roll(), n - 1);
+            if b >= n { b - n } else { b }
+        };
+        match (screen.usable(set, a), screen.usable(set, b)) {
+            (true, true) if a != b => {
+                let recent = self.recent.load(Ordering::Relaxed);
+                let load = |i: usize| {
+                    let e = &set.endpoints[i];
+                    let load = e.stats.load(recent, self.per_ns, in_flight(e));
+                    if screen.window == 0 {
+                        load
+                    } else {
+                        load / screen.ramp(set, i)
+                    }
+                };
+                Some(if load(a) <= load(b) { a } else { b })
+            }
+            (true, _) => Some(a),
+            (false, true) => Some(b),
+            (false, false) => self.pick_in_turn(set, screen),
+        }
+    }
+
+    /// Smooth weighted round robin (nginx's): each usable endpoint gains its
+    /// weight, the one with most is picked and pays back the total.
+    fn pick_weighted(set: &Set<S>, screen: &Screen) -> Option<usize> {
+        let mut current = set.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for i in (0..set.endpoints.len()).filter(|&i| screen.usable(set, i)) {
+            // Weights in sixteenths, so that slow start can scale them.
+            let weight = if screen.window == 0 {
+                16 * i64::from(set.endpoints[i].weight)
+            } else {
+                ((16.0 * f64::from(set.endpoints[i].weight) * screen.ramp(set, i)).round() as i64)
+                    .max(1)
+            };
+            current[i] += weight;
+            total += weight;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        if let Some(b) = best {
+            current[b] -= total;
+        }
+        best
     }
 
     /// Ejects `endpoint` if the share allows.
@@ -856,5 +890,29 @@ impl<S, K> fmt::Debug for Balancer<S, K> {
             .field("strategy", &self.shared.strategy)
             .field("endpoints", &self.endpoints())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a pick may choose from now: whether ejected endpoints are
+/// skipped (some are ejected, not all), and the slow start's window.
+struct Screen {
+    /// The clock when an ejection is current, else 0.
+    now: u64,
+    screening: bool,
+    /// The slow-start window (0: no endpoint is ramping up).
+    window: u64,
+    /// The clock when an endpoint is ramping up, else 0.
+    ramp_now: u64,
+}
+
+impl Screen {
+    /// Whether endpoint `i` may be picked.
+    fn usable<S>(&self, set: &Set<S>, i: usize) -> bool {
+        !self.screening || !set.endpoints[i].stats.is_ejected(self.now)
+    }
+
+    /// The share of load endpoint `i` takes (1 unless it is ramping up).
+    fn ramp<S>(&self, set: &Set<S>, i: usize) -> f64 {
+        set.endpoints[i].stats.ramp(self.ramp_now, self.window)
     }
 }
