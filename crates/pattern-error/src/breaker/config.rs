@@ -65,6 +65,14 @@ pub(super) type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 #[derive(Clone)]
 pub struct CircuitBreakerBuilder {
     pub(super) name: Cow<'static, str>,
+    pub(super) settings: Settings,
+    pub(super) listener: Option<Listener>,
+}
+
+/// What a breaker judges by: set through the builder, kept whole by the
+/// breaker.
+#[derive(Clone)]
+pub(super) struct Settings {
     pub(super) window: Window,
     pub(super) minimum_calls: u32,
     pub(super) failure_rate: f64,
@@ -76,31 +84,32 @@ pub struct CircuitBreakerBuilder {
     pub(super) half_open_probes: u32,
     pub(super) probe_timeout: Duration,
     pub(super) is_failure: Classifier,
-    pub(super) listener: Option<Listener>,
 }
 
 impl CircuitBreakerBuilder {
     pub(super) fn new(name: Cow<'static, str>) -> Self {
         Self {
             name,
-            window: Window::Count { size: 100 },
-            minimum_calls: 20,
-            failure_rate: 0.5,
-            slow_call_rate: None,
-            slow_call_duration: Duration::from_secs(5),
-            open_duration: Duration::from_secs(30),
-            open_multiplier: 1.0,
-            max_open_duration: Duration::from_secs(30),
-            half_open_probes: 5,
-            probe_timeout: Duration::from_secs(10),
-            is_failure: Arc::new(|err: &Error| !err.kind().is_caller_fault()),
+            settings: Settings {
+                window: Window::Count { size: 100 },
+                minimum_calls: 20,
+                failure_rate: 0.5,
+                slow_call_rate: None,
+                slow_call_duration: Duration::from_secs(5),
+                open_duration: Duration::from_secs(30),
+                open_multiplier: 1.0,
+                max_open_duration: Duration::from_secs(30),
+                half_open_probes: 5,
+                probe_timeout: Duration::from_secs(10),
+                is_failure: Arc::new(|err: &Error| !err.kind().is_caller_fault()),
+            },
             listener: None,
         }
     }
 
     /// The sliding window the failure and slow-call rates are computed over.
     pub fn window(mut self, window: Window) -> Self {
-        self.window = window;
+        self.settings.window = window;
         self
     }
 
@@ -119,28 +128,28 @@ impl CircuitBreakerBuilder {
 
     /// How many calls the window must hold before the breaker judges.
     pub fn minimum_calls(mut self, calls: u32) -> Self {
-        self.minimum_calls = calls;
+        self.settings.minimum_calls = calls;
         self
     }
 
     /// The share of failed calls (0 to 1) at or above which the breaker opens.
     pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.failure_rate = rate;
+        self.settings.failure_rate = rate;
         self
     }
 
     /// Calls that take `duration` or longer are slow; the breaker opens when
     /// the share of slow calls reaches `rate` (0 to 1), even if they succeed.
     pub fn slow_calls(mut self, duration: Duration, rate: f64) -> Self {
-        self.slow_call_duration = duration;
-        self.slow_call_rate = Some(rate);
+        self.settings.slow_call_duration = duration;
+        self.settings.slow_call_rate = Some(rate);
         self
     }
 
     /// How long the breaker stays open before letting probes through.
     pub fn open_duration(mut self, duration: Duration) -> Self {
-        self.open_duration = duration;
-        self.max_open_duration = self.max_open_duration.max(duration);
+        self.settings.open_duration = duration;
+        self.settings.max_open_duration = self.settings.max_open_duration.max(duration);
         self
     }
 
@@ -148,8 +157,8 @@ impl CircuitBreakerBuilder {
     /// a failed half-open trial multiplies it by `multiplier`, up to `max`.
     /// A successful trial resets it.
     pub fn open_backoff(mut self, multiplier: f64, max: Duration) -> Self {
-        self.open_multiplier = multiplier;
-        self.max_open_duration = max;
+        self.settings.open_multiplier = multiplier;
+        self.settings.max_open_duration = max;
         self
     }
 
@@ -157,7 +166,7 @@ impl CircuitBreakerBuilder {
     /// they have all finished, their failure rate decides between closing
     /// and opening.
     pub fn half_open_probes(mut self, probes: u32) -> Self {
-        self.half_open_probes = probes;
+        self.settings.half_open_probes = probes;
         self
     }
 
@@ -169,7 +178,7 @@ impl CircuitBreakerBuilder {
     /// a task that hangs) counts as failed once a call finds every probe
     /// slot taken, and its late report is ignored.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = timeout;
+        self.settings.probe_timeout = timeout;
         self
     }
 
@@ -186,7 +195,7 @@ impl CircuitBreakerBuilder {
     ///     .unwrap();
     /// ```
     pub fn failure_if(mut self, f: impl Fn(&Error) -> bool + Send + Sync + 'static) -> Self {
-        self.is_failure = Arc::new(f);
+        self.settings.is_failure = Arc::new(f);
         self
     }
 
@@ -213,7 +222,7 @@ impl CircuitBreakerBuilder {
                 format!("circuit breaker {:?}: {what}", self.name),
             ))
         };
-        match self.window {
+        match self.settings.window {
             Window::Count { size: 0 } => {
                 return invalid("the count window must hold at least 1 call");
             }
@@ -233,30 +242,34 @@ impl CircuitBreakerBuilder {
             }
             _ => {}
         }
-        if self.minimum_calls == 0 {
+        if self.settings.minimum_calls == 0 {
             return invalid("minimum_calls must be at least 1");
         }
-        if let Window::Count { size } = self.window
-            && self.minimum_calls > size
+        if let Window::Count { size } = self.settings.window
+            && self.settings.minimum_calls > size
         {
             return invalid("minimum_calls cannot exceed the count window's size");
         }
-        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
+        if !(self.settings.failure_rate > 0.0 && self.settings.failure_rate <= 1.0) {
             return invalid("failure_rate must be in (0, 1]");
         }
-        if self.slow_call_rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+        if self
+            .settings
+            .slow_call_rate
+            .is_some_and(|r| !(r > 0.0 && r <= 1.0))
+        {
             return invalid("the slow-call rate must be in (0, 1]");
         }
-        if self.half_open_probes == 0 {
+        if self.settings.half_open_probes == 0 {
             return invalid("half_open_probes must be at least 1");
         }
-        if self.half_open_probes > MAX_PROBES {
+        if self.settings.half_open_probes > MAX_PROBES {
             return invalid("half_open_probes must be at most 1 000");
         }
-        if !(self.open_multiplier >= 1.0 && self.open_multiplier.is_finite()) {
+        if !(self.settings.open_multiplier >= 1.0 && self.settings.open_multiplier.is_finite()) {
             return invalid("the open backoff multiplier must be finite and at least 1");
         }
-        if self.probe_timeout.is_zero() {
+        if self.settings.probe_timeout.is_zero() {
             return invalid("probe_timeout must be positive");
         }
         Ok(())
@@ -267,6 +280,14 @@ impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
             .field("name", &self.name)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
             .field("window", &self.window)
             .field("minimum_calls", &self.minimum_calls)
             .field("failure_rate", &self.failure_rate)

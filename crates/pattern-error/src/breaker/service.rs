@@ -2,7 +2,6 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use super::circuit::OwnedPermit;
 use super::{CircuitBreaker, ResponseFuture};
 use crate::Error;
 
@@ -53,11 +52,8 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = &self.breaker.shared;
-        match shared.admit() {
-            Ok(ticket) => {
-                let probe_timeout = ticket.is_probe().then_some(shared.probe_timeout);
-                let permit = OwnedPermit::new(self.breaker.anchor(), ticket);
+        match self.breaker.try_acquire_owned() {
+            Ok((permit, probe_timeout)) => {
                 ResponseFuture::admitted(self.inner.call(req), permit, probe_timeout)
             }
             Err(rejected) => ResponseFuture::rejected(rejected.into()),
