@@ -308,13 +308,16 @@ impl Supervisor {
         self.stop_all().await
     }
 
+    /// Component `i` ended: settled as exited or failed, or restarted with
+    /// its group after its backoff, or, past the restart intensity, the
+    /// whole system gives up.
     async fn on_end(&mut self, i: usize, ending: Ending) {
         self.slots[i].stop = None;
         self.slots[i].task = None;
         let name = self.name(i).to_owned();
-        let failed = match &ending {
+        let failed = match ending {
             Ending::Returned => None,
-            Ending::Failed(why) => Some(why.clone()),
+            Ending::Failed(why) => Some(why),
             Ending::Aborted => Some("aborted".to_owned()),
         };
         let restart = self.plan.entries[i]
@@ -328,42 +331,45 @@ impl Supervisor {
             None => tracing::info!(component = %name, restart, "component ended"),
         }
         if !restart {
-            self.shared.set_state(
-                i,
-                match failed {
-                    Some(why) => ComponentState::Failed(why),
-                    None => ComponentState::Exited,
-                },
-            );
+            let state = failed.map_or(ComponentState::Exited, ComponentState::Failed);
+            self.shared.set_state(i, state);
             return;
         }
-
-        // Intensity: too many restarts in the window and we give up.
         let now = Instant::now();
         if !self.budget.allow(now) {
-            let why = format!(
-                "component {name:?} failed after {} restarts within {:?}; giving up",
-                self.budget.restarts_within(now),
-                self.plan.intensity.within
-            );
-            tracing::error!(component = %name, "{why}");
-            self.shared
-                .set_state(i, ComponentState::Failed(failed.unwrap_or_default()));
-            self.shared
-                .reason
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_or_insert(StopReason::Escalated(why));
-            self.shutdown.cancel();
+            self.give_up(i, &name, failed.unwrap_or_default(), now);
             return;
         }
         // The delay is the failed component's own: a flapping neighbour
         // does not stretch it.
         let delay = self.slots[i].backoff.next(now);
+        self.stop_group(i).await;
+        tracing::info!(component = %name, ?delay, "restarting after backoff");
+        self.restart_after(i, delay);
+    }
 
-        // Stop the components that restart with it, last started first;
-        // temporary ones (`Restart::Never`) are stopped and not started
-        // again, as OTP never restarts a temporary child.
+    /// Too many restarts within the intensity's window: component `i`
+    /// stays failed and the system stops, escalated.
+    fn give_up(&mut self, i: usize, name: &str, why_failed: String, now: Instant) {
+        let why = format!(
+            "component {name:?} failed after {} restarts within {:?}; giving up",
+            self.budget.restarts_within(now),
+            self.plan.intensity.within
+        );
+        tracing::error!(component = %name, "{why}");
+        self.shared.set_state(i, ComponentState::Failed(why_failed));
+        self.shared
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(StopReason::Escalated(why));
+        self.shutdown.cancel();
+    }
+
+    /// Stops the components that restart with `i`, last started first, and
+    /// marks them restarting; temporary ones (`Restart::Never`) are stopped
+    /// and not started again, as OTP never restarts a temporary child.
+    async fn stop_group(&mut self, i: usize) {
         let deadline = deadline(Instant::now(), self.plan.stop_all_timeout);
         for j in self.group(i).into_iter().rev() {
             if j != i {
@@ -378,7 +384,11 @@ impl Supervisor {
             }
             self.shared.set_state(j, ComponentState::Restarting);
         }
-        tracing::info!(component = %name, ?delay, "restarting after backoff");
+    }
+
+    /// Sends the restart of `i`'s group after `delay`, unless the system
+    /// stops first (a later generation of `i` ignores it).
+    fn restart_after(&self, i: usize, delay: Duration) {
         let (tx, shutdown, generation) = (
             self.tx.clone(),
             self.shutdown.clone(),
