@@ -117,93 +117,57 @@ where
 
     /// Merges the layers, extracts `T` and validates it.
     pub fn load(self) -> Result<Loaded<T>, ConfigError> {
-        // The defaults go in with their secrets in clear: a default secret
-        // loads as itself (through the redacting `Serialize` it loaded as
-        // the text "[redacted]").
-        let defaults = super::secret::revealing(|| {
-            Value::serialize(&self.defaults).map_err(|err| err.to_string())
-        })
-        .map_err(|err| ConfigError {
-            problems: vec![ConfigProblem {
-                path: String::new(),
-                message: format!("the defaults do not serialize: {err}"),
-                origin: Some(Origin::Default),
-            }],
-        })?;
+        let defaults = self.defaults_value()?;
         let mut figment = Figment::from(Serialized::defaults(defaults.clone()));
         if let Some(path) = &self.file {
             if path.exists() {
                 figment = figment.merge(Toml::file_exact(path));
             } else if self.require_file {
-                return Err(ConfigError {
-                    problems: vec![ConfigProblem {
-                        path: String::new(),
-                        message: format!("the file {} does not exist", path.display()),
-                        origin: Some(Origin::File(path.clone())),
-                    }],
-                });
+                return Err(ConfigError::one(
+                    String::new(),
+                    format!("the file {} does not exist", path.display()),
+                    Some(Origin::File(path.clone())),
+                ));
             }
         }
         if let Some(prefix) = &self.env_prefix {
-            figment = figment.merge(
-                Env::prefixed(prefix)
-                    .split("__")
-                    .filter(|key| file_reference(key.as_str()).is_none()),
-            );
-            // A variable setting a text field is text as it was written:
-            // the environment provider reads `0123456789` as the number
-            // 123456789, which a string field (a token, say) refuses.
-            for (name, value) in std::env::vars_os().filter_map(|(name, value)| {
-                Some((name.into_string().ok()?, value.into_string().ok()?))
-            }) {
-                let Some(rest) = strip_prefix_ignore_case(&name, prefix) else {
-                    continue;
-                };
-                let key = rest.replace("__", ".").to_ascii_lowercase();
-                if file_reference(&key).is_none()
-                    && matches!(defaults.find_ref(&key), Some(Value::String(..)))
-                {
-                    figment = figment.merge(TextVariable {
-                        metadata: format!("{ENV_VARIABLE}{name}"),
-                        key,
-                        value,
-                    });
-                }
-            }
-            for (name, path) in std::env::vars_os().filter_map(|(name, value)| {
-                let name = name.into_string().ok()?;
-                let rest = strip_prefix_ignore_case(&name, prefix)?;
-                file_reference(&rest.replace("__", "."))?;
-                Some((name, PathBuf::from(value)))
-            }) {
-                let key = file_reference(&name[prefix.len()..].replace("__", "."))
-                    .map(str::to_ascii_lowercase)
-                    .unwrap_or_default();
-                let content = std::fs::read_to_string(&path).map_err(|err| ConfigError {
-                    problems: vec![ConfigProblem {
-                        path: key.clone(),
-                        message: format!("cannot read {}: {err}", path.display()),
-                        origin: Some(Origin::Env(name.clone())),
-                    }],
-                })?;
-                // One trailing line break (as secret files usually end) is
-                // not part of the value.
-                let content = content
-                    .strip_suffix('\n')
-                    .map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c));
-                figment = figment.merge(TextVariable {
-                    metadata: format!("{FILE_VARIABLE}{name}"),
-                    key,
-                    value: content.to_owned(),
-                });
-            }
+            figment = merge_environment(figment, prefix, &defaults)?;
         }
+        let value = self.extract_valid(&figment)?;
+        let warnings = self.unknown_keys(&figment, &defaults);
+        if self.deny_unknown && !warnings.is_empty() {
+            return Err(ConfigError { problems: warnings });
+        }
+        Ok(Loaded {
+            value,
+            figment,
+            warnings,
+        })
+    }
+
+    /// The defaults as a value, their secrets in clear: a default secret
+    /// loads as itself (through the redacting `Serialize` it loaded as the
+    /// text "[redacted]").
+    fn defaults_value(&self) -> Result<Value, ConfigError> {
+        super::secret::revealing(|| Value::serialize(&self.defaults).map_err(|err| err.to_string()))
+            .map_err(|err| {
+                ConfigError::one(
+                    String::new(),
+                    format!("the defaults do not serialize: {err}"),
+                    Some(Origin::Default),
+                )
+            })
+    }
+
+    /// `T` from the merged layers, then checked by its `garde` rules: every
+    /// problem with its path and origin.
+    fn extract_valid(&self, figment: &Figment) -> Result<T, ConfigError> {
         let value: T = figment.extract().map_err(|errors| ConfigError {
             problems: errors
                 .into_iter()
                 .map(|e| {
                     let path = e.path.join(".");
-                    let origin = self.origin(&figment, &path);
+                    let origin = self.origin(figment, &path);
                     ConfigProblem {
                         message: describe(&e.kind),
                         path,
@@ -220,13 +184,19 @@ where
                         let path = path.to_string();
                         ConfigProblem {
                             message: error.message().to_string(),
-                            origin: self.origin(&figment, &path),
+                            origin: self.origin(figment, &path),
                             path,
                         }
                     })
                     .collect(),
             });
         }
+        Ok(value)
+    }
+
+    /// The keys given that are not settings (and not ignored), each with
+    /// the nearest known key when one is near.
+    fn unknown_keys(&self, figment: &Figment, defaults: &Value) -> Vec<ConfigProblem> {
         let mut unknown = Vec::new();
         if let (Some(known), Ok(Value::Dict(_, given))) =
             (defaults.as_dict(), figment.extract::<Value>())
@@ -239,25 +209,17 @@ where
                 .iter()
                 .any(|key| key.eq_ignore_ascii_case(path))
         });
-        let warnings: Vec<ConfigProblem> = unknown
+        unknown
             .into_iter()
             .map(|(path, suggestion)| ConfigProblem {
                 message: match suggestion {
                     Some(near) => format!("unknown key (did you mean `{near}`?)"),
                     None => "unknown key".to_owned(),
                 },
-                origin: self.origin(&figment, &path),
+                origin: self.origin(figment, &path),
                 path,
             })
-            .collect();
-        if self.deny_unknown && !warnings.is_empty() {
-            return Err(ConfigError { problems: warnings });
-        }
-        Ok(Loaded {
-            value,
-            figment,
-            warnings,
-        })
+            .collect()
     }
 
     /// Where the value at `path` came from.
@@ -294,6 +256,68 @@ fn file_reference(key: &str) -> Option<&str> {
     let last = key.rsplit('.').next().unwrap_or(key);
     let stem = last.len().checked_sub(5)?;
     (stem > 0 && last[stem..].eq_ignore_ascii_case("_file")).then(|| &key[..key.len() - 5])
+}
+
+/// Merges the variables with `prefix` over `figment`: each as the
+/// environment provider reads it, a variable setting a text field as the
+/// text written (the provider reads `0123456789` as the number 123456789,
+/// which a string field, a token say, refuses), and a `_FILE` variable as
+/// the content of the file it names.
+fn merge_environment(
+    mut figment: Figment,
+    prefix: &str,
+    defaults: &Value,
+) -> Result<Figment, ConfigError> {
+    figment = figment.merge(
+        Env::prefixed(prefix)
+            .split("__")
+            .filter(|key| file_reference(key.as_str()).is_none()),
+    );
+    for (name, value) in std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+    {
+        let Some(rest) = strip_prefix_ignore_case(&name, prefix) else {
+            continue;
+        };
+        let key = rest.replace("__", ".").to_ascii_lowercase();
+        if file_reference(&key).is_none()
+            && matches!(defaults.find_ref(&key), Some(Value::String(..)))
+        {
+            figment = figment.merge(TextVariable {
+                metadata: format!("{ENV_VARIABLE}{name}"),
+                key,
+                value,
+            });
+        }
+    }
+    for (name, path) in std::env::vars_os().filter_map(|(name, value)| {
+        let name = name.into_string().ok()?;
+        let rest = strip_prefix_ignore_case(&name, prefix)?;
+        file_reference(&rest.replace("__", "."))?;
+        Some((name, PathBuf::from(value)))
+    }) {
+        let key = file_reference(&name[prefix.len()..].replace("__", "."))
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let content = std::fs::read_to_string(&path).map_err(|err| {
+            ConfigError::one(
+                key.clone(),
+                format!("cannot read {}: {err}", path.display()),
+                Some(Origin::Env(name.clone())),
+            )
+        })?;
+        // One trailing line break (as secret files usually end) is not
+        // part of the value.
+        let content = content
+            .strip_suffix('\n')
+            .map_or(content.as_str(), |c| c.strip_suffix('\r').unwrap_or(c));
+        figment = figment.merge(TextVariable {
+            metadata: format!("{FILE_VARIABLE}{name}"),
+            key,
+            value: content.to_owned(),
+        });
+    }
+    Ok(figment)
 }
 
 fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
@@ -534,6 +558,19 @@ pub struct ConfigProblem {
 pub struct ConfigError {
     /// The problems, at least one.
     pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    /// An error of one problem.
+    fn one(path: String, message: String, origin: Option<Origin>) -> Self {
+        Self {
+            problems: vec![ConfigProblem {
+                path,
+                message,
+                origin,
+            }],
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
