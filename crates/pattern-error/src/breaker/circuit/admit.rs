@@ -17,12 +17,7 @@ impl Shared {
         let word = self.word();
         // The hot path, small enough to inline: closed, calls not timed.
         if word.state() == State::Closed && self.settings.slow_call_rate.is_none() {
-            return Ok(Ticket {
-                generation: word.generation(),
-                probe: false,
-                probe_id: 0,
-                start: None,
-            });
+            return Ok(Ticket::call(word, None));
         }
         self.admit_any(word)
     }
@@ -30,12 +25,7 @@ impl Shared {
     #[inline(never)]
     pub(super) fn admit_any(&self, word: Word) -> Result<Ticket, Rejected> {
         match word.state() {
-            State::Closed | State::Disabled => Ok(Ticket {
-                generation: word.generation(),
-                probe: false,
-                probe_id: 0,
-                start: self.start_clock(),
-            }),
+            State::Closed | State::Disabled => Ok(Ticket::call(word, self.start_clock())),
             State::Open => {
                 let now = self.now_nanos();
                 let until = self.open_until.load(Ordering::Acquire);
@@ -89,12 +79,7 @@ impl Shared {
                     start: Some(start),
                 })
             }
-            State::Closed | State::Disabled => Ok(Ticket {
-                generation: word.generation(),
-                probe: false,
-                probe_id: 0,
-                start: self.start_clock(),
-            }),
+            State::Closed | State::Disabled => Ok(Ticket::call(word, self.start_clock())),
             State::Open => {
                 let until = self.open_until.load(Ordering::Acquire);
                 let left = until.saturating_sub(self.now_nanos());

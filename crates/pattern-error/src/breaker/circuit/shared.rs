@@ -64,6 +64,20 @@ pub(super) struct Ticket {
     pub(super) start: Option<Instant>,
 }
 
+impl Ticket {
+    /// A call admitted in the closed (or disabled) state of `word`, timed
+    /// from `start` when slow calls are judged.
+    #[inline]
+    pub(super) fn call(word: Word, start: Option<Instant>) -> Self {
+        Self {
+            generation: word.generation(),
+            probe: false,
+            probe_id: 0,
+            start,
+        }
+    }
+}
+
 impl Shared {
     #[inline]
     pub(super) fn word(&self) -> Word {

@@ -210,25 +210,10 @@ mod tests {
     /// each time: two `status` members in one object).
     #[test]
     fn a_field_recorded_again_replaces_its_value() {
-        use std::sync::{Arc, Mutex};
-
         use tracing_subscriber::layer::SubscriberExt as _;
 
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber =
-            tracing_subscriber::registry().with(super::JsonLayer::new(move || writer.clone()));
+        let lines = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(super::JsonLayer::new(lines.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
                 "request",
