@@ -113,7 +113,7 @@ async fn main() -> Result<()> {
     let _ = progress.await; // it holds a handle on the pool
     let pool = Arc::into_inner(pool).expect("the progress reporter has ended");
     let workers_at_end = pool.workers();
-    let report = pool.shutdown().await;
+    let report = pool.stop().await;
     let elapsed = clock.0.elapsed();
     clock.say(format_args!("all queues drained"));
 

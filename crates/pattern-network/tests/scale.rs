@@ -41,7 +41,7 @@ async fn scales_up_under_a_burst_and_down_when_idle() {
     // The burst drains; idle workers leave one per cooldown, down to min.
     sleep(Duration::from_secs(10)).await;
     assert_eq!(pool.workers(), 1, "back to min when idle");
-    let report = pool.shutdown().await;
+    let report = pool.stop().await;
     assert_eq!(report.processed, 60, "nothing lost");
 }
 
@@ -126,7 +126,7 @@ fn concurrent_submissions_never_exceed_max() {
             }
             assert!(pool.workers() <= 3, "{} workers", pool.workers());
             release.add_permits(8 * 16);
-            let report = pool.shutdown().await;
+            let report = pool.stop().await;
             assert_eq!(report.processed, 8 * 16);
         }
     });
@@ -157,7 +157,7 @@ async fn panicking_jobs_do_not_stall_the_pool() {
     for job in 100..110 {
         pool.submit(job).await.unwrap();
     }
-    let report = tokio::time::timeout(Duration::from_secs(60), pool.shutdown())
+    let report = tokio::time::timeout(Duration::from_secs(60), pool.stop())
         .await
         .expect("the pool must not stall");
     assert_eq!(ran.load(Ordering::SeqCst), 10);
@@ -191,7 +191,7 @@ async fn call_returns_the_jobs_output() {
             .map(|n| if n == 13 { None } else { Some(n * n) })
             .collect::<Vec<_>>()
     );
-    let report = pool.shutdown().await;
+    let report = pool.stop().await;
     assert_eq!(
         (report.processed, report.failed, report.panicked),
         (50, 1, 2)
@@ -230,7 +230,7 @@ async fn a_dropped_call_cancels_its_job() {
     let given_up = tokio::time::timeout(Duration::from_millis(100), pool.call(2)).await;
     assert!(given_up.is_err());
     pool.call(3).await.unwrap();
-    pool.shutdown().await;
+    pool.stop().await;
     assert_eq!(*ran.lock().unwrap(), [1, 3]);
 }
 
@@ -254,7 +254,7 @@ async fn shutdown_with_a_deadline_abandons_what_is_left() {
     };
     tokio::task::yield_now().await;
     let start = tokio::time::Instant::now();
-    let report = pool.shutdown_timeout(Duration::from_secs(5)).await;
+    let report = pool.stop_within(Duration::from_secs(5)).await;
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     // 0..3 done; 3 and 4 cut short; 5, 6, 7 and the call's 99 still queued.
     assert_eq!(report.processed, 3);
@@ -290,7 +290,7 @@ fn a_zero_idle_timeout_shrinks_at_once_and_does_not_spin() {
             let peak = pool.workers();
             sleep(Duration::from_secs(60)).await;
             let after = pool.workers();
-            pool.shutdown().await;
+            pool.stop().await;
             (peak, after)
         },
     );
@@ -323,7 +323,7 @@ async fn a_trickle_of_load_shrinks_the_pool() {
         pool.submit(1_000 + n).await.unwrap();
     }
     assert_eq!(pool.workers(), 1, "one worker is enough for a trickle");
-    let report = pool.shutdown().await;
+    let report = pool.stop().await;
     assert_eq!(report.processed, 60 + 133);
 }
 
@@ -341,7 +341,7 @@ async fn shutdown_deadlines_of_zero_and_max() {
     tokio::task::yield_now().await;
     let late = pool.clone();
     let start = tokio::time::Instant::now();
-    let report = pool.shutdown_timeout(Duration::ZERO).await;
+    let report = pool.stop_within(Duration::ZERO).await;
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!((report.processed, report.abandoned), (0, 1));
     assert_eq!(late.submit(2).await.unwrap_err().kind(), Kind::Unavailable);
@@ -351,6 +351,6 @@ async fn shutdown_deadlines_of_zero_and_max() {
 
     let pool = WorkerPool::builder("max", 1, 1).spawn(slow);
     pool.submit(1).await.unwrap();
-    let report = pool.shutdown_timeout(Duration::MAX).await;
+    let report = pool.stop_within(Duration::MAX).await;
     assert_eq!((report.processed, report.abandoned), (1, 0));
 }

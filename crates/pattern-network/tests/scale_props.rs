@@ -142,7 +142,7 @@ proptest! {
             // whole idle one) and a cooldown per worker: back to min.
             sleep(Duration::from_millis(2 * case.idle_ms + case.cooldown_ms * (max as u64 + 1) + 1_000)).await;
             prop_assert_eq!(pool.workers(), min, "not back to min when idle");
-            let report = tokio::time::timeout(Duration::from_secs(3_600), pool.shutdown())
+            let report = tokio::time::timeout(Duration::from_secs(3_600), pool.stop())
                 .await
                 .map_err(|_| TestCaseError::fail("the shutdown stalled"))?;
             prop_assert_eq!(report.processed + report.failed + report.panicked, submitted);

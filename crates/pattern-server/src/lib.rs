@@ -2,7 +2,7 @@
 //!
 //! `pattern-server` assembles the other crates of the workspace into a running
 //! HTTP service and owns what happens around it: how many tasks may run, and
-//! that none is left behind at shutdown.
+//! that none is left behind at the stop.
 //!
 //! # What is in it
 //!
@@ -12,7 +12,7 @@
 //! | documentation serving | `docs::routes` (feature `openapi`): `/openapi.json` from utoipa-axum routes, an offline `/docs` page (vendored assets) and the problem types at `/problems/{code}` |
 //! | response handling and flow management | pattern-api's envelopes and [`ApiStack`](pattern_api::stack::ApiStack) in front of handlers: admission control (concurrency limit, bounded wait queue, 503 with `Retry-After`), compression, streaming bodies, deadlines propagated from the `x-request-timeout-ms` header |
 //! | process registry | [`registry::ProcessRegistry`]: named tasks with state, restarts, last error and start time; stop or restart by name; [`registry::admin_router`] behind a bearer token (constant-time check, 401 problem) |
-//! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on shutdown |
+//! | concurrency management | [`tasks::TaskSet`]: bounded spawning, cancelled together on stop |
 //! | database integration | `postgres::Database` (feature `postgres`): a deadpool-postgres pool as a component, DSN redacted, acquire timeout → 503, readiness from a health query, pool metrics, a circuit breaker that answers fast in an outage, `transaction` retrying serialization failures and deadlocks, embedded migrations that refuse a changed one |
 //! | resource cleanup | components stop in reverse dependency order (stop accepting, drain, background processes, pool, metrics), each step logged with its duration; [`ops::Prometheus`] runs the recorder's upkeep while it runs and once at stop (a pull exporter: nothing is pushed anywhere) |
 //! | logs | `logging` (feature `logging`): text or one JSON object per line, filter, colour on a terminal only, a bounded non-blocking writer, the access log's level |
@@ -40,7 +40,7 @@
 //! // The set is full: a second task is refused, not queued without bound.
 //! let refused = tasks.try_spawn(|_| async {}).unwrap_err();
 //! assert_eq!(refused.kind(), Kind::Overloaded);
-//! assert_eq!(tasks.shutdown(Duration::from_millis(100)).await.aborted, 0);
+//! assert_eq!(tasks.stop(Duration::from_millis(100)).await.aborted, 0);
 //! # }
 //! ```
 //!

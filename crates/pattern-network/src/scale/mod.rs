@@ -18,14 +18,14 @@
 //! What the pool guarantees:
 //!
 //! - never more than `max` workers, never fewer than `min` (at least one)
-//!   until shutdown;
+//!   until stopped;
 //! - a job that fails or panics is that item's failure: counted in the
 //!   [`PoolReport`], logged, and the worker goes on (a [`call`](WorkerPool::call)
 //!   gets [`Kind::Internal`](pattern_error::Kind::Internal) for a panic);
 //! - every item submitted before the pool is shut down is processed
-//!   ([`shutdown`](WorkerPool::shutdown)), or counted as abandoned when a
+//!   ([`stop`](WorkerPool::stop)), or counted as abandoned when a
 //!   deadline cuts the drain short
-//!   ([`shutdown_timeout`](WorkerPool::shutdown_timeout));
+//!   ([`stop_within`](WorkerPool::stop_within));
 //! - a [`call`](WorkerPool::call) dropped before a worker takes its item
 //!   cancels it: the job does not run (as tower's buffer does).
 //!
@@ -48,7 +48,7 @@
 //! }
 //! assert!(pool.workers() > 1, "a burst adds workers");
 //! assert_eq!(pool.call(21).await.unwrap(), 42, "call waits for the job's output");
-//! let report = pool.shutdown_timeout(Duration::from_secs(30)).await;
+//! let report = pool.stop_within(Duration::from_secs(30)).await;
 //! assert_eq!(report.processed, 21);
 //! # }
 //! ```

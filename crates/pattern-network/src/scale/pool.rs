@@ -29,7 +29,7 @@ impl<T, R> Clone for WorkerPool<T, R> {
     }
 }
 
-/// What [`WorkerPool::shutdown`] found, over the pool's life.
+/// What [`WorkerPool::stop`] found, over the pool's life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolReport {
@@ -39,7 +39,7 @@ pub struct PoolReport {
     pub failed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
-    /// Items a shutdown deadline cut off: jobs stopped midway and items
+    /// Items a stop deadline cut off: jobs stopped midway and items
     /// still queued. Items whose [`call`](WorkerPool::call) was dropped
     /// before they started are not counted anywhere.
     pub abandoned: u64,
@@ -97,7 +97,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
             // An answer that came wins over a stop that came after it.
             biased;
             answer = answer => answer.unwrap_or_else(|_| Err(shut_down())),
-            // Past a shutdown deadline nothing runs what is still queued.
+            // Past a stop deadline nothing runs what is still queued.
             () = self.shared.stop.cancelled() => Err(shut_down()),
         }
     }
@@ -112,7 +112,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         self.after_send()
     }
 
-    /// An item that went in as a shutdown deadline passed is never run:
+    /// An item that went in as a stop deadline passed is never run:
     /// drop what is queued, counted as abandoned, and say so.
     fn after_send(&self) -> Result<(), Error> {
         if self.shared.stop.is_cancelled() {
@@ -144,8 +144,8 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     /// Stops taking items, lets the workers finish everything queued, and
     /// waits for them (and so for every clone of this pool to be shut down
     /// or dropped: until then, the queue stays open). Waits as long as the
-    /// jobs take: see [`shutdown_timeout`](Self::shutdown_timeout).
-    pub async fn shutdown(self) -> PoolReport {
+    /// jobs take: see [`stop_within`](Self::stop_within).
+    pub async fn stop(self) -> PoolReport {
         let shared = self.shared.clone();
         drop(self);
         shared.tasks.close();
@@ -153,12 +153,12 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         shared.report()
     }
 
-    /// Like [`shutdown`](Self::shutdown), but once `deadline` has passed
+    /// Like [`stop`](Self::stop), but once `deadline` has passed
     /// the workers stop: jobs still running are dropped at their next await
     /// point, items still queued are dropped, both counted as
     /// [`abandoned`](PoolReport::abandoned), and clones of the pool can
     /// submit no more.
-    pub async fn shutdown_timeout(self, deadline: Duration) -> PoolReport {
+    pub async fn stop_within(self, deadline: Duration) -> PoolReport {
         let shared = self.shared.clone();
         drop(self);
         shared.tasks.close();
@@ -172,7 +172,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
             tracing::warn!(
                 pool = shared.name,
                 abandoned = shared.report().abandoned,
-                "worker pool stopped at its shutdown deadline"
+                "worker pool stopped at its stop deadline"
             );
         }
         shared.report()

@@ -47,7 +47,7 @@ pub(super) struct Shared<T, R> {
     epoch: Instant,
     outcomes: Outcomes,
     pub(super) tasks: TaskTracker,
-    /// Cancelled at a shutdown deadline: workers stop where they are.
+    /// Cancelled at a stop deadline: workers stop where they are.
     pub(super) stop: CancellationToken,
 }
 

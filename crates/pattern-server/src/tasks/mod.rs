@@ -1,10 +1,10 @@
 //! Bounded, tracked task spawning that ends with the server.
 //!
 //! A [`TaskSet`] spawns at most `max` tasks at once, hands each a
-//! [`CancellationToken`] that fires on shutdown, and on
-//! [`shutdown`](TaskSet::shutdown) waits for them up to a grace period, then
+//! [`CancellationToken`] that fires at the stop, and on
+//! [`stop`](TaskSet::stop) waits for them up to a grace period, then
 //! drops whatever is still running. No task spawned through it outlives the
-//! shutdown.
+//! stop.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -15,11 +15,11 @@
 //! let tasks = TaskSet::new(2);
 //! let worker = tasks
 //!     .try_spawn(|stop| async move {
-//!         stop.cancelled().await; // a worker that runs until shutdown
+//!         stop.cancelled().await; // a worker that runs until stopped
 //!         "stopped cleanly"
 //!     })
 //!     .unwrap();
-//! let report = tasks.shutdown(Duration::from_secs(1)).await;
+//! let report = tasks.stop(Duration::from_secs(1)).await;
 //! assert_eq!(report.aborted, 0);
 //! assert_eq!(worker.await.unwrap(), Some("stopped cleanly"));
 //! # }
@@ -49,17 +49,17 @@ struct Inner {
     tracker: TaskTracker,
     slots: Arc<Semaphore>,
     max: usize,
-    /// Fired at shutdown: tasks should finish.
+    /// Fired at the stop: tasks should finish.
     stop: CancellationToken,
     /// Fired when the grace period is over: tasks are dropped.
     kill: CancellationToken,
     aborted: AtomicUsize,
 }
 
-/// What [`TaskSet::shutdown`] found.
+/// What [`TaskSet::stop`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ShutdownReport {
+pub struct TaskSetReport {
     /// Tasks that had not finished when the grace period ended and were dropped.
     pub aborted: usize,
 }
@@ -85,9 +85,9 @@ impl TaskSet {
     }
 
     /// Spawns a task if a slot is free, or fails at once with
-    /// [`Kind::Overloaded`] (or [`Kind::Unavailable`] after shutdown began).
+    /// [`Kind::Overloaded`] (or [`Kind::Unavailable`] after the stop began).
     ///
-    /// `task` receives a token that is cancelled when shutdown begins. The
+    /// `task` receives a token that is cancelled when the stop begins. The
     /// handle yields `None` if the task was dropped at the end of the grace
     /// period.
     pub fn try_spawn<F, Fut>(&self, task: F) -> Result<JoinHandle<Option<Fut::Output>>, Error>
@@ -164,7 +164,7 @@ impl TaskSet {
 
     /// Stops accepting tasks, cancels every task's token, waits up to `grace`
     /// for them to finish and drops the rest. Returns once no task is left.
-    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+    pub async fn stop(&self, grace: Duration) -> TaskSetReport {
         self.inner.tracker.close();
         self.inner.stop.cancel();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
@@ -174,7 +174,7 @@ impl TaskSet {
             self.inner.kill.cancel();
             self.inner.tracker.wait().await;
         }
-        ShutdownReport {
+        TaskSetReport {
             aborted: self.inner.aborted.load(Ordering::Relaxed),
         }
     }
@@ -192,11 +192,11 @@ mod tests {
             .unwrap();
         let err = tasks.try_spawn(|_| async {}).unwrap_err();
         assert_eq!(err.kind(), Kind::Overloaded);
-        tasks.shutdown(Duration::from_secs(1)).await;
+        tasks.stop(Duration::from_secs(1)).await;
     }
 
     #[tokio::test(start_paused = true)]
-    async fn shutdown_drops_tasks_that_ignore_the_token() {
+    async fn a_stop_drops_tasks_that_ignore_the_token() {
         let tasks = TaskSet::new(4);
         let stubborn = tasks
             .try_spawn(|_| async { tokio::time::sleep(Duration::from_secs(3600)).await })
@@ -205,7 +205,7 @@ mod tests {
             .try_spawn(|stop| async move { stop.cancelled().await })
             .unwrap();
         let started = tokio::time::Instant::now();
-        let report = tasks.shutdown(Duration::from_secs(5)).await;
+        let report = tasks.stop(Duration::from_secs(5)).await;
         assert_eq!(report.aborted, 1);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert!(tasks.is_empty());
