@@ -20,7 +20,7 @@ fn config() -> Config {
     let mut config = Config::default();
     config.server.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.server.request_timeout_ms = 300;
-    config.server.http.drain_deadline_ms = 2_000;
+    config.server.http.drain_timeout_ms = 2_000;
     config.admin.token = Some(Secret::new(TOKEN.to_owned()));
     config.demo.enabled = true;
     config

@@ -369,7 +369,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max_header_bytes",
             "max_connections",
             "on_limit",
-            "drain_deadline_ms",
+            "drain_timeout_ms",
             "drain_linger_ms",
             "request_timeout_ms",
             "body_limit_bytes",

@@ -32,7 +32,7 @@ fn spawn(env: &[(&str, &str)]) -> (KillOnDrop, SocketAddr, Receiver<String>) {
     let mut command = Command::new(binary());
     command
         .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
-        .env("REFSVC_SERVER__DRAIN_DEADLINE_MS", "5000")
+        .env("REFSVC_SERVER__DRAIN_TIMEOUT_MS", "5000")
         .env("REFSVC_DEMO__ENABLED", "true")
         .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
         .env_remove("RUST_LOG")

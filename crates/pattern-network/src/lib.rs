@@ -13,7 +13,7 @@
 //! | load balancing | [`balance`]: round-robin, smooth weighted, least pending, P2C peak EWMA (failures penalised), consistent hash (ejected owners' keys to the ring successor); endpoints' readiness honoured; endpoints added and removed live or from tower's `Discover`, statistics kept across refreshes, slow start; outlier ejection |
 //! | fan-out / fan-in | [`fan`]: all-or-nothing broadcast, distribution to the next worker with room, merge, scatter-gather with a deadline and a quorum (partial answers kept) |
 //! | back pressure | [`limit`]: a concurrency limit that rejects instead of queueing, and an adaptive limit (Gradient2, recommended; Vegas; AIMD) as a tower layer, around a future, or by permit |
-//! | dynamic scaling | [`scale`]: a worker pool growing from queue depth and busy workers and shrinking with its measured need, with a cooldown; panics are one job's failure; `call` returns a job's output; shutdown with a deadline |
+//! | dynamic scaling | [`scale`]: a worker pool growing from queue depth and busy workers and shrinking with its measured need, with a cooldown; panics are one job's failure; `call` returns a job's output; a stop with a timeout |
 //! | partitioning | [`partition`]: a consistent-hash ring with virtual nodes and a fixed hash (XXH64), and a partitioner keeping per-key order that reports the share moved on a change |
 //! | flow control | [`flow::credit`]: credit-based flow control between a producer and a consumer; [`flow::rate`]: governor GCRA limits, direct and keyed with bounded memory; [`flow::pace`]: pacing a burst into a rate |
 //!

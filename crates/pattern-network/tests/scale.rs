@@ -234,11 +234,11 @@ async fn a_dropped_call_cancels_its_job() {
     assert_eq!(*ran.lock().unwrap(), [1, 3]);
 }
 
-/// A shutdown with a deadline returns at the deadline, with the jobs cut
+/// A stop with a timeout returns at the timeout, with the jobs cut
 /// short and the items still queued counted as abandoned; a call waiting on
 /// one of them gets Unavailable.
 #[tokio::test(start_paused = true)]
-async fn shutdown_with_a_deadline_abandons_what_is_left() {
+async fn a_stop_with_a_timeout_abandons_what_is_left() {
     let pool = WorkerPool::builder("stuck", 2, 2)
         .queue(16)
         .spawn(|n: u32| async move {
@@ -254,7 +254,7 @@ async fn shutdown_with_a_deadline_abandons_what_is_left() {
     };
     tokio::task::yield_now().await;
     let start = tokio::time::Instant::now();
-    let report = pool.stop_within(Duration::from_secs(5)).await;
+    let report = pool.stop_timeout(Duration::from_secs(5)).await;
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     // 0..3 done; 3 and 4 cut short; 5, 6, 7 and the call's 99 still queued.
     assert_eq!(report.processed, 3);
@@ -328,10 +328,10 @@ async fn a_trickle_of_load_shrinks_the_pool() {
 }
 
 /// Deadlines at their extremes: zero abandons at once what runs, MAX waits
-/// like `shutdown`; a clone submitting after the deadline is refused, not
+/// like `stop`; a clone submitting after the deadline is refused, not
 /// left waiting.
 #[tokio::test(start_paused = true)]
-async fn shutdown_deadlines_of_zero_and_max() {
+async fn stop_timeouts_of_zero_and_max() {
     let slow = |n: u32| async move {
         sleep(Duration::from_secs(1)).await;
         Ok::<_, Error>(n)
@@ -341,7 +341,7 @@ async fn shutdown_deadlines_of_zero_and_max() {
     tokio::task::yield_now().await;
     let late = pool.clone();
     let start = tokio::time::Instant::now();
-    let report = pool.stop_within(Duration::ZERO).await;
+    let report = pool.stop_timeout(Duration::ZERO).await;
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!((report.processed, report.abandoned), (0, 1));
     assert_eq!(late.submit(2).await.unwrap_err().kind(), Kind::Unavailable);
@@ -351,6 +351,6 @@ async fn shutdown_deadlines_of_zero_and_max() {
 
     let pool = WorkerPool::builder("max", 1, 1).spawn(slow);
     pool.submit(1).await.unwrap();
-    let report = pool.stop_within(Duration::MAX).await;
+    let report = pool.stop_timeout(Duration::MAX).await;
     assert_eq!((report.processed, report.abandoned), (1, 0));
 }

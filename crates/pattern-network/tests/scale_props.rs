@@ -144,7 +144,7 @@ proptest! {
             prop_assert_eq!(pool.workers(), min, "not back to min when idle");
             let report = tokio::time::timeout(Duration::from_secs(3_600), pool.stop())
                 .await
-                .map_err(|_| TestCaseError::fail("the shutdown stalled"))?;
+                .map_err(|_| TestCaseError::fail("the stop stalled"))?;
             prop_assert_eq!(report.processed + report.failed + report.panicked, submitted);
             prop_assert_eq!(report.abandoned, 0);
             prop_assert!(peak.load(Ordering::SeqCst) <= max, "{} jobs at once", peak.load(Ordering::SeqCst));

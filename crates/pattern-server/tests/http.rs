@@ -85,7 +85,7 @@ async fn requests_in_flight_finish_during_the_drain() {
 #[tokio::test]
 async fn the_drain_deadline_cuts_what_is_left() {
     let (server, running, addr) = start(ServerConfig {
-        drain_deadline_ms: 200,
+        drain_timeout_ms: 200,
         ..config()
     })
     .await;
@@ -385,7 +385,7 @@ async fn the_stop_timeout_follows_the_drain_deadline() {
     let server = Arc::new(HttpServer::new(
         "http",
         ServerConfig {
-            drain_deadline_ms: 2_000,
+            drain_timeout_ms: 2_000,
             ..config()
         },
         router(),
@@ -455,7 +455,7 @@ async fn an_http2_client_that_stops_answering_pings_is_closed() {
             idle_timeout_ms: 0,
             http2_keep_alive_interval_ms: if pings { 200 } else { 0 },
             http2_keep_alive_timeout_ms: 200,
-            drain_deadline_ms: 300,
+            drain_timeout_ms: 300,
             ..config()
         })
         .await;

@@ -162,7 +162,7 @@ async fn the_slot_is_free_again_once_the_upgraded_socket_closes() {
 async fn an_upgraded_connection_that_ignores_the_drain_is_cut_at_the_deadline() {
     let (server, running, addr) = start(
         ServerConfig {
-            drain_deadline_ms: 300,
+            drain_timeout_ms: 300,
             ..config()
         },
         false,

@@ -197,12 +197,12 @@ impl Service {
         let mut server = HttpServer::new("http", config.server.http.clone(), app)
             .after("metrics")
             .after("processes");
-        let mut shutdown = config.server.http.stop_within();
+        let mut shutdown = config.server.http.stop_timeout();
         if management.is_some() {
             // The API stops first: probes keep answering (not ready) while
             // it waits out its pre-stop delay and drains.
             server = server.after("management");
-            shutdown += config.management.http.stop_within();
+            shutdown += config.management.http.stop_timeout();
         }
         let mut after_store = Vec::new();
         let mut builder = System::builder()
@@ -225,7 +225,7 @@ impl Service {
             builder = builder.component(management);
         }
         // The server's stop timeout follows its pre-stop delay and drain
-        // (`Component::stop_within`).
+        // (`Component::stop_timeout`).
         let running = builder.component(server).build()?.start().await?;
         let addr = running
             .addr("http", "http")

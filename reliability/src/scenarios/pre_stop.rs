@@ -21,7 +21,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
         PRE_STOP.as_millis().to_string(),
     ));
     env.push((
-        "REFSVC_SERVER__DRAIN_DEADLINE_MS",
+        "REFSVC_SERVER__DRAIN_TIMEOUT_MS",
         DRAIN.as_millis().to_string(),
     ));
     let Some(mut service) = super::start(ctx, &env, &mut report) else {

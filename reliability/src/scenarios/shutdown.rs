@@ -34,7 +34,7 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     for round in 0..rounds {
         let mut env = super::base_env();
         env.push((
-            "REFSVC_SERVER__DRAIN_DEADLINE_MS",
+            "REFSVC_SERVER__DRAIN_TIMEOUT_MS",
             DRAIN.as_millis().to_string(),
         ));
         let Some(mut service) = super::start(ctx, &env, &mut report) else {

@@ -22,7 +22,9 @@ use crate::context::Deadline;
 /// Serves at most `max` requests at once and answers the excess with 503
 /// and `Retry-After`: at once, or, with [`queue`](Self::queue), after
 /// waiting in a bounded queue for a slot up to a timeout (a full queue
-/// answers at once).
+/// answers at once). A request with a [`Deadline`] (set by a
+/// [`DeadlineLayer`](super::DeadlineLayer) outside) waits at most until
+/// just before it.
 ///
 /// The fast path (a free slot) allocates nothing; only a request that has
 /// to wait boxes its future.

@@ -194,12 +194,16 @@ impl Finish for Finished {
         let method = access.method.as_str();
         let path = access.uri.path();
         let request_id = access.id.as_ref().map_or("", RequestId::as_str);
+        // In the request's span without entering it (an event names its
+        // parent for less than an enter and exit cost); below the filter,
+        // the span is disabled and the event stays in the current span.
+        let parent = span.id().or_else(|| tracing::Span::current().id());
         // A level is part of an event's static metadata: one call site each.
         macro_rules! access {
             ($level:expr) => {
                 tracing::event!(
                     target: ACCESS_TARGET,
-                    parent: &span,
+                    parent: parent,
                     $level,
                     method,
                     path,
@@ -210,8 +214,6 @@ impl Finish for Finished {
                 )
             };
         }
-        // In the request's span without entering it (an event names its
-        // parent for less than an enter and exit cost).
         match access.level {
             Level::ERROR => access!(Level::ERROR),
             Level::WARN => access!(Level::WARN),

@@ -36,7 +36,7 @@ impl StartContext {
         &self.name
     }
 
-    /// Cancelled when the component must stop (system shutdown, or a restart
+    /// Cancelled when the component must stop (the system stops, or a restart
     /// by its supervisor). Its task should return soon after.
     pub fn stop_token(&self) -> &CancellationToken {
         &self.stop

@@ -87,7 +87,7 @@ pub trait Component: Send + Sync + 'static {
     /// stop timeout, the runner gives it at least this (and a second more)
     /// instead of aborting it midway; still within the system's overall
     /// stop-all timeout.
-    fn stop_within(&self) -> Option<std::time::Duration> {
+    fn stop_timeout(&self) -> Option<std::time::Duration> {
         None
     }
 

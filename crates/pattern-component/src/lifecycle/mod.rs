@@ -10,9 +10,9 @@
 //! While it runs, a supervisor watches the components' tasks and restarts
 //! them as their [`Restart`](crate::supervision::Restart) policy and the
 //! system's [`RestartStrategy`](crate::supervision::RestartStrategy) say, escalating to a
-//! shutdown past the [`Intensity`](crate::supervision::Intensity) limit.
+//! stop past the [`Intensity`](crate::supervision::Intensity) limit.
 //!
-//! Shutdown happens once: on SIGINT or SIGTERM ([`System::run`],
+//! The stop happens once: on SIGINT or SIGTERM ([`System::run`],
 //! [`RunningSystem::until_signal`]), when the stop token is cancelled,
 //! or on escalation. Components stop in reverse start order, each within
 //! its stop timeout and all within the stop-all timeout; one that does not

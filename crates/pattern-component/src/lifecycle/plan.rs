@@ -76,7 +76,7 @@ impl Plan {
         entry.options.stop_timeout.unwrap_or_else(|| {
             entry
                 .component
-                .stop_within()
+                .stop_timeout()
                 .map_or(self.stop_timeout, |needs| {
                     needs
                         .saturating_add(Duration::from_secs(1))
@@ -111,7 +111,7 @@ pub(crate) struct Shared {
     pub(crate) states: Mutex<Vec<ComponentState>>,
     pub(crate) last_health: Mutex<Vec<Option<Status>>>,
     pub(crate) live: AtomicBool,
-    /// Set when the shutdown begins: not ready from then on.
+    /// Set when the stop begins: not ready from then on.
     pub(crate) stopping: AtomicBool,
     pub(crate) reason: Mutex<Option<StopReason>>,
 }

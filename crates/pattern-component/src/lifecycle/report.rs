@@ -35,7 +35,7 @@ pub struct StopReport {
     pub reason: StopReason,
     /// Each component, in the order they were stopped (reverse start order).
     pub components: Vec<StopRecord>,
-    /// The whole shutdown.
+    /// The whole stop.
     pub took: Duration,
 }
 

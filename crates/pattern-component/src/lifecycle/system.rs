@@ -26,7 +26,7 @@ pub const HEALTH_GAUGE: &str = "component_health";
 /// | setting | default |
 /// | --- | --- |
 /// | [`start_timeout`](Self::start_timeout) (per component) | 30 s |
-/// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s, or what the component needs ([`Component::stop_within`](crate::component::Component::stop_within)) |
+/// | [`stop_timeout`](Self::stop_timeout) (per component) | 10 s, or what the component needs ([`Component::stop_timeout`](crate::component::Component::stop_timeout)) |
 /// | [`start_all_timeout`](Self::start_all_timeout) (all starts) | 120 s |
 /// | [`stop_all_timeout`](Self::stop_all_timeout) (all stops) | 60 s |
 /// | [`strategy`](Self::strategy) | one for one |

@@ -156,7 +156,7 @@ pub enum RestartStrategy {
 }
 
 /// At most `max_restarts` restarts within `within`; one more escalates to a
-/// system shutdown.
+/// system stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Intensity {
     /// Restarts allowed in the window.

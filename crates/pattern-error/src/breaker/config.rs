@@ -278,26 +278,19 @@ impl CircuitBreakerBuilder {
 
 impl fmt::Debug for CircuitBreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
         f.debug_struct("CircuitBreakerBuilder")
             .field("name", &self.name)
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("window", &self.window)
-            .field("minimum_calls", &self.minimum_calls)
-            .field("failure_rate", &self.failure_rate)
-            .field("slow_call_rate", &self.slow_call_rate)
-            .field("slow_call_duration", &self.slow_call_duration)
-            .field("open_duration", &self.open_duration)
-            .field("open_multiplier", &self.open_multiplier)
-            .field("max_open_duration", &self.max_open_duration)
-            .field("half_open_probes", &self.half_open_probes)
-            .field("probe_timeout", &self.probe_timeout)
+            .field("window", &s.window)
+            .field("minimum_calls", &s.minimum_calls)
+            .field("failure_rate", &s.failure_rate)
+            .field("slow_call_rate", &s.slow_call_rate)
+            .field("slow_call_duration", &s.slow_call_duration)
+            .field("open_duration", &s.open_duration)
+            .field("open_multiplier", &s.open_multiplier)
+            .field("max_open_duration", &s.max_open_duration)
+            .field("half_open_probes", &s.half_open_probes)
+            .field("probe_timeout", &s.probe_timeout)
             .finish_non_exhaustive()
     }
 }

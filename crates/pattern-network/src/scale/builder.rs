@@ -19,7 +19,7 @@ use super::worker::Shared;
 /// | [`idle_timeout`](Self::idle_timeout) | 30 s |
 #[derive(Debug)]
 #[must_use]
-pub struct PoolBuilder {
+pub struct WorkerPoolBuilder {
     pub(super) name: &'static str,
     pub(super) min: usize,
     pub(super) max: usize,
@@ -29,7 +29,7 @@ pub struct PoolBuilder {
     pub(super) idle_timeout: Duration,
 }
 
-impl PoolBuilder {
+impl WorkerPoolBuilder {
     pub(super) fn new(name: &'static str, min: usize, max: usize) -> Self {
         // At least one worker, and max never below min.
         let min = min.max(1);

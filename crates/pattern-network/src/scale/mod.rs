@@ -20,12 +20,12 @@
 //! - never more than `max` workers, never fewer than `min` (at least one)
 //!   until stopped;
 //! - a job that fails or panics is that item's failure: counted in the
-//!   [`PoolReport`], logged, and the worker goes on (a [`call`](WorkerPool::call)
+//!   [`WorkerPoolReport`], logged, and the worker goes on (a [`call`](WorkerPool::call)
 //!   gets [`Kind::Internal`](pattern_error::Kind::Internal) for a panic);
-//! - every item submitted before the pool is shut down is processed
+//! - every item submitted before the pool is stopped is processed
 //!   ([`stop`](WorkerPool::stop)), or counted as abandoned when a
 //!   deadline cuts the drain short
-//!   ([`stop_within`](WorkerPool::stop_within));
+//!   ([`stop_timeout`](WorkerPool::stop_timeout));
 //! - a [`call`](WorkerPool::call) dropped before a worker takes its item
 //!   cancels it: the job does not run (as tower's buffer does).
 //!
@@ -48,7 +48,7 @@
 //! }
 //! assert!(pool.workers() > 1, "a burst adds workers");
 //! assert_eq!(pool.call(21).await.unwrap(), 42, "call waits for the job's output");
-//! let report = pool.stop_within(Duration::from_secs(30)).await;
+//! let report = pool.stop_timeout(Duration::from_secs(30)).await;
 //! assert_eq!(report.processed, 21);
 //! # }
 //! ```
@@ -63,8 +63,8 @@ mod builder;
 mod pool;
 mod worker;
 
-pub use builder::PoolBuilder;
-pub use pool::{PoolReport, WorkerPool};
+pub use builder::WorkerPoolBuilder;
+pub use pool::{WorkerPool, WorkerPoolReport};
 
 /// Gauge of running workers, labelled `pool`.
 pub const WORKERS_GAUGE: &str = "worker_pool_workers";

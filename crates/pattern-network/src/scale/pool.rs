@@ -7,14 +7,14 @@ use std::time::Duration;
 use pattern_error::{Error, Kind};
 use tokio::sync::oneshot;
 
-use super::PoolBuilder;
+use super::WorkerPoolBuilder;
 use super::worker::{Message, Shared};
 
 /// A pool of workers that scales with its queue; see the [module docs](super).
 ///
 /// `T` is the item a job takes, `R` what it gives back to a
 /// [`call`](Self::call). Clones submit to the same pool (share it between
-/// producers); its queue closes once every clone is shut down or dropped.
+/// producers); its queue closes once every clone is stopped or dropped.
 pub struct WorkerPool<T, R = ()> {
     tx: flume::Sender<Message<T, R>>,
     shared: Arc<Shared<T, R>>,
@@ -32,14 +32,14 @@ impl<T, R> Clone for WorkerPool<T, R> {
 /// What [`WorkerPool::stop`] found, over the pool's life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct PoolReport {
+pub struct WorkerPoolReport {
     /// Jobs that succeeded.
     pub processed: u64,
     /// Jobs that returned an error.
     pub failed: u64,
     /// Jobs that panicked.
     pub panicked: u64,
-    /// Items a stop deadline cut off: jobs stopped midway and items
+    /// Items a stop timeout cut off: jobs stopped midway and items
     /// still queued. Items whose [`call`](WorkerPool::call) was dropped
     /// before they started are not counted anywhere.
     pub abandoned: u64,
@@ -49,9 +49,9 @@ impl WorkerPool<()> {
     /// A pool named `name` (the `pool` metrics label) of `min` to `max`
     /// workers (at least one; `max` is raised to `min` if below it); the
     /// item and output types come from the job given to
-    /// [`PoolBuilder::spawn`].
-    pub fn builder(name: &'static str, min: usize, max: usize) -> PoolBuilder {
-        PoolBuilder::new(name, min, max)
+    /// [`WorkerPoolBuilder::spawn`].
+    pub fn builder(name: &'static str, min: usize, max: usize) -> WorkerPoolBuilder {
+        WorkerPoolBuilder::new(name, min, max)
     }
 }
 
@@ -76,7 +76,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
                 flume::TrySendError::Full(_) => {
                     Error::new(Kind::Overloaded, "the pool's queue is full")
                 }
-                flume::TrySendError::Disconnected(_) => shut_down(),
+                flume::TrySendError::Disconnected(_) => stopped(),
             })?;
         self.after_send()
     }
@@ -96,9 +96,9 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         tokio::select! {
             // An answer that came wins over a stop that came after it.
             biased;
-            answer = answer => answer.unwrap_or_else(|_| Err(shut_down())),
-            // Past a stop deadline nothing runs what is still queued.
-            () = self.shared.stop.cancelled() => Err(shut_down()),
+            answer = answer => answer.unwrap_or_else(|_| Err(stopped())),
+            // Past a stop timeout nothing runs what is still queued.
+            () = self.shared.stop.cancelled() => Err(stopped()),
         }
     }
 
@@ -106,18 +106,18 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         self.admit()?;
         tokio::select! {
             biased;
-            sent = self.tx.send_async(message) => sent.map_err(|_| shut_down())?,
-            () = self.shared.stop.cancelled() => return Err(shut_down()),
+            sent = self.tx.send_async(message) => sent.map_err(|_| stopped())?,
+            () = self.shared.stop.cancelled() => return Err(stopped()),
         }
         self.after_send()
     }
 
-    /// An item that went in as a stop deadline passed is never run:
+    /// An item that went in as a stop timeout ran out is never run:
     /// drop what is queued, counted as abandoned, and say so.
     fn after_send(&self) -> Result<(), Error> {
         if self.shared.stop.is_cancelled() {
             self.shared.abandon_queued();
-            return Err(shut_down());
+            return Err(stopped());
         }
         Ok(())
     }
@@ -125,7 +125,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     /// Refuses once the pool is stopped; else may add a worker.
     fn admit(&self) -> Result<(), Error> {
         if self.shared.stop.is_cancelled() {
-            return Err(shut_down());
+            return Err(stopped());
         }
         self.shared.maybe_scale_up(self.tx.len());
         Ok(())
@@ -142,10 +142,10 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     }
 
     /// Stops taking items, lets the workers finish everything queued, and
-    /// waits for them (and so for every clone of this pool to be shut down
+    /// waits for them (and so for every clone of this pool to be stopped
     /// or dropped: until then, the queue stays open). Waits as long as the
-    /// jobs take: see [`stop_within`](Self::stop_within).
-    pub async fn stop(self) -> PoolReport {
+    /// jobs take: see [`stop_timeout`](Self::stop_timeout).
+    pub async fn stop(self) -> WorkerPoolReport {
         let shared = self.shared.clone();
         drop(self);
         shared.tasks.close();
@@ -153,16 +153,16 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
         shared.report()
     }
 
-    /// Like [`stop`](Self::stop), but once `deadline` has passed
-    /// the workers stop: jobs still running are dropped at their next await
+    /// Like [`stop`](Self::stop), but once `timeout` has passed the
+    /// workers stop: jobs still running are dropped at their next await
     /// point, items still queued are dropped, both counted as
-    /// [`abandoned`](PoolReport::abandoned), and clones of the pool can
+    /// [`abandoned`](WorkerPoolReport::abandoned), and clones of the pool can
     /// submit no more.
-    pub async fn stop_within(self, deadline: Duration) -> PoolReport {
+    pub async fn stop_timeout(self, timeout: Duration) -> WorkerPoolReport {
         let shared = self.shared.clone();
         drop(self);
         shared.tasks.close();
-        if tokio::time::timeout(deadline, shared.tasks.wait())
+        if tokio::time::timeout(timeout, shared.tasks.wait())
             .await
             .is_err()
         {
@@ -172,15 +172,15 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
             tracing::warn!(
                 pool = shared.name,
                 abandoned = shared.report().abandoned,
-                "worker pool stopped at its stop deadline"
+                "worker pool stopped at its stop timeout"
             );
         }
         shared.report()
     }
 }
 
-fn shut_down() -> Error {
-    Error::new(Kind::Unavailable, "the pool is shut down")
+fn stopped() -> Error {
+    Error::new(Kind::Unavailable, "the worker pool is stopped")
 }
 
 impl<T, R> std::fmt::Debug for WorkerPool<T, R> {

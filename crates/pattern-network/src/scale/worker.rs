@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{JOBS_TOTAL, PoolBuilder, PoolReport, SCALE_EVENTS_TOTAL, WORKERS_GAUGE};
+use super::{JOBS_TOTAL, SCALE_EVENTS_TOTAL, WORKERS_GAUGE, WorkerPoolBuilder, WorkerPoolReport};
 
 pub(super) type Job<T, R> =
     Arc<dyn Fn(T) -> Pin<Box<dyn Future<Output = Result<R, Error>> + Send>> + Send + Sync>;
@@ -98,7 +98,11 @@ enum Idle {
 }
 
 impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
-    pub(super) fn new(b: &PoolBuilder, rx: flume::Receiver<Message<T, R>>, job: Job<T, R>) -> Self {
+    pub(super) fn new(
+        b: &WorkerPoolBuilder,
+        rx: flume::Receiver<Message<T, R>>,
+        job: Job<T, R>,
+    ) -> Self {
         Self {
             name: b.name,
             min: b.min,
@@ -124,9 +128,9 @@ impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
         nanos(Instant::now().saturating_duration_since(self.epoch))
     }
 
-    pub(super) fn report(&self) -> PoolReport {
+    pub(super) fn report(&self) -> WorkerPoolReport {
         let o = &self.outcomes;
-        PoolReport {
+        WorkerPoolReport {
             processed: o.processed.0.load(Ordering::Acquire),
             failed: o.failed.0.load(Ordering::Acquire),
             panicked: o.panicked.0.load(Ordering::Acquire),

@@ -90,7 +90,7 @@ pub struct ServerConfig {
     pub pre_stop_delay_ms: u64,
     /// How long requests in flight may take to finish once stopping.
     #[garde(range(min = 1, max = 3_600_000))]
-    pub drain_deadline_ms: u64,
+    pub drain_timeout_ms: u64,
     /// Once stopping, how long connections go on reading before idle
     /// keep-alive connections are closed: a request a client sent just
     /// before the stop, not read yet, is then served rather than cut with
@@ -168,7 +168,7 @@ impl Default for ServerConfig {
             http2_keep_alive_timeout_ms: 20_000,
             on_limit: OnLimit::Wait,
             pre_stop_delay_ms: 0,
-            drain_deadline_ms: 30_000,
+            drain_timeout_ms: 30_000,
             drain_linger_ms: 50,
             tls: None,
         }
@@ -212,15 +212,14 @@ impl ServerConfig {
 
     /// How long a stop takes at most: the pre-stop delay, the linger and
     /// the drain deadline.
-    pub fn stop_within(&self) -> Duration {
-        self.pre_stop_delay()
-            + self.drain_linger().min(self.drain_deadline())
-            + self.drain_deadline()
+    pub fn stop_timeout(&self) -> Duration {
+        self.pre_stop_delay() + self.drain_linger().min(self.drain_timeout()) + self.drain_timeout()
     }
 
-    /// The drain deadline.
-    pub fn drain_deadline(&self) -> Duration {
-        Duration::from_millis(self.drain_deadline_ms)
+    /// How long the drain waits for requests in flight before it cuts the
+    /// connections left.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
     }
 
     /// The linger before idle connections close when stopping.

@@ -216,8 +216,8 @@ impl Component for HttpServer {
 
     /// The pre-stop delay, the linger and the drain deadline: the stop
     /// timeout follows the drain, so a drain is never aborted midway.
-    fn stop_within(&self) -> Option<Duration> {
-        Some(self.config.stop_within())
+    fn stop_timeout(&self) -> Option<Duration> {
+        Some(self.config.stop_timeout())
     }
 
     fn start(&self, ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {

@@ -209,10 +209,10 @@ impl Server {
         let open = self.connections.len();
         self.connections.close();
         let started = tokio::time::Instant::now();
-        let linger = self.config.drain_linger().min(self.config.drain_deadline());
+        let linger = self.config.drain_linger().min(self.config.drain_timeout());
         tokio::time::sleep(linger).await;
         self.drain.cancel();
-        let left_for_drain = self.config.drain_deadline().saturating_sub(linger);
+        let left_for_drain = self.config.drain_timeout().saturating_sub(linger);
         let drained = tokio::time::timeout(left_for_drain, self.connections.wait())
             .await
             .is_ok();

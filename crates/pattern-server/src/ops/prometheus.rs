@@ -1,5 +1,5 @@
 //! The Prometheus recorder as a component: periodic upkeep, and a last one
-//! at shutdown.
+//! at the stop.
 
 use std::time::Duration;
 

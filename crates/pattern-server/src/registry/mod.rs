@@ -192,7 +192,7 @@ impl ProcessRegistry {
         self.supervisor.remove(name).await
     }
 
-    /// Stops every process, each within the stop timeout (for shutdown):
+    /// Stops every process, each within the stop timeout (for the stop):
     /// all at once, or one by one, last registered first, under a group
     /// strategy; how each went, by name.
     pub async fn stop_all(&self) -> Vec<(String, StopOutcome)> {

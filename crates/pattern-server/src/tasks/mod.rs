@@ -2,7 +2,7 @@
 //!
 //! A [`TaskSet`] spawns at most `max` tasks at once, hands each a
 //! [`CancellationToken`] that fires at the stop, and on
-//! [`stop`](TaskSet::stop) waits for them up to a grace period, then
+//! [`stop`](TaskSet::stop) waits for them up to a timeout, then
 //! drops whatever is still running. No task spawned through it outlives the
 //! stop.
 //!
@@ -51,7 +51,7 @@ struct Inner {
     max: usize,
     /// Fired at the stop: tasks should finish.
     stop: CancellationToken,
-    /// Fired when the grace period is over: tasks are dropped.
+    /// Fired when the timeout is over: tasks are dropped.
     kill: CancellationToken,
     aborted: AtomicUsize,
 }
@@ -60,7 +60,7 @@ struct Inner {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskSetReport {
-    /// Tasks that had not finished when the grace period ended and were dropped.
+    /// Tasks that had not finished when the timeout ran out and were dropped.
     pub aborted: usize,
 }
 
@@ -88,8 +88,8 @@ impl TaskSet {
     /// [`Kind::Overloaded`] (or [`Kind::Unavailable`] after the stop began).
     ///
     /// `task` receives a token that is cancelled when the stop begins. The
-    /// handle yields `None` if the task was dropped at the end of the grace
-    /// period.
+    /// handle yields `None` if the task was dropped when the stop's timeout
+    /// ran out.
     pub fn try_spawn<F, Fut>(&self, task: F) -> Result<JoinHandle<Option<Fut::Output>>, Error>
     where
         F: FnOnce(CancellationToken) -> Fut,
@@ -162,12 +162,12 @@ impl TaskSet {
         self.inner.tracker.is_empty()
     }
 
-    /// Stops accepting tasks, cancels every task's token, waits up to `grace`
+    /// Stops accepting tasks, cancels every task's token, waits up to `timeout`
     /// for them to finish and drops the rest. Returns once no task is left.
-    pub async fn stop(&self, grace: Duration) -> TaskSetReport {
+    pub async fn stop(&self, timeout: Duration) -> TaskSetReport {
         self.inner.tracker.close();
         self.inner.stop.cancel();
-        if tokio::time::timeout(grace, self.inner.tracker.wait())
+        if tokio::time::timeout(timeout, self.inner.tracker.wait())
             .await
             .is_err()
         {

@@ -23,7 +23,7 @@ impl Shared {
     }
 
     #[inline(never)]
-    pub(super) fn admit_any(&self, word: Word) -> Result<Ticket, Rejected> {
+    fn admit_any(&self, word: Word) -> Result<Ticket, Rejected> {
         match word.state() {
             State::Closed | State::Disabled => Ok(Ticket::call(word, self.start_clock())),
             State::Open => {
@@ -42,7 +42,7 @@ impl Shared {
 
     /// Admission outside the closed state: may move open to half-open, and
     /// hands out at most `half_open_probes` probe slots.
-    pub(super) fn admit_probe(&self) -> Result<Ticket, Rejected> {
+    fn admit_probe(&self) -> Result<Ticket, Rejected> {
         let mut control = self.lock();
         let mut word = self.word();
         let mut event = None;
@@ -96,7 +96,7 @@ impl Shared {
 
     /// Counts the outstanding probes past the probe timeout as failed;
     /// if that completes the trial, decides it. Call with the lock held.
-    pub(super) fn expire_probes(&self, control: &mut Control, seen: Word) -> Option<(Word, Event)> {
+    fn expire_probes(&self, control: &mut Control, seen: Word) -> Option<(Word, Event)> {
         let now = Instant::now();
         let before = control.outstanding.len();
         control.outstanding.retain(|&(_, start)| {
@@ -112,7 +112,7 @@ impl Shared {
         self.decide_trial(control, seen)
     }
 
-    pub(super) fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
         metrics::counter!(REJECTIONS_TOTAL, "breaker" => self.label.clone(), "state" => state.as_str())
             .increment(1);
         if let Some(listener) = &self.listener {

@@ -40,7 +40,7 @@ pub struct CircuitBreaker {
 }
 
 #[derive(Debug)]
-pub(super) struct Anchor {
+struct Anchor {
     shared: Arc<Shared>,
 }
 

@@ -8,7 +8,7 @@ use super::shared::{Shared, Ticket};
 use crate::Error;
 use crate::shard::Padded;
 
-/// Leave to make one call; see [`CircuitBreaker::try_acquire`].
+/// Leave to make one call; see [`CircuitBreaker::try_acquire`](super::CircuitBreaker::try_acquire).
 #[derive(Debug)]
 #[must_use = "a permit records nothing unless its outcome is reported"]
 pub struct Permit<'a> {

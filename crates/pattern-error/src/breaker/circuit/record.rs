@@ -9,7 +9,7 @@ use crate::Error;
 
 impl Shared {
     #[inline]
-    pub(super) fn outcome(&self, ticket: &Ticket, failure: bool) -> Outcome {
+    fn outcome(&self, ticket: &Ticket, failure: bool) -> Outcome {
         let slow = match (ticket.start, self.settings.slow_call_rate) {
             (Some(start), Some(_)) => start.elapsed() >= self.settings.slow_call_duration,
             _ => false,
@@ -33,7 +33,7 @@ impl Shared {
     }
 
     #[inline(never)]
-    pub(super) fn record_any(&self, ticket: Ticket, error: Option<&Error>) {
+    fn record_any(&self, ticket: Ticket, error: Option<&Error>) {
         let failure = error.is_some_and(|e| (self.settings.is_failure)(e));
         self.record(ticket, self.outcome(&ticket, failure));
     }
@@ -42,7 +42,7 @@ impl Shared {
         self.record(ticket, self.outcome(&ticket, true));
     }
 
-    pub(super) fn record(&self, ticket: Ticket, outcome: Outcome) {
+    fn record(&self, ticket: Ticket, outcome: Outcome) {
         let word = self.word();
         if word.generation() != ticket.generation {
             return; // admitted under an earlier state: its outcome is stale
@@ -65,7 +65,7 @@ impl Shared {
         }
     }
 
-    pub(super) fn breaches(&self, s: &Snapshot) -> bool {
+    fn breaches(&self, s: &Snapshot) -> bool {
         s.calls >= u64::from(self.settings.minimum_calls)
             && (s.failure_rate() >= self.settings.failure_rate
                 || self
@@ -74,7 +74,7 @@ impl Shared {
                     .is_some_and(|r| s.slow_call_rate() >= r))
     }
 
-    pub(super) fn trip(&self, seen: Word) {
+    fn trip(&self, seen: Word) {
         let mut control = self.lock();
         if self.word() != seen {
             return; // another call already moved the breaker
@@ -84,7 +84,7 @@ impl Shared {
         self.emit(event);
     }
 
-    pub(super) fn record_probe(&self, seen: Word, probe_id: u32, outcome: Outcome) {
+    fn record_probe(&self, seen: Word, probe_id: u32, outcome: Outcome) {
         let mut control = self.lock();
         if self.word() != seen {
             return;

@@ -56,7 +56,7 @@ impl Shared {
         )
     }
 
-    pub(super) fn open_duration_after(&self, trips: u32) -> Duration {
+    fn open_duration_after(&self, trips: u32) -> Duration {
         let factor = self
             .settings
             .open_multiplier

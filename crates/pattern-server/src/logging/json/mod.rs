@@ -308,6 +308,57 @@ mod tests {
         assert!(access["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
+    /// The access event is in the request's span; with that span below the
+    /// filter, it stays in the span the request is served in (it had no
+    /// parent at all: a text or tracing layer lost that context).
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_access_event_keeps_its_context() {
+        use std::sync::{Arc, Mutex};
+
+        use axum::routing::get;
+        use pattern_api::middleware::ACCESS_TARGET;
+        use pattern_api::stack::ApiStack;
+        use pattern_api::testing::TestClient;
+        use tracing::Instrument as _;
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        use tracing_subscriber::registry::LookupSpan;
+        use tracing_subscriber::{Layer, filter::LevelFilter};
+
+        /// The span each access event is in.
+        #[derive(Clone, Default)]
+        struct Parents(Arc<Mutex<Vec<Option<&'static str>>>>);
+        impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Parents {
+            fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+                if event.metadata().target() == ACCESS_TARGET {
+                    let span = ctx.event_span(event).map(|span| span.name());
+                    self.0.lock().unwrap().push(span);
+                }
+            }
+        }
+
+        for (span_level, want) in [
+            (tracing::Level::INFO, "request"),
+            (tracing::Level::DEBUG, "outer"),
+        ] {
+            let parents = Parents::default();
+            let subscriber =
+                tracing_subscriber::registry().with(parents.clone().with_filter(LevelFilter::INFO));
+            let _default = tracing::subscriber::set_default(subscriber);
+            let app = ApiStack::new()
+                .span_level(span_level)
+                .apply(axum::Router::new().route("/work", get(|| async { "done" })));
+            let req = http::Request::get("/work")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            TestClient::new(app)
+                .request(req)
+                .instrument(tracing::info_span!("outer"))
+                .await
+                .assert_status(200);
+            assert_eq!(*parents.0.lock().unwrap(), [Some(want)], "{span_level}");
+        }
+    }
+
     /// With the request span below the filter, an event logged while
     /// serving a request still carries the request's id; the access line
     /// carries method, path, id and status.
