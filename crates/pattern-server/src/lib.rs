@@ -48,7 +48,7 @@
 //!
 //! | feature | brings |
 //! | --- | --- |
-//! | `prometheus` | [`ops::install_prometheus`]: the Prometheus recorder behind `/metrics` |
+//! | `prometheus` | [`ops::Prometheus`]: the Prometheus recorder behind `/metrics`, latencies as histograms with configurable buckets |
 //! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
 //! | `logging` | `logging`: log set-up (tracing-subscriber) |
 //! | `tls` | HTTPS in [`http::HttpServer`] (rustls with ring): certificate and key from PEM files, reloaded when they change, ALPN for h2 and http/1.1 |

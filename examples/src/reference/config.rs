@@ -10,6 +10,7 @@ use patterns::api::client_addr::{ForwardedHeader, TrustedProxies};
 use patterns::component::config::{ConfigError, Loaded, Loader, Secret};
 use patterns::server::http::ServerConfig;
 use patterns::server::logging::LogConfig;
+use patterns::server::ops::PrometheusConfig;
 use patterns::server::postgres::PostgresConfig;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,10 @@ pub struct Config {
     /// file, queue bound.
     #[garde(dive)]
     pub log: LogConfig,
+    /// Metrics: the histograms' buckets (every one, or by name) and how
+    /// often samples are folded in.
+    #[garde(dive)]
+    pub metrics: PrometheusConfig,
 }
 
 /// Probes, metrics, docs and admin on a listener of their own

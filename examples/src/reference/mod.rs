@@ -38,7 +38,7 @@ use patterns::error::{Error, Kind};
 use patterns::network::flow::rate::Quota;
 use patterns::server::docs;
 use patterns::server::http::HttpServer;
-use patterns::server::ops::{self, Prometheus};
+use patterns::server::ops::{self, Prometheus, PrometheusConfig};
 use patterns::server::postgres::Database;
 use patterns::server::registry::{ProcessRegistry, admin_routes};
 
@@ -58,15 +58,15 @@ pub struct Service {
     running: RunningSystem,
 }
 
-/// The process-wide Prometheus recorder, installed on first use (services
-/// started in one process share it).
-fn prometheus() -> Result<Prometheus, Error> {
+/// The process's one Prometheus recorder, installed with the first service's
+/// settings (services started later in the process share it).
+fn prometheus(config: &PrometheusConfig) -> Result<Prometheus, Error> {
     static RECORDER: Mutex<Option<Prometheus>> = Mutex::new(None);
     let mut slot = RECORDER.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(prometheus) = &*slot {
         return Ok(prometheus.clone());
     }
-    let prometheus = Prometheus::install()?;
+    let prometheus = Prometheus::install_with(config)?;
     *slot = Some(prometheus.clone());
     Ok(prometheus)
 }
@@ -137,7 +137,7 @@ impl Service {
     /// Starts the service: every component up and the port bound, or an
     /// error naming what failed (and nothing left running).
     pub async fn start(config: Config) -> Result<Self, Error> {
-        let prometheus = prometheus()?;
+        let prometheus = prometheus(&config.metrics)?;
         let (store, database) = match &config.database {
             Some(pg) => {
                 let db = Database::new(pg)?.with_migrations(store::MIGRATIONS);

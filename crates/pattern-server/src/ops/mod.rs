@@ -4,7 +4,11 @@
 //! [`HealthHandle`]: ready is
 //! 503 with each component's status and message while any component fails
 //! (or before the system has started). `/metrics` renders the Prometheus
-//! recorder ([`install_prometheus`], feature `prometheus`).
+//! recorder ([`Prometheus`], feature `prometheus`), which exports every
+//! latency as a histogram: with [`DEFAULT_BUCKETS`] (0.5 ms to 10 s), or
+//! the buckets a [`PrometheusConfig`] gives, for all or by metric name.
+//! Histograms, unlike summaries, add up across instances:
+//! `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -89,12 +93,12 @@ fn build(health: HealthHandle, render: Option<Render>) -> axum::Router {
 mod prometheus;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use prometheus::Prometheus;
+pub use prometheus::{DEFAULT_BUCKETS, MAX_BUCKETS, Prometheus, PrometheusConfig};
 
-/// Installs the Prometheus recorder as the global `metrics` recorder and
-/// returns its handle (`handle.render()` is the `/metrics` body). Nothing
-/// runs the recorder's upkeep: prefer the [`Prometheus`] component, which
-/// does.
+/// Installs the Prometheus recorder as the global `metrics` recorder, every
+/// histogram with [`DEFAULT_BUCKETS`], and returns its handle
+/// (`handle.render()` is the `/metrics` body). Nothing runs the recorder's
+/// upkeep: prefer the [`Prometheus`] component, which does.
 ///
 /// Fails with [`Kind::Conflict`](pattern_error::Kind::Conflict) if a
 /// recorder is already installed.
@@ -102,13 +106,5 @@ pub use prometheus::Prometheus;
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub fn install_prometheus()
 -> Result<metrics_exporter_prometheus::PrometheusHandle, pattern_error::Error> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| {
-            pattern_error::Error::with_source(
-                pattern_error::Kind::Conflict,
-                "installing the Prometheus recorder",
-                e,
-            )
-        })
+    prometheus::install(&PrometheusConfig::default())
 }

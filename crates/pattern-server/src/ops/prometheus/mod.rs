@@ -1,15 +1,21 @@
-//! The Prometheus recorder as a component: periodic upkeep, and a last one
-//! at the stop.
+//! The Prometheus recorder as a component: histograms with configured
+//! buckets, periodic upkeep, and a last one at the stop.
+
+mod config;
 
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusHandle;
+use garde::Validate as _;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
-use pattern_error::Error;
+use pattern_error::{Error, Kind};
+
+pub use self::config::{DEFAULT_BUCKETS, MAX_BUCKETS, PrometheusConfig};
 
 /// The global Prometheus recorder, as a [`Component`] named `"metrics"`.
 ///
-/// Histograms accumulate samples between renders; while it runs, the
+/// Histograms (with [`DEFAULT_BUCKETS`], or as a [`PrometheusConfig`]
+/// sets) accumulate samples between renders; while it runs, the
 /// component drains them every [`upkeep_every`](Self::upkeep_every) (5 s by
 /// default) so memory stays flat when nobody scrapes, and once more when it
 /// stops so the last samples are folded in before the process exits.
@@ -35,14 +41,23 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Installs the recorder as the global `metrics` recorder.
+    /// Installs the recorder as the global `metrics` recorder, every
+    /// histogram with [`DEFAULT_BUCKETS`].
     ///
-    /// Fails with [`Kind::Conflict`](pattern_error::Kind::Conflict) if a
-    /// recorder is already installed.
+    /// Fails with [`Kind::Conflict`] if a recorder is already installed.
     pub fn install() -> Result<Self, Error> {
+        Self::install_with(&PrometheusConfig::default())
+    }
+
+    /// Installs the recorder as the global `metrics` recorder, with the
+    /// buckets and upkeep `config` sets.
+    ///
+    /// Fails with [`Kind::InvalidInput`] naming the bad setting, or
+    /// [`Kind::Conflict`] if a recorder is already installed.
+    pub fn install_with(config: &PrometheusConfig) -> Result<Self, Error> {
         Ok(Self {
-            handle: super::install_prometheus()?,
-            upkeep: Duration::from_secs(5),
+            handle: install(config)?,
+            upkeep: config.upkeep(),
         })
     }
 
@@ -102,4 +117,26 @@ impl Component for Prometheus {
             Ok(())
         })
     }
+}
+
+/// The recorder `config` describes, installed as the global one.
+pub(super) fn install(config: &PrometheusConfig) -> Result<PrometheusHandle, Error> {
+    config.validate().map_err(|report| {
+        Error::new(
+            Kind::InvalidInput,
+            format!("the Prometheus settings are invalid: {report}"),
+        )
+    })?;
+    let invalid = |err| Error::with_source(Kind::InvalidInput, "the histogram buckets", err);
+    let mut builder = PrometheusBuilder::new()
+        .set_buckets(&config.buckets)
+        .map_err(invalid)?;
+    for (name, bounds) in &config.buckets_for {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.clone()), bounds)
+            .map_err(invalid)?;
+    }
+    builder
+        .install_recorder()
+        .map_err(|e| Error::with_source(Kind::Conflict, "installing the Prometheus recorder", e))
 }
