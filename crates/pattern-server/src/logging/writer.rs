@@ -108,7 +108,7 @@ impl Sink {
     }
 }
 
-impl Write for Sink {
+impl Write for &Sink {
     /// Takes one whole line (each log event is written in one call), or
     /// drops and counts it when the buffer has no room for it.
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
@@ -135,11 +135,22 @@ impl Write for Sink {
     }
 }
 
-impl<'a> MakeWriter<'a> for Sink {
-    type Writer = Self;
+impl Write for Sink {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        (&*self).write(line)
+    }
 
-    fn make_writer(&'a self) -> Self {
-        self.clone()
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Sink {
+    /// A borrow: no reference count moved per line.
+    type Writer = &'a Sink;
+
+    fn make_writer(&'a self) -> &'a Sink {
+        self
     }
 }
 

@@ -22,11 +22,16 @@ pub(super) fn escape(out: &mut String, text: &str) {
     let mut at = 0;
     while at < bytes.len() {
         // The next eight bytes, or the last few padded with spaces.
-        let chunk = &bytes[at..bytes.len().min(at + 8)];
-        let mut word = [b' '; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
+        let (word, len) = match bytes.get(at..at + 8) {
+            Some(eight) => (<[u8; 8]>::try_from(eight).unwrap_or_default(), 8),
+            None => {
+                let mut word = [b' '; 8];
+                word[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                (word, bytes.len() - at)
+            }
+        };
         if !any_to_escape(u64::from_le_bytes(word)) {
-            at += chunk.len();
+            at += len;
             continue;
         }
         let byte = bytes[at];
