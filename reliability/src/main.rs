@@ -23,6 +23,7 @@
 //! `cargo xtask pg start` prints them); without them it is skipped, except
 //! under `CI=true`.
 
+mod child;
 mod client;
 mod load;
 mod scenarios;

@@ -1,9 +1,8 @@
 //! The reference service as a child process.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -31,20 +30,7 @@ impl Service {
         ));
         let stderr =
             std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let mut command = Command::new(binary);
-        command
-            .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
-            .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let stdout = child.stdout.take().expect("piped stdout");
+        let (child, rx) = crate::child::spawn_service(binary, env, stderr)?;
         // From here on, `Drop` kills the child on every way out.
         let mut service = Self {
             child,
@@ -52,14 +38,6 @@ impl Service {
             management: None,
             log,
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // The address lines, then the rest drained so the child never
-            // blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|e| {
             let what = match e {
                 RecvTimeoutError::Timeout => "printed no address within 60 s",

@@ -4,11 +4,13 @@
 //! against the service in memory and, when PostgreSQL is at hand, on it;
 //! the document must validate as OpenAPI 3.1. Any failure fails the step.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
+
+#[path = "../../reliability/src/child.rs"]
+mod child;
 
 use crate::pg;
 use crate::util::{cargo, run, target_dir, under_ci};
@@ -137,38 +139,16 @@ impl Service {
         let log = target_dir().join("contract-service.log");
         let stderr = std::fs::File::create(target_dir().join("contract-service.stderr"))
             .map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let mut command = Command::new(binary);
-        // The settings under test are these alone.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("REFSVC_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("REFSVC_LOG__FILE", &log)
-            .env("REFSVC_SERVER__ADDR", "127.0.0.1:0")
-            .env("REFSVC_CONFIG", "/nonexistent/reference-service.toml")
-            .env("REFSVC_ADMIN__TOKEN", TOKEN)
+        let mut env = env.to_vec();
+        env.extend([
+            ("REFSVC_LOG__FILE", log.to_string_lossy().into_owned()),
+            ("REFSVC_ADMIN__TOKEN", TOKEN.to_owned()),
             // The contract, not the rate limit, is under test (429 stays
             // documented).
-            .env("REFSVC_LIMITS__REQUESTS_PER_SECOND", "100000")
-            .env("REFSVC_LIMITS__BURST", "100000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+            ("REFSVC_LIMITS__REQUESTS_PER_SECOND", "100000".to_owned()),
+            ("REFSVC_LIMITS__BURST", "100000".to_owned()),
+        ]);
+        let (child, rx) = child::spawn_service(binary, &env, stderr)?;
         let mut service = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
