@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | error model | [`Kind`], [`Error`], [`BoxError`], [`Result`], [`classify`] |
 //! | wrapping and propagation | [`Context`] on `Result` and `Option`, [`Error::chain`], [`Error::downcast_ref`] |
-//! | reporting and logging | [`Report`] (one line or many), [`report::trace`] (tracing fields) |
+//! | reporting and logging | [`ErrorReport`] (one line or many), [`report::trace`] (tracing fields) |
 //! | metrics | [`metrics`] (`errors_total{kind,component}`) |
 //! | retry | [`retry`]: backoff with jitter, retry-after, attempts and time limits, budget; helper and tower layer |
 //! | timeout | [`timeout`]: a deadline per call that fails with [`Kind::Timeout`] |
@@ -135,4 +135,4 @@ pub mod timeout;
 pub use context::Context;
 pub use error::{BoxError, Chain, Error, Result, classify};
 pub use kind::Kind;
-pub use report::Report;
+pub use report::ErrorReport;

@@ -13,7 +13,7 @@ use crate::{Error, Kind, classify};
 /// another error without a message of their own are not printed twice.
 ///
 /// ```
-/// use pattern_error::{Context, Kind, Report};
+/// use pattern_error::{Context, Kind, ErrorReport};
 ///
 /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
 /// let err = Err::<(), _>(io)
@@ -22,7 +22,7 @@ use crate::{Error, Kind, classify};
 ///     .unwrap_err();
 ///
 /// assert_eq!(
-///     Report::new(&err).to_string(),
+///     ErrorReport::new(&err).to_string(),
 ///     "loading order 42: connecting to the database: connection refused",
 /// );
 /// assert_eq!(
@@ -34,18 +34,18 @@ use crate::{Error, Kind, classify};
 /// );
 /// ```
 #[derive(Clone, Copy)]
-pub struct Report<'a> {
+pub struct ErrorReport<'a> {
     error: &'a (dyn StdError + 'static),
 }
 
 impl Error {
-    /// A formatter for the whole chain; see [`Report`].
-    pub fn report(&self) -> Report<'_> {
-        Report::new(self)
+    /// A formatter for the whole chain; see [`ErrorReport`].
+    pub fn report(&self) -> ErrorReport<'_> {
+        ErrorReport::new(self)
     }
 }
 
-impl<'a> Report<'a> {
+impl<'a> ErrorReport<'a> {
     /// A report of `error` and its sources.
     pub fn new(error: &'a (dyn StdError + 'static)) -> Self {
         Self { error }
@@ -60,7 +60,7 @@ impl<'a> Report<'a> {
     }
 }
 
-impl fmt::Display for Report<'_> {
+impl fmt::Display for ErrorReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut layers = self.layers();
         let Some(first) = layers.next() else {
@@ -84,7 +84,7 @@ impl fmt::Display for Report<'_> {
     }
 }
 
-impl fmt::Debug for Report<'_> {
+impl fmt::Debug for ErrorReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self:#}")
     }
@@ -94,7 +94,7 @@ impl fmt::Debug for Report<'_> {
 ///
 /// Fields: `error.kind` (the [`Kind`] name), `error.transient`,
 /// `error.message` (the outermost message) and `error.chain` (the one-line
-/// [`Report`]). The level follows the kind: `ERROR` for internal errors,
+/// [`ErrorReport`]). The level follows the kind: `ERROR` for internal errors,
 /// `WARN` for the transient ones (timeouts, unavailable dependencies,
 /// overload, rate limits), `DEBUG` for errors the caller caused.
 ///
@@ -114,7 +114,7 @@ pub fn trace(error: &(dyn StdError + 'static)) {
             (kind, kind.is_transient())
         }
     };
-    let chain = Report::new(error);
+    let chain = ErrorReport::new(error);
     macro_rules! emit {
         ($level:expr) => {
             tracing::event!(

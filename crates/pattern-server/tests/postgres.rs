@@ -90,7 +90,7 @@ async fn an_unreachable_database_fails_the_start_and_reads_failing() {
     for shown in [
         format!("{db:?}"),
         format!("{err:?}"),
-        pattern_error::Report::new(&err).to_string(),
+        pattern_error::ErrorReport::new(&err).to_string(),
         format!("{:?}", db.health()),
     ] {
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -444,11 +444,11 @@ async fn migrations_without_a_transaction_and_as_a_step_of_their_own() {
     }
     let inside = db.migrate(INSIDE).await.unwrap_err();
     assert!(
-        pattern_error::Report::new(&inside)
+        pattern_error::ErrorReport::new(&inside)
             .to_string()
             .contains("transaction block"),
         "{}",
-        pattern_error::Report::new(&inside)
+        pattern_error::ErrorReport::new(&inside)
     );
     let migrations = std::sync::Arc::new(db.migrations(OUTSIDE));
     let running = System::builder()
