@@ -389,6 +389,64 @@ async fn check_contract(service: &Service) {
         !text.contains("route=\"/v1/items/1\""),
         "no raw paths in labels"
     );
+    check_metric_names(&text);
+}
+
+/// Every metric the service exports follows the naming rules: snake case,
+/// counters in `_total`, latencies as histograms in seconds (no summary:
+/// quantiles do not add up across instances), and labels from a bounded
+/// set (never a path, an id or a client).
+fn check_metric_names(text: &str) {
+    // Each a name the code or the configuration gives (a breaker's, a
+    // stage's), a status or a state: never what a client sends.
+    const LABELS: &[&str] = &[
+        "method",
+        "route",
+        "status",
+        "le",
+        "component",
+        "breaker",
+        "bulkhead",
+        "limiter",
+        "retry",
+        "fault",
+        "pool",
+        "registry",
+        "stage",
+        "state",
+        "from",
+        "to",
+        "kind",
+        "reason",
+        "outcome",
+        "direction",
+    ];
+    let mut kinds = 0;
+    for line in text.lines() {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = declared.split_once(' ').expect("# TYPE name kind");
+            kinds += 1;
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    && name.starts_with(|c: char| c.is_ascii_lowercase()),
+                "{name}: not snake case"
+            );
+            match kind {
+                "counter" => assert!(name.ends_with("_total"), "counter {name} ends in _total"),
+                "histogram" => assert!(name.ends_with("_seconds"), "histogram {name} in seconds"),
+                "gauge" => assert!(!name.ends_with("_total"), "gauge {name} named as a counter"),
+                other => panic!("{name} is a {other}: latencies are histograms"),
+            }
+        } else if let Some((_, labels)) = line.split_once('{') {
+            let labels = labels.rsplit_once('}').expect("closed labels").0;
+            for pair in labels.split("\",").filter(|pair| !pair.is_empty()) {
+                let key = pair.split_once('=').expect("label=value").0;
+                assert!(LABELS.contains(&key), "unbounded label {key:?} in {line}");
+            }
+        }
+    }
+    assert!(kinds >= 3, "metrics declared:\n{text}");
 }
 
 #[tokio::test]

@@ -53,6 +53,43 @@ impl Summary {
     }
 }
 
+/// Cargo builds each packaged library from a copy it unpacks under
+/// `$CARGO_HOME/registry/src/-<hash of the packaging path>/`, and reuses
+/// that copy when the same path packages again: a clone at a path an
+/// earlier run used would build the earlier code (seen: a rename reported
+/// missing). Forgets our libraries' copies so each run unpacks its own.
+fn forget_unpacked_libraries() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    let Some(sources) = home.map(|home| home.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    // Local registries' folders start with '-'; crates.io's is named.
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in unpacked.flatten() {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARIES.iter().any(|lib| {
+                name.strip_prefix(lib)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
+}
+
 /// `[target/ 12.3G, 40.1G free]`: how much the build holds and how much
 /// disk is left after a step, so a full disk shows in the summary; empty
 /// when `du` or `df` cannot tell.
@@ -141,6 +178,7 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
     summary.step("package", || {
         // Every library as it would be published: packaged together (their
         // versions resolved among themselves), then built from the packages.
+        forget_unpacked_libraries();
         let mut cmd = cargo();
         cmd.args(["package", "--quiet"]);
         for lib in LIBRARIES {
