@@ -138,6 +138,15 @@ proptest! {
                     .map_err(|_| TestCaseError::fail("a producer stalled"))?
                     .map_err(|e| TestCaseError::fail(format!("a producer failed: {e}")))?;
             }
+            // Submitting returns before the jobs run: wait for the last one
+            // to end (the idle time counts from there).
+            for _ in 0..10_000_000 {
+                if pool.queued() == 0 && running.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                sleep(Duration::from_millis(1)).await;
+            }
+            prop_assert_eq!((pool.queued(), running.load(Ordering::SeqCst)), (0, 0), "jobs left");
             // Idle for two periods (the one the last job ended in, then a
             // whole idle one) and a cooldown per worker: back to min.
             sleep(Duration::from_millis(2 * case.idle_ms + case.cooldown_ms * (max as u64 + 1) + 1_000)).await;
