@@ -8,10 +8,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::Request;
+use pattern_api::middleware::RateLimitLayer;
 use pattern_api::stack::ApiStack;
 use pattern_api::testing::TestClient;
 use pattern_error::Kind;
+use pattern_network::flow::rate::Quota;
 use pattern_server::ops::{Prometheus, PrometheusConfig};
+use std::num::NonZeroU32;
 
 #[tokio::test]
 async fn histograms_with_configured_buckets_and_bounded_series() {
@@ -115,6 +118,42 @@ async fn histograms_with_configured_buckets_and_bounded_series() {
     );
     assert!(
         text.contains(r#"route="unmatched",status="404"} 200"#),
+        "{text}"
+    );
+    // A scrape asks for health first: the gauges read as the probes answer
+    // (a detached handle is live, not ready).
+    assert!(text.lines().any(|l| l == "system_ready 0"), "{text}");
+    assert!(text.lines().any(|l| l == "system_live 1"), "{text}");
+
+    // Rate limits count what they refuse, in one series per limit whatever
+    // the keys; the shedding bulkhead's series exist at zero.
+    let quota = Quota::per_second(NonZeroU32::new(1).unwrap());
+    let limited = ApiStack::new()
+        .concurrency_limit(4)
+        .rate_limit(
+            RateLimitLayer::per_key(quota, 16, |req: &Request<Body>| req.uri().path().to_owned())
+                .named("per_path"),
+        )
+        .apply(Router::new().route("/k/{key}", get(|| async { "ok" })));
+    let limited = TestClient::serve(limited).await;
+    for key in 0..100 {
+        limited.get(&format!("/k/{key}")).await.assert_status(200);
+        limited.get(&format!("/k/{key}")).await.assert_status(429);
+    }
+    let text = client.get("/metrics").await.text();
+    let rejections = pattern_api::middleware::RATE_LIMIT_REJECTIONS_TOTAL;
+    let series: Vec<&str> = text.lines().filter(|l| l.starts_with(rejections)).collect();
+    assert_eq!(
+        series,
+        [format!(r#"{rejections}{{limiter="per_path"}} 100"#)],
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bulkhead_rejections_total{bulkhead="http"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bulkhead_waiting{bulkhead="http"} 0"#),
         "{text}"
     );
 }

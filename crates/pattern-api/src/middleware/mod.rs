@@ -40,7 +40,7 @@ pub(crate) use panic::answer as panic_answer;
 pub use panic::{CatchPanic, CatchPanicLayer};
 pub(crate) use problem_json::rewrite;
 pub use problem_json::{ProblemJson, ProblemJsonLayer, Rewrite, problem_json};
-pub use rate::{RateLimit, RateLimitLayer, client_ip, client_network};
+pub use rate::{RATE_LIMIT_REJECTIONS_TOTAL, RateLimit, RateLimitLayer, client_ip, client_network};
 pub use shed::{LoadShed, LoadShedLayer};
 pub(crate) use trace::Finished;
 pub use trace::{ACCESS_TARGET, Trace, TraceLayer};

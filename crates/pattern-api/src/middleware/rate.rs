@@ -15,6 +15,10 @@ use crate::client_addr::ClientAddr;
 
 type KeyFn<B> = Box<dyn Fn(&Request<B>) -> Key + Send + Sync>;
 
+/// Counter of requests a rate limit refused, labelled `limiter` (`http`
+/// unless [`RateLimitLayer::named`]).
+pub const RATE_LIMIT_REJECTIONS_TOTAL: &str = "rate_limit_rejections_total";
+
 /// The network a client address stands for: an IPv4 address itself (an
 /// IPv4-mapped IPv6 address as IPv4), an IPv6 address by its first
 /// `v6_prefix` bits (at most 128): one host usually holds a whole /64, so
@@ -71,6 +75,7 @@ pub struct RateLimitLayer<B> {
 struct Shared<B> {
     limiter: KeyedLimiter<Key>,
     key: KeyFn<B>,
+    name: metrics::SharedString,
 }
 
 impl<B: 'static> RateLimitLayer<B> {
@@ -107,21 +112,36 @@ impl<B: 'static> RateLimitLayer<B> {
             shared: Arc::new(Shared {
                 limiter: KeyedLimiter::new(quota, max_keys),
                 key,
+                name: metrics::SharedString::const_str("http"),
             }),
         }
     }
 }
 
 impl<B> RateLimitLayer<B> {
-    /// The rate-limited error for `req` if it is over its limit; `None`
-    /// lets it through.
+    /// Names the limit in the `limiter` label of
+    /// [`rate_limit_rejections_total`](RATE_LIMIT_REJECTIONS_TOTAL) (`http` unless
+    /// named), to tell two limits of one service apart.
+    ///
+    /// # Panics
+    ///
+    /// If the layer was cloned already: name it when building it.
+    #[must_use]
+    pub fn named(mut self, name: &'static str) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("a rate limit is named before it is cloned")
+            .name = metrics::SharedString::const_str(name);
+        self
+    }
+
+    /// The rate-limited error for `req` if it is over its limit (counted);
+    /// `None` lets it through.
     pub(crate) fn limited(&self, req: &Request<B>) -> Option<Error> {
         let shared = &self.shared;
-        shared
-            .limiter
-            .check(&(shared.key)(req))
-            .err()
-            .map(Error::from)
+        let refused = shared.limiter.check(&(shared.key)(req)).err()?;
+        metrics::counter!(RATE_LIMIT_REJECTIONS_TOTAL, "limiter" => shared.name.clone())
+            .increment(1);
+        Some(Error::from(refused))
     }
 }
 

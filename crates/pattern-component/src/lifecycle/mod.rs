@@ -51,6 +51,10 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `component_health` | gauge ([`Status::gauge_value`](crate::health::Status::gauge_value)) | `component` |
+//! | `system_ready`, `system_live` | gauge (1 or 0, as the probes answer) | |
+//!
+//! Each is set when health is asked for: by a probe, or by a scrape of
+//! `pattern-server`'s `/metrics`, which asks first.
 
 mod order;
 mod plan;
@@ -64,4 +68,6 @@ pub use crate::supervision::StopOutcome;
 pub use plan::{ComponentConfig, ComponentState};
 pub use report::{StopReason, StopRecord, StopReport};
 pub use signal::stop_signal;
-pub use system::{HEALTH_GAUGE, HealthHandle, RunningSystem, System, SystemBuilder};
+pub use system::{
+    HEALTH_GAUGE, HealthHandle, LIVE_GAUGE, READY_GAUGE, RunningSystem, System, SystemBuilder,
+};

@@ -20,6 +20,12 @@ use crate::supervision::{Intensity, RestartStrategy};
 
 /// Gauge of each component's health ([`Status::gauge_value`](crate::health::Status::gauge_value)), labelled `component`.
 pub const HEALTH_GAUGE: &str = "component_health";
+/// Gauge of the system's readiness: 1 ready, 0 not (as `/health/ready`
+/// answers).
+pub const READY_GAUGE: &str = "system_ready";
+/// Gauge of the system's liveness: 1 live, 0 not (as `/health/live`
+/// answers).
+pub const LIVE_GAUGE: &str = "system_live";
 
 /// Assembles a [`System`]; start with [`System::builder`].
 ///
@@ -317,7 +323,8 @@ impl RunningSystem {
 
     /// Liveness and readiness over every component. A component that is not
     /// running counts as failing. Changes since the last call are recorded
-    /// in the `component_health` gauge and logged.
+    /// in the `component_health` gauge and logged; the answer is recorded
+    /// in the `system_ready` and `system_live` gauges.
     pub fn health(&self) -> SystemHealth {
         self.health_handle().health()
     }
@@ -400,15 +407,19 @@ impl HealthHandle {
 
     /// Liveness and readiness over every component. A component that is not
     /// running counts as failing. Changes since the last call are recorded
-    /// in the `component_health` gauge and logged.
+    /// in the `component_health` gauge and logged; the answer is recorded
+    /// in the `system_ready` and `system_live` gauges.
     pub fn health(&self) -> SystemHealth {
-        let Some(bound) = self.bound.get() else {
-            return SystemHealth::from_components(
+        let health = match self.bound.get() {
+            Some(bound) => bound.health(),
+            None => SystemHealth::from_components(
                 true,
                 [("system".to_owned(), Health::failing("not built"))],
-            );
+            ),
         };
-        bound.health()
+        metrics::gauge!(READY_GAUGE).set(f64::from(u8::from(health.ready)));
+        metrics::gauge!(LIVE_GAUGE).set(f64::from(u8::from(health.live)));
+        health
     }
 }
 

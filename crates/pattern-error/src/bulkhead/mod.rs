@@ -29,6 +29,10 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `bulkhead_rejections_total` | counter | `bulkhead` |
+//! | `bulkhead_waiting` | gauge | `bulkhead` |
+//!
+//! Both are registered (at zero) when the bulkhead is made, so a query sees
+//! them before the first rejection.
 
 mod future;
 mod layer;
@@ -50,6 +54,9 @@ use crate::{Error, Kind};
 
 /// Counter of calls a bulkhead turned away, labelled `bulkhead`.
 pub const REJECTIONS_TOTAL: &str = "bulkhead_rejections_total";
+/// Gauge of calls waiting for a slot, labelled `bulkhead` (moved only by
+/// bulkheads that let calls wait).
+pub const WAITING_GAUGE: &str = "bulkhead_waiting";
 
 /// A bound on concurrent calls; cloning shares the bound.
 #[derive(Clone, Debug)]
@@ -114,9 +121,13 @@ impl Bulkhead {
     /// above [`Semaphore::MAX_PERMITS`]).
     pub fn new(name: impl Into<Cow<'static, str>>, max: usize) -> Self {
         assert!(max > 0, "a bulkhead needs at least one slot");
+        let name = metrics::SharedString::from(name.into());
+        // Registered at zero: a rate over them is 0, not absent.
+        metrics::counter!(REJECTIONS_TOTAL, "bulkhead" => name.clone()).increment(0);
+        metrics::gauge!(WAITING_GAUGE, "bulkhead" => name.clone()).increment(0.0);
         Self {
             inner: Arc::new(Inner {
-                name: metrics::SharedString::from(name.into()),
+                name,
                 slots: Slots::Counted(Arc::new(AtomicUsize::new(0))),
                 max,
                 wait: None,
@@ -287,6 +298,7 @@ impl QueuePlace {
             waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
+        metrics::gauge!(WAITING_GAUGE, "bulkhead" => bulkhead.inner.name.clone()).increment(1.0);
         Some(Self(bulkhead.clone()))
     }
 
@@ -299,5 +311,6 @@ impl QueuePlace {
 impl Drop for QueuePlace {
     fn drop(&mut self) {
         self.0.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!(WAITING_GAUGE, "bulkhead" => self.0.inner.name.clone()).decrement(1.0);
     }
 }

@@ -69,6 +69,7 @@ type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
 fn build(health: HealthHandle, render: Option<Render>) -> axum::Router {
     let live = health.clone();
+    let scrape = health.clone();
     let ready = health;
     let mut routes = Routes::new().health(
         move || {
@@ -84,7 +85,13 @@ fn build(health: HealthHandle, render: Option<Render>) -> axum::Router {
         },
     );
     if let Some(render) = render {
-        routes = routes.metrics(move || render());
+        // The health gauges (`system_ready`, `component_health`) are set
+        // when health is asked for: asked here, a scrape reads them as the
+        // probes would answer now.
+        routes = routes.metrics(move || {
+            let _ = scrape.health();
+            render()
+        });
     }
     routes.build().0
 }

@@ -31,10 +31,22 @@
 //! | --- | --- |
 //! | `db_pool_size`, `db_pool_available`, `db_pool_waiting` | gauge |
 //! | `db_pool_wait_seconds` | histogram |
+//! | `db_transaction_duration_seconds` (every attempt of a [`Database::transaction`], labelled `outcome`: `committed`, `failed`) | histogram |
+//! | `retry_attempts_total`, `retry_give_ups_total` (labelled `retry="db_transaction"`; `reason="attempts"`), as pattern-error's retries count | counter |
+//! | `circuit_breaker_*` (labelled `breaker="database"`) | see pattern-error's breaker |
 
 mod listen;
 mod migrate;
 mod ssl;
+
+use pattern_error::retry::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
+
+/// Histogram of [`Database::transaction`] attempts' durations in seconds,
+/// labelled `outcome` (`committed`, `failed`).
+pub const TRANSACTION_DURATION: &str = "db_transaction_duration_seconds";
+/// The `retry` label of a transaction's retries in `retry_attempts_total`
+/// and `retry_give_ups_total`.
+pub const TRANSACTION_RETRY: &str = "db_transaction";
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,6 +165,10 @@ impl Database {
             ))
             .failure_if(|e| e.kind() == Kind::Unavailable && e.retry_after().is_none())
             .build()?;
+        // Registered at zero: a rate over them is 0, not absent.
+        metrics::counter!(ATTEMPTS_TOTAL, "retry" => TRANSACTION_RETRY).increment(0);
+        metrics::counter!(GIVE_UPS_TOTAL, "retry" => TRANSACTION_RETRY, "reason" => "attempts")
+            .increment(0);
         Ok(Self {
             pool: Arc::new(std::sync::RwLock::new(pool)),
             settings: Arc::new(pg),
@@ -385,6 +401,7 @@ impl Database {
                 connection: Some(self.get().await?),
                 tls: self.tls.clone(),
             };
+            let started = Instant::now();
             let result = async {
                 let connection = abandon.connection.as_mut().ok_or_else(|| {
                     Error::new(Kind::Internal, "the connection of a transaction is gone")
@@ -416,10 +433,22 @@ impl Database {
             .await;
             // Finished (committed or failed): back to the pool as usual.
             drop(abandon.connection.take());
+            let outcome = if result.is_ok() {
+                "committed"
+            } else {
+                "failed"
+            };
+            metrics::histogram!(TRANSACTION_DURATION, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
             match result {
-                Err(err) if attempt < ATTEMPTS && is_serialization_failure(&err) => {
+                Err(err) if is_serialization_failure(&err) && attempt >= ATTEMPTS => {
+                    metrics::counter!(GIVE_UPS_TOTAL, "retry" => TRANSACTION_RETRY, "reason" => "attempts")
+                        .increment(1);
+                    return Err(err);
+                }
+                Err(err) if is_serialization_failure(&err) => {
                     tracing::debug!(attempt, error = %err.report(), "transaction conflict; retrying");
-                    metrics::counter!("db_transaction_retries_total").increment(1);
+                    metrics::counter!(ATTEMPTS_TOTAL, "retry" => TRANSACTION_RETRY).increment(1);
                     let delay = delays.next().unwrap_or(Duration::from_secs(1));
                     tokio::time::sleep(delay).await;
                     attempt += 1;
