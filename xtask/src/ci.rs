@@ -137,6 +137,7 @@ fn steps(summary: &mut Summary) -> Result<(), String> {
         Ok(String::new())
     })?;
     summary.step("modules", crate::modules::check)?;
+    summary.step("rules", crate::rules::check)?;
     summary.step("clippy", || {
         run(cargo().args([
             "clippy",

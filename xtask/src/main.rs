@@ -8,6 +8,7 @@
 //! | `reliability [ARGS]` | the reliability suite against the reference service, with a table of figures |
 //! | `modules` | no module loop in any library crate |
 //! | `contract` | the reference service's OpenAPI document against the wire (schemathesis, openapi-spec-validator) |
+//! | `rules` | the shipped Prometheus rules checked and their alerts' unit tests run (promtool) |
 
 mod bench;
 mod ci;
@@ -16,6 +17,7 @@ mod http_bench;
 mod modules;
 mod pg;
 mod reliability;
+mod rules;
 mod util;
 
 use std::process::ExitCode;
@@ -24,8 +26,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci                 fmt, clippy, feature builds, packaging, tests (with PostgreSQL), loom models,
-                     the reliability suite (short), the OpenAPI contract, docs, cargo-deny
+  ci                 fmt, clippy, feature builds, packaging, the Prometheus rules' tests, tests
+                     (with PostgreSQL), loom models, the reliability suite (short, with
+                     Prometheus), the OpenAPI contract, docs, cargo-deny
   pg start           start a throwaway PostgreSQL cluster; print PATTERNS_PG_CTL (a stop/start script) and DATABASE_URL
   pg stop            stop it and delete its files
   pg url             print the DATABASE_URL of the running cluster
@@ -33,6 +36,8 @@ commands:
                      the reliability suite against the reference service (release
                      build, throwaway PostgreSQL); prints a table of figures
   modules            no module of a library crate uses one that uses it back
+  rules              observability/prometheus/rules.yml checked and its alerts' unit tests
+                     run (promtool, from Debian's prometheus package, installed if missing)
   contract           the reference service's /openapi.json against the wire: a pinned
                      schemathesis (every check and phase, fixed seed) in memory and
                      with PostgreSQL, and openapi-spec-validator (venv under target/)
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench::run_benches(rest),
         ["reliability", rest @ ..] => reliability::command(rest),
         ["modules"] => modules::check().map(|note| eprintln!("xtask: modules ok ({note})")),
+        ["rules"] => rules::check().map(|note| eprintln!("xtask: rules ok ({note})")),
         ["contract"] => {
             contract::run_contract().map(|note| eprintln!("xtask: contract ok ({note})"))
         }

@@ -103,3 +103,45 @@ pub(crate) fn under_ci() -> bool {
 pub(crate) fn secs(start: Instant) -> String {
     format!("{:.1}s", start.elapsed().as_secs_f64())
 }
+
+/// Whether `program` runs (`program --version` exits 0).
+pub(crate) fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs the Debian `package` that brings `program` (with `apt-get`,
+/// through `sudo` unless we are root) unless `program --version` already
+/// works; an error says what to install by hand.
+pub(crate) fn ensure_debian_package(program: &str, package: &str) -> Result<(), String> {
+    if runs(program) {
+        return Ok(());
+    }
+    let by_hand =
+        format!("{program} is missing: install Debian's {package} (apt-get install {package})");
+    if !runs("apt-get") {
+        return Err(by_hand);
+    }
+    let root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    eprintln!("xtask: installing Debian's {package} for {program}");
+    let install = ["install", "-y", "-q", "--no-install-recommends", package];
+    if run(&mut apt(&install)).is_err() {
+        // A machine whose package lists are stale or absent.
+        run(&mut apt(&["update", "-q"])).map_err(|e| format!("{by_hand} ({e})"))?;
+        run(&mut apt(&install)).map_err(|e| format!("{by_hand} ({e})"))?;
+    }
+    if runs(program) { Ok(()) } else { Err(by_hand) }
+}

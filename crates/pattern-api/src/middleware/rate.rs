@@ -134,6 +134,13 @@ impl<B> RateLimitLayer<B> {
         self
     }
 
+    /// Registers its rejection counter at zero (a rate over it is then 0,
+    /// not absent), once it is put to use and its name is final.
+    pub(crate) fn register(&self) {
+        metrics::counter!(RATE_LIMIT_REJECTIONS_TOTAL, "limiter" => self.shared.name.clone())
+            .increment(0);
+    }
+
     /// The rate-limited error for `req` if it is over its limit (counted);
     /// `None` lets it through.
     pub(crate) fn limited(&self, req: &Request<B>) -> Option<Error> {
@@ -165,6 +172,7 @@ impl<S, B> Layer<S> for RateLimitLayer<B> {
     type Service = RateLimit<S, B>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.register();
         RateLimit {
             inner,
             layer: self.clone(),

@@ -192,6 +192,9 @@ impl ApiStack {
     /// The rate limit per key (429 past it), or `None`. None by default.
     pub fn rate_limit(mut self, layer: impl Into<Option<RateLimitLayer<Body>>>) -> Self {
         self.rate_limit = layer.into();
+        if let Some(layer) = &self.rate_limit {
+            layer.register();
+        }
         self
     }
 

@@ -31,6 +31,7 @@
 //! | --- | --- |
 //! | `db_pool_size`, `db_pool_available`, `db_pool_waiting` | gauge |
 //! | `db_pool_wait_seconds` | histogram |
+//! | `db_query_duration_seconds` (every [`Database::with_connection`], labelled `outcome`: `ok`, `failed`, `timeout`) | histogram |
 //! | `db_transaction_duration_seconds` (every attempt of a [`Database::transaction`], labelled `outcome`: `committed`, `failed`) | histogram |
 //! | `retry_attempts_total`, `retry_give_ups_total` (labelled `retry="db_transaction"`; `reason="attempts"`), as pattern-error's retries count | counter |
 //! | `circuit_breaker_*` (labelled `breaker="database"`) | see pattern-error's breaker |
@@ -41,6 +42,10 @@ mod ssl;
 
 use pattern_error::retry::{ATTEMPTS_TOTAL, GIVE_UPS_TOTAL};
 
+/// Histogram of [`Database::with_connection`] calls' durations in seconds
+/// (the work on the connection, not the wait for it), labelled `outcome`
+/// (`ok`, `failed`, `timeout`).
+pub const QUERY_DURATION: &str = "db_query_duration_seconds";
 /// Histogram of [`Database::transaction`] attempts' durations in seconds,
 /// labelled `outcome` (`committed`, `failed`).
 pub const TRANSACTION_DURATION: &str = "db_transaction_duration_seconds";
@@ -327,6 +332,7 @@ impl Database {
             connection: Some(self.get().await?),
             tls: self.tls.clone(),
         };
+        let started = Instant::now();
         let result = {
             let connection = abandon
                 .connection
@@ -347,10 +353,14 @@ impl Database {
                 }
             }
         };
-        if result
-            .as_ref()
-            .is_err_and(|err| err.kind() == Kind::Timeout)
-        {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(err) if err.kind() == Kind::Timeout => "timeout",
+            Err(_) => "failed",
+        };
+        metrics::histogram!(QUERY_DURATION, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        if outcome == "timeout" {
             return result; // the connection may still run the query
         }
         // Finished: back to the pool as usual.
