@@ -132,6 +132,18 @@ impl Conn {
     pub(crate) async fn get(&mut self, path: &str) -> Result<Reply, Failure> {
         self.send(Method::GET, path, &[], Bytes::new()).await
     }
+
+    /// `POST /v1/items` of an item named `name`, quantity 1.
+    pub(crate) async fn post_item(&mut self, name: &str) -> Result<Reply, Failure> {
+        let body = serde_json::json!({"name": name, "quantity": 1}).to_string();
+        self.send(
+            Method::POST,
+            "/v1/items",
+            &[("content-type", "application/json")],
+            Bytes::from(body),
+        )
+        .await
+    }
 }
 
 /// What a raw exchange ended with.

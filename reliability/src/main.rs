@@ -18,14 +18,19 @@
 //! | `bad-input` | malformed, hostile and slow requests get their 4xx problem or a closed connection; no panic; other clients served |
 //! | `outage` | PostgreSQL stopped for 5 s under writes: fast 503s, readiness false, recovery within 5 s, every 201 kept |
 //! | `key-flood` | distinct client addresses against the per-IP rate limiter: memory stays under the bound |
+//! | `prometheus` | a real Prometheus scraping through load, a database outage and an overload: its rate within 10 % of the load's, its p99 in the bucket of the load's, the burn-rate alert fired by the outage, the shed requests counted, every dashboard query answered, the breaker panel showing the outage |
 //!
-//! The database scenario needs `DATABASE_URL` and `PATTERNS_PG_CTL` (as
-//! `cargo xtask pg start` prints them); without them it is skipped, except
-//! under `CI=true`.
+//! The `outage` and `prometheus` scenarios need `DATABASE_URL` and
+//! `PATTERNS_PG_CTL` (as `cargo xtask pg start` prints them), and
+//! `prometheus` a Prometheus binary (`PATTERNS_PROMETHEUS`, else
+//! `prometheus` on `PATH`); without them they are skipped, except under
+//! `CI=true`.
 
 mod child;
 mod client;
+mod cluster;
 mod load;
+mod prometheus;
 mod scenarios;
 mod service;
 mod stats;
@@ -62,7 +67,7 @@ impl Report {
     }
 }
 
-const USAGE: &str = "usage: reliability --service PATH [--short] [--only shutdown,pre-stop,stalled-preface,probes,overload,bad-input,outage,key-flood]";
+const USAGE: &str = "usage: reliability --service PATH [--short] [--only shutdown,pre-stop,stalled-preface,probes,overload,bad-input,outage,key-flood,prometheus]";
 
 fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();

@@ -1,6 +1,7 @@
 //! `cargo xtask reliability [--short] [--only NAME,...]`: builds the
 //! reference service and the suite in release mode, starts a throwaway
-//! PostgreSQL for the outage scenario, and runs the suite (see
+//! PostgreSQL for the outage and Prometheus scenarios (and installs
+//! Debian's `prometheus` when it is missing), and runs the suite (see
 //! `reliability/src/main.rs`).
 
 use std::process::Command;
@@ -24,6 +25,10 @@ pub(crate) fn run_suite(args: &[&str]) -> Result<String, String> {
         "reference-service",
     ]))?;
     let release = target_dir().join("release");
+    if let Err(err) = crate::rules::ensure_prometheus() {
+        // The scenario says it is skipped (or, under CI, broken).
+        eprintln!("xtask: {err}");
+    }
     let cluster = pg::start()?;
     let mut suite = Command::new(release.join("reliability"));
     suite

@@ -6,12 +6,14 @@ mod outage;
 mod overload;
 mod pre_stop;
 mod probes;
+mod prometheus;
 mod shutdown;
 mod stalled_preface;
 
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::cluster::Cluster;
 use crate::service::Service;
 use crate::{Ctx, Report};
 
@@ -27,6 +29,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("bad-input", |ctx| Box::pin(bad_input::run(ctx))),
     ("outage", |ctx| Box::pin(outage::run(ctx))),
     ("key-flood", |ctx| Box::pin(key_flood::run(ctx))),
+    ("prometheus", |ctx| Box::pin(prometheus::run(ctx))),
 ];
 
 /// Settings every scenario starts the service with: rate limits out of the
@@ -38,6 +41,43 @@ pub(crate) fn base_env() -> Vec<(&'static str, String)> {
         ("REFSVC_LIMITS__BURST", "10000000".to_owned()),
         ("REFSVC_DEMO__ENABLED", "true".to_owned()),
     ]
+}
+
+/// Marks a scenario that lacks `what` skipped (with `how` to get it), or
+/// broken under `CI=true`, where nothing may be skipped.
+pub(crate) fn missing(report: &mut Report, what: &str, how: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        report
+            .broken
+            .push(format!("{what} must be available under CI=true"));
+    } else {
+        report.skipped = Some(format!("no {what}: {how}"));
+    }
+}
+
+/// The cluster, a fresh database `name` on it, and the settings that start
+/// the service on that database (the base ones, and pool timeouts short
+/// enough that an outage answers fast); `None` when there is no cluster or
+/// the database cannot be made (recorded in `report`).
+pub(crate) async fn with_database(
+    report: &mut Report,
+    name: &str,
+) -> Option<(Cluster, String, Vec<(&'static str, String)>)> {
+    let cluster = Cluster::from_env(report)?;
+    let url = match cluster.fresh_database(name).await {
+        Ok(url) => url,
+        Err(err) => {
+            report.broken.push(err);
+            return None;
+        }
+    };
+    let mut env = base_env();
+    env.extend([
+        ("REFSVC_DATABASE__URL", url.clone()),
+        ("REFSVC_DATABASE__WAIT_TIMEOUT_MS", "500".to_owned()),
+        ("REFSVC_DATABASE__CREATE_TIMEOUT_MS", "500".to_owned()),
+    ]);
+    Some((cluster, url, env))
 }
 
 /// Starts the service with `env`, or records in `report` why it did not.

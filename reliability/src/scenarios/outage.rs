@@ -5,13 +5,10 @@
 //! every write answered 201 is in the database afterwards.
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http::Method;
 
 use crate::client::Conn;
 use crate::stats::{Samples, ms};
@@ -19,50 +16,6 @@ use crate::{Ctx, Report};
 
 const OUTAGE: Duration = Duration::from_secs(5);
 const WRITERS: usize = 8;
-
-/// Runs the cluster's control script; off the runtime's threads, which
-/// keep measuring the writers meanwhile (`pg_ctl stop` waits for the
-/// shutdown).
-async fn ctl(script: &str, action: &'static str) -> Result<(), String> {
-    let command = script.to_owned();
-    let status = tokio::task::spawn_blocking(move || {
-        Command::new(command)
-            .arg(action)
-            .stdout(std::process::Stdio::null())
-            .status()
-    })
-    .await
-    .map_err(|e| format!("{script} {action}: {e}"))?
-    .map_err(|e| format!("{script} {action}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{script} {action}: {status}"))
-    }
-}
-
-/// A database of its own on the cluster; returns its URL.
-async fn fresh_database(url: &str) -> Result<String, String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("connecting to DATABASE_URL: {e}"))?;
-    tokio::spawn(connection);
-    // Two statements: CREATE DATABASE cannot share an implicit transaction.
-    for statement in [
-        "DROP DATABASE IF EXISTS reliability_outage WITH (FORCE)",
-        "CREATE DATABASE reliability_outage",
-    ] {
-        client
-            .batch_execute(statement)
-            .await
-            .map_err(|e| format!("{statement}: {e:?}"))?;
-    }
-    let base = url
-        .rsplit_once('/')
-        .ok_or("DATABASE_URL has no database name")?
-        .0;
-    Ok(format!("{base}/reliability_outage"))
-}
 
 async fn stored_ids(url: &str) -> Result<BTreeSet<i64>, String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -76,95 +29,82 @@ async fn stored_ids(url: &str) -> Result<BTreeSet<i64>, String> {
     Ok(rows.iter().map(|r| r.get::<_, i64>(0)).collect())
 }
 
+/// What writers got.
 #[derive(Default)]
-struct Writes {
-    created: Vec<(i64, Instant)>,
-    failed: Vec<(Instant, Duration, u16)>,
-    other: Vec<String>,
+pub(super) struct Writes {
+    /// Ids answered 201, and when each was sent.
+    pub(super) created: Vec<(i64, Instant)>,
+    /// 503 problems: sent when, latency, status.
+    pub(super) failed: Vec<(Instant, Duration, u16)>,
+    /// Anything else.
+    pub(super) other: Vec<String>,
+}
+
+/// `count` writers posting items (named `{prefix}{writer}-{n}`) over a
+/// keep-alive connection each, reopened when lost, until `stop`.
+pub(super) fn writers(
+    addr: SocketAddr,
+    count: usize,
+    prefix: &'static str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Writes>> {
+    (0..count)
+        .map(|w| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut writes = Writes::default();
+                let mut conn = Conn::open(addr).await.ok();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let Some(c) = conn.as_mut() else {
+                        conn = Conn::open(addr).await.ok();
+                        continue;
+                    };
+                    let sent = Instant::now();
+                    match c.post_item(&format!("{prefix}{w}-{n}")).await {
+                        Ok(reply) if reply.status == 201 => {
+                            let data: serde_json::Value =
+                                serde_json::from_slice(&reply.body).unwrap_or_default();
+                            match data["data"]["id"].as_i64() {
+                                Some(id) => writes.created.push((id, sent)),
+                                None => writes.other.push("201 without an id".to_owned()),
+                            }
+                        }
+                        Ok(reply) if reply.status == 503 && reply.is_problem() => {
+                            writes.failed.push((sent, reply.latency, 503))
+                        }
+                        Ok(reply) => writes.other.push(format!(
+                            "status {} {}",
+                            reply.status,
+                            String::from_utf8_lossy(&reply.body)
+                        )),
+                        Err(err) => {
+                            writes.other.push(format!("{err:?}"));
+                            conn = Conn::open(addr).await.ok();
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                writes
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn run(ctx: &Ctx) -> Report {
     let mut report = Report::default();
-    let (Ok(url), Ok(script)) = (
-        std::env::var("DATABASE_URL"),
-        std::env::var("PATTERNS_PG_CTL"),
-    ) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            report
-                .broken
-                .push("DATABASE_URL and PATTERNS_PG_CTL must be set under CI=true".to_owned());
-        } else {
-            report.skipped =
-                Some("no DATABASE_URL / PATTERNS_PG_CTL: run `cargo xtask pg start`".to_owned());
-        }
+    let Some((cluster, db_url, env)) =
+        super::with_database(&mut report, "reliability_outage").await
+    else {
         return report;
     };
-    let db_url = match fresh_database(&url).await {
-        Ok(db_url) => db_url,
-        Err(err) => {
-            report.broken.push(err);
-            return report;
-        }
-    };
-    let mut env = super::base_env();
-    env.push(("REFSVC_DATABASE__URL", db_url.clone()));
-    env.push(("REFSVC_DATABASE__WAIT_TIMEOUT_MS", "500".to_owned()));
-    env.push(("REFSVC_DATABASE__CREATE_TIMEOUT_MS", "500".to_owned()));
     let Some(service) = super::start(ctx, &env, &mut report) else {
         return report;
     };
     let addr = service.addr;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let stop = stop.clone();
-        writers.push(tokio::spawn(async move {
-            let mut writes = Writes::default();
-            let mut conn = Conn::open(addr).await.ok();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let Some(c) = conn.as_mut() else {
-                    conn = Conn::open(addr).await.ok();
-                    continue;
-                };
-                let body = format!(r#"{{"name": "w{w}-{n}", "quantity": 1}}"#);
-                let sent = Instant::now();
-                match c
-                    .send(
-                        Method::POST,
-                        "/v1/items",
-                        &[("content-type", "application/json")],
-                        Bytes::from(body),
-                    )
-                    .await
-                {
-                    Ok(reply) if reply.status == 201 => {
-                        let data: serde_json::Value =
-                            serde_json::from_slice(&reply.body).unwrap_or_default();
-                        match data["data"]["id"].as_i64() {
-                            Some(id) => writes.created.push((id, sent)),
-                            None => writes.other.push("201 without an id".to_owned()),
-                        }
-                    }
-                    Ok(reply) if reply.status == 503 && reply.is_problem() => {
-                        writes.failed.push((sent, reply.latency, 503))
-                    }
-                    Ok(reply) => writes.other.push(format!(
-                        "status {} {}",
-                        reply.status,
-                        String::from_utf8_lossy(&reply.body)
-                    )),
-                    Err(err) => {
-                        writes.other.push(format!("{err:?}"));
-                        conn = Conn::open(addr).await.ok();
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            writes
-        }));
-    }
+    let writers = writers(addr, WRITERS, "w", &stop);
     let readiness = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -185,13 +125,13 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = Instant::now();
-    if let Err(err) = ctl(&script, "stop").await {
+    if let Err(err) = cluster.ctl("stop").await {
         report.broken.push(err);
     }
     let stopped = Instant::now();
     tokio::time::sleep(OUTAGE.saturating_sub(stopped - down)).await;
     let up_command = Instant::now();
-    if let Err(err) = ctl(&script, "start").await {
+    if let Err(err) = cluster.ctl("start").await {
         report.broken.push(err);
     }
     let up = Instant::now();
