@@ -1,10 +1,14 @@
 //! The reliability and load suite. It starts the reference service as a
 //! separate process on loopback, drives it through each scenario, prints
-//! the figures as a table, and fails when a promise breaks.
+//! the figures as a table, and fails when a promise breaks. With
+//! `--report`, it also writes an HTML page with the figures and, for the
+//! shutdown, outage and overload, throughput and latency over time with
+//! the signal, the outage or the overload marked (`cargo xtask
+//! reliability` writes `target/reliability/report.html`).
 //!
 //! ```text
 //! cargo xtask reliability            # the full suite (release build)
-//! reliability --service PATH [--short] [--only NAME,...]
+//! reliability --service PATH [--short] [--report FILE.html] [--only NAME,...]
 //! reliability load ADDR CONNECTIONS WARMUP_SECS MEASURE_SECS   # the HTTP figures' load
 //! ```
 //!
@@ -29,11 +33,13 @@
 mod child;
 mod client;
 mod cluster;
+mod html;
 mod load;
 mod prometheus;
 mod scenarios;
 mod service;
 mod stats;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,11 +58,19 @@ pub(crate) struct Report {
     pub(crate) figures: Vec<(String, String)>,
     pub(crate) broken: Vec<String>,
     pub(crate) skipped: Option<String>,
+    /// Requests over time, plotted in the HTML report: `(title, what was
+    /// recorded)`.
+    pub(crate) timelines: Vec<(String, timeline::Recorded)>,
 }
 
 impl Report {
     pub(crate) fn figure(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.figures.push((name.into(), value.into()));
+    }
+
+    /// Keeps what `timeline` recorded, for the report's plots.
+    pub(crate) fn timeline(&mut self, title: impl Into<String>, timeline: &timeline::Timeline) {
+        self.timelines.push((title.into(), timeline.recorded()));
     }
 
     /// Records a broken promise unless `ok`.
@@ -67,7 +81,7 @@ impl Report {
     }
 }
 
-const USAGE: &str = "usage: reliability --service PATH [--short] [--only shutdown,pre-stop,stalled-preface,probes,overload,bad-input,outage,key-flood,prometheus]";
+const USAGE: &str = "usage: reliability --service PATH [--short] [--report FILE.html] [--only shutdown,pre-stop,stalled-preface,probes,overload,bad-input,outage,key-flood,prometheus]";
 
 fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -77,6 +91,7 @@ fn main() -> ExitCode {
     let mut args = all.into_iter();
     let mut binary = None;
     let mut short = false;
+    let mut html_report: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -86,6 +101,7 @@ fn main() -> ExitCode {
             }
             "--service" => binary = args.next().map(PathBuf::from),
             "--short" => short = true,
+            "--report" => html_report = args.next().map(PathBuf::from),
             "--only" => {
                 only = args
                     .next()
@@ -142,6 +158,23 @@ fn main() -> ExitCode {
     for (name, _, report) in &table {
         for broken in &report.broken {
             println!("BROKEN {name}: {broken}");
+        }
+    }
+    if let Some(path) = html_report {
+        let sections: Vec<html::Section<'_>> = table
+            .iter()
+            .map(|(name, verdict, report)| html::Section {
+                name,
+                verdict,
+                report,
+            })
+            .collect();
+        match html::write(&path, &sections, short) {
+            Ok(()) => println!("\nreport with plots: {}", path.display()),
+            Err(err) => {
+                eprintln!("reliability: writing the report: {err}");
+                failed = true;
+            }
         }
     }
     if failed {

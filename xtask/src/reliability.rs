@@ -2,7 +2,8 @@
 //! reference service and the suite in release mode, starts a throwaway
 //! PostgreSQL for the outage and Prometheus scenarios (and installs
 //! Debian's `prometheus` when it is missing), and runs the suite (see
-//! `reliability/src/main.rs`).
+//! `reliability/src/main.rs`), which writes its HTML report with plots to
+//! `target/reliability/report.html`.
 
 use std::process::Command;
 
@@ -30,10 +31,13 @@ pub(crate) fn run_suite(args: &[&str]) -> Result<String, String> {
         eprintln!("xtask: {err}");
     }
     let cluster = pg::start()?;
+    let report = target_dir().join("reliability").join("report.html");
     let mut suite = Command::new(release.join("reliability"));
     suite
         .arg("--service")
         .arg(release.join("examples").join("reference-service"))
+        .arg("--report")
+        .arg(&report)
         .args(args);
     let note = match &cluster {
         Some(cluster) => {
@@ -50,7 +54,7 @@ pub(crate) fn run_suite(args: &[&str]) -> Result<String, String> {
     let result = run(&mut suite);
     // Dropping the cluster stops it, whatever the suite did.
     drop(cluster);
-    result.map(|()| note.to_owned())
+    result.map(|()| format!("{note}; report with plots: {}", report.display()))
 }
 
 pub(crate) fn command(args: &[&str]) -> Result<(), String> {

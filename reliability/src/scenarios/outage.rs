@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::Conn;
 use crate::stats::{Samples, ms};
+use crate::timeline::{Outcome, Timeline};
 use crate::{Ctx, Report};
 
 const OUTAGE: Duration = Duration::from_secs(5);
@@ -41,16 +42,19 @@ pub(super) struct Writes {
 }
 
 /// `count` writers posting items (named `{prefix}{writer}-{n}`) over a
-/// keep-alive connection each, reopened when lost, until `stop`.
+/// keep-alive connection each, reopened when lost, until `stop`; each
+/// request recorded in `timeline`, if given.
 pub(super) fn writers(
     addr: SocketAddr,
     count: usize,
     prefix: &'static str,
     stop: &Arc<AtomicBool>,
+    timeline: Option<&Timeline>,
 ) -> Vec<tokio::task::JoinHandle<Writes>> {
     (0..count)
         .map(|w| {
             let stop = stop.clone();
+            let timeline = timeline.cloned();
             tokio::spawn(async move {
                 let mut writes = Writes::default();
                 let mut conn = Conn::open(addr).await.ok();
@@ -62,7 +66,18 @@ pub(super) fn writers(
                         continue;
                     };
                     let sent = Instant::now();
-                    match c.post_item(&format!("{prefix}{w}-{n}")).await {
+                    let reply = c.post_item(&format!("{prefix}{w}-{n}")).await;
+                    if let Some(timeline) = &timeline {
+                        let outcome = match &reply {
+                            Ok(reply) if reply.status == 201 => Outcome::Ok,
+                            Ok(reply) if reply.status == 503 && reply.is_problem() => {
+                                Outcome::Refused
+                            }
+                            _ => Outcome::Error,
+                        };
+                        timeline.request(sent, sent.elapsed(), outcome);
+                    }
+                    match reply {
                         Ok(reply) if reply.status == 201 => {
                             let data: serde_json::Value =
                                 serde_json::from_slice(&reply.body).unwrap_or_default();
@@ -104,7 +119,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     };
     let addr = service.addr;
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = writers(addr, WRITERS, "w", &stop);
+    let timeline = Timeline::start();
+    let writers = writers(addr, WRITERS, "w", &stop, Some(&timeline));
     let readiness = {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -125,12 +141,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down = Instant::now();
+    timeline.event("PostgreSQL stopped");
     if let Err(err) = cluster.ctl("stop").await {
         report.broken.push(err);
     }
     let stopped = Instant::now();
     tokio::time::sleep(OUTAGE.saturating_sub(stopped - down)).await;
     let up_command = Instant::now();
+    timeline.event("PostgreSQL started");
     if let Err(err) = cluster.ctl("start").await {
         report.broken.push(err);
     }
@@ -235,6 +253,10 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
             writes.other.first()
         )
     });
+    report.timeline(
+        format!("PostgreSQL stopped for {OUTAGE:?} under {WRITERS} writers"),
+        &timeline,
+    );
     // It must recover without a restart: dead is broken.
     let _ = service.finish(&mut report);
     report

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::Conn;
 use crate::service::PeakRss;
 use crate::stats::{Samples, mib, ms};
+use crate::timeline::{Outcome, Timeline};
 use crate::{Ctx, Report};
 
 /// Each request holds a slot this long.
@@ -26,11 +27,17 @@ struct Phase {
     other: Vec<String>,
 }
 
-async fn drive(addr: std::net::SocketAddr, clients: usize, length: Duration) -> Phase {
+async fn drive(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    length: Duration,
+    timeline: &Timeline,
+) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let stop = stop.clone();
+        let timeline = timeline.clone();
         tasks.push(tokio::spawn(async move {
             let mut admitted = Samples::default();
             let mut rejected = Samples::default();
@@ -43,15 +50,22 @@ async fn drive(addr: std::net::SocketAddr, clients: usize, length: Duration) -> 
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !stop.load(Ordering::Relaxed) {
                 ticks.tick().await;
-                match conn.get(WORK).await {
+                let sent = Instant::now();
+                let reply = conn.get(WORK).await;
+                let refused = |reply: &crate::client::Reply| {
+                    matches!(reply.status, 503 | 429)
+                        && reply.is_problem()
+                        && reply.headers.contains_key("retry-after")
+                };
+                let outcome = match &reply {
+                    Ok(reply) if reply.status == 200 => Outcome::Ok,
+                    Ok(reply) if refused(reply) => Outcome::Refused,
+                    _ => Outcome::Error,
+                };
+                timeline.request(sent, sent.elapsed(), outcome);
+                match reply {
                     Ok(reply) if reply.status == 200 => admitted.push(reply.latency),
-                    Ok(reply)
-                        if matches!(reply.status, 503 | 429)
-                            && reply.is_problem()
-                            && reply.headers.contains_key("retry-after") =>
-                    {
-                        rejected.push(reply.latency);
-                    }
+                    Ok(reply) if refused(&reply) => rejected.push(reply.latency),
                     Ok(reply) => other.push(format!(
                         "status {} problem={}",
                         reply.status,
@@ -101,11 +115,18 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     };
     let addr = service.addr;
 
-    let mut baseline = drive(addr, limit / 4, baseline_for).await;
+    let timeline = Timeline::start();
+    let mut baseline = drive(addr, limit / 4, baseline_for, &timeline).await;
     let start_rss = service.rss();
     let peak = PeakRss::start(service.pid(), start_rss, Duration::from_millis(50));
-    let mut overload = drive(addr, limit * 10, overload_for).await;
+    timeline.event("10× the limit offered");
+    let mut overload = drive(addr, limit * 10, overload_for, &timeline).await;
+    timeline.event("load stops");
     let peak = peak.stop().await;
+    report.timeline(
+        format!("{} clients, then {} (limit {limit})", limit / 4, limit * 10),
+        &timeline,
+    );
 
     let unloaded_p99 = baseline.admitted.percentile(99.0);
     let admitted_p99 = overload.admitted.percentile(99.0);

@@ -326,7 +326,7 @@ impl Checks<'_> {
             Err(err) => report.broken.push(err),
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = super::outage::writers(self.addr, 4, "outage-", &stop);
+        let writers = super::outage::writers(self.addr, 4, "outage-", &stop, None);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let down = Instant::now();
         if let Err(err) = self.cluster.ctl("stop").await {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Conn, Failure};
 use crate::stats::ms;
+use crate::timeline::{Outcome, Timeline};
 use crate::{Ctx, Report};
 
 const DRAIN: Duration = Duration::from_secs(5);
@@ -41,12 +42,20 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
             return report;
         };
         let addr = service.addr;
+        // The first round's requests, for the report's plots.
+        let timeline = (round == 0).then(Timeline::start);
         let signal: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
         let quit = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for client in 0..clients {
             let (signal, quit, counts, broken) =
                 (signal.clone(), quit.clone(), counts.clone(), broken.clone());
+            let timeline = timeline.clone();
+            let record = move |sent: Instant, outcome| {
+                if let Some(timeline) = &timeline {
+                    timeline.request(sent, sent.elapsed(), outcome);
+                }
+            };
             tasks.push(tokio::spawn(async move {
                 let mut conn = match Conn::open(addr).await {
                     Ok(conn) => conn,
@@ -60,7 +69,14 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
                     n += 1;
                     let path = if n % 5 == 0 { "/v1/demo/delay?ms=500" } else { "/v1/items?limit=5" };
                     let before_signal = signal.get().is_none();
-                    match conn.get(path).await {
+                    let sent = Instant::now();
+                    let reply = conn.get(path).await;
+                    record(sent, match &reply {
+                        Ok(reply) if reply.status == 200 => Outcome::Ok,
+                        Err(_) if !before_signal => Outcome::Refused,
+                        _ => Outcome::Error,
+                    });
+                    match reply {
                         Ok(reply) if reply.status == 200 => {
                             counts.answered.fetch_add(1, Ordering::Relaxed);
                             if before_signal && signal.get().is_some() {
@@ -104,6 +120,9 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
         .await;
         let signalled = Instant::now();
         let _ = signal.set(signalled);
+        if let Some(timeline) = &timeline {
+            timeline.event("SIGTERM");
+        }
         if let Err(err) = service.terminate() {
             report.broken.push(err);
         }
@@ -117,6 +136,9 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
         }
         let exit = tokio::task::block_in_place(|| service.wait(DRAIN + Duration::from_secs(5)));
         let took = signalled.elapsed();
+        if let Some(timeline) = &timeline {
+            timeline.event("exited");
+        }
         slowest_exit = slowest_exit.max(took);
         match exit {
             Some(status) if status.success() => {}
@@ -137,6 +159,12 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
         quit.store(true, Ordering::Relaxed);
         for task in tasks {
             let _ = task.await;
+        }
+        if let Some(timeline) = &timeline {
+            report.timeline(
+                format!("SIGTERM under load ({clients} clients, drain {DRAIN:?})"),
+                timeline,
+            );
         }
     }
     report.broken.extend(broken.lock().unwrap().drain(..));
