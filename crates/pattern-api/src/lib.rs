@@ -71,6 +71,7 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
+//! | `opentelemetry` | `trace_context`: the request span continues the caller's W3C trace (`traceparent`), is named and described after OpenTelemetry's HTTP conventions, and problems carry its trace id; `inject` for outgoing calls |
 //! | `openapi` | [`openapi`]: schemas of [`Envelope`](response::Envelope), [`Problem`](problem::Problem) and [`FieldError`] (utoipa), and [`ApiStack::document`](stack::ApiStack::document), which adds every error answer the stack gives to each operation of a document |
 //!
 //! # An OpenAPI contract true to the wire
@@ -103,6 +104,7 @@ mod error;
 pub mod extract;
 pub mod middleware;
 #[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 pub mod problem;
 pub mod request_id;
@@ -110,6 +112,9 @@ pub mod response;
 pub mod routes;
 pub mod stack;
 pub mod testing;
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub mod trace_context;
 
 pub use error::ApiError;
 pub use problem::FieldError;

@@ -16,6 +16,7 @@
 //! | database integration | `postgres::Database` (feature `postgres`): a deadpool-postgres pool as a component, DSN redacted, acquire timeout → 503, readiness from a health query, pool metrics, a circuit breaker that answers fast in an outage, `transaction` retrying serialization failures and deadlocks, embedded migrations that refuse a changed one |
 //! | resource cleanup | components stop in reverse dependency order (stop accepting, drain, background processes, pool, metrics), each step logged with its duration; [`ops::Prometheus`] runs the recorder's upkeep while it runs and once at stop (a pull exporter: nothing is pushed anywhere) |
 //! | logs | `logging` (feature `logging`): text or one JSON object per line, filter, colour on a terminal only, a bounded non-blocking writer, the access log's level |
+//! | traces | `telemetry` (feature `opentelemetry`): spans to an OTLP collector, W3C trace context in and out, HTTP conventions, sampling, a bounded queue that drops (counted), the standard `OTEL_*` variables, trace ids in logs and problems |
 //! | health and metrics routes | [`ops`]: `/health/live`, `/health/ready` (503 with per-component detail), `/metrics` (Prometheus, feature `prometheus`) |
 //!
 //! # Measured
@@ -51,6 +52,7 @@
 //! | `prometheus` | [`ops::Prometheus`]: the Prometheus recorder behind `/metrics`, latencies as histograms with configurable buckets |
 //! | `postgres` | `postgres`: a deadpool-postgres pool as a component, bounded waits (503), readiness, pool metrics |
 //! | `logging` | `logging`: log set-up (tracing-subscriber) |
+//! | `opentelemetry` | `telemetry`: trace export over OTLP/HTTP (opentelemetry, tracing-opentelemetry, opentelemetry-otlp); `logging::init_with_telemetry`; `pattern-api/opentelemetry` |
 //! | `tls` | HTTPS in [`http::HttpServer`] (rustls with ring): certificate and key from PEM files, reloaded when they change, ALPN for h2 and http/1.1 |
 //! | `openapi` | `docs`: `/openapi.json`, an offline `/docs` page (utoipa, vendored Swagger UI) and `/problems/{code}`; `registry::admin_routes` (the admin routes with their description and bearer scheme); `pattern-api/openapi` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -68,3 +70,6 @@ pub mod ops;
 pub mod postgres;
 pub mod registry;
 pub mod tasks;
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub mod telemetry;

@@ -14,7 +14,7 @@
 //! | `api` | [`api`] | `pattern-api` | problem+json, envelopes, middleware, routing, validation |
 //! | `server` | [`server`] | `pattern-server` | HTTP server, drain, docs, registry, bounded tasks |
 //! | `full` | all of the above | | |
-//! | `prometheus`, `postgres`, `openapi`, `logging`, `tls` | in [`server`] | `pattern-server` | its optional parts: `/metrics`, the PostgreSQL pool, `/openapi.json` and `/docs`, log set-up, HTTPS |
+//! | `prometheus`, `postgres`, `openapi`, `logging`, `tls`, `opentelemetry` | in [`server`] | `pattern-server` | its optional parts: `/metrics`, the PostgreSQL pool, `/openapi.json` and `/docs`, log set-up, HTTPS, trace export (and W3C trace context in [`api`]) |
 //!
 //! Features switch on what they build on: `api` brings `error` and `network`,
 //! `server` brings every other crate.

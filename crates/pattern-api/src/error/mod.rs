@@ -108,9 +108,7 @@ impl IntoResponse for ApiError {
             // An explicit 5xx status on a caller-fault kind: still no message.
             problem.detail = None;
         }
-        if let Some(id) = &request_id {
-            problem = problem.with_request_id(id.as_str());
-        }
+        problem = problem.with_ids(request_id.as_ref().map(RequestId::as_str));
         problem.errors = self.fields;
         let body = serde_json::to_vec(&problem)
             .unwrap_or_else(|_| b"{\"title\":\"Internal Server Error\",\"status\":500}".to_vec());

@@ -52,9 +52,7 @@ pub(crate) fn rewrite(response: &mut Response) {
     if let Some(kind) = crate::problem::kind_for(status) {
         problem = problem.with_code(kind.as_str());
     }
-    if let Some(id) = RequestId::current() {
-        problem = problem.with_request_id(id.as_str());
-    }
+    problem = problem.with_ids(RequestId::current().as_ref().map(RequestId::as_str));
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

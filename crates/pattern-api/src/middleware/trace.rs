@@ -15,7 +15,8 @@ pub const ACCESS_TARGET: &str = "pattern_api::access";
 
 /// A tracing span per request (`method`, `path`, `request_id`: every event
 /// logged while serving it carries them) and an access-log event when it
-/// ends (`method`, `path`, `request_id`, `status`, `latency_ms`; target
+/// ends (`method`, `path`, `route` (the template; empty when no route
+/// matched), `request_id`, `status`, `latency_ms`; target
 /// [`ACCESS_TARGET`], at INFO unless set otherwise). Header values are never recorded, so credentials cannot
 /// leak into logs.
 #[derive(Clone, Copy, Debug)]
@@ -118,6 +119,8 @@ struct Access {
     start: Instant,
     method: http::Method,
     uri: http::Uri,
+    /// The route template, when routing matched one.
+    route: Option<axum::extract::MatchedPath>,
     id: Option<RequestId>,
 }
 
@@ -134,6 +137,7 @@ impl Finished {
     ) -> Self {
         // A level is part of a span's static metadata: one call site each.
         // Field values are evaluated only when a subscriber wants the span.
+        #[cfg(not(feature = "opentelemetry"))]
         macro_rules! request_span {
             ($level:expr) => {
                 tracing::span!(
@@ -145,6 +149,34 @@ impl Finished {
                 )
             };
         }
+        // With OpenTelemetry, also its HTTP server conventions (the
+        // status is recorded at the end).
+        #[cfg(feature = "opentelemetry")]
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(axum::extract::MatchedPath::as_str);
+        #[cfg(feature = "opentelemetry")]
+        macro_rules! request_span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = id.map_or("", RequestId::as_str),
+                    otel.name = %otel::SpanName(req.method(), route),
+                    otel.kind = "server",
+                    otel.status_code = tracing::field::Empty,
+                    http.request.method = %req.method(),
+                    http.route = route,
+                    url.path = %req.uri().path(),
+                    server.address = otel::server_address(req),
+                    http.response.status_code = tracing::field::Empty,
+                    error.r#type = tracing::field::Empty,
+                )
+            };
+        }
         let span = match span_level {
             Level::ERROR => request_span!(Level::ERROR),
             Level::WARN => request_span!(Level::WARN),
@@ -152,6 +184,8 @@ impl Finished {
             Level::DEBUG => request_span!(Level::DEBUG),
             _ => request_span!(Level::TRACE),
         };
+        #[cfg(feature = "opentelemetry")]
+        crate::trace_context::continue_from(&span, req.headers());
         // No clock read without an access event anyone records.
         let access = access
             .filter(|level| access_enabled(*level))
@@ -160,6 +194,10 @@ impl Finished {
                 start: now.unwrap_or_else(Instant::now),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
+                route: req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .cloned(),
                 id: id.cloned(),
             });
         Self { access, span }
@@ -185,6 +223,8 @@ fn access_enabled(level: Level) -> bool {
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
         let Self { access, span } = self;
+        #[cfg(feature = "opentelemetry")]
+        otel::record_status(&span, response.status());
         let Some(access) = access else { return };
         let status = response.status().as_u16();
         // To the microsecond: a log writer writes it without float
@@ -194,6 +234,10 @@ impl Finish for Finished {
         let method = access.method.as_str();
         let path = access.uri.path();
         let request_id = access.id.as_ref().map_or("", RequestId::as_str);
+        let route = access
+            .route
+            .as_ref()
+            .map_or("", axum::extract::MatchedPath::as_str);
         // In the request's span without entering it (an event names its
         // parent for less than an enter and exit cost); below the filter,
         // the span is disabled and the event stays in the current span.
@@ -207,6 +251,7 @@ impl Finish for Finished {
                     $level,
                     method,
                     path,
+                    route,
                     request_id,
                     status,
                     latency_ms,
@@ -220,6 +265,90 @@ impl Finish for Finished {
             Level::INFO => access!(Level::INFO),
             Level::DEBUG => access!(Level::DEBUG),
             _ => access!(Level::TRACE),
+        }
+    }
+}
+
+/// OpenTelemetry's HTTP server conventions on the request span.
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use std::fmt;
+
+    /// `GET /v1/items/{id}`: the method and the route template (the method
+    /// alone for a request no route matched).
+    pub(super) struct SpanName<'a>(pub(super) &'a http::Method, pub(super) Option<&'a str>);
+
+    impl fmt::Display for SpanName<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.1 {
+                Some(route) => write!(f, "{} {route}", self.0),
+                None => f.write_str(self.0.as_str()),
+            }
+        }
+    }
+
+    /// The host the client addressed (`Host`, or the URI's authority),
+    /// without its port.
+    pub(super) fn server_address<B>(req: &http::Request<B>) -> &str {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .unwrap_or("");
+        match host.rsplit_once(':') {
+            // An IPv6 literal keeps its brackets' inside whole.
+            Some((name, port))
+                if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
+            {
+                name
+            }
+            _ => host,
+        }
+    }
+
+    /// The response's status; a 5xx marks the span an error, with its
+    /// status as `error.type`.
+    pub(super) fn record_status(span: &tracing::Span, status: http::StatusCode) {
+        if span.is_disabled() {
+            return;
+        }
+        // As i64: the OpenTelemetry layer records unsigned numbers as text.
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", status.as_str());
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_and_addresses() {
+            let get = http::Method::GET;
+            assert_eq!(
+                SpanName(&get, Some("/v1/items/{id}")).to_string(),
+                "GET /v1/items/{id}"
+            );
+            assert_eq!(SpanName(&get, None).to_string(), "GET");
+            let req = |host: &str| {
+                http::Request::builder()
+                    .uri("/x")
+                    .header("host", host)
+                    .body(())
+                    .unwrap()
+            };
+            assert_eq!(server_address(&req("api.example:8080")), "api.example");
+            assert_eq!(server_address(&req("api.example")), "api.example");
+            assert_eq!(server_address(&req("[::1]:8080")), "[::1]");
+            assert_eq!(server_address(&req("[::1]")), "[::1]");
+            let bare = http::Request::builder()
+                .uri("http://h.example:81/x")
+                .body(())
+                .unwrap();
+            assert_eq!(server_address(&bare), "h.example");
         }
     }
 }

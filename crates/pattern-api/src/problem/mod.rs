@@ -86,6 +86,11 @@ pub struct Problem {
     /// The id of the request, to find the full story in the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The id of the request's trace (32 hex digits), to find it in a
+    /// tracing backend; set when the request's span belongs to an
+    /// OpenTelemetry trace (feature `opentelemetry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Every invalid field, for a validation problem (`invalid_input`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -102,6 +107,7 @@ impl Problem {
             instance: None,
             code: None,
             request_id: None,
+            trace_id: None,
             errors: Vec::new(),
         }
     }
@@ -157,9 +163,31 @@ impl Problem {
         self
     }
 
+    /// Sets the request id, and the trace id of the current span when it
+    /// belongs to an OpenTelemetry trace (feature `opentelemetry`): what
+    /// every error the stack answers carries.
+    #[must_use]
+    pub fn with_ids(mut self, request_id: Option<&str>) -> Self {
+        self.request_id = request_id.map(str::to_owned);
+        self.trace_id = current_trace_id();
+        self
+    }
+
     /// The status as a [`StatusCode`].
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// The current span's trace id, with the feature on.
+fn current_trace_id() -> Option<String> {
+    #[cfg(feature = "opentelemetry")]
+    {
+        crate::trace_context::current_trace_id()
+    }
+    #[cfg(not(feature = "opentelemetry"))]
+    {
+        None
     }
 }
 

@@ -64,6 +64,37 @@ impl std::fmt::Debug for writer::Sink {
 /// filter or the file is unusable, or when a subscriber is already
 /// installed.
 pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
+    install(config, None::<tracing_subscriber::layer::Identity>)
+}
+
+/// Installs the log subscriber as [`init`] does, with the trace export
+/// `telemetry` describes beside it (its own filter,
+/// [`TelemetryConfig::filter`](crate::telemetry::TelemetryConfig::filter));
+/// the export is `None` when `telemetry` has no endpoint. Called inside a
+/// tokio runtime.
+#[cfg(feature = "opentelemetry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+pub fn init_with_telemetry(
+    config: &LogConfig,
+    telemetry: &crate::telemetry::TelemetryConfig,
+) -> Result<(LogGuard, Option<crate::telemetry::Telemetry>), Error> {
+    let export = crate::telemetry::Telemetry::new(telemetry)?;
+    let layer = match &export {
+        Some(export) => {
+            let filter = parse_filter(&telemetry.filter, "the telemetry filter")?;
+            Some(export.layer().with_filter(filter))
+        }
+        None => None,
+    };
+    let guard = install(config, layer)?;
+    Ok((guard, export))
+}
+
+/// Installs the log layer, and `extra` beside it.
+fn install<L>(config: &LogConfig, extra: Option<L>) -> Result<LogGuard, Error>
+where
+    L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
     let filter = match std::env::var("RUST_LOG") {
         Ok(text) if !text.is_empty() => parse_filter(&text, "RUST_LOG")?,
         _ => parse_filter(&config.filter, "the log filter")?,
@@ -107,6 +138,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
         LogFormat::Json => json::JsonLayer::new(writer).boxed(),
     };
     tracing_subscriber::registry()
+        .with(extra)
         .with(layer.with_filter(filter))
         .try_init()
         .map_err(|err| {

@@ -25,7 +25,8 @@ use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, wri
 /// `span` with the fields of the innermost span it happened in (its `name`
 /// first), and, while serving a request whose span that is not, the
 /// request's `request_id`. Access
-/// events carry the request's fields themselves and have no `span`.
+/// events carry the request's fields themselves and have no `span`. With
+/// the trace export, events in a traced span carry its `trace_id`.
 pub(super) struct JsonLayer<W> {
     writer: W,
 }
@@ -138,9 +139,29 @@ where
                     write_str(line, id.as_str());
                 }
             }
+            #[cfg(feature = "opentelemetry")]
+            if let Some(span) = ctx.event_span(event) {
+                trace_id(line, &span.id());
+            }
             line.push_str("}\n");
             let _ = self.writer.make_writer().write_all(line.as_bytes());
         });
+    }
+}
+
+/// Appends `,"trace_id":"…"` when span `id` belongs to an OpenTelemetry
+/// trace (the subscriber has the export's layer).
+#[cfg(feature = "opentelemetry")]
+fn trace_id(line: &mut String, id: &Id) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    });
+    let Some(context) = context else { return };
+    let span = context.span();
+    let span_context = span.span_context();
+    if span_context.is_valid() {
+        let _ = write!(line, ",\"trace_id\":\"{}\"", span_context.trace_id());
     }
 }
 

@@ -1,0 +1,135 @@
+//! W3C trace context across the process boundary (feature
+//! `opentelemetry`).
+//!
+//! With the feature on and an OpenTelemetry layer in the subscriber
+//! (`pattern-server`'s `telemetry`), the stack's request span
+//! ([`TraceLayer`](crate::middleware::TraceLayer)):
+//!
+//! - continues the trace a caller sent: its `traceparent` and `tracestate`
+//!   headers are read with the global propagator, and the request's span
+//!   becomes a child of the caller's;
+//! - is named and described after OpenTelemetry's HTTP server conventions:
+//!   name `GET /v1/items/{id}` (method and route template), kind server,
+//!   `http.request.method`, `http.route`, `url.path`, `server.address`,
+//!   and at its end `http.response.status_code`, with `error.type` and an
+//!   error status for a 5xx;
+//! - puts its trace id in every problem body, beside the request id
+//!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)).
+//!
+//! An outgoing call carries the current span's context with [`inject`]
+//! (a retried call made in one span sends the same parent each time; give
+//! each attempt a span of its own to see them apart).
+//!
+//! Without the feature, none of this is compiled and the span stays as it
+//! is (`method`, `path`, `request_id`).
+
+use http::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TraceContextExt as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// Reads propagation headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes propagation headers.
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let name = http::HeaderName::from_bytes(key.as_bytes());
+        let value = http::HeaderValue::from_str(&value);
+        if let (Ok(name), Ok(value)) = (name, value) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The caller's context in `headers` (`traceparent`, `tracestate` with the
+/// W3C propagator), as the global propagator reads it; empty without one.
+pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
+}
+
+/// Writes the current span's context into `headers` (`traceparent` and
+/// `tracestate` with the W3C propagator), for an outgoing request; nothing
+/// when the current span has no OpenTelemetry context.
+pub fn inject(headers: &mut HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    });
+}
+
+/// The current span's trace id (32 hex digits), if it belongs to a trace.
+pub fn current_trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Makes `span` (a request's) a child of the caller's context in
+/// `headers`, when there is one and the span is recorded.
+pub(crate) fn continue_from(span: &tracing::Span, headers: &HeaderMap) {
+    if span.is_disabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = extract(headers);
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+    #[test]
+    fn headers_round_trip_through_a_propagator() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let w3c = TraceContextPropagator::new();
+        let context = w3c.extract(&HeaderExtractor(&headers));
+        let span = context.span();
+        assert_eq!(
+            span.span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let mut out = HeaderMap::new();
+        w3c.inject_context(&context, &mut HeaderInjector(&mut out));
+        assert_eq!(out["traceparent"], headers["traceparent"]);
+        // A value a header cannot hold is left out, not a panic.
+        HeaderInjector(&mut out).set("traceparent", "bad\nvalue".to_owned());
+        assert_eq!(out["traceparent"], headers["traceparent"]);
+        assert_eq!(HeaderExtractor(&out).keys(), ["traceparent", "tracestate"]);
+    }
+
+    #[test]
+    fn no_trace_without_a_subscriber() {
+        assert_eq!(current_trace_id(), None);
+        let mut headers = HeaderMap::new();
+        inject(&mut headers);
+        assert!(headers.is_empty());
+    }
+}

@@ -1,0 +1,415 @@
+//! The export queue: finished spans go into a bounded queue that a task on
+//! the service's runtime empties in batches. A full queue drops the span
+//! (counted), so a slow or absent collector never slows a request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use tokio::sync::{mpsc, oneshot};
+
+/// Counter of spans sent to the collector.
+pub const EXPORTED_TOTAL: &str = "otel_spans_exported_total";
+/// Counter of spans lost, labelled `reason`: `queue_full` (the collector
+/// fell behind, or is gone) or `export_failed` (it refused or did not
+/// answer in time).
+pub const DROPPED_TOTAL: &str = "otel_spans_dropped_total";
+
+/// What the export has done so far.
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub(super) exported: AtomicU64,
+    pub(super) queue_full: AtomicU64,
+    pub(super) export_failed: AtomicU64,
+}
+
+/// Asks the export task to send what it holds (and, with `last`, to end).
+#[derive(Debug)]
+struct Flush {
+    last: bool,
+    done: oneshot::Sender<OTelSdkResult>,
+}
+
+/// The span processor: a bounded queue in front of the export task.
+#[derive(Debug)]
+pub(super) struct Queue {
+    spans: mpsc::Sender<SpanData>,
+    flushes: mpsc::Sender<Flush>,
+    stats: Arc<Stats>,
+    /// Set once the task has been told to end.
+    ended: AtomicBool,
+    timeout: Duration,
+}
+
+/// How the export task batches.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Batching {
+    pub(super) max_queue: usize,
+    pub(super) max_batch: usize,
+    pub(super) interval: Duration,
+    pub(super) timeout: Duration,
+}
+
+impl Queue {
+    /// The queue, and its export task spawned on `runtime`.
+    pub(super) fn start<E: SpanExporter + 'static>(
+        exporter: E,
+        batching: Batching,
+        runtime: &tokio::runtime::Handle,
+    ) -> (Self, Arc<Stats>) {
+        let (spans, receiver) = mpsc::channel(batching.max_queue);
+        let (flushes, flush_receiver) = mpsc::channel(4);
+        let stats = Arc::new(Stats::default());
+        // Registered at zero: a rate over them is 0, not absent.
+        metrics::counter!(EXPORTED_TOTAL).increment(0);
+        for reason in ["queue_full", "export_failed"] {
+            metrics::counter!(DROPPED_TOTAL, "reason" => reason).increment(0);
+        }
+        let task = Task {
+            exporter,
+            batching,
+            stats: stats.clone(),
+            failing: false,
+        };
+        runtime.spawn(task.run(receiver, flush_receiver));
+        let queue = Self {
+            spans,
+            flushes,
+            stats: stats.clone(),
+            ended: AtomicBool::new(false),
+            timeout: batching.timeout,
+        };
+        (queue, stats)
+    }
+
+    /// A handle that flushes from async code (the component's stop).
+    pub(super) fn flusher(&self) -> Flusher {
+        Flusher {
+            flushes: self.flushes.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// Asks for a flush and waits for it from synchronous code, at most
+    /// twice the export timeout (the batch being sent, then the rest).
+    /// The export task runs on the runtime's other threads meanwhile; on a
+    /// one-thread runtime, flush from async code ([`Flusher`]) instead.
+    fn flush_blocking(&self, last: bool) -> OTelSdkResult {
+        let (done, mut answer) = oneshot::channel();
+        self.flushes
+            .try_send(Flush { last, done })
+            .map_err(|_| OTelSdkError::InternalFailure("the export task is busy or gone".into()))?;
+        let wait = self.timeout.saturating_mul(2);
+        let started = std::time::Instant::now();
+        loop {
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    return Err(OTelSdkError::InternalFailure(
+                        "the export task ended".into(),
+                    ));
+                }
+                Err(oneshot::error::TryRecvError::Empty) if started.elapsed() >= wait => {
+                    return Err(OTelSdkError::Timeout(wait));
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+}
+
+/// Flushes the queue from async code.
+#[derive(Clone, Debug)]
+pub(super) struct Flusher {
+    flushes: mpsc::Sender<Flush>,
+    timeout: Duration,
+}
+
+impl Flusher {
+    /// Sends what is queued; with `last`, ends the export task after.
+    pub(super) async fn flush(&self, last: bool) -> OTelSdkResult {
+        let (done, answer) = oneshot::channel();
+        let asked = tokio::time::timeout(self.timeout, self.flushes.send(Flush { last, done }));
+        if !matches!(asked.await, Ok(Ok(()))) {
+            return Err(OTelSdkError::InternalFailure(
+                "the export task is busy or gone".into(),
+            ));
+        }
+        match tokio::time::timeout(self.timeout.saturating_mul(2), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(OTelSdkError::InternalFailure(
+                "the export task ended".into(),
+            )),
+            Err(_) => Err(OTelSdkError::Timeout(self.timeout.saturating_mul(2))),
+        }
+    }
+}
+
+impl SpanProcessor for Queue {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.spans.try_send(span) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(DROPPED_TOTAL, "reason" => "queue_full").increment(1);
+            }
+            // Ended: spans after the last flush are not sent.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        if self.ended.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush_blocking(false)
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.flush_blocking(true)
+    }
+}
+
+/// The export task.
+struct Task<E> {
+    exporter: E,
+    batching: Batching,
+    stats: Arc<Stats>,
+    /// The last export failed (logged once per change, not per batch).
+    failing: bool,
+}
+
+impl<E: SpanExporter> Task<E> {
+    async fn run(
+        mut self,
+        mut spans: mpsc::Receiver<SpanData>,
+        mut flushes: mpsc::Receiver<Flush>,
+    ) {
+        let mut batch = Vec::with_capacity(self.batching.max_batch.min(4096));
+        // A span waits at most an interval for its batch to fill.
+        let interval = self.batching.interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                span = spans.recv() => match span {
+                    Some(span) => {
+                        batch.push(span);
+                        if batch.len() >= self.batching.max_batch {
+                            let _ = self.export(&mut batch).await;
+                            ticks.reset();
+                        }
+                    }
+                    None => {
+                        let _ = self.export(&mut batch).await;
+                        return;
+                    }
+                },
+                _ = ticks.tick() => {
+                    let _ = self.export(&mut batch).await;
+                }
+                flush = flushes.recv() => {
+                    let Some(Flush { last, done }) = flush else {
+                        let _ = self.export(&mut batch).await;
+                        return;
+                    };
+                    // What is queued now, not what keeps coming.
+                    let queued = spans.len();
+                    for _ in 0..queued {
+                        let Ok(span) = spans.try_recv() else { break };
+                        batch.push(span);
+                        if batch.len() >= self.batching.max_batch {
+                            let _ = self.export(&mut batch).await;
+                        }
+                    }
+                    let result = self.export(&mut batch).await;
+                    if last {
+                        let _ = self.exporter.shutdown_with_timeout(self.batching.timeout);
+                        let _ = done.send(result);
+                        return;
+                    }
+                    let _ = done.send(result);
+                }
+            }
+        }
+    }
+
+    /// Sends `batch` (emptying it), within the export timeout.
+    async fn export(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let count = batch.len() as u64;
+        let sent = std::mem::replace(batch, Vec::with_capacity(self.batching.max_batch.min(4096)));
+        let result =
+            match tokio::time::timeout(self.batching.timeout, self.exporter.export(sent)).await {
+                Ok(result) => result,
+                Err(_) => Err(OTelSdkError::Timeout(self.batching.timeout)),
+            };
+        match &result {
+            Ok(()) => {
+                self.stats.exported.fetch_add(count, Ordering::Relaxed);
+                metrics::counter!(EXPORTED_TOTAL).increment(count);
+                if self.failing {
+                    tracing::info!(target: "pattern_server::telemetry", "span export works again");
+                    self.failing = false;
+                }
+            }
+            Err(err) => {
+                self.stats.export_failed.fetch_add(count, Ordering::Relaxed);
+                metrics::counter!(DROPPED_TOTAL, "reason" => "export_failed").increment(count);
+                if !self.failing {
+                    tracing::warn!(target: "pattern_server::telemetry", error = %err, spans = count, "span export failed; spans are dropped until it works again");
+                    self.failing = true;
+                }
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use std::sync::Mutex;
+
+    /// An exporter that records batch sizes, fails, or never answers.
+    #[derive(Clone, Debug, Default)]
+    struct Fake {
+        batches: Arc<Mutex<Vec<usize>>>,
+        fail: bool,
+        stall: bool,
+    }
+
+    impl SpanExporter for Fake {
+        fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            let this = self.clone();
+            async move {
+                if this.stall {
+                    std::future::pending::<()>().await;
+                }
+                if this.fail {
+                    return Err(OTelSdkError::InternalFailure("refused".into()));
+                }
+                this.batches.lock().unwrap().push(batch.len());
+                Ok(())
+            }
+        }
+    }
+
+    use std::future::Future;
+
+    fn batching(max_queue: usize, max_batch: usize) -> Batching {
+        Batching {
+            max_queue,
+            max_batch,
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// A provider over the queue; its tracer ends `n` spans at once.
+    fn provider(exporter: Fake, batching: Batching) -> (SdkTracerProvider, Flusher, Arc<Stats>) {
+        let (queue, stats) = Queue::start(exporter, batching, &tokio::runtime::Handle::current());
+        let flusher = queue.flusher();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(queue)
+            .build();
+        (provider, flusher, stats)
+    }
+
+    fn end_spans(provider: &SdkTracerProvider, n: usize) {
+        let tracer = provider.tracer("test");
+        for i in 0..n {
+            tracer.start(format!("span {i}")).end();
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_stalled_collector_drops_past_the_bound_and_never_blocks() {
+        let exporter = Fake {
+            stall: true,
+            ..Fake::default()
+        };
+        let (provider, flusher, stats) = provider(exporter, batching(8, 4));
+        // The export task has not run yet: the queue holds 8, the rest is
+        // dropped at once.
+        let started = std::time::Instant::now();
+        end_spans(&provider, 100);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(stats.queue_full.load(Ordering::Relaxed), 92);
+        // The stalled export times out (counted); the rest goes the same
+        // way; nothing is lost silently.
+        let flushed = flusher.flush(false).await;
+        assert!(flushed.is_err(), "{flushed:?}");
+        // Two batches of 4, each given up after the export timeout.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(stats.export_failed.load(Ordering::Relaxed), 8);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn batches_are_bounded_and_flushes_send_everything() {
+        let exporter = Fake::default();
+        let batches = exporter.batches.clone();
+        let (provider, flusher, stats) = provider(exporter, batching(64, 4));
+        end_spans(&provider, 10);
+        flusher.flush(false).await.unwrap();
+        assert_eq!(*batches.lock().unwrap(), [4, 4, 2]);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
+        // Within the interval, a lone span is sent without a flush.
+        end_spans(&provider, 1);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
+        // The last flush ends the task: later spans are neither sent nor
+        // counted as dropped.
+        flusher.flush(true).await.unwrap();
+        end_spans(&provider, 5);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
+        assert_eq!(stats.queue_full.load(Ordering::Relaxed), 0);
+        assert!(flusher.flush(false).await.is_err(), "the task is gone");
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_refusing_collector_counts_what_it_loses() {
+        let exporter = Fake {
+            fail: true,
+            ..Fake::default()
+        };
+        let (provider, flusher, stats) = provider(exporter, batching(16, 16));
+        end_spans(&provider, 5);
+        assert!(flusher.flush(false).await.is_err());
+        assert_eq!(stats.export_failed.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.queue_full.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_providers_flush_and_shutdown_work_from_synchronous_code() {
+        let exporter = Fake::default();
+        let batches = exporter.batches.clone();
+        let (provider, _flusher, stats) = provider(exporter, batching(64, 64));
+        end_spans(&provider, 3);
+        provider.force_flush().unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 3);
+        end_spans(&provider, 2);
+        provider.shutdown().unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 5);
+        assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 5);
+    }
+}

@@ -1,0 +1,297 @@
+//! Trace export end to end: an OTLP receiver started here (a hyper server
+//! decoding the protobuf with opentelemetry-proto) gets the request spans
+//! of a served app, with the caller's parent, the HTTP attributes and the
+//! status; the trace id is in the problem body and the JSON log line; an
+//! unsampled caller's trace is not sent; with the collector gone, requests
+//! stay fast and the spans are dropped and counted.
+
+#![cfg(feature = "opentelemetry")]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use pattern_api::ApiError;
+use pattern_api::stack::ApiStack;
+use pattern_api::testing::TestClient;
+use pattern_error::{Error, Kind};
+use pattern_server::logging::{LogConfig, LogFormat};
+use pattern_server::telemetry::{Sampler, TelemetryConfig};
+use prost::Message as _;
+use tokio::net::TcpListener;
+
+/// What the receiver got: each span, with its resource's `service.name`.
+type Received = Arc<Mutex<Vec<(String, Span)>>>;
+
+/// An OTLP/HTTP receiver on 127.0.0.1; dropping the handle stops it.
+async fn receiver() -> (SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received: Received = Arc::default();
+    let store = received.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        assert_eq!(req.uri().path(), "/v1/traces");
+                        assert_eq!(req.headers()["content-type"], "application/x-protobuf");
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let export =
+                            ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                        for resource in export.resource_spans {
+                            let service = resource
+                                .resource
+                                .iter()
+                                .flat_map(|r| &r.attributes)
+                                .find(|kv| kv.key == "service.name")
+                                .and_then(|kv| string(kv.value.as_ref()?.value.as_ref()?))
+                                .unwrap_or_default();
+                            for scope in resource.scope_spans {
+                                for span in scope.spans {
+                                    store.lock().unwrap().push((service.clone(), span));
+                                }
+                            }
+                        }
+                        let answer = ExportTraceServiceResponse::default().encode_to_vec();
+                        Ok::<_, hyper::Error>(
+                            http::Response::builder()
+                                .header("content-type", "application/x-protobuf")
+                                .body(Full::new(Bytes::from(answer)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, received, task)
+}
+
+fn string(value: &Value) -> Option<String> {
+    match value {
+        Value::StringValue(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.clone())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The server spans received so far for `trace_id`.
+fn spans_of(received: &Received, trace_id: &str) -> Vec<Span> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, span)| hex(&span.trace_id) == trace_id)
+        .map(|(_, span)| span.clone())
+        .collect()
+}
+
+fn traced(path: &str, traceparent: &str) -> Request<Body> {
+    Request::builder()
+        .uri(path)
+        .header("traceparent", traceparent)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_reach_an_otlp_receiver() {
+    let (collector, received, receiving) = receiver().await;
+    let log = std::env::temp_dir().join(format!("telemetry-test-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let logs = LogConfig {
+        format: LogFormat::Json,
+        file: Some(log.clone()),
+        ..LogConfig::default()
+    };
+    let telemetry = TelemetryConfig {
+        endpoint: Some(format!("http://{collector}")),
+        service_name: "inventory".to_owned(),
+        sampler: Sampler::ParentBasedAlwaysOn,
+        max_queue_spans: 64,
+        max_batch_spans: 16,
+        export_interval_ms: 20,
+        export_timeout_ms: 500,
+        ..TelemetryConfig::default()
+    };
+    let (_guard, export) = pattern_server::logging::init_with_telemetry(&logs, &telemetry).unwrap();
+    let export = export.expect("an endpoint, so an export");
+
+    let app = ApiStack::new().apply(
+        Router::new()
+            .route("/v1/items/{id}", get(|| async { "item" }))
+            .route(
+                "/v1/boom",
+                get(|| async {
+                    Err::<(), _>(ApiError::from(Error::new(Kind::Internal, "db gone")))
+                }),
+            ),
+    );
+    let client = TestClient::serve(app).await;
+
+    // A caller's sampled trace: the server span is its child.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    client
+        .request(traced("/v1/items/7", &format!("00-{trace}-{parent}-01")))
+        .await
+        .assert_status(200);
+    // A 5xx without a caller's trace: a new trace, whose id the problem
+    // names.
+    let problem = client.get("/v1/boom").await.assert_problem(500, "internal");
+    let boom_trace = problem["trace_id"]
+        .as_str()
+        .expect("a trace id in the problem")
+        .to_owned();
+    assert_eq!(boom_trace.len(), 32, "{problem}");
+    // A caller that did not sample: parent-based, nothing is sent.
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    client
+        .request(traced(
+            "/v1/items/8",
+            &format!("00-{unsampled}-b7ad6b7169203331-00"),
+        ))
+        .await
+        .assert_status(200);
+    export.flush().await.unwrap();
+
+    let spans = spans_of(&received, trace);
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    assert_eq!(hex(&span.parent_span_id), parent);
+    assert_eq!(span.name, "GET /v1/items/{id}");
+    assert_eq!(span.kind, SpanKind::Server as i32);
+    assert_eq!(
+        attribute(span, "http.request.method"),
+        Some(Value::StringValue("GET".into()))
+    );
+    assert_eq!(
+        attribute(span, "http.route"),
+        Some(Value::StringValue("/v1/items/{id}".into()))
+    );
+    assert_eq!(
+        attribute(span, "url.path"),
+        Some(Value::StringValue("/v1/items/7".into()))
+    );
+    assert_eq!(
+        attribute(span, "server.address"),
+        Some(Value::StringValue("127.0.0.1".into()))
+    );
+    assert_eq!(
+        attribute(span, "http.response.status_code"),
+        Some(Value::IntValue(200))
+    );
+    assert_eq!(attribute(span, "error.type"), None);
+    assert_ne!(
+        span.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    let service = received.lock().unwrap()[0].0.clone();
+    assert_eq!(service, "inventory");
+
+    let spans = spans_of(&received, &boom_trace);
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let boom = &spans[0];
+    assert!(boom.parent_span_id.is_empty(), "a root span");
+    assert_eq!(boom.name, "GET /v1/boom");
+    assert_eq!(
+        attribute(boom, "http.response.status_code"),
+        Some(Value::IntValue(500))
+    );
+    assert_eq!(
+        attribute(boom, "error.type"),
+        Some(Value::StringValue("500".into()))
+    );
+    assert_eq!(
+        boom.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+
+    assert!(
+        spans_of(&received, unsampled).is_empty(),
+        "an unsampled trace was sent"
+    );
+    assert_eq!(export.dropped(), 0);
+    assert_eq!(export.exported(), 2);
+
+    // The access lines carry the trace ids.
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut lines = lines;
+    while !lines.contains("/v1/boom") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        lines = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let access: Vec<serde_json::Value> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["target"] == pattern_api::middleware::ACCESS_TARGET)
+        .collect();
+    let line = |path: &str| {
+        access
+            .iter()
+            .find(|l| l["path"] == path)
+            .unwrap_or_else(|| panic!("no access line for {path}:\n{lines}"))
+            .clone()
+    };
+    assert_eq!(line("/v1/items/7")["trace_id"], trace, "{lines}");
+    assert_eq!(line("/v1/items/7")["route"], "/v1/items/{id}", "{lines}");
+    assert_eq!(line("/v1/boom")["trace_id"], boom_trace.as_str(), "{lines}");
+
+    // The collector gone: requests stay fast; their spans are dropped and
+    // counted, never waited for.
+    receiving.abort();
+    let _ = receiving.await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..200 {
+        let started = Instant::now();
+        client
+            .get(&format!("/v1/items/{i}"))
+            .await
+            .assert_status(200);
+        slowest = slowest.max(started.elapsed());
+    }
+    let _ = export.flush().await;
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a request took {slowest:?}"
+    );
+    assert!(export.dropped() >= 150, "dropped {}", export.dropped());
+    assert_eq!(export.exported(), 2);
+    let _ = std::fs::remove_file(&log);
+}
