@@ -12,10 +12,16 @@
 //! ready it prints `listening on http://ADDR` (then `management on
 //! http://ADDR` when the management listener is on); SIGTERM or Ctrl-C
 //! drains it and it exits 0.
+//!
+//! Traces go to an OTLP/HTTP collector when one is named:
+//! `REFSVC_TELEMETRY__ENDPOINT=http://127.0.0.1:4318`, or the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`
+//! and `OTEL_TRACES_SAMPLER_ARG`.
 
 use std::process::ExitCode;
 
 use examples::reference::{Config, Service};
+use patterns::server::telemetry::TelemetryConfig;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,15 +33,29 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Text with colour on a terminal, or JSON lines (`REFSVC_LOG__FORMAT=json`),
-    // written by a thread of their own; dropping the guard flushes them.
-    let logs = match patterns::server::logging::init(&loaded.value().log) {
-        Ok(guard) => guard,
+    // Traces: the `telemetry` section, then the standard `OTEL_*`
+    // variables over it, as every OpenTelemetry SDK reads them.
+    let mut telemetry = loaded.value().telemetry.clone();
+    if telemetry.service_name == TelemetryConfig::default().service_name {
+        telemetry.service_name = "reference-service".to_owned();
+    }
+    let telemetry = match telemetry.with_env() {
+        Ok(telemetry) => telemetry,
         Err(err) => {
-            eprintln!("cannot set up logging: {}", err.report());
+            eprintln!("invalid configuration:\n{}", err.report());
             return ExitCode::from(2);
         }
     };
+    // Text with colour on a terminal, or JSON lines (`REFSVC_LOG__FORMAT=json`),
+    // written by a thread of their own; dropping the guard flushes them.
+    let (logs, export) =
+        match patterns::server::logging::init_with_telemetry(&loaded.value().log, &telemetry) {
+            Ok(set_up) => set_up,
+            Err(err) => {
+                eprintln!("cannot set up logging: {}", err.report());
+                return ExitCode::from(2);
+            }
+        };
     tracing::info!("configuration:\n{}", loaded.dump());
     for unknown in loaded.warnings() {
         let origin = unknown
@@ -45,8 +65,9 @@ async fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::warn!(key = %unknown.path, %origin, "{}", unknown.message);
     }
-    let config = loaded.into_value();
-    let service = match Service::start(config).await {
+    let mut config = loaded.into_value();
+    config.telemetry = telemetry;
+    let service = match Service::start_with_export(config, export).await {
         Ok(service) => service,
         Err(err) => {
             eprintln!("failed to start: {}", err.report());

@@ -18,9 +18,11 @@ pub(crate) fn spawn_service(
     stderr: std::fs::File,
 ) -> Result<(Child, Receiver<String>), String> {
     let mut command = Command::new(binary);
-    // The settings under test are these alone.
+    // The settings under test are these alone (and no trace export the
+    // caller's environment asks for).
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("REFSVC_") {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("REFSVC_") || name_text.starts_with("OTEL_") {
             command.env_remove(name);
         }
     }

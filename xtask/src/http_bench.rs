@@ -4,7 +4,9 @@
 //! reference middleware, the reference service's whole serving path
 //! (`server`: pattern-server's `HttpServer`, the chain, metrics, JSON
 //! access logs to a file) and the peer stack a user would build instead
-//! (`peer`: axum + tower-http with JSON logs). The load runs pinned to CPU
+//! (`peer`: axum + tower-http with JSON logs), and `server` with its trace
+//! export on (`server-traced`: 10 % of traces sampled, sent over OTLP/HTTP
+//! to a sink collector on the load's CPU). The load runs pinned to CPU
 //! 1, from three generators: ours (`reliability load`, keep-alive
 //! HTTP/1.1 in a closed loop), wrk (HTTP/1.1) and h2load (HTTP/2 with
 //! prior knowledge, against bare hyper's HTTP/2 and `server`). Targets
@@ -41,7 +43,9 @@ impl Load {
     /// The targets each generator runs against.
     fn targets(self) -> &'static [&'static str] {
         match self {
-            Self::Ours | Self::Wrk => &["hyper", "axum", "stack", "peer", "server"],
+            Self::Ours | Self::Wrk => {
+                &["hyper", "axum", "stack", "peer", "server", "server-traced"]
+            }
             Self::H2load => &["hyper-h2", "server"],
         }
     }
@@ -52,6 +56,7 @@ impl Load {
             Self::Ours | Self::Wrk => &[
                 ("server", "axum", "≥ 0.85"),
                 ("server", "peer", "≥ 1.2"),
+                ("server-traced", "server", "≥ 0.9"),
                 ("stack", "axum", ""),
                 ("peer", "axum", ""),
             ],
@@ -133,38 +138,84 @@ struct Figure {
     p99_us: Option<f64>,
 }
 
-/// Starts `target`, loads it with `load`, stops it.
-fn one(release: &Path, target: &str, load: Load, o: &Options) -> Result<(Figure, bool), String> {
-    let log = std::env::temp_dir().join(format!("http-target-{}-{target}.log", std::process::id()));
-    let (mut server, pinned_server) = pinned(0, &release.join("http-target"));
-    let mut server = server
-        .args([target, "127.0.0.1:0"])
-        .env("HT_LOG", &log)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting http-target: {e}"))?;
-    let stdout = server.stdout.take().expect("piped");
-    // Inside the closure: the server is killed below whatever fails.
-    let result = (|| {
+/// A running `http-target`, killed when dropped.
+struct Target {
+    child: std::process::Child,
+    addr: String,
+    pinned: bool,
+}
+
+impl Target {
+    /// Starts `http-target KIND` on `cpu` with `env`, and reads its address.
+    fn start(
+        release: &Path,
+        cpu: u32,
+        kind: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Self, String> {
+        let (mut command, pinned) = pinned(cpu, &release.join("http-target"));
+        command
+            .args([kind, "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting http-target {kind}: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut target = Self {
+            child,
+            addr: String::new(),
+            pinned,
+        };
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
             .map_err(|e| format!("reading http-target's address: {e}"))?;
-        let addr = line
+        target.addr = line
             .trim()
             .strip_prefix("listening on http://")
             .ok_or_else(|| format!("http-target printed {line:?}"))?
             .to_owned();
-        match load {
-            Load::Ours => ours(release, &addr, o),
-            Load::Wrk => wrk(&addr, o),
-            Load::H2load => h2load(&addr, o),
-        }
-        .map_err(|e| format!("{target}: {e}"))
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
+        Ok(target)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `target`, loads it with `load`, stops it. `server-traced`
+/// exports to an `otlp-sink` on the load's CPU.
+fn one(release: &Path, target: &str, load: Load, o: &Options) -> Result<(Figure, bool), String> {
+    let log = std::env::temp_dir().join(format!("http-target-{}-{target}.log", std::process::id()));
+    let sink = match target {
+        "server-traced" => Some(Target::start(release, 1, "otlp-sink", &[])?),
+        _ => None,
+    };
+    let otlp = sink
+        .as_ref()
+        .map(|sink| format!("http://{}", sink.addr))
+        .unwrap_or_default();
+    let server = Target::start(
+        release,
+        0,
+        target,
+        &[("HT_LOG", log.as_os_str()), ("HT_OTLP", otlp.as_ref())],
+    )?;
+    let result = match load {
+        Load::Ours => ours(release, &server.addr, o),
+        Load::Wrk => wrk(&server.addr, o),
+        Load::H2load => h2load(&server.addr, o),
+    }
+    .map_err(|e| format!("{target}: {e}"));
+    let pinned_server = server.pinned;
+    drop((server, sink));
     let _ = std::fs::remove_file(&log);
     result.map(|f| (f, pinned_server))
 }

@@ -1,13 +1,16 @@
 //! Trace export end to end: an OTLP receiver started here (a hyper server
 //! decoding the protobuf with opentelemetry-proto) gets the request spans
 //! of a served app, with the caller's parent, the HTTP attributes and the
-//! status; the trace id is in the problem body and the JSON log line; an
+//! status; a retried call's attempts are client spans under the caller's,
+//! each the parent of the server span it got; the trace id is in the
+//! problem body and the JSON log line; an
 //! unsampled caller's trace is not sent; with the collector gone, requests
 //! stay fast and the spans are dropped and counted.
 
 #![cfg(feature = "opentelemetry")]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,11 +32,15 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use pattern_api::ApiError;
 use pattern_api::stack::ApiStack;
 use pattern_api::testing::TestClient;
+use pattern_api::trace_context::ClientTraceLayer;
+use pattern_error::retry::{RetryLayer, RetryPolicy};
 use pattern_error::{Error, Kind};
 use pattern_server::logging::{LogConfig, LogFormat};
 use pattern_server::telemetry::{Sampler, TelemetryConfig};
 use prost::Message as _;
 use tokio::net::TcpListener;
+use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+use tracing::Instrument as _;
 
 /// What the receiver got: each span, with its resource's `service.name`.
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
@@ -120,6 +127,35 @@ fn spans_of(received: &Received, trace_id: &str) -> Vec<Span> {
         .collect()
 }
 
+/// One HTTP/1.1 request on a fresh connection; the whole answer.
+async fn send(req: Request<Full<Bytes>>) -> Result<http::Response<Bytes>, Error> {
+    let uri = req.uri().clone();
+    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap());
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| Error::with_source(Kind::Unavailable, "connecting", e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Error::with_source(Kind::Unavailable, "handshake", e))?;
+    tokio::spawn(connection);
+    let (mut parts, body) = req.into_parts();
+    parts
+        .headers
+        .insert("host", uri.authority().unwrap().as_str().parse().unwrap());
+    parts.uri = uri.path().parse().unwrap();
+    let response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| Error::with_source(Kind::Unavailable, "sending", e))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| Error::with_source(Kind::Unavailable, "reading", e))?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, body))
+}
+
 fn traced(path: &str, traceparent: &str) -> Request<Body> {
     Request::builder()
         .uri(path)
@@ -151,9 +187,25 @@ async fn request_spans_reach_an_otlp_receiver() {
     let (_guard, export) = pattern_server::logging::init_with_telemetry(&logs, &telemetry).unwrap();
     let export = export.expect("an endpoint, so an export");
 
+    // Fails twice with 503, then answers.
+    let flaky_calls = Arc::new(AtomicU32::new(0));
+    let calls = flaky_calls.clone();
     let app = ApiStack::new().apply(
         Router::new()
             .route("/v1/items/{id}", get(|| async { "item" }))
+            .route(
+                "/v1/flaky",
+                get(move || {
+                    let calls = calls.clone();
+                    async move {
+                        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                            http::StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            http::StatusCode::OK
+                        }
+                    }
+                }),
+            )
             .route(
                 "/v1/boom",
                 get(|| async {
@@ -272,6 +324,85 @@ async fn request_spans_reach_an_otlp_receiver() {
     assert_eq!(line("/v1/items/7")["route"], "/v1/items/{id}", "{lines}");
     assert_eq!(line("/v1/boom")["trace_id"], boom_trace.as_str(), "{lines}");
 
+    // A retried call: each attempt a client span under the caller's span,
+    // each server span a child of its attempt's.
+    let server = client.addr().unwrap();
+    let policy = RetryPolicy::builder("flaky")
+        .max_attempts(3)
+        .backoff(Duration::from_millis(1), 2.0, Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let mut calls = ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(policy)
+                .retry_response(|res: &http::Response<Bytes>| res.status() == 503)
+                .clone_request(|req: &Request<Full<Bytes>>| {
+                    let mut copy = Request::new(req.body().clone());
+                    *copy.uri_mut() = req.uri().clone();
+                    Some(copy)
+                }),
+        )
+        .layer(ClientTraceLayer::new())
+        .service(tower::service_fn(send));
+    let caller = tracing::info_span!("job");
+    let uri: http::Uri = format!("http://{server}/v1/flaky").parse().unwrap();
+    let request = Request::builder()
+        .uri(uri)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    // The whole call in the caller's span, as an instrumented task makes it.
+    let answer = async { calls.ready().await?.call(request).await }
+        .instrument(caller.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(flaky_calls.load(Ordering::SeqCst), 3);
+    drop(caller);
+    export.flush().await.unwrap();
+    let all: Vec<Span> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    let job = all
+        .iter()
+        .find(|s| s.name == "job")
+        .expect("the caller's span");
+    let attempts: Vec<&Span> = all
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client as i32 && s.trace_id == job.trace_id)
+        .collect();
+    assert_eq!(attempts.len(), 3, "{all:#?}");
+    let mut statuses = Vec::new();
+    for attempt in &attempts {
+        assert_eq!(
+            attempt.parent_span_id, job.span_id,
+            "each attempt under the caller"
+        );
+        assert_eq!(attempt.name, "GET");
+        let served: Vec<&Span> = all
+            .iter()
+            .filter(|s| s.kind == SpanKind::Server as i32 && s.parent_span_id == attempt.span_id)
+            .collect();
+        assert_eq!(served.len(), 1, "one server span per attempt");
+        assert_eq!(served[0].name, "GET /v1/flaky");
+        statuses.push(attribute(attempt, "http.response.status_code"));
+    }
+    statuses.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(
+        statuses,
+        [
+            Some(Value::IntValue(200)),
+            Some(Value::IntValue(503)),
+            Some(Value::IntValue(503))
+        ]
+    );
+    let distinct: std::collections::HashSet<&Vec<u8>> =
+        attempts.iter().map(|s| &s.span_id).collect();
+    assert_eq!(distinct.len(), 3);
+    let exported_before_outage = export.exported();
+
     // The collector gone: requests stay fast; their spans are dropped and
     // counted, never waited for.
     receiving.abort();
@@ -292,6 +423,6 @@ async fn request_spans_reach_an_otlp_receiver() {
         "a request took {slowest:?}"
     );
     assert!(export.dropped() >= 150, "dropped {}", export.dropped());
-    assert_eq!(export.exported(), 2);
+    assert_eq!(export.exported(), exported_before_outage);
     let _ = std::fs::remove_file(&log);
 }

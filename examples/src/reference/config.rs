@@ -12,6 +12,7 @@ use patterns::server::http::ServerConfig;
 use patterns::server::logging::LogConfig;
 use patterns::server::ops::PrometheusConfig;
 use patterns::server::postgres::PostgresConfig;
+use patterns::server::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 
 /// Everything the service reads at start.
@@ -47,6 +48,10 @@ pub struct Config {
     /// often samples are folded in.
     #[garde(dive)]
     pub metrics: PrometheusConfig,
+    /// Trace export: the OTLP collector's address (none: no export),
+    /// sampler and queue; the standard `OTEL_*` variables apply over it.
+    #[garde(dive)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// Probes, metrics, docs and admin on a listener of their own

@@ -41,6 +41,7 @@ use patterns::server::http::HttpServer;
 use patterns::server::ops::{self, Prometheus, PrometheusConfig};
 use patterns::server::postgres::Database;
 use patterns::server::registry::{ProcessRegistry, admin_routes};
+use patterns::server::telemetry::Telemetry;
 
 pub use config::{Admin, Config, Demo, Limits, Management, Server, Store as StoreConfig};
 pub use store::{Item, NewItem};
@@ -78,9 +79,13 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 
 /// The request span's level: in JSON every event logged while serving a
 /// request carries its `request_id` without a span, so the span (a cost per
-/// request) is made only at DEBUG; text logs keep it at INFO, for their
-/// readers.
+/// request) is made only at DEBUG, unless traces are exported; text logs
+/// keep it at INFO, for their readers.
 fn request_span_level(config: &Config) -> tracing::Level {
+    if config.telemetry.endpoint.is_some() {
+        // Exported: the span is the trace's server span.
+        return tracing::Level::INFO;
+    }
     match config.log.format {
         patterns::server::logging::LogFormat::Json => tracing::Level::DEBUG,
         _ => tracing::Level::INFO,
@@ -137,6 +142,16 @@ impl Service {
     /// Starts the service: every component up and the port bound, or an
     /// error naming what failed (and nothing left running).
     pub async fn start(config: Config) -> Result<Self, Error> {
+        Self::start_with_export(config, None).await
+    }
+
+    /// Starts the service as [`start`](Self::start) does, with the trace
+    /// export `export` (set up with the logs) among its components: it
+    /// starts first and stops last, sending the spans still queued.
+    pub async fn start_with_export(
+        config: Config,
+        export: Option<Telemetry>,
+    ) -> Result<Self, Error> {
         let prometheus = prometheus(&config.metrics)?;
         let (store, database) = match &config.database {
             Some(pg) => {
@@ -207,8 +222,11 @@ impl Service {
         let mut after_store = Vec::new();
         let mut builder = System::builder()
             .health_handle(&health)
-            .stop_all_timeout(shutdown + Duration::from_secs(30))
-            .component(prometheus);
+            .stop_all_timeout(shutdown + Duration::from_secs(30));
+        if let Some(export) = export {
+            builder = builder.component(export);
+        }
+        builder = builder.component(prometheus);
         if let Some(db) = database {
             builder = builder.component(db);
             server = server.after("database");

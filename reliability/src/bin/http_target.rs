@@ -8,10 +8,12 @@
 //! | `axum` | bare axum, no logs |
 //! | `stack` | axum behind the reference service's middleware chain (metrics into Prometheus; logs off) |
 //! | `server` | the reference service's serving path: pattern-server's `HttpServer` (HTTP/1.1 and h2c), the whole chain, `/metrics`, JSON access logs to the file `HT_LOG` names |
+//! | `server-traced` | `server` with its trace export on: 10 % of traces sampled, sent over OTLP/HTTP to the collector `HT_OTLP` names |
+//! | `otlp-sink` | a collector that answers every export and keeps nothing |
 //! | `peer` | what a user would assemble instead: axum + tower-http request id, trace (one INFO line per request), timeout, body limit and catch-panic, tracing-subscriber JSON logs to `HT_LOG` through the same non-blocking writer |
 //!
 //! ```text
-//! http-target hyper|hyper-h2|axum|stack|server|peer [ADDR]
+//! http-target hyper|hyper-h2|axum|stack|server|server-traced|otlp-sink|peer [ADDR]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once bound and serves until killed.
@@ -60,7 +62,9 @@ fn main() {
         match kind.as_str() {
             "hyper" => serve_hyper(listener, false).await,
             "hyper-h2" => serve_hyper(listener, true).await,
-            "server" => serve_server(listener).await,
+            "server" => serve_server(listener, false).await,
+            "server-traced" => serve_server(listener, true).await,
+            "otlp-sink" => serve_otlp_sink(listener).await,
             "peer" => serve_peer(listener).await,
             "axum" => serve_axum(listener, Router::new().route("/", get(handler))).await,
             "stack" => {
@@ -103,7 +107,7 @@ fn main() {
                 .await;
             }
             other => {
-                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server or peer");
+                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server, server-traced, otlp-sink or peer");
                 std::process::exit(2);
             }
         }
@@ -127,22 +131,39 @@ fn log_file() -> std::path::PathBuf {
     )
 }
 
-/// The reference service's serving path around the bench handler.
-async fn serve_server(listener: tokio::net::TcpListener) {
+/// The reference service's serving path around the bench handler; with
+/// `traced`, its trace export on, sampling 10 % of the traces, to the
+/// collector `HT_OTLP` names.
+async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
     use patterns::component::lifecycle::System;
     use patterns::server::http::{HttpServer, ServerConfig};
     use patterns::server::logging::{LogConfig, LogFormat};
+    use patterns::server::telemetry::{Sampler, TelemetryConfig};
 
-    // HT_NOLOG=1: no subscriber, to see what the logs cost.
-    let logs = std::env::var_os("HT_NOLOG").is_none().then(|| {
-        patterns::server::logging::init(&LogConfig {
-            format: LogFormat::Json,
-            file: Some(log_file()),
-            ..LogConfig::default()
-        })
-        .expect("logging")
-    });
     let mut config = examples::reference::Config::default();
+    if traced {
+        config.telemetry = TelemetryConfig {
+            endpoint: Some(std::env::var("HT_OTLP").expect("HT_OTLP: the collector's address")),
+            service_name: "http-target".to_owned(),
+            sampler: Sampler::ParentBasedTraceIdRatio,
+            sampler_ratio: 0.1,
+            ..TelemetryConfig::default()
+        };
+    }
+    let log_config = LogConfig {
+        format: LogFormat::Json,
+        file: Some(log_file()),
+        ..LogConfig::default()
+    };
+    // HT_NOLOG=1: no subscriber, to see what the logs cost.
+    let (logs, export) = if std::env::var_os("HT_NOLOG").is_none() {
+        let (logs, export) =
+            patterns::server::logging::init_with_telemetry(&log_config, &config.telemetry)
+                .expect("logging");
+        (Some(logs), export)
+    } else {
+        (None, None)
+    };
     config.limits.requests_per_second = 100_000_000;
     config.limits.burst = 100_000_000;
     // The reference service's settings for JSON logs to a file.
@@ -171,8 +192,11 @@ async fn serve_server(listener: tokio::net::TcpListener) {
         },
         app,
     );
-    let running = System::builder()
-        .health_handle(&health)
+    let mut system = System::builder().health_handle(&health);
+    if let Some(export) = export {
+        system = system.component(export);
+    }
+    let running = system
         .component(prometheus)
         .component(server.after("metrics"))
         .build()
@@ -223,6 +247,33 @@ async fn serve_peer(listener: tokio::net::TcpListener) {
             .layer(RequestBodyLimitLayer::new(64 * 1024)),
     );
     serve_axum(listener, app).await;
+}
+
+/// A collector that takes every export and keeps nothing: what the
+/// `server-traced` target sends its spans to.
+async fn serve_otlp_sink(listener: tokio::net::TcpListener) {
+    use http_body_util::BodyExt as _;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, Infallible>(
+                        http::Response::builder()
+                            .header(CONTENT_TYPE, "application/x-protobuf")
+                            .body(Full::new(Bytes::new()))
+                            .expect("a response"),
+                    )
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn serve_hyper(listener: tokio::net::TcpListener, http2: bool) {

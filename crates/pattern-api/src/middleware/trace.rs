@@ -108,6 +108,10 @@ pub struct Finished {
     /// What the access event says; `None` when nothing is logged at its end.
     access: Option<Access>,
     span: tracing::Span,
+    /// What the span's attributes are made of, recorded at its end if it
+    /// is sampled; `None` when the span is not recorded.
+    #[cfg(feature = "opentelemetry")]
+    otel: Option<otel::Request>,
 }
 
 /// What an access event carries besides the response's status: the
@@ -149,29 +153,24 @@ impl Finished {
                 )
             };
         }
-        // With OpenTelemetry, also its HTTP server conventions (the
-        // status is recorded at the end).
-        #[cfg(feature = "opentelemetry")]
-        let route = req
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map(axum::extract::MatchedPath::as_str);
+        // With OpenTelemetry, its HTTP server conventions instead:
+        // `http.request.method` and `url.path` stand for `method` and
+        // `path`. They are recorded at the end, and only if the span is
+        // sampled: most spans are not, and an attribute costs an
+        // allocation each.
         #[cfg(feature = "opentelemetry")]
         macro_rules! request_span {
             ($level:expr) => {
                 tracing::span!(
                     $level,
                     "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
                     request_id = id.map_or("", RequestId::as_str),
-                    otel.name = %otel::SpanName(req.method(), route),
                     otel.kind = "server",
                     otel.status_code = tracing::field::Empty,
-                    http.request.method = %req.method(),
-                    http.route = route,
-                    url.path = %req.uri().path(),
-                    server.address = otel::server_address(req),
+                    http.request.method = tracing::field::Empty,
+                    http.route = tracing::field::Empty,
+                    url.path = tracing::field::Empty,
+                    server.address = tracing::field::Empty,
                     http.response.status_code = tracing::field::Empty,
                     error.r#type = tracing::field::Empty,
                 )
@@ -200,7 +199,12 @@ impl Finished {
                     .cloned(),
                 id: id.cloned(),
             });
-        Self { access, span }
+        Self {
+            access,
+            #[cfg(feature = "opentelemetry")]
+            otel: otel::Request::of(&span, req),
+            span,
+        }
     }
 
     /// The request's span.
@@ -222,9 +226,18 @@ fn access_enabled(level: Level) -> bool {
 
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
+        #[cfg(feature = "opentelemetry")]
+        let Self { access, span, otel } = self;
+        #[cfg(not(feature = "opentelemetry"))]
         let Self { access, span } = self;
         #[cfg(feature = "opentelemetry")]
-        otel::record_status(&span, response.status());
+        let trace_hex = otel
+            .and_then(|request| request.finish(&span, response.status()))
+            .map(otel::hex);
+        #[cfg(feature = "opentelemetry")]
+        let trace_id = trace_hex.as_ref().map(otel::as_str);
+        #[cfg(not(feature = "opentelemetry"))]
+        let trace_id: Option<&str> = None;
         let Some(access) = access else { return };
         let status = response.status().as_u16();
         // To the microsecond: a log writer writes it without float
@@ -253,6 +266,7 @@ impl Finish for Finished {
                     path,
                     route,
                     request_id,
+                    trace_id,
                     status,
                     latency_ms,
                     "request finished"
@@ -287,15 +301,10 @@ mod otel {
         }
     }
 
-    /// The host the client addressed (`Host`, or the URI's authority),
-    /// without its port.
-    pub(super) fn server_address<B>(req: &http::Request<B>) -> &str {
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())
-            .unwrap_or("");
+    /// The host the client addressed (`host`, the `Host` header, or the
+    /// URI's authority), without its port.
+    pub(super) fn server_address<'a>(host: Option<&'a str>, uri: &'a http::Uri) -> &'a str {
+        let host = host.or_else(|| uri.host()).unwrap_or("");
         match host.rsplit_once(':') {
             // An IPv6 literal keeps its brackets' inside whole.
             Some((name, port))
@@ -307,17 +316,87 @@ mod otel {
         }
     }
 
-    /// The response's status; a 5xx marks the span an error, with its
-    /// status as `error.type`.
-    pub(super) fn record_status(span: &tracing::Span, status: http::StatusCode) {
-        if span.is_disabled() {
-            return;
+    /// A trace id's 32 lowercase hex digits, without `core::fmt`.
+    pub(super) fn hex(id: opentelemetry::trace::TraceId) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, byte) in id.to_bytes().iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
         }
-        // As i64: the OpenTelemetry layer records unsigned numbers as text.
-        span.record("http.response.status_code", i64::from(status.as_u16()));
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-            span.record("error.type", status.as_str());
+        out
+    }
+
+    /// The digits [`hex`] wrote, as text.
+    pub(super) fn as_str(hex: &[u8; 32]) -> &str {
+        // Only ASCII digits and letters were written.
+        std::str::from_utf8(hex).unwrap_or("")
+    }
+
+    /// What a request span's attributes are made of.
+    #[derive(Debug)]
+    pub(super) struct Request {
+        method: http::Method,
+        uri: http::Uri,
+        route: Option<axum::extract::MatchedPath>,
+        host: Option<http::HeaderValue>,
+    }
+
+    impl Request {
+        /// What `req` gives `span`, if the span is recorded.
+        pub(super) fn of<B>(span: &tracing::Span, req: &http::Request<B>) -> Option<Self> {
+            if span.is_disabled() {
+                return None;
+            }
+            Some(Self {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                route: req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .cloned(),
+                host: req.headers().get(http::header::HOST).cloned(),
+            })
+        }
+
+        /// Ends the span's record with `status`: its name and attributes if
+        /// it is sampled, and a 5xx marked an error, with its status as
+        /// `error.type`. The trace id, when it has one.
+        pub(super) fn finish(
+            self,
+            span: &tracing::Span,
+            status: http::StatusCode,
+        ) -> Option<opentelemetry::trace::TraceId> {
+            use opentelemetry::trace::TraceContextExt as _;
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+            let context = span.context();
+            let otel_span = context.span();
+            let span_context = otel_span.span_context();
+            if !span_context.is_valid() {
+                return None;
+            }
+            if span_context.is_sampled() {
+                let route = self.route.as_ref().map(axum::extract::MatchedPath::as_str);
+                // Started already: renamed on the span itself (a recorded
+                // `otel.name` names only a span not yet started).
+                otel_span.update_name(SpanName(&self.method, route).to_string());
+                span.record("http.request.method", self.method.as_str());
+                if let Some(route) = route {
+                    span.record("http.route", route);
+                }
+                span.record("url.path", self.uri.path());
+                let host = self.host.as_ref().and_then(|h| h.to_str().ok());
+                span.record("server.address", server_address(host, &self.uri));
+                // As i64: the OpenTelemetry layer records unsigned numbers
+                // as text.
+                span.record("http.response.status_code", i64::from(status.as_u16()));
+                if status.is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", status.as_str());
+                }
+            }
+            Some(span_context.trace_id())
         }
     }
 
@@ -333,22 +412,25 @@ mod otel {
                 "GET /v1/items/{id}"
             );
             assert_eq!(SpanName(&get, None).to_string(), "GET");
-            let req = |host: &str| {
-                http::Request::builder()
-                    .uri("/x")
-                    .header("host", host)
-                    .body(())
-                    .unwrap()
-            };
-            assert_eq!(server_address(&req("api.example:8080")), "api.example");
-            assert_eq!(server_address(&req("api.example")), "api.example");
-            assert_eq!(server_address(&req("[::1]:8080")), "[::1]");
-            assert_eq!(server_address(&req("[::1]")), "[::1]");
-            let bare = http::Request::builder()
-                .uri("http://h.example:81/x")
-                .body(())
-                .unwrap();
-            assert_eq!(server_address(&bare), "h.example");
+            let path: http::Uri = "/x".parse().unwrap();
+            assert_eq!(
+                server_address(Some("api.example:8080"), &path),
+                "api.example"
+            );
+            assert_eq!(server_address(Some("api.example"), &path), "api.example");
+            assert_eq!(server_address(Some("[::1]:8080"), &path), "[::1]");
+            assert_eq!(server_address(Some("[::1]"), &path), "[::1]");
+            let full: http::Uri = "http://h.example:81/x".parse().unwrap();
+            assert_eq!(server_address(None, &full), "h.example");
+            assert_eq!(server_address(None, &path), "");
+            for text in [
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00000000000000000000000000000001",
+            ] {
+                let id = opentelemetry::trace::TraceId::from_hex(text).unwrap();
+                assert_eq!(as_str(&hex(id)), text);
+                assert_eq!(as_str(&hex(id)), id.to_string());
+            }
         }
     }
 }

@@ -16,12 +16,19 @@
 //! - puts its trace id in every problem body, beside the request id
 //!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)).
 //!
-//! An outgoing call carries the current span's context with [`inject`]
-//! (a retried call made in one span sends the same parent each time; give
-//! each attempt a span of its own to see them apart).
+//! An outgoing call carries its context: [`ClientTraceLayer`] gives each
+//! call a client span and writes it into the call's headers (under a
+//! retry layer, one span per attempt, all under the caller's), or
+//! [`inject`] writes the current span's context.
 //!
+//! The span's fields are then `request_id` and the conventions' names
+//! (`http.request.method` and `url.path` stand for `method` and `path`).
 //! Without the feature, none of this is compiled and the span stays as it
 //! is (`method`, `path`, `request_id`).
+
+mod client;
+
+pub use client::{ClientTrace, ClientTraceLayer, ResponseFuture};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};

@@ -81,7 +81,14 @@ pub fn init_with_telemetry(
     let export = crate::telemetry::Telemetry::new(telemetry)?;
     let layer = match &export {
         Some(export) => {
-            let filter = parse_filter(&telemetry.filter, "the telemetry filter")?;
+            // The access event repeats the request span's attributes: it
+            // is a log line, not a span event.
+            let directives = format!(
+                "{},{}=off",
+                telemetry.filter,
+                pattern_api::middleware::ACCESS_TARGET
+            );
+            let filter = parse_filter(&directives, "the telemetry filter")?;
             Some(export.layer().with_filter(filter))
         }
         None => None,

@@ -15,9 +15,11 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` the traces address itself.
     #[garde(inner(custom(is_endpoint)))]
     pub endpoint: Option<String>,
-    /// Which spans are exported: `info` (the request spans and what a
-    /// service makes at INFO), `info,my_crate=debug` (the syntax of
-    /// `RUST_LOG`; the log filter does not apply).
+    /// Which spans (and events, as span events) are exported: `info` (the
+    /// request spans and what a service makes at INFO),
+    /// `info,my_crate=debug` (the syntax of `RUST_LOG`; the log filter does
+    /// not apply). The access log's events never are: they repeat the
+    /// request span's attributes.
     #[garde(custom(is_filter))]
     pub filter: String,
     /// The `service.name` of every span (`OTEL_SERVICE_NAME`).

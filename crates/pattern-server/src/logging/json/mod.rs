@@ -20,6 +20,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
+/// The target of `pattern-api`'s request spans.
+const REQUEST_SPAN_TARGET: &str = "pattern_api::middleware::trace";
+
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
 /// `span` with the fields of the innermost span it happened in (its `name`
@@ -83,6 +86,12 @@ where
     W: for<'a> MakeWriter<'a> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // The request span's fields are the access line's, and every event
+        // while serving it names the request id: not rendered per request.
+        if attrs.metadata().target() == REQUEST_SPAN_TARGET && attrs.metadata().name() == "request"
+        {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut fields = String::with_capacity(96);
         fields.push_str("\"name\":");
@@ -139,8 +148,11 @@ where
                     write_str(line, id.as_str());
                 }
             }
+            // Access events name their trace themselves.
             #[cfg(feature = "opentelemetry")]
-            if let Some(span) = ctx.event_span(event) {
+            if meta.target() != ACCESS_TARGET
+                && let Some(span) = ctx.event_span(event)
+            {
                 trace_id(line, &span.id());
             }
             line.push_str("}\n");
