@@ -194,3 +194,79 @@ async fn text_logs_on_a_pipe_have_no_colour_and_the_access_log_is_a_setting() {
         );
     }
 }
+
+/// The standard `OTEL_*` variables: spans go to the named collector with
+/// the named service, sampled as `OTEL_TRACES_SAMPLER` says (here: a
+/// caller's sampled trace is continued, no new trace is started), and the
+/// access line names the caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honours_the_standard_opentelemetry_variables() {
+    use std::sync::{Arc, Mutex};
+
+    // A collector that keeps what it is sent.
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let store = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().extend_from_slice(&body);
+                http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let file = std::env::temp_dir().join(format!("refsvc-otel-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let endpoint = format!("http://{collector_addr}");
+    let (child, addr, _lines) = spawn(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "otel-variables-check"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("REFSVC_LOG__FORMAT", "json"),
+        ("REFSVC_LOG__FILE", file.to_str().unwrap()),
+    ]);
+    let client = TestClient::connect(addr);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    client
+        .send(http::Method::GET, "/v1/items", headers, Default::default())
+        .await
+        .assert_status(200);
+    // No caller's trace: always off for new traces, nothing is sent.
+    client.get("/v1/items/424242").await.assert_status(404);
+    // Stopping sends what is queued.
+    terminate(child).await;
+
+    let sent = received.lock().unwrap().clone();
+    let contains = |needle: &[u8]| sent.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"otel-variables-check"), "the service's name");
+    let trace_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert!(contains(&trace_bytes), "the caller's trace");
+    assert!(contains(b"GET /v1/items"), "the span's name");
+    assert!(
+        !contains(b"/v1/items/424242"),
+        "an unsampled new trace was sent"
+    );
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let access = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["message"] == "request finished" && event["path"] == "/v1/items")
+        .unwrap_or_else(|| panic!("no access line in {text}"));
+    assert_eq!(access["trace_id"], trace, "{access}");
+    assert_eq!(access["route"], "/v1/items", "{access}");
+}

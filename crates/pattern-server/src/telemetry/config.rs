@@ -110,9 +110,10 @@ impl Sampler {
 }
 
 fn is_filter(text: &str, _: &()) -> garde::Result {
-    crate::logging::parse_filter(text, "the filter")
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
         .map(drop)
-        .map_err(|err| garde::Error::new(err.to_string()))
+        .map_err(|err| garde::Error::new(format!("`{text}` is not a filter: {err}")))
 }
 
 fn is_endpoint(endpoint: &str, _: &()) -> garde::Result {
@@ -299,6 +300,13 @@ mod tests {
             let err = with(vars).unwrap_err();
             assert_eq!(err.kind(), Kind::InvalidInput, "{vars:?}: {err}");
         }
+        let bad_filter = TelemetryConfig {
+            filter: "info,[".to_owned(),
+            ..TelemetryConfig::default()
+        }
+        .checked()
+        .unwrap_err();
+        assert_eq!(bad_filter.kind(), Kind::InvalidInput, "{bad_filter}");
         // At the bounds: accepted.
         with(&[
             ("OTEL_TRACES_SAMPLER_ARG", "0"),
