@@ -263,6 +263,8 @@ async fn request_spans_reach_an_otlp_receiver() {
         attribute(span, "server.address"),
         Some(Value::StringValue("127.0.0.1".into()))
     );
+    let port = i64::from(client.addr().unwrap().port());
+    assert_eq!(attribute(span, "server.port"), Some(Value::IntValue(port)));
     assert_eq!(
         attribute(span, "http.response.status_code"),
         Some(Value::IntValue(200))
@@ -323,6 +325,14 @@ async fn request_spans_reach_an_otlp_receiver() {
     assert_eq!(line("/v1/items/7")["trace_id"], trace, "{lines}");
     assert_eq!(line("/v1/items/7")["route"], "/v1/items/{id}", "{lines}");
     assert_eq!(line("/v1/boom")["trace_id"], boom_trace.as_str(), "{lines}");
+    // Other events in a traced request name its trace too (the 500's
+    // error, logged while serving it).
+    let logged = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["target"] != pattern_api::middleware::ACCESS_TARGET && l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error logged for the 500:\n{lines}"));
+    assert_eq!(logged["trace_id"], boom_trace.as_str(), "{logged}");
 
     // A retried call: each attempt a client span under the caller's span,
     // each server span a child of its attempt's.

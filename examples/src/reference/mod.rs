@@ -82,7 +82,7 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 /// request) is made only at DEBUG, unless traces are exported; text logs
 /// keep it at INFO, for their readers.
 fn request_span_level(config: &Config) -> tracing::Level {
-    if config.telemetry.endpoint.is_some() {
+    if config.telemetry.traces_url().is_some() {
         // Exported: the span is the trace's server span.
         return tracing::Level::INFO;
     }

@@ -153,24 +153,27 @@ impl Finished {
                 )
             };
         }
-        // With OpenTelemetry, its HTTP server conventions instead:
-        // `http.request.method` and `url.path` stand for `method` and
-        // `path`. They are recorded at the end, and only if the span is
-        // sampled: most spans are not, and an attribute costs an
-        // allocation each.
+        // With OpenTelemetry, also its HTTP server conventions. They are
+        // recorded at the end, and only if the span is sampled: most spans
+        // are not, and an attribute costs an allocation each.
         #[cfg(feature = "opentelemetry")]
         macro_rules! request_span {
             ($level:expr) => {
                 tracing::span!(
                     $level,
                     "request",
+                    method = req.method().as_str(),
+                    path = req.uri().path(),
                     request_id = id.map_or("", RequestId::as_str),
                     otel.kind = "server",
                     otel.status_code = tracing::field::Empty,
                     http.request.method = tracing::field::Empty,
+                    http.request.method_original = tracing::field::Empty,
                     http.route = tracing::field::Empty,
                     url.path = tracing::field::Empty,
+                    url.query = tracing::field::Empty,
                     server.address = tracing::field::Empty,
+                    server.port = tracing::field::Empty,
                     http.response.status_code = tracing::field::Empty,
                     error.r#type = tracing::field::Empty,
                 )
@@ -232,7 +235,7 @@ impl Finish for Finished {
         let Self { access, span } = self;
         #[cfg(feature = "opentelemetry")]
         let trace_hex = otel
-            .and_then(|request| request.finish(&span, response.status()))
+            .and_then(|request| request.finish(response.status()))
             .map(otel::hex);
         #[cfg(feature = "opentelemetry")]
         let trace_id = trace_hex.as_ref().map(otel::as_str);
@@ -288,32 +291,58 @@ impl Finish for Finished {
 mod otel {
     use std::fmt;
 
+    /// The method as the conventions name it: one of the nine known
+    /// ones, or `_OTHER` (a client's own method names are unbounded).
+    pub(super) fn method_name(method: &http::Method) -> &'static str {
+        match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::DELETE => "DELETE",
+            http::Method::PATCH => "PATCH",
+            http::Method::HEAD => "HEAD",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::CONNECT => "CONNECT",
+            http::Method::TRACE => "TRACE",
+            _ => "_OTHER",
+        }
+    }
+
     /// `GET /v1/items/{id}`: the method and the route template (the method
-    /// alone for a request no route matched).
+    /// alone for a request no route matched; `HTTP` for a method the
+    /// conventions do not know).
     pub(super) struct SpanName<'a>(pub(super) &'a http::Method, pub(super) Option<&'a str>);
 
     impl fmt::Display for SpanName<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let method = match method_name(self.0) {
+                "_OTHER" => "HTTP",
+                known => known,
+            };
             match self.1 {
-                Some(route) => write!(f, "{} {route}", self.0),
-                None => f.write_str(self.0.as_str()),
+                Some(route) => write!(f, "{method} {route}"),
+                None => f.write_str(method),
             }
         }
     }
 
     /// The host the client addressed (`host`, the `Host` header, or the
-    /// URI's authority), without its port.
-    pub(super) fn server_address<'a>(host: Option<&'a str>, uri: &'a http::Uri) -> &'a str {
+    /// URI's authority) and its port, if it names one.
+    pub(super) fn server_address<'a>(
+        host: Option<&'a str>,
+        uri: &'a http::Uri,
+    ) -> (Option<&'a str>, Option<u16>) {
         let host = host.or_else(|| uri.host()).unwrap_or("");
-        match host.rsplit_once(':') {
+        let (name, port) = match host.rsplit_once(':') {
             // An IPv6 literal keeps its brackets' inside whole.
             Some((name, port))
                 if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
             {
-                name
+                (name, port.parse().ok())
             }
-            _ => host,
-        }
+            _ => (host, None),
+        };
+        ((!name.is_empty()).then_some(name), port)
     }
 
     /// A trace id's 32 lowercase hex digits, without `core::fmt`.
@@ -333,13 +362,17 @@ mod otel {
         std::str::from_utf8(hex).unwrap_or("")
     }
 
-    /// What a request span's attributes are made of.
+    /// What a request span's attributes are made of. Dropped without an
+    /// answer (the client left, or the service failed), it records the
+    /// span as an error of type `cancelled`.
     #[derive(Debug)]
     pub(super) struct Request {
+        span: tracing::Span,
         method: http::Method,
         uri: http::Uri,
         route: Option<axum::extract::MatchedPath>,
         host: Option<http::HeaderValue>,
+        done: bool,
     }
 
     impl Request {
@@ -349,6 +382,7 @@ mod otel {
                 return None;
             }
             Some(Self {
+                span: span.clone(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
                 route: req
@@ -356,6 +390,7 @@ mod otel {
                     .get::<axum::extract::MatchedPath>()
                     .cloned(),
                 host: req.headers().get(http::header::HOST).cloned(),
+                done: false,
             })
         }
 
@@ -363,13 +398,21 @@ mod otel {
         /// it is sampled, and a 5xx marked an error, with its status as
         /// `error.type`. The trace id, when it has one.
         pub(super) fn finish(
-            self,
-            span: &tracing::Span,
+            mut self,
             status: http::StatusCode,
+        ) -> Option<opentelemetry::trace::TraceId> {
+            self.done = true;
+            self.record(Some(status))
+        }
+
+        fn record(
+            &self,
+            status: Option<http::StatusCode>,
         ) -> Option<opentelemetry::trace::TraceId> {
             use opentelemetry::trace::TraceContextExt as _;
             use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+            let span = &self.span;
             let context = span.context();
             let otel_span = context.span();
             let span_context = otel_span.span_context();
@@ -381,22 +424,51 @@ mod otel {
                 // Started already: renamed on the span itself (a recorded
                 // `otel.name` names only a span not yet started).
                 otel_span.update_name(SpanName(&self.method, route).to_string());
-                span.record("http.request.method", self.method.as_str());
+                let method = method_name(&self.method);
+                span.record("http.request.method", method);
+                if method == "_OTHER" {
+                    span.record("http.request.method_original", self.method.as_str());
+                }
                 if let Some(route) = route {
                     span.record("http.route", route);
                 }
                 span.record("url.path", self.uri.path());
+                if let Some(query) = self.uri.query() {
+                    span.record("url.query", query);
+                }
                 let host = self.host.as_ref().and_then(|h| h.to_str().ok());
-                span.record("server.address", server_address(host, &self.uri));
-                // As i64: the OpenTelemetry layer records unsigned numbers
-                // as text.
-                span.record("http.response.status_code", i64::from(status.as_u16()));
-                if status.is_server_error() {
-                    span.record("otel.status_code", "ERROR");
-                    span.record("error.type", status.as_str());
+                let (address, port) = server_address(host, &self.uri);
+                if let Some(address) = address {
+                    span.record("server.address", address);
+                }
+                if let Some(port) = port {
+                    span.record("server.port", i64::from(port));
+                }
+                match status {
+                    Some(status) => {
+                        // As i64: the OpenTelemetry layer records unsigned
+                        // numbers as text.
+                        span.record("http.response.status_code", i64::from(status.as_u16()));
+                        if status.is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                            span.record("error.type", status.as_str());
+                        }
+                    }
+                    None => {
+                        span.record("otel.status_code", "ERROR");
+                        span.record("error.type", "cancelled");
+                    }
                 }
             }
             Some(span_context.trace_id())
+        }
+    }
+
+    impl Drop for Request {
+        fn drop(&mut self) {
+            if !self.done {
+                let _ = self.record(None);
+            }
         }
     }
 
@@ -415,14 +487,25 @@ mod otel {
             let path: http::Uri = "/x".parse().unwrap();
             assert_eq!(
                 server_address(Some("api.example:8080"), &path),
-                "api.example"
+                (Some("api.example"), Some(8080))
             );
-            assert_eq!(server_address(Some("api.example"), &path), "api.example");
-            assert_eq!(server_address(Some("[::1]:8080"), &path), "[::1]");
-            assert_eq!(server_address(Some("[::1]"), &path), "[::1]");
+            assert_eq!(
+                server_address(Some("api.example"), &path),
+                (Some("api.example"), None)
+            );
+            assert_eq!(
+                server_address(Some("[::1]:8080"), &path),
+                (Some("[::1]"), Some(8080))
+            );
+            assert_eq!(server_address(Some("[::1]"), &path), (Some("[::1]"), None));
             let full: http::Uri = "http://h.example:81/x".parse().unwrap();
-            assert_eq!(server_address(None, &full), "h.example");
-            assert_eq!(server_address(None, &path), "");
+            assert_eq!(server_address(None, &full), (Some("h.example"), None));
+            assert_eq!(server_address(None, &path), (None, None));
+            // A method of a client's own: one name for all of them.
+            let own = http::Method::from_bytes(b"FROB").unwrap();
+            assert_eq!(method_name(&own), "_OTHER");
+            assert_eq!(SpanName(&own, Some("/x")).to_string(), "HTTP /x");
+            assert_eq!(method_name(&http::Method::PATCH), "PATCH");
             for text in [
                 "4bf92f3577b34da6a3ce929d0e0e4736",
                 "00000000000000000000000000000001",

@@ -8,7 +8,8 @@ use tower::{Layer, Service};
 use tracing::instrument::{Instrument as _, Instrumented};
 
 /// Gives each call through it a client span (`GET`, kind client, with
-/// `http.request.method`, `server.address`, `server.port`, `url.full`, and
+/// `http.request.method`, `server.address`, `server.port`, `url.full`
+/// (without credentials, its query redacted), and
 /// at its end `http.response.status_code`, with an error status for a 4xx
 /// or 5xx or a failed call) as a child of the current span, and writes
 /// that span's context into the request's headers (`traceparent`).
@@ -69,7 +70,7 @@ where
             http.request.method = req.method().as_str(),
             server.address = uri.host(),
             server.port = port,
-            url.full = %uri,
+            url.full = %FullUrl(uri),
             http.response.status_code = tracing::field::Empty,
             error.r#type = tracing::field::Empty,
         );
@@ -85,6 +86,30 @@ where
             inner: future.instrument(span),
             recorded: false,
         }
+    }
+}
+
+/// A URI as `url.full` shows it: scheme, host, port and path, without
+/// credentials or query (which may carry tokens).
+struct FullUrl<'a>(&'a http::Uri);
+
+impl std::fmt::Display for FullUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let uri = self.0;
+        if let Some(scheme) = uri.scheme_str() {
+            write!(f, "{scheme}://")?;
+        }
+        if let Some(host) = uri.host() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = uri.port_u16() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(uri.path())?;
+        if uri.query().is_some() {
+            f.write_str("?REDACTED")?;
+        }
+        Ok(())
     }
 }
 
@@ -129,5 +154,23 @@ where
             }
         }
         Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FullUrl;
+
+    #[test]
+    fn full_urls_keep_no_secrets() {
+        let uri: http::Uri = "http://user:secret@api.example:8080/v1/items?token=abc"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            FullUrl(&uri).to_string(),
+            "http://api.example:8080/v1/items?REDACTED"
+        );
+        let plain: http::Uri = "https://api.example/x".parse().unwrap();
+        assert_eq!(FullUrl(&plain).to_string(), "https://api.example/x");
     }
 }

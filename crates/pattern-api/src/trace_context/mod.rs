@@ -9,10 +9,12 @@
 //!   headers are read with the global propagator, and the request's span
 //!   becomes a child of the caller's;
 //! - is named and described after OpenTelemetry's HTTP server conventions:
-//!   name `GET /v1/items/{id}` (method and route template), kind server,
-//!   `http.request.method`, `http.route`, `url.path`, `server.address`,
-//!   and at its end `http.response.status_code`, with `error.type` and an
-//!   error status for a 5xx;
+//!   name `GET /v1/items/{id}` (method and route template; `HTTP` for a
+//!   method the conventions do not know, whose attribute is `_OTHER`),
+//!   kind server, `http.request.method`, `http.route`, `url.path`,
+//!   `url.query`, `server.address`, `server.port`,
+//!   `http.response.status_code`, with `error.type` and an error status
+//!   for a 5xx;
 //! - puts its trace id in every problem body, beside the request id
 //!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)).
 //!
@@ -21,10 +23,11 @@
 //! retry layer, one span per attempt, all under the caller's), or
 //! [`inject`] writes the current span's context.
 //!
-//! The span's fields are then `request_id` and the conventions' names
-//! (`http.request.method` and `url.path` stand for `method` and `path`).
-//! Without the feature, none of this is compiled and the span stays as it
-//! is (`method`, `path`, `request_id`).
+//! The conventions' attributes are recorded when the request ends, and
+//! only on sampled spans (the logs' `method`, `path` and `request_id` stay
+//! as they are). A request dropped before its answer (its client left)
+//! ends as an error of type `cancelled`. Without the feature, none of this
+//! is compiled.
 
 mod client;
 

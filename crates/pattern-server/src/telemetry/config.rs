@@ -10,11 +10,16 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct TelemetryConfig {
     /// The OTLP/HTTP collector's base address (`http://127.0.0.1:4318`);
-    /// spans go to `{endpoint}/v1/traces`. No address, no export.
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` sets it,
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` the traces address itself.
+    /// spans go to `{endpoint}/v1/traces`. No address (here or in
+    /// [`traces_endpoint`](Self::traces_endpoint)), no export.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` sets it.
     #[garde(inner(custom(is_endpoint)))]
     pub endpoint: Option<String>,
+    /// The address spans are sent to, used as it is; wins over
+    /// [`endpoint`](Self::endpoint). `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// sets it.
+    #[garde(inner(custom(is_endpoint)))]
+    pub traces_endpoint: Option<String>,
     /// Which spans (and events, as span events) are exported: `info` (the
     /// request spans and what a service makes at INFO),
     /// `info,my_crate=debug` (the syntax of `RUST_LOG`; the log filter does
@@ -56,6 +61,7 @@ impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
             endpoint: None,
+            traces_endpoint: None,
             filter: "info".to_owned(),
             service_name: "unknown_service".to_owned(),
             sampler: Sampler::ParentBasedAlwaysOn,
@@ -130,12 +136,14 @@ fn is_endpoint(endpoint: &str, _: &()) -> garde::Result {
 }
 
 impl TelemetryConfig {
-    /// The address spans are sent to, if any.
-    pub fn traces_endpoint(&self) -> Option<String> {
-        let base = self.endpoint.as_deref()?;
-        if base.ends_with("/v1/traces") {
-            return Some(base.to_owned());
+    /// The address spans are sent to, if any: [`traces_endpoint`](Self::traces_endpoint)
+    /// as it is, else [`endpoint`](Self::endpoint) with `/v1/traces`
+    /// appended to its path (as the specification has it).
+    pub fn traces_url(&self) -> Option<String> {
+        if let Some(traces) = &self.traces_endpoint {
+            return Some(traces.clone());
         }
+        let base = self.endpoint.as_deref()?;
         Some(format!("{}/v1/traces", base.trim_end_matches('/')))
     }
 
@@ -154,12 +162,15 @@ impl TelemetryConfig {
         let bad = |name: &str, value: &str, why: &str| {
             Error::new(Kind::InvalidInput, format!("{name}={value:?}: {why}"))
         };
+        if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.endpoint = Some(base);
+        }
+        if let Some(traces) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            self.traces_endpoint = Some(traces);
+        }
         if get("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             self.endpoint = None;
-        } else if let Some(traces) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            self.endpoint = Some(traces);
-        } else if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            self.endpoint = Some(base);
+            self.traces_endpoint = None;
         }
         if let Some(name) = get("OTEL_SERVICE_NAME") {
             self.service_name = name;
@@ -206,6 +217,12 @@ impl TelemetryConfig {
                 format!("the telemetry settings are invalid: {report}"),
             )
         })?;
+        if !self.sampler_ratio.is_finite() {
+            return Err(Error::new(
+                Kind::InvalidInput,
+                "the telemetry settings are invalid: sampler_ratio is not a number",
+            ));
+        }
         if self.max_batch_spans > self.max_queue_spans {
             return Err(Error::new(
                 Kind::InvalidInput,
@@ -243,7 +260,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            config.traces_endpoint().as_deref(),
+            config.traces_url().as_deref(),
             Some("http://127.0.0.1:4318/v1/traces")
         );
         assert_eq!(config.service_name, "inventory");
@@ -255,27 +272,37 @@ mod tests {
             (200, 1000)
         );
 
-        // The signal's own address is used as it is, and wins.
+        // The signal's own address is used as it is, and wins; a base
+        // address with a path gets `/v1/traces` after it.
         let config = with(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
             (
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "http://b:4318/v1/traces",
+                "http://b:4318/otlp/spans",
             ),
         ])
         .unwrap();
         assert_eq!(
-            config.traces_endpoint().as_deref(),
-            Some("http://b:4318/v1/traces")
+            config.traces_url().as_deref(),
+            Some("http://b:4318/otlp/spans")
+        );
+        let config = with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://gw/otlp/")]).unwrap();
+        assert_eq!(
+            config.traces_url().as_deref(),
+            Some("http://gw/otlp/v1/traces")
         );
         // Disabled: nothing is sent. Empty values are unset.
         let config = with(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://a:4318/v1/traces",
+            ),
             ("OTEL_SDK_DISABLED", "TRUE"),
             ("OTEL_SERVICE_NAME", ""),
         ])
         .unwrap();
-        assert_eq!(config.traces_endpoint(), None);
+        assert_eq!(config.traces_url(), None);
         assert_eq!(config.service_name, "unknown_service");
         assert_eq!(with(&[]).unwrap(), TelemetryConfig::default());
     }
@@ -287,6 +314,7 @@ mod tests {
             &[("OTEL_TRACES_SAMPLER_ARG", "half")],
             &[("OTEL_TRACES_SAMPLER_ARG", "1.5")],
             &[("OTEL_TRACES_SAMPLER_ARG", "-0.1")],
+            &[("OTEL_TRACES_SAMPLER_ARG", "NaN")],
             &[("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
             &[("OTEL_BSP_MAX_QUEUE_SIZE", "-1")],
             &[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")],

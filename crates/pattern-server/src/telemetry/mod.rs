@@ -47,7 +47,7 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `otel_spans_exported_total` | counter | |
-//! | `otel_spans_dropped_total` | counter | `reason`: `queue_full`, `export_failed` |
+//! | `otel_spans_dropped_total` | counter | `reason`: `queue_full`, `export_failed`, `shutdown` |
 //!
 //! The collector is reached over plain HTTP (a collector on the same host
 //! or in the same pod forwards over TLS).
@@ -82,13 +82,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// The export `config` describes, or `None` when it has no endpoint.
+    /// The export `config` describes, or `None` when it names no address.
     /// Sets the global propagator to W3C trace context. Called inside a
     /// tokio runtime, whose task sends the spans; an error for invalid
     /// settings or outside a runtime.
     pub fn new(config: &TelemetryConfig) -> Result<Option<Self>, Error> {
         let config = config.clone().checked()?;
-        let Some(endpoint) = config.traces_endpoint() else {
+        let Some(endpoint) = config.traces_url() else {
             return Ok(None);
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -104,6 +104,11 @@ impl Telemetry {
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(endpoint)
             .with_timeout(timeout)
+            // No retries: a batch that fails is dropped and counted. The
+            // exporter's own retries would wait with a thread sleep (its
+            // tokio timer is a feature left off), blocking the runtime
+            // while the collector is down.
+            .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .build()
             .map_err(|err| Error::with_source(Kind::InvalidInput, "the OTLP exporter", err))?;
         let resource = opentelemetry_sdk::Resource::builder_empty()
@@ -146,16 +151,17 @@ impl Telemetry {
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         // What a span costs per request is kept to its attributes: no
-        // code location or thread attributes, no busy/idle timing, and no
-        // OpenTelemetry context attached on each enter (the tracing span
-        // carries it; `trace_context` reads it from there).
+        // code location or thread attributes, no busy/idle timing. The
+        // context is activated on enter (the default): that starts the
+        // span, so its events go to a started span, within its limits,
+        // instead of piling up in its builder; and OpenTelemetry's own
+        // instrumentation sees the current context.
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("pattern-server"))
             .with_error_records_to_exceptions(false)
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_context_activation(false)
     }
 
     /// Spans sent to the collector so far.
@@ -163,10 +169,12 @@ impl Telemetry {
         self.stats.exported.load(Ordering::Relaxed)
     }
 
-    /// Spans dropped so far: the queue was full, or their export failed.
+    /// Spans dropped so far: the queue was full, their export failed, or
+    /// they ended after the export stopped.
     pub fn dropped(&self) -> u64 {
         self.stats.queue_full.load(Ordering::Relaxed)
             + self.stats.export_failed.load(Ordering::Relaxed)
+            + self.stats.after_stop.load(Ordering::Relaxed)
     }
 
     /// Sends every span queued now, waiting at most twice the export
@@ -200,8 +208,13 @@ impl Component for Telemetry {
         "telemetry"
     }
 
+    /// Registers the export's counters at zero (the metrics recorder is
+    /// installed by now).
     fn start(&self, _ctx: StartContext) -> BoxFuture<'_, Result<Running, Error>> {
-        Box::pin(async { Ok(Running::idle()) })
+        Box::pin(async {
+            processor::register_counters();
+            Ok(Running::idle())
+        })
     }
 
     /// Sends what is queued and ends the export task: spans ended later

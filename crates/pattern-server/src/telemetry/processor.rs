@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Counter of spans sent to the collector.
 pub const EXPORTED_TOTAL: &str = "otel_spans_exported_total";
 /// Counter of spans lost, labelled `reason`: `queue_full` (the collector
-/// fell behind, or is gone) or `export_failed` (it refused or did not
-/// answer in time).
+/// fell behind, or is gone), `export_failed` (it refused or did not
+/// answer in time) or `shutdown` (the span ended after the export
+/// stopped).
 pub const DROPPED_TOTAL: &str = "otel_spans_dropped_total";
 
 /// What the export has done so far.
@@ -24,6 +25,17 @@ pub(super) struct Stats {
     pub(super) exported: AtomicU64,
     pub(super) queue_full: AtomicU64,
     pub(super) export_failed: AtomicU64,
+    /// Spans that ended after the export stopped.
+    pub(super) after_stop: AtomicU64,
+}
+
+/// Registers the counters at zero (a rate over them is then 0, not
+/// absent); again once the metrics recorder is installed, if it was not.
+pub(super) fn register_counters() {
+    metrics::counter!(EXPORTED_TOTAL).increment(0);
+    for reason in ["queue_full", "export_failed", "shutdown"] {
+        metrics::counter!(DROPPED_TOTAL, "reason" => reason).increment(0);
+    }
 }
 
 /// Asks the export task to send what it holds (and, with `last`, to end).
@@ -63,11 +75,7 @@ impl Queue {
         let (spans, receiver) = mpsc::channel(batching.max_queue);
         let (flushes, flush_receiver) = mpsc::channel(4);
         let stats = Arc::new(Stats::default());
-        // Registered at zero: a rate over them is 0, not absent.
-        metrics::counter!(EXPORTED_TOTAL).increment(0);
-        for reason in ["queue_full", "export_failed"] {
-            metrics::counter!(DROPPED_TOTAL, "reason" => reason).increment(0);
-        }
+        register_counters();
         let task = Task {
             exporter,
             batching,
@@ -93,15 +101,21 @@ impl Queue {
         }
     }
 
-    /// Asks for a flush and waits for it from synchronous code, at most
-    /// twice the export timeout (the batch being sent, then the rest).
-    /// The export task runs on the runtime's other threads meanwhile; on a
-    /// one-thread runtime, flush from async code ([`Flusher`]) instead.
+    /// Asks for a flush; from a thread outside the runtime, waits for it
+    /// at most twice the export timeout (the batch being sent, then the
+    /// rest). From a runtime thread it only asks: await [`Flusher`] there.
     fn flush_blocking(&self, last: bool) -> OTelSdkResult {
         let (done, mut answer) = oneshot::channel();
         self.flushes
             .try_send(Flush { last, done })
             .map_err(|_| OTelSdkError::InternalFailure("the export task is busy or gone".into()))?;
+        // On a runtime thread, waiting would hold the very thread the
+        // export task may need (a one-thread runtime, or a worker whose
+        // next task it is): the flush is asked for, not waited for. Async
+        // code awaits it through the component's stop.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Ok(());
+        }
         let wait = self.timeout.saturating_mul(2);
         let started = std::time::Instant::now();
         loop {
@@ -163,8 +177,11 @@ impl SpanProcessor for Queue {
                 self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(DROPPED_TOTAL, "reason" => "queue_full").increment(1);
             }
-            // Ended: spans after the last flush are not sent.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            // Ended: spans after the last flush are not sent (counted).
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stats.after_stop.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(DROPPED_TOTAL, "reason" => "shutdown").increment(1);
+            }
         }
     }
 
@@ -376,13 +393,14 @@ mod tests {
         end_spans(&provider, 1);
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
-        // The last flush ends the task: later spans are neither sent nor
-        // counted as dropped.
+        // The last flush ends the task (the component's stop): later spans
+        // are not sent, and counted as dropped.
         flusher.flush(true).await.unwrap();
         end_spans(&provider, 5);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
         assert_eq!(stats.queue_full.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.after_stop.load(Ordering::Relaxed), 5);
         assert!(flusher.flush(false).await.is_err(), "the task is gone");
     }
 
@@ -400,16 +418,33 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_providers_flush_and_shutdown_work_from_synchronous_code() {
+    async fn the_providers_flush_and_shutdown_wait_outside_the_runtime_only() {
         let exporter = Fake::default();
         let batches = exporter.batches.clone();
-        let (provider, _flusher, stats) = provider(exporter, batching(64, 64));
+        let (provider, flusher, stats) = provider(exporter, batching(64, 64));
+        // From a thread of its own (at exit, after the runtime): waited for.
         end_spans(&provider, 3);
-        provider.force_flush().unwrap();
+        let outside = provider.clone();
+        std::thread::spawn(move || outside.force_flush())
+            .join()
+            .unwrap()
+            .unwrap();
         assert_eq!(stats.exported.load(Ordering::Relaxed), 3);
+        // From a runtime thread: asked for, not waited for (waiting could
+        // hold the thread the export needs); the flush still happens.
         end_spans(&provider, 2);
-        provider.shutdown().unwrap();
+        let started = std::time::Instant::now();
+        provider.force_flush().unwrap();
+        assert!(started.elapsed() < Duration::from_millis(100));
+        flusher.flush(false).await.unwrap();
         assert_eq!(stats.exported.load(Ordering::Relaxed), 5);
-        assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 5);
+        end_spans(&provider, 1);
+        let outside = provider.clone();
+        std::thread::spawn(move || outside.shutdown())
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 6);
+        assert_eq!(batches.lock().unwrap().iter().sum::<usize>(), 6);
     }
 }

@@ -21,6 +21,7 @@ use tracing_subscriber::registry::LookupSpan;
 use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
 /// The target of `pattern-api`'s request spans.
+#[cfg(feature = "opentelemetry")]
 const REQUEST_SPAN_TARGET: &str = "pattern_api::middleware::trace";
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
@@ -32,11 +33,20 @@ const REQUEST_SPAN_TARGET: &str = "pattern_api::middleware::trace";
 /// the trace export, events in a traced span carry its `trace_id`.
 pub(super) struct JsonLayer<W> {
     writer: W,
+    /// The subscriber this layer is part of, to read the trace a span
+    /// belongs to (the current dispatcher, inside a scoped one, may not
+    /// be it).
+    #[cfg(feature = "opentelemetry")]
+    dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
 impl<W> JsonLayer<W> {
     pub(super) fn new(writer: W) -> Self {
-        Self { writer }
+        Self {
+            writer,
+            #[cfg(feature = "opentelemetry")]
+            dispatch: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -85,9 +95,17 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'a> MakeWriter<'a> + 'static,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // The request span's fields are the access line's, and every event
-        // while serving it names the request id: not rendered per request.
+        // With the trace export, the request span is made at INFO for
+        // every request: its fields are the access line's, and every event
+        // while serving it names the request id, so they are not rendered
+        // per request.
+        #[cfg(feature = "opentelemetry")]
         if attrs.metadata().target() == REQUEST_SPAN_TARGET && attrs.metadata().name() == "request"
         {
             return;
@@ -151,9 +169,15 @@ where
             // Access events name their trace themselves.
             #[cfg(feature = "opentelemetry")]
             if meta.target() != ACCESS_TARGET
-                && let Some(span) = ctx.event_span(event)
+                && let Some(dispatch) = self.dispatch.get().and_then(|weak| weak.upgrade())
+                && let Some(scope) = ctx.event_scope(event)
             {
-                trace_id(line, &span.id());
+                // The innermost span the export sees names the trace.
+                for span in scope {
+                    if trace_id(line, &span.id(), &dispatch) {
+                        break;
+                    }
+                }
             }
             line.push_str("}\n");
             let _ = self.writer.make_writer().write_all(line.as_bytes());
@@ -162,19 +186,20 @@ where
 }
 
 /// Appends `,"trace_id":"…"` when span `id` belongs to an OpenTelemetry
-/// trace (the subscriber has the export's layer).
+/// trace (the subscriber has the export's layer); whether it did.
 #[cfg(feature = "opentelemetry")]
-fn trace_id(line: &mut String, id: &Id) {
+fn trace_id(line: &mut String, id: &Id, dispatch: &tracing::Dispatch) -> bool {
     use opentelemetry::trace::TraceContextExt as _;
-    let context = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(id, dispatch)
-    });
-    let Some(context) = context else { return };
+    let Some(context) = tracing_opentelemetry::get_otel_context(id, dispatch) else {
+        return false;
+    };
     let span = context.span();
     let span_context = span.span_context();
-    if span_context.is_valid() {
-        let _ = write!(line, ",\"trace_id\":\"{}\"", span_context.trace_id());
+    if !span_context.is_valid() {
+        return false;
     }
+    let _ = write!(line, ",\"trace_id\":\"{}\"", span_context.trace_id());
+    true
 }
 
 /// Appends `,"name":value` for each field to `out`, noting where each
