@@ -230,6 +230,12 @@ async fn request_spans_reach_an_otlp_receiver() {
         .expect("a trace id in the problem")
         .to_owned();
     assert_eq!(boom_trace.len(), 32, "{problem}");
+    // A problem the stack makes itself (no route): its trace id too.
+    let missing = client
+        .request(traced("/v1/nowhere", &format!("00-{trace}-{parent}-01")))
+        .await;
+    let missing = missing.assert_problem(404, "not_found");
+    assert_eq!(missing["trace_id"], trace, "{missing}");
     // A caller that did not sample: parent-based, nothing is sent.
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
     client
@@ -242,8 +248,11 @@ async fn request_spans_reach_an_otlp_receiver() {
     export.flush().await.unwrap();
 
     let spans = spans_of(&received, trace);
-    assert_eq!(spans.len(), 1, "{spans:#?}");
-    let span = &spans[0];
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let span = spans
+        .iter()
+        .find(|s| s.name == "GET /v1/items/{id}")
+        .expect("the item's span");
     assert_eq!(hex(&span.parent_span_id), parent);
     assert_eq!(span.name, "GET /v1/items/{id}");
     assert_eq!(span.kind, SpanKind::Server as i32);
@@ -300,7 +309,7 @@ async fn request_spans_reach_an_otlp_receiver() {
         "an unsampled trace was sent"
     );
     assert_eq!(export.dropped(), 0);
-    assert_eq!(export.exported(), 2);
+    assert_eq!(export.exported(), 3);
 
     // The access lines carry the trace ids.
     let lines = std::fs::read_to_string(&log).unwrap_or_default();

@@ -192,7 +192,9 @@ where
         this.permit.take();
         this.timer.take();
         let mut response = result?;
-        if chain.problem_json {
+        if chain.problem_json && response.status().as_u16() >= 400 {
+            // In the request's span: a problem made here names its trace.
+            let _entered = this.trace.as_ref().map(|t| t.span().enter());
             crate::middleware::rewrite(&mut response);
         }
         if let Some(record) = this.record.take() {
