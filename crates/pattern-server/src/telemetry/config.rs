@@ -126,6 +126,23 @@ fn is_endpoint(endpoint: &str, _: &()) -> garde::Result {
     let uri: http::Uri = endpoint
         .parse()
         .map_err(|err| garde::Error::new(format!("not an address: {err}")))?;
+    let authority = uri
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .unwrap_or("");
+    if authority.contains('@') {
+        return Err(garde::Error::new(
+            "an address with credentials in it is refused",
+        ));
+    }
+    if !authority.ends_with(']')
+        && let Some((_, port)) = authority.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(garde::Error::new(
+            "the port is not a number from 0 to 65535",
+        ));
+    }
     match uri.scheme_str() {
         Some("http") if uri.host().is_some() => Ok(()),
         Some("https") => Err(garde::Error::new(
@@ -323,6 +340,15 @@ mod tests {
             &[("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4318")],
             &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")],
             &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://")],
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:99999")],
+            &[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://user:pw@collector:4318",
+            )],
+            &[(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "ftp://collector/v1/traces",
+            )],
             &[("OTEL_SERVICE_NAME", &"x".repeat(256))],
         ] {
             let err = with(vars).unwrap_err();
