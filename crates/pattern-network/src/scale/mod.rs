@@ -56,6 +56,8 @@
 //! | metric | type | labels |
 //! | --- | --- | --- |
 //! | `worker_pool_workers` | gauge | `pool` |
+//! | `worker_pool_busy` | gauge (workers running a job; over `worker_pool_workers`, the pool's saturation) | `pool` |
+//! | `worker_pool_queue_wait_seconds` | histogram (from submission to a worker taking the item) | `pool` |
 //! | `worker_pool_scale_events_total` | counter | `pool`, `direction` (`up`, `down`) |
 //! | `worker_pool_jobs_total` | counter | `pool`, `outcome` (`ok`, `failed`, `panicked`, `abandoned`) |
 
@@ -72,3 +74,8 @@ pub const WORKERS_GAUGE: &str = "worker_pool_workers";
 pub const SCALE_EVENTS_TOTAL: &str = "worker_pool_scale_events_total";
 /// Counter of jobs by how they ended, labelled `pool` and `outcome`.
 pub const JOBS_TOTAL: &str = "worker_pool_jobs_total";
+/// Gauge of workers running a job, labelled `pool`.
+pub const BUSY_GAUGE: &str = "worker_pool_busy";
+/// Histogram of the time items waited in the queue, in seconds, labelled
+/// `pool`.
+pub const QUEUE_WAIT: &str = "worker_pool_queue_wait_seconds";

@@ -63,7 +63,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     /// Submits `item`, waiting while the queue is full; may add a worker.
     /// The job's output is dropped (see [`call`](Self::call)).
     pub async fn submit(&self, item: T) -> Result<(), Error> {
-        self.send(Message { item, reply: None }).await
+        self.send(Message::new(item, None)).await
     }
 
     /// Submits `item` if the queue has room, else fails at once with
@@ -71,7 +71,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     pub fn try_submit(&self, item: T) -> Result<(), Error> {
         self.admit()?;
         self.tx
-            .try_send(Message { item, reply: None })
+            .try_send(Message::new(item, None))
             .map_err(|e| match e {
                 flume::TrySendError::Full(_) => {
                     Error::new(Kind::Overloaded, "the pool's queue is full")
@@ -88,11 +88,7 @@ impl<T: Send + 'static, R: Send + 'static> WorkerPool<T, R> {
     /// cancels the job.
     pub async fn call(&self, item: T) -> Result<R, Error> {
         let (reply, answer) = oneshot::channel();
-        self.send(Message {
-            item,
-            reply: Some(reply),
-        })
-        .await?;
+        self.send(Message::new(item, Some(reply))).await?;
         tokio::select! {
             // An answer that came wins over a stop that came after it.
             biased;

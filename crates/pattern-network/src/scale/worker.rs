@@ -14,15 +14,31 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{JOBS_TOTAL, SCALE_EVENTS_TOTAL, WORKERS_GAUGE, WorkerPoolBuilder, WorkerPoolReport};
+use super::{
+    BUSY_GAUGE, JOBS_TOTAL, QUEUE_WAIT, SCALE_EVENTS_TOTAL, WORKERS_GAUGE, WorkerPoolBuilder,
+    WorkerPoolReport,
+};
 
 pub(super) type Job<T, R> =
     Arc<dyn Fn(T) -> Pin<Box<dyn Future<Output = Result<R, Error>> + Send>> + Send + Sync>;
 
-/// An item in the queue, with where its output goes (for a `call`).
+/// An item in the queue, with where its output goes (for a `call`) and
+/// when it was submitted.
 pub(super) struct Message<T, R> {
     pub(super) item: T,
     pub(super) reply: Option<oneshot::Sender<Result<R, Error>>>,
+    pub(super) queued: Instant,
+}
+
+impl<T, R> Message<T, R> {
+    /// `item`, submitted now.
+    pub(super) fn new(item: T, reply: Option<oneshot::Sender<Result<R, Error>>>) -> Self {
+        Self {
+            item,
+            reply,
+            queued: Instant::now(),
+        }
+    }
 }
 
 /// What every worker and handle of one pool share. Times are nanoseconds
@@ -58,6 +74,8 @@ struct Outcomes {
     panicked: (AtomicU64, metrics::Counter),
     abandoned: (AtomicU64, metrics::Counter),
     workers: metrics::Gauge,
+    busy: metrics::Gauge,
+    queue_wait: metrics::Histogram,
 }
 
 impl Outcomes {
@@ -74,6 +92,8 @@ impl Outcomes {
             panicked: count("panicked"),
             abandoned: count("abandoned"),
             workers: metrics::gauge!(WORKERS_GAUGE, "pool" => pool),
+            busy: metrics::gauge!(BUSY_GAUGE, "pool" => pool),
+            queue_wait: metrics::histogram!(QUEUE_WAIT, "pool" => pool),
         }
     }
 }
@@ -306,11 +326,22 @@ impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
 
     /// Runs one job: a failure or a panic is that job's, counted and
     /// logged, never the worker's.
-    async fn run(&self, Message { item, reply }: Message<T, R>) {
+    async fn run(
+        &self,
+        Message {
+            item,
+            reply,
+            queued,
+        }: Message<T, R>,
+    ) {
         if reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
             return; // the call was dropped before the job started
         }
+        self.outcomes
+            .queue_wait
+            .record(queued.elapsed().as_secs_f64());
         let busy = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        self.outcomes.busy.increment(1.0);
         self.peak.fetch_max(busy, Ordering::AcqRel);
         let job = AssertUnwindSafe(async { (self.job)(item).await }).catch_unwind();
         let outcome = tokio::select! {
@@ -319,6 +350,7 @@ impl<T: Send + 'static, R: Send + 'static> Shared<T, R> {
             () = self.stop.cancelled() => None,
         };
         self.busy.fetch_sub(1, Ordering::AcqRel);
+        self.outcomes.busy.decrement(1.0);
         let result = match outcome {
             None => {
                 add(&self.outcomes.abandoned, 1);
