@@ -14,7 +14,7 @@
 //! ```text
 //! retry: 3 attempts at most, retries capped at 20 % of requests (+ 5/s)
 //!   └─ balancer: power of two choices on peak-EWMA latency, outlier ejection
-//!        └─ per upstream: circuit breaker ─ 150 ms timeout ─ HTTP GET
+//!        └─ per upstream: circuit breaker ─ 150 ms timeout ─ HTTP GET (a client span, traceparent sent)
 //! ```
 //!
 //! Ejections and breaker transitions are printed as they happen; at the
@@ -40,6 +40,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use patterns::api::problem::error_for;
+use patterns::api::trace_context::{ClientTrace, ClientTraceLayer};
 use patterns::error::breaker::{CircuitBreaker, CircuitBreakerLayer, Event, Rejected, State};
 use patterns::error::retry::{RetryBudget, RetryLayer, RetryPolicy};
 use patterns::error::timeout::TimeoutLayer;
@@ -49,7 +50,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 /// Requests sent in all.
 const REQUESTS: usize = 600;
@@ -62,7 +63,10 @@ const OUTAGE_ENDS_AFTER: usize = REQUESTS / 2;
 /// The deadline of each attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(150);
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// The HTTP client, each call a client span whose context goes in the
+/// request's `traceparent` (with a trace export set up, every attempt is
+/// a span of its own under the caller's).
+type HttpClient = ClientTrace<Client<HttpConnector, Empty<Bytes>>>;
 /// One upstream behind its breaker and timeout. Boxed, so the balancer has
 /// a type to name (and could hold stacks built differently).
 type Endpoint = BoxCloneSyncService<(), Bytes, Error>;
@@ -160,7 +164,8 @@ async fn balance_upstreams(
     outage: &Arc<AtomicBool>,
     clock: Clock,
 ) -> Result<(Balancer<Endpoint>, Vec<Upstream>)> {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client: HttpClient =
+        ClientTraceLayer::new().layer(Client::builder(TokioExecutor::new()).build_http());
     // The balancer picks by latency and does not see the breakers' state,
     // so outlier ejection takes an upstream that keeps failing out of
     // rotation (5 failures in a row: 300 ms, doubling on each ejection);
@@ -372,7 +377,7 @@ async fn http_get(client: HttpClient, uri: Uri) -> Result<Bytes> {
         .body(Empty::new())
         .context("building the request")?;
     let response = client
-        .request(request)
+        .oneshot(request)
         .await
         .map_err(|err| Error::with_source(Kind::Unavailable, "calling the upstream", err))?;
     // The status and Retry-After read back as an error kind (a 503 is

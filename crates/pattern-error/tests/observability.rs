@@ -4,6 +4,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// One test at a time: tracing caches each call site's interest across
+/// the dispatchers alive when it is computed, and a test on another thread
+/// hitting the same call site with none of its own could leave it cached
+/// as uninteresting while a test's scoped subscriber waits for its events
+/// (seen once in 80 runs under load).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 use pattern_error::breaker::CircuitBreaker;
 use pattern_error::bulkhead::Bulkhead;
 use pattern_error::retry::RetryPolicy;
@@ -52,6 +65,7 @@ fn counter(metrics: &[Metric], name: &str, labels: &[(&str, &str)]) -> u64 {
 
 #[test]
 fn errors_are_counted_by_kind_and_component() {
+    let _serial = serial();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -69,6 +83,7 @@ fn errors_are_counted_by_kind_and_component() {
 
 #[test]
 fn breaker_reports_state_transitions_and_rejections() {
+    let _serial = serial();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -105,6 +120,7 @@ fn breaker_reports_state_transitions_and_rejections() {
 
 #[test]
 fn retries_and_give_ups_are_counted() {
+    let _serial = serial();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -135,6 +151,7 @@ fn retries_and_give_ups_are_counted() {
 
 #[test]
 fn bulkhead_rejections_are_counted() {
+    let _serial = serial();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -185,6 +202,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
 
 #[test]
 fn trace_records_kind_and_chain_as_fields() {
+    let _serial = serial();
     use tracing_subscriber::layer::SubscriberExt;
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
@@ -216,6 +234,7 @@ fn trace_records_kind_and_chain_as_fields() {
 
 #[test]
 fn each_retry_is_a_tracing_event_with_attempt_delay_and_cause() {
+    let _serial = serial();
     use tracing_subscriber::layer::SubscriberExt;
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
