@@ -79,12 +79,16 @@ async fn main() -> ExitCode {
         "routes:\n{}",
         service.routes().join("\n")
     );
-    println!("listening on http://{}", service.addr());
-    if let Some(addr) = service.management_addr() {
+    let (addr, management) = (service.addr(), service.management_addr());
+    // Listening for SIGTERM before saying so: a signal sent as soon as the
+    // address is read is not lost.
+    let stopped = service.until_signal();
+    println!("listening on http://{addr}");
+    if let Some(addr) = management {
         println!("management on http://{addr}");
     }
 
-    let summary = service.until_signal().await;
+    let summary = stopped.await;
     // The supervisor has logged each step with its duration; sum it up.
     tracing::info!(reason = ?summary.reason, took = ?summary.took, clean = summary.is_clean(), dropped_log_lines = logs.dropped_lines(), "stopped");
     drop(logs);

@@ -228,6 +228,10 @@ async fn honours_the_standard_opentelemetry_variables() {
         ("OTEL_SERVICE_NAME", "otel-variables-check"),
         ("OTEL_TRACES_SAMPLER", "parentbased_always_off"),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=otel-check-env",
+        ),
         ("REFSVC_LOG__FORMAT", "json"),
         ("REFSVC_LOG__FILE", file.to_str().unwrap()),
     ]);
@@ -250,6 +254,15 @@ async fn honours_the_standard_opentelemetry_variables() {
     let sent = received.lock().unwrap().clone();
     let contains = |needle: &[u8]| sent.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"otel-variables-check"), "the service's name");
+    assert!(
+        contains(b"deployment.environment"),
+        "OTEL_RESOURCE_ATTRIBUTES"
+    );
+    assert!(contains(b"otel-check-env"), "OTEL_RESOURCE_ATTRIBUTES");
+    assert!(
+        contains(b"telemetry.sdk.language"),
+        "the SDK's own resource"
+    );
     let trace_bytes: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace[2 * i..2 * i + 2], 16).unwrap())
         .collect();

@@ -289,8 +289,10 @@ impl Service {
     }
 
     /// Runs until SIGINT or SIGTERM, then stops as [`stop`](Self::stop).
-    pub async fn until_signal(self) -> StopReport {
-        self.running.until_signal().await
+    /// The signal handlers are installed by this call, before the future is
+    /// polled.
+    pub fn until_signal(self) -> impl std::future::Future<Output = StopReport> + Send {
+        self.running.until_signal()
     }
 
     /// The components and their states.

@@ -354,18 +354,24 @@ impl RunningSystem {
         self.stopped().await
     }
 
-    /// Runs until SIGINT or SIGTERM (or an escalation), then stops.
-    pub async fn until_signal(self) -> StopReport {
-        let token = self.shutdown.clone();
-        let shared = self.shared.clone();
-        tokio::select! {
-            () = super::stop_signal() => {
-                shared.reason.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(StopReason::Signal);
-                token.cancel();
+    /// Runs until SIGINT or SIGTERM (or an escalation), then stops. The
+    /// signal handlers are installed by this call, before the future is
+    /// polled.
+    pub fn until_signal(self) -> impl std::future::Future<Output = StopReport> + Send {
+        // Listening from now: a signal before the first poll is not lost.
+        let signal = super::stop_signal();
+        async move {
+            let token = self.shutdown.clone();
+            let shared = self.shared.clone();
+            tokio::select! {
+                () = signal => {
+                    shared.reason.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(StopReason::Signal);
+                    token.cancel();
+                }
+                () = token.cancelled() => {}
             }
-            () = token.cancelled() => {}
+            self.stopped().await
         }
-        self.stopped().await
     }
 }
 

@@ -22,7 +22,9 @@
 //! - **The standard variables.** [`TelemetryConfig::with_env`] applies
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`,
 //!   `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` and the batch
-//!   processor's `OTEL_BSP_*`, as every OpenTelemetry SDK does.
+//!   processor's `OTEL_BSP_*`, as every OpenTelemetry SDK does; the
+//!   spans' resource has `OTEL_RESOURCE_ATTRIBUTES` and `telemetry.sdk.*`
+//!   (its `service.name` is the configured one).
 //!
 //! Set it up with the logs, in one call, inside the runtime; the
 //! [`Telemetry`] is a component that sends what is queued when it stops:
@@ -111,7 +113,9 @@ impl Telemetry {
             .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .build()
             .map_err(|err| Error::with_source(Kind::InvalidInput, "the OTLP exporter", err))?;
-        let resource = opentelemetry_sdk::Resource::builder_empty()
+        // The SDK's detectors (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`),
+        // then the configured service name over theirs.
+        let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name(config.service_name.clone())
             .build();
         opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
