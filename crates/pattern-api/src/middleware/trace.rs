@@ -196,10 +196,7 @@ impl Finished {
                 start: now.unwrap_or_else(Instant::now),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
-                route: req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .cloned(),
+                route: route_of(req),
                 id: id.cloned(),
             });
         Self {
@@ -214,6 +211,13 @@ impl Finished {
     pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
     }
+}
+
+/// The route template routing matched for `req`, if any.
+fn route_of<B>(req: &Request<B>) -> Option<axum::extract::MatchedPath> {
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned()
 }
 
 /// Whether a subscriber records access events at `level`.
@@ -290,6 +294,8 @@ impl Finish for Finished {
 #[cfg(feature = "opentelemetry")]
 mod otel {
     use std::fmt;
+
+    use super::route_of;
 
     /// The method as the conventions name it: one of the nine known
     /// ones, or `_OTHER` (a client's own method names are unbounded).
@@ -385,10 +391,7 @@ mod otel {
                 span: span.clone(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
-                route: req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .cloned(),
+                route: route_of(req),
                 host: req.headers().get(http::header::HOST).cloned(),
                 done: false,
             })
