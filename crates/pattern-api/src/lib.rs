@@ -71,7 +71,7 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `opentelemetry` | `trace_context`: the request span continues the caller's W3C trace (`traceparent`), is named and described after OpenTelemetry's HTTP conventions, and problems carry its trace id; `inject` for outgoing calls |
+//! | `opentelemetry` | `trace_context`: a server span per request, sampled before anything else is spent, continuing the caller's W3C trace (`traceparent`) and named and described after OpenTelemetry's HTTP conventions; problems and the access log carry its trace id; `inject` and `ClientTraceLayer` for outgoing calls |
 //! | `openapi` | [`openapi`]: schemas of [`Envelope`](response::Envelope), [`Problem`](problem::Problem) and [`FieldError`] (utoipa), and [`ApiStack::document`](stack::ApiStack::document), which adds every error answer the stack gives to each operation of a document |
 //!
 //! # An OpenAPI contract true to the wire

@@ -3,9 +3,12 @@
 //! of a served app, with the caller's parent, the HTTP attributes and the
 //! status; a retried call's attempts are client spans under the caller's,
 //! each the parent of the server span it got; the trace id is in the
-//! problem body and the JSON log line; an
-//! unsampled caller's trace is not sent; with the collector gone, requests
-//! stay fast and the spans are dropped and counted.
+//! problem body and the JSON log line; an unsampled caller's trace is not
+//! sent, and the calls made while serving it carry it unsampled; a
+//! handler's spans and events are the server span's; 64 concurrent
+//! requests each keep their own context; a request dropped before its
+//! answer ends as cancelled; with the collector gone, requests stay fast
+//! and the spans are dropped and counted.
 
 #![cfg(feature = "opentelemetry")]
 
@@ -206,6 +209,46 @@ async fn request_spans_reach_an_otlp_receiver() {
                     }
                 }),
             )
+            .route("/v1/hang", get(|| std::future::pending::<()>()))
+            .route(
+                "/v1/echo",
+                get(|| async {
+                    // Other requests are served between these polls: each
+                    // keeps its own context.
+                    let mut seen = Vec::new();
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                        let mut headers = http::HeaderMap::new();
+                        pattern_api::trace_context::inject(&mut headers);
+                        seen.push(
+                            headers
+                                .get("traceparent")
+                                .map(|v| v.to_str().unwrap().to_owned())
+                                .unwrap_or_default(),
+                        );
+                    }
+                    seen.join(" ")
+                }),
+            )
+            .route(
+                "/v1/nested",
+                get(|| async {
+                    // Outside any span of its own: an event of the server
+                    // span's.
+                    tracing::warn!(attempt = 2, "slow path");
+                    // A span of the handler's: a child of the server span.
+                    let lookup = tracing::info_span!("lookup");
+                    lookup.in_scope(|| tracing::info!(rows = 3, "looked up"));
+                    drop(lookup);
+                    // What an outgoing call would carry.
+                    let mut headers = http::HeaderMap::new();
+                    pattern_api::trace_context::inject(&mut headers);
+                    headers
+                        .get("traceparent")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default()
+                }),
+            )
             .route(
                 "/v1/boom",
                 get(|| async {
@@ -236,7 +279,8 @@ async fn request_spans_reach_an_otlp_receiver() {
         .await;
     let missing = missing.assert_problem(404, "not_found");
     assert_eq!(missing["trace_id"], trace, "{missing}");
-    // A caller that did not sample: parent-based, nothing is sent.
+    // A caller that did not sample: parent-based, nothing is sent, and
+    // the calls made while serving it carry its trace, unsampled.
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
     client
         .request(traced(
@@ -245,6 +289,29 @@ async fn request_spans_reach_an_otlp_receiver() {
         ))
         .await
         .assert_status(200);
+    let onward = client
+        .request(traced(
+            "/v1/nested",
+            &format!("00-{unsampled}-b7ad6b7169203331-00"),
+        ))
+        .await;
+    let onward = onward.assert_status(200).text();
+    let parts: Vec<&str> = onward.split('-').collect();
+    assert_eq!(parts.len(), 4, "{onward}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", unsampled, "00"));
+    assert_ne!(
+        parts[2], "b7ad6b7169203331",
+        "the caller's span is not ours"
+    );
+    // A sampled one: the handler's span and events are the server span's.
+    let nested_trace = "11112222333344445555666677778888";
+    let onward = client
+        .request(traced(
+            "/v1/nested",
+            &format!("00-{nested_trace}-{parent}-01"),
+        ))
+        .await;
+    let onward = onward.assert_status(200).text();
     export.flush().await.unwrap();
 
     let spans = spans_of(&received, trace);
@@ -308,8 +375,46 @@ async fn request_spans_reach_an_otlp_receiver() {
         spans_of(&received, unsampled).is_empty(),
         "an unsampled trace was sent"
     );
+    let nested = spans_of(&received, nested_trace);
+    assert_eq!(nested.len(), 2, "{nested:#?}");
+    let server_span = nested
+        .iter()
+        .find(|s| s.name == "GET /v1/nested")
+        .expect("the server span");
+    let lookup = nested
+        .iter()
+        .find(|s| s.name == "lookup")
+        .expect("the handler's span");
+    assert_eq!(lookup.parent_span_id, server_span.span_id);
+    assert_eq!(hex(&server_span.parent_span_id), parent);
+    assert_eq!(
+        onward,
+        format!("00-{nested_trace}-{}-01", hex(&server_span.span_id)),
+        "an outgoing call names the server span"
+    );
+    let slow = server_span
+        .events
+        .iter()
+        .find(|e| e.name == "slow path")
+        .unwrap_or_else(|| panic!("the handler's event: {server_span:#?}"));
+    let event_attribute = |key: &str| {
+        slow.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+    };
+    assert_eq!(event_attribute("attempt"), Some(Value::IntValue(2)));
+    assert_eq!(
+        event_attribute("level"),
+        Some(Value::StringValue("WARN".into()))
+    );
+    assert!(
+        lookup.events.iter().any(|e| e.name == "looked up"),
+        "{lookup:#?}"
+    );
+    assert!(server_span.events.iter().all(|e| e.name != "looked up"));
     assert_eq!(export.dropped(), 0);
-    assert_eq!(export.exported(), 3);
+    assert_eq!(export.exported(), 5);
 
     // The access lines carry the trace ids.
     let lines = std::fs::read_to_string(&log).unwrap_or_default();
@@ -420,6 +525,69 @@ async fn request_spans_reach_an_otlp_receiver() {
     let distinct: std::collections::HashSet<&Vec<u8>> =
         attempts.iter().map(|s| &s.span_id).collect();
     assert_eq!(distinct.len(), 3);
+
+    // Many callers at once, their polls interleaved on the server's
+    // threads: each request keeps its own trace, and a request without a
+    // caller's starts a new one (no context is left behind).
+    let calls = (0..64u32).map(|i| {
+        let client = &client;
+        async move {
+            let trace = format!("{:032x}", 0xabc0_0000_u64 + u64::from(i) + 1);
+            let flags = if i % 2 == 0 { "01" } else { "00" };
+            let answer = client
+                .request(traced(
+                    "/v1/echo",
+                    &format!("00-{trace}-{parent}-{flags}"),
+                ))
+                .await;
+            (trace, flags, answer.assert_status(200).text())
+        }
+    });
+    for (trace, flags, seen) in futures_util::future::join_all(calls).await {
+        let seen: Vec<&str> = seen.split(' ').collect();
+        assert_eq!(seen.len(), 3);
+        for traceparent in &seen {
+            assert!(
+                traceparent.starts_with(&format!("00-{trace}-"))
+                    && traceparent.ends_with(&format!("-{flags}")),
+                "{traceparent} in a request of trace {trace}"
+            );
+            assert_eq!(traceparent, &seen[0], "one server span per request");
+        }
+    }
+    let fresh = client.get("/v1/echo").await.assert_status(200).text();
+    assert!(!fresh.contains("-0000000000000000000000000abc"), "{fresh}");
+    // A request dropped before its answer: its span ends as cancelled.
+    let hanging = client.request(traced(
+        "/v1/hang",
+        &format!("00-{nested_trace}-{parent}-01"),
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), hanging)
+            .await
+            .is_err()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cancelled = loop {
+        export.flush().await.unwrap();
+        if let Some(span) = spans_of(&received, nested_trace)
+            .into_iter()
+            .find(|s| s.name == "GET /v1/hang")
+        {
+            break span;
+        }
+        assert!(Instant::now() < deadline, "no span for the dropped request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        attribute(&cancelled, "error.type"),
+        Some(Value::StringValue("cancelled".into()))
+    );
+    assert_eq!(
+        cancelled.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(attribute(&cancelled, "http.response.status_code"), None);
     let exported_before_outage = export.exported();
 
     // The collector gone: requests stay fast; their spans are dropped and

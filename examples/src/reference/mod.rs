@@ -78,14 +78,11 @@ fn non_zero(value: u32, what: &str) -> Result<NonZeroU32, Error> {
 }
 
 /// The request span's level: in JSON every event logged while serving a
-/// request carries its `request_id` without a span, so the span (a cost per
-/// request) is made only at DEBUG, unless traces are exported; text logs
-/// keep it at INFO, for their readers.
+/// request carries its `request_id` (and `trace_id`) without a span, so
+/// the span (a cost per request) is made only at DEBUG; text logs keep it
+/// at INFO, for their readers. Exported traces do not need it: a request's
+/// server span is made apart.
 fn request_span_level(config: &Config) -> tracing::Level {
-    if config.telemetry.traces_url().is_some() {
-        // Exported: the span is the trace's server span.
-        return tracing::Level::INFO;
-    }
     match config.log.format {
         patterns::server::logging::LogFormat::Json => tracing::Level::DEBUG,
         _ => tracing::Level::INFO,

@@ -43,4 +43,4 @@ pub use problem_json::{ProblemJson, ProblemJsonLayer, Rewrite, problem_json};
 pub use rate::{RATE_LIMIT_REJECTIONS_TOTAL, RateLimit, RateLimitLayer, client_ip, client_network};
 pub use shed::{LoadShed, LoadShedLayer};
 pub(crate) use trace::Finished;
-pub use trace::{ACCESS_TARGET, Trace, TraceLayer};
+pub use trace::{ACCESS_TARGET, REQUEST_TARGET, Trace, TraceLayer, Traced};

@@ -1,10 +1,12 @@
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::response::Response;
 use http::Request;
 use tokio::time::Instant;
 use tower::{Layer, Service};
-use tracing::{Instrument, Level};
+use tracing::Level;
 
 use super::future::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
@@ -13,12 +15,19 @@ use crate::request_id::RequestId;
 /// `pattern_api::access=off` silences them alone.
 pub const ACCESS_TARGET: &str = "pattern_api::access";
 
+/// The target of the request spans (`request`): a log's, never exported
+/// (with OpenTelemetry the request has a server span of its own).
+pub const REQUEST_TARGET: &str = "pattern_api::request";
+
 /// A tracing span per request (`method`, `path`, `request_id`: every event
-/// logged while serving it carries them) and an access-log event when it
-/// ends (`method`, `path`, `route` (the template; empty when no route
-/// matched), `request_id`, `status`, `latency_ms`; target
-/// [`ACCESS_TARGET`], at INFO unless set otherwise). Header values are never recorded, so credentials cannot
-/// leak into logs.
+/// logged while serving it carries them; target [`REQUEST_TARGET`]) and an
+/// access-log event when it ends (`method`, `path`, `route` (the template;
+/// empty when no route matched), `request_id`, `trace_id`, `status`,
+/// `latency_ms`; target [`ACCESS_TARGET`], at INFO unless set otherwise).
+/// Header values are never recorded, so credentials cannot leak into logs.
+/// With the feature `opentelemetry` and
+/// [`ServerSpans`](crate::trace_context::ServerSpans) in the subscriber,
+/// also an OpenTelemetry server span ([`trace_context`](crate::trace_context)).
 #[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
     access: Option<Level>,
@@ -85,7 +94,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<tracing::instrument::Instrumented<S::Future>, Finished>;
+    type Future = ResponseFuture<Traced<S::Future>, Finished>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -95,10 +104,62 @@ where
         let id = req.extensions().get::<RequestId>().cloned();
         let finished = Finished::begin(&req, id.as_ref(), self.access, self.span, None);
         let future = {
-            let _entered = finished.span.enter();
+            let _entered = finished.enter();
             self.inner.call(req)
         };
-        ResponseFuture::inner(future.instrument(finished.span.clone()), finished)
+        let traced = Traced {
+            inner: future,
+            scope: finished.scope(),
+        };
+        ResponseFuture::inner(traced, finished)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of the service inside [`Trace`], polled in the request's
+    /// span (and, with OpenTelemetry, its server span's context).
+    #[derive(Debug)]
+    pub struct Traced<F> {
+        #[pin]
+        inner: F,
+        scope: Scope,
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.scope.enter();
+        this.inner.poll(cx)
+    }
+}
+
+/// What serving a request runs in: its tracing span and, with
+/// OpenTelemetry, its server span's context.
+#[derive(Clone, Debug)]
+pub(crate) struct Scope {
+    span: tracing::Span,
+    #[cfg(feature = "opentelemetry")]
+    context: Option<opentelemetry::Context>,
+}
+
+/// A [`Scope`] entered: left when dropped (the context first).
+pub(crate) struct Entered<'a> {
+    #[cfg(feature = "opentelemetry")]
+    _context: Option<opentelemetry::ContextGuard>,
+    _span: tracing::span::Entered<'a>,
+}
+
+impl Scope {
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        let span = self.span.enter();
+        Entered {
+            #[cfg(feature = "opentelemetry")]
+            _context: self.context.clone().map(opentelemetry::Context::attach),
+            _span: span,
+        }
     }
 }
 
@@ -108,10 +169,10 @@ pub struct Finished {
     /// What the access event says; `None` when nothing is logged at its end.
     access: Option<Access>,
     span: tracing::Span,
-    /// What the span's attributes are made of, recorded at its end if it
-    /// is sampled; `None` when the span is not recorded.
+    /// The request's OpenTelemetry server span, when the subscriber makes
+    /// them.
     #[cfg(feature = "opentelemetry")]
-    otel: Option<otel::Request>,
+    server: Option<crate::trace_context::ServerSpan>,
 }
 
 /// What an access event carries besides the response's status: the
@@ -129,9 +190,9 @@ struct Access {
 }
 
 impl Finished {
-    /// The request's span, and its start when a subscriber records it and
-    /// the access log is on: `now` if given (a clock read shared with the
-    /// other pieces), else the clock's.
+    /// The request's span (and server span, with OpenTelemetry), and its
+    /// start when the access log is on: `now` if given (a clock read
+    /// shared with the other pieces), else the clock's.
     pub(crate) fn begin<B>(
         req: &Request<B>,
         id: Option<&RequestId>,
@@ -141,41 +202,15 @@ impl Finished {
     ) -> Self {
         // A level is part of a span's static metadata: one call site each.
         // Field values are evaluated only when a subscriber wants the span.
-        #[cfg(not(feature = "opentelemetry"))]
         macro_rules! request_span {
             ($level:expr) => {
                 tracing::span!(
-                    $level,
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = id.map_or("", RequestId::as_str),
-                )
-            };
-        }
-        // With OpenTelemetry, also its HTTP server conventions. They are
-        // recorded at the end, and only if the span is sampled: most spans
-        // are not, and an attribute costs an allocation each.
-        #[cfg(feature = "opentelemetry")]
-        macro_rules! request_span {
-            ($level:expr) => {
-                tracing::span!(
+                    target: REQUEST_TARGET,
                     $level,
                     "request",
                     method = req.method().as_str(),
                     path = req.uri().path(),
                     request_id = id.map_or("", RequestId::as_str),
-                    otel.kind = "server",
-                    otel.status_code = tracing::field::Empty,
-                    http.request.method = tracing::field::Empty,
-                    http.request.method_original = tracing::field::Empty,
-                    http.route = tracing::field::Empty,
-                    url.path = tracing::field::Empty,
-                    url.query = tracing::field::Empty,
-                    server.address = tracing::field::Empty,
-                    server.port = tracing::field::Empty,
-                    http.response.status_code = tracing::field::Empty,
-                    error.r#type = tracing::field::Empty,
                 )
             };
         }
@@ -187,29 +222,52 @@ impl Finished {
             _ => request_span!(Level::TRACE),
         };
         #[cfg(feature = "opentelemetry")]
-        crate::trace_context::continue_from(&span, req.headers());
-        // No clock read without an access event anyone records.
-        let access = access
-            .filter(|level| access_enabled(*level))
-            .map(|level| Access {
-                level,
-                start: now.unwrap_or_else(Instant::now),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                route: route_of(req),
-                id: id.cloned(),
-            });
+        let server = crate::trace_context::ServerSpan::begin(req);
+        // Whether a subscriber records the access event is left to the
+        // event itself: asking beforehand (`tracing::enabled!`) leaves the
+        // per-layer filters' state behind, and the next event a layer
+        // always records would be skipped by a layer that refused the
+        // access target (tokio-rs/tracing#2519).
+        let access = access.map(|level| Access {
+            level,
+            start: now.unwrap_or_else(Instant::now),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            route: route_of(req),
+            id: id.cloned(),
+        });
         Self {
             access,
-            #[cfg(feature = "opentelemetry")]
-            otel: otel::Request::of(&span, req),
             span,
+            #[cfg(feature = "opentelemetry")]
+            server,
         }
     }
 
-    /// The request's span.
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
+    /// Enters the request's span (and makes its server span's context
+    /// current) until the guard is dropped.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        let span = self.span.enter();
+        Entered {
+            #[cfg(feature = "opentelemetry")]
+            _context: self
+                .server
+                .as_ref()
+                .map(crate::trace_context::ServerSpan::attach),
+            _span: span,
+        }
+    }
+
+    /// What [`enter`](Self::enter) enters, to keep apart from this.
+    fn scope(&self) -> Scope {
+        Scope {
+            span: self.span.clone(),
+            #[cfg(feature = "opentelemetry")]
+            context: self
+                .server
+                .as_ref()
+                .map(crate::trace_context::ServerSpan::context),
+        }
     }
 }
 
@@ -220,29 +278,22 @@ fn route_of<B>(req: &Request<B>) -> Option<axum::extract::MatchedPath> {
         .cloned()
 }
 
-/// Whether a subscriber records access events at `level`.
-fn access_enabled(level: Level) -> bool {
-    match level {
-        Level::ERROR => tracing::enabled!(target: ACCESS_TARGET, Level::ERROR),
-        Level::WARN => tracing::enabled!(target: ACCESS_TARGET, Level::WARN),
-        Level::INFO => tracing::enabled!(target: ACCESS_TARGET, Level::INFO),
-        Level::DEBUG => tracing::enabled!(target: ACCESS_TARGET, Level::DEBUG),
-        _ => tracing::enabled!(target: ACCESS_TARGET, Level::TRACE),
-    }
-}
-
 impl Finish for Finished {
     fn finish(self, response: &mut Response) {
         #[cfg(feature = "opentelemetry")]
-        let Self { access, span, otel } = self;
+        let Self {
+            access,
+            span,
+            server,
+        } = self;
         #[cfg(not(feature = "opentelemetry"))]
         let Self { access, span } = self;
         #[cfg(feature = "opentelemetry")]
-        let trace_hex = otel
-            .and_then(|request| request.finish(response.status()))
-            .map(otel::hex);
+        let trace_hex = server
+            .map(|server| server.finish(response.status()))
+            .map(crate::trace_context::hex);
         #[cfg(feature = "opentelemetry")]
-        let trace_id = trace_hex.as_ref().map(otel::as_str);
+        let trace_id = trace_hex.as_ref().map(crate::trace_context::as_str);
         #[cfg(not(feature = "opentelemetry"))]
         let trace_id: Option<&str> = None;
         let Some(access) = access else { return };
@@ -286,237 +337,6 @@ impl Finish for Finished {
             Level::INFO => access!(Level::INFO),
             Level::DEBUG => access!(Level::DEBUG),
             _ => access!(Level::TRACE),
-        }
-    }
-}
-
-/// OpenTelemetry's HTTP server conventions on the request span.
-#[cfg(feature = "opentelemetry")]
-mod otel {
-    use std::fmt;
-
-    use super::route_of;
-
-    /// The method as the conventions name it: one of the nine known
-    /// ones, or `_OTHER` (a client's own method names are unbounded).
-    pub(super) fn method_name(method: &http::Method) -> &'static str {
-        match *method {
-            http::Method::GET => "GET",
-            http::Method::POST => "POST",
-            http::Method::PUT => "PUT",
-            http::Method::DELETE => "DELETE",
-            http::Method::PATCH => "PATCH",
-            http::Method::HEAD => "HEAD",
-            http::Method::OPTIONS => "OPTIONS",
-            http::Method::CONNECT => "CONNECT",
-            http::Method::TRACE => "TRACE",
-            _ => "_OTHER",
-        }
-    }
-
-    /// `GET /v1/items/{id}`: the method and the route template (the method
-    /// alone for a request no route matched; `HTTP` for a method the
-    /// conventions do not know).
-    pub(super) struct SpanName<'a>(pub(super) &'a http::Method, pub(super) Option<&'a str>);
-
-    impl fmt::Display for SpanName<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let method = match method_name(self.0) {
-                "_OTHER" => "HTTP",
-                known => known,
-            };
-            match self.1 {
-                Some(route) => write!(f, "{method} {route}"),
-                None => f.write_str(method),
-            }
-        }
-    }
-
-    /// The host the client addressed (`host`, the `Host` header, or the
-    /// URI's authority) and its port, if it names one.
-    pub(super) fn server_address<'a>(
-        host: Option<&'a str>,
-        uri: &'a http::Uri,
-    ) -> (Option<&'a str>, Option<u16>) {
-        let host = host.or_else(|| uri.host()).unwrap_or("");
-        let (name, port) = match host.rsplit_once(':') {
-            // An IPv6 literal keeps its brackets' inside whole.
-            Some((name, port))
-                if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
-            {
-                (name, port.parse().ok())
-            }
-            _ => (host, None),
-        };
-        ((!name.is_empty()).then_some(name), port)
-    }
-
-    /// A trace id's 32 lowercase hex digits, without `core::fmt`.
-    pub(super) fn hex(id: opentelemetry::trace::TraceId) -> [u8; 32] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 32];
-        for (i, byte) in id.to_bytes().iter().enumerate() {
-            out[2 * i] = DIGITS[usize::from(byte >> 4)];
-            out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-        }
-        out
-    }
-
-    /// The digits [`hex`] wrote, as text.
-    pub(super) fn as_str(hex: &[u8; 32]) -> &str {
-        // Only ASCII digits and letters were written.
-        std::str::from_utf8(hex).unwrap_or("")
-    }
-
-    /// What a request span's attributes are made of. Dropped without an
-    /// answer (the client left, or the service failed), it records the
-    /// span as an error of type `cancelled`.
-    #[derive(Debug)]
-    pub(super) struct Request {
-        span: tracing::Span,
-        method: http::Method,
-        uri: http::Uri,
-        route: Option<axum::extract::MatchedPath>,
-        host: Option<http::HeaderValue>,
-        done: bool,
-    }
-
-    impl Request {
-        /// What `req` gives `span`, if the span is recorded.
-        pub(super) fn of<B>(span: &tracing::Span, req: &http::Request<B>) -> Option<Self> {
-            if span.is_disabled() {
-                return None;
-            }
-            Some(Self {
-                span: span.clone(),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                route: route_of(req),
-                host: req.headers().get(http::header::HOST).cloned(),
-                done: false,
-            })
-        }
-
-        /// Ends the span's record with `status`: its name and attributes if
-        /// it is sampled, and a 5xx marked an error, with its status as
-        /// `error.type`. The trace id, when it has one.
-        pub(super) fn finish(
-            mut self,
-            status: http::StatusCode,
-        ) -> Option<opentelemetry::trace::TraceId> {
-            self.done = true;
-            self.record(Some(status))
-        }
-
-        fn record(
-            &self,
-            status: Option<http::StatusCode>,
-        ) -> Option<opentelemetry::trace::TraceId> {
-            use opentelemetry::trace::TraceContextExt as _;
-            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-
-            let span = &self.span;
-            let context = span.context();
-            let otel_span = context.span();
-            let span_context = otel_span.span_context();
-            if !span_context.is_valid() {
-                return None;
-            }
-            if span_context.is_sampled() {
-                let route = self.route.as_ref().map(axum::extract::MatchedPath::as_str);
-                // Started already: renamed on the span itself (a recorded
-                // `otel.name` names only a span not yet started).
-                otel_span.update_name(SpanName(&self.method, route).to_string());
-                let method = method_name(&self.method);
-                span.record("http.request.method", method);
-                if method == "_OTHER" {
-                    span.record("http.request.method_original", self.method.as_str());
-                }
-                if let Some(route) = route {
-                    span.record("http.route", route);
-                }
-                span.record("url.path", self.uri.path());
-                if let Some(query) = self.uri.query() {
-                    span.record("url.query", query);
-                }
-                let host = self.host.as_ref().and_then(|h| h.to_str().ok());
-                let (address, port) = server_address(host, &self.uri);
-                if let Some(address) = address {
-                    span.record("server.address", address);
-                }
-                if let Some(port) = port {
-                    span.record("server.port", i64::from(port));
-                }
-                match status {
-                    Some(status) => {
-                        // As i64: the OpenTelemetry layer records unsigned
-                        // numbers as text.
-                        span.record("http.response.status_code", i64::from(status.as_u16()));
-                        if status.is_server_error() {
-                            span.record("otel.status_code", "ERROR");
-                            span.record("error.type", status.as_str());
-                        }
-                    }
-                    None => {
-                        span.record("otel.status_code", "ERROR");
-                        span.record("error.type", "cancelled");
-                    }
-                }
-            }
-            Some(span_context.trace_id())
-        }
-    }
-
-    impl Drop for Request {
-        fn drop(&mut self) {
-            if !self.done {
-                let _ = self.record(None);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn names_and_addresses() {
-            let get = http::Method::GET;
-            assert_eq!(
-                SpanName(&get, Some("/v1/items/{id}")).to_string(),
-                "GET /v1/items/{id}"
-            );
-            assert_eq!(SpanName(&get, None).to_string(), "GET");
-            let path: http::Uri = "/x".parse().unwrap();
-            assert_eq!(
-                server_address(Some("api.example:8080"), &path),
-                (Some("api.example"), Some(8080))
-            );
-            assert_eq!(
-                server_address(Some("api.example"), &path),
-                (Some("api.example"), None)
-            );
-            assert_eq!(
-                server_address(Some("[::1]:8080"), &path),
-                (Some("[::1]"), Some(8080))
-            );
-            assert_eq!(server_address(Some("[::1]"), &path), (Some("[::1]"), None));
-            let full: http::Uri = "http://h.example:81/x".parse().unwrap();
-            assert_eq!(server_address(None, &full), (Some("h.example"), None));
-            assert_eq!(server_address(None, &path), (None, None));
-            // A method of a client's own: one name for all of them.
-            let own = http::Method::from_bytes(b"FROB").unwrap();
-            assert_eq!(method_name(&own), "_OTHER");
-            assert_eq!(SpanName(&own, Some("/x")).to_string(), "HTTP /x");
-            assert_eq!(method_name(&http::Method::PATCH), "PATCH");
-            for text in [
-                "4bf92f3577b34da6a3ce929d0e0e4736",
-                "00000000000000000000000000000001",
-            ] {
-                let id = opentelemetry::trace::TraceId::from_hex(text).unwrap();
-                assert_eq!(as_str(&hex(id)), text);
-                assert_eq!(as_str(&hex(id)), id.to_string());
-            }
         }
     }
 }

@@ -87,8 +87,8 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The id of the request's trace (32 hex digits), to find it in a
-    /// tracing backend; set when the request's span belongs to an
-    /// OpenTelemetry trace (feature `opentelemetry`).
+    /// tracing backend; set when the request belongs to an OpenTelemetry
+    /// trace (feature `opentelemetry`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     /// Every invalid field, for a validation problem (`invalid_input`).
@@ -163,8 +163,8 @@ impl Problem {
         self
     }
 
-    /// Sets the request id, and the trace id of the current span when it
-    /// belongs to an OpenTelemetry trace (feature `opentelemetry`): what
+    /// Sets the request id, and the current trace id when there is one
+    /// (feature `opentelemetry`): what
     /// every error the stack answers carries.
     #[must_use]
     pub fn with_ids(mut self, request_id: Option<&str>) -> Self {

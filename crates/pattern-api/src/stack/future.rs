@@ -165,7 +165,7 @@ where
         let mut this = self.project();
         let chain = &**this.chain;
         let result = {
-            let _entered = this.trace.as_ref().map(|t| t.span().enter());
+            let _entered = this.trace.as_ref().map(Finished::enter);
             let polled = if chain.catch_panic {
                 let stage = this.stage.as_mut();
                 std::panic::catch_unwind(AssertUnwindSafe(|| stage.poll(cx))).unwrap_or_else(
@@ -194,7 +194,7 @@ where
         let mut response = result?;
         if chain.problem_json && response.status().as_u16() >= 400 {
             // In the request's span: a problem made here names its trace.
-            let _entered = this.trace.as_ref().map(|t| t.span().enter());
+            let _entered = this.trace.as_ref().map(Finished::enter);
             crate::middleware::rewrite(&mut response);
         }
         if let Some(record) = this.record.take() {

@@ -112,7 +112,7 @@ where
         // Admission runs in the span and the context: a refusal made now,
         // the stack's or a layer's inside, carries the id.
         let (stage, permit) = {
-            let _entered = trace.as_ref().map(|t| t.span().enter());
+            let _entered = trace.as_ref().map(Finished::enter);
             let inner = &mut self.inner;
             let admit = || guarded(&chain, || admit(&chain, inner, deadline, req));
             match &context {

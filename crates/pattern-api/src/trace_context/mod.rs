@@ -1,37 +1,45 @@
 //! W3C trace context across the process boundary (feature
 //! `opentelemetry`).
 //!
-//! With the feature on and an OpenTelemetry layer in the subscriber
-//! (`pattern-server`'s `telemetry`), the stack's request span
-//! ([`TraceLayer`](crate::middleware::TraceLayer)):
+//! With the feature on and [`ServerSpans`] in the subscriber
+//! (`pattern-server`'s `telemetry` puts it there), every request through
+//! [`TraceLayer`](crate::middleware::TraceLayer) or
+//! [`ApiStack`](crate::stack::ApiStack) gets an OpenTelemetry server span,
+//! made with the SDK's tracer before anything else:
 //!
-//! - continues the trace a caller sent: its `traceparent` and `tracestate`
-//!   headers are read with the global propagator, and the request's span
-//!   becomes a child of the caller's;
-//! - is named and described after OpenTelemetry's HTTP server conventions:
-//!   name `GET /v1/items/{id}` (method and route template; `HTTP` for a
-//!   method the conventions do not know, whose attribute is `_OTHER`),
-//!   kind server, `http.request.method`, `http.route`, `url.path`,
-//!   `url.query`, `server.address`, `server.port`,
-//!   `http.response.status_code`, with `error.type` and an error status
-//!   for a 5xx;
-//! - puts its trace id in every problem body, beside the request id
-//!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)).
+//! - it continues the trace a caller sent: its `traceparent` and
+//!   `tracestate` headers are read with the global propagator, and the
+//!   span is a child of the caller's;
+//! - the sampler decides first: an unsampled request keeps only the
+//!   span's context (its ids, for the calls it makes and the logs it
+//!   writes), no span is recorded and no tracing span is made for it;
+//! - a sampled one is named and described after OpenTelemetry's HTTP
+//!   server conventions when it ends: name `GET /v1/items/{id}` (method
+//!   and route template; `HTTP` for a method the conventions do not know,
+//!   whose attribute is `_OTHER`), kind server, `http.request.method`,
+//!   `http.route`, `url.path`, `url.query`, `server.address`,
+//!   `server.port`, `http.response.status_code`, with `error.type` and an
+//!   error status for a 5xx; a request dropped before its answer (its
+//!   client left) ends as an error of type `cancelled`;
+//! - its context is current while the request is served: spans made
+//!   inside are its children, events logged outside them its events, and
+//!   `opentelemetry::Context::current()` reaches it (to add attributes);
+//! - its trace id is in every problem body, beside the request id
+//!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)), and in
+//!   the access event.
 //!
 //! An outgoing call carries its context: [`ClientTraceLayer`] gives each
 //! call a client span and writes it into the call's headers (under a
 //! retry layer, one span per attempt, all under the caller's), or
-//! [`inject`] writes the current span's context.
-//!
-//! The conventions' attributes are recorded when the request ends, and
-//! only on sampled spans (the logs' `method`, `path` and `request_id` stay
-//! as they are). A request dropped before its answer (its client left)
-//! ends as an error of type `cancelled`. Without the feature, none of this
-//! is compiled.
+//! [`inject`] writes the current context. Without the feature, none of
+//! this is compiled.
 
 mod client;
+mod server;
 
 pub use client::{ClientTrace, ClientTraceLayer, ResponseFuture};
+pub use server::ServerSpans;
+pub(crate) use server::{ServerSpan, as_str, hex};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};
@@ -72,19 +80,21 @@ pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
     })
 }
 
-/// Writes the current span's context into `headers` (`traceparent` and
-/// `tracestate` with the W3C propagator), for an outgoing request; nothing
-/// when the current span has no OpenTelemetry context.
+/// Writes the current context into `headers` (`traceparent` and
+/// `tracestate` with the W3C propagator), for an outgoing request: the
+/// current span's, or, outside any exported span, the request's server
+/// span's ([`ServerSpans`]); nothing outside a trace.
 pub fn inject(headers: &mut HeaderMap) {
-    let context = tracing::Span::current().context();
+    let context = current_context();
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut HeaderInjector(headers));
     });
 }
 
-/// The current span's trace id (32 hex digits), if it belongs to a trace.
+/// The current trace id (32 hex digits), if there is a trace: the
+/// current span's, or the request's server span's.
 pub fn current_trace_id() -> Option<String> {
-    let context = tracing::Span::current().context();
+    let context = current_context();
     let span = context.span();
     let span_context = span.span_context();
     span_context
@@ -92,15 +102,14 @@ pub fn current_trace_id() -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-/// Makes `span` (a request's) a child of the caller's context in
-/// `headers`, when there is one and the span is recorded.
-pub(crate) fn continue_from(span: &tracing::Span, headers: &HeaderMap) {
-    if span.is_disabled() || !headers.contains_key("traceparent") {
-        return;
-    }
-    let parent = extract(headers);
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+/// The current span's OpenTelemetry context if it has one, else the
+/// current context (a server span's, while a request is served).
+fn current_context() -> opentelemetry::Context {
+    let context = tracing::Span::current().context();
+    if context.span().span_context().is_valid() {
+        context
+    } else {
+        opentelemetry::Context::current()
     }
 }
 

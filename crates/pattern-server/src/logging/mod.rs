@@ -78,18 +78,8 @@ pub fn init_with_telemetry(
     config: &LogConfig,
     telemetry: &crate::telemetry::TelemetryConfig,
 ) -> Result<(LogGuard, Option<crate::telemetry::Telemetry>), Error> {
-    // The access event repeats the request span's attributes: it is a log
-    // line, not a span event. Checked before the export starts.
-    let directives = format!(
-        "{},{}=off",
-        telemetry.filter,
-        pattern_api::middleware::ACCESS_TARGET
-    );
-    let filter = parse_filter(&directives, "the telemetry filter")?;
     let export = crate::telemetry::Telemetry::new(telemetry)?;
-    let layer = export
-        .as_ref()
-        .map(|export| export.layer().with_filter(filter));
+    let layer = export.as_ref().map(crate::telemetry::Telemetry::layer);
     let guard = install(config, layer)?;
     Ok((guard, export))
 }

@@ -20,11 +20,12 @@ pub struct TelemetryConfig {
     /// sets it.
     #[garde(inner(custom(is_endpoint)))]
     pub traces_endpoint: Option<String>,
-    /// Which spans (and events, as span events) are exported: `info` (the
-    /// request spans and what a service makes at INFO),
+    /// Which tracing spans (and events, as span events) are exported
+    /// besides the requests' server spans, which the sampler alone
+    /// decides: `info` (what a service makes at INFO),
     /// `info,my_crate=debug` (the syntax of `RUST_LOG`; the log filter does
-    /// not apply). The access log's events never are: they repeat the
-    /// request span's attributes.
+    /// not apply). The access log's events and the log's request spans
+    /// never are: they repeat the server span.
     #[garde(custom(is_filter))]
     pub filter: String,
     /// The `service.name` of every span (`OTEL_SERVICE_NAME`).

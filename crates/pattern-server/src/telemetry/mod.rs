@@ -1,9 +1,9 @@
-//! Trace export with OpenTelemetry (feature `opentelemetry`): the request
-//! spans of `pattern-api`'s stack, and any span a service makes, sent to
-//! a collector over OTLP (HTTP/protobuf).
+//! Trace export with OpenTelemetry (feature `opentelemetry`): a server
+//! span per request through `pattern-api`'s stack, and any span a service
+//! makes, sent to a collector over OTLP (HTTP/protobuf).
 //!
-//! - **Context in and out.** A request's span continues the caller's
-//!   trace (W3C `traceparent`/`tracestate`), and
+//! - **Context in and out.** A request's server span continues the
+//!   caller's trace (W3C `traceparent`/`tracestate`), and
 //!   [`pattern_api::trace_context::inject`] writes the current one into an
 //!   outgoing call's headers. The W3C propagator is installed as the
 //!   global one.
@@ -11,8 +11,10 @@
 //!   carry `http.request.method`, `http.route`, `url.path`,
 //!   `server.address`, `http.response.status_code`, and `error.type` with
 //!   an error status for a 5xx.
-//! - **Sampling.** OpenTelemetry's samplers, parent-based ratio among
-//!   them ([`Sampler`]).
+//! - **Sampling first.** OpenTelemetry's samplers, parent-based ratio
+//!   among them ([`Sampler`]), decide before a request's span is made: an
+//!   unsampled request carries its trace's ids and nothing more
+//!   ([`pattern_api::trace_context::ServerSpans`]).
 //! - **A bounded queue.** Finished spans wait in a queue of
 //!   [`TelemetryConfig::max_queue_spans`] that a task sends in batches;
 //!   when the collector is slow or gone, spans are dropped and counted
@@ -68,6 +70,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use pattern_component::component::{BoxFuture, Component, Running, StartContext};
 use pattern_error::{Error, Kind};
 use tracing::Subscriber;
+use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
 pub use config::{Sampler, TelemetryConfig};
@@ -79,6 +82,9 @@ pub use processor::{DROPPED_TOTAL, EXPORTED_TOTAL};
 #[derive(Clone, Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// The export's filter directives: the configured ones, the access
+    /// log and the log's request span left out.
+    filter: String,
     flusher: processor::Flusher,
     stats: Arc<processor::Stats>,
 }
@@ -93,6 +99,16 @@ impl Telemetry {
         let Some(endpoint) = config.traces_url() else {
             return Ok(None);
         };
+        // The access event repeats the server span's attributes: it is a
+        // log line, not a span event; the log's request span is not the
+        // server span. Checked before the export starts.
+        let filter = format!(
+            "{},{}=off,{}=off",
+            config.filter,
+            pattern_api::middleware::ACCESS_TARGET,
+            pattern_api::middleware::REQUEST_TARGET,
+        );
+        export_filter(&filter)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::new(
                 Kind::Internal,
@@ -140,32 +156,41 @@ impl Telemetry {
         );
         Ok(Some(Self {
             provider,
+            filter,
             flusher,
             stats,
         }))
     }
 
-    /// The layer that turns tracing spans into OpenTelemetry spans, for
-    /// a subscriber ([`init_with_telemetry`](crate::logging::init_with_telemetry)
-    /// adds it).
-    pub fn layer<S>(
-        &self,
-    ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+    /// The export's layer, for a subscriber
+    /// ([`init_with_telemetry`](crate::logging::init_with_telemetry) adds
+    /// it): each request's server span
+    /// ([`ServerSpans`](pattern_api::trace_context::ServerSpans)), and
+    /// the tracing spans [`TelemetryConfig::filter`] lets through as
+    /// OpenTelemetry spans (`tracing-opentelemetry`).
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
-        S: Subscriber + for<'span> LookupSpan<'span>,
+        S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync + 'static,
     {
-        // What a span costs per request is kept to its attributes: no
-        // code location or thread attributes, no busy/idle timing. The
-        // context is activated on enter (the default): that starts the
-        // span, so its events go to a started span, within its limits,
-        // instead of piling up in its builder; and OpenTelemetry's own
+        let tracer = self.provider.tracer("pattern-server");
+        // What a span costs is kept to its attributes: no code location
+        // or thread attributes, no busy/idle timing. The context is
+        // activated on enter (the default): that starts the span, so its
+        // events go to a started span, within its limits, instead of
+        // piling up in its builder; and OpenTelemetry's own
         // instrumentation sees the current context.
-        tracing_opentelemetry::layer()
-            .with_tracer(self.provider.tracer("pattern-server"))
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(tracer.clone())
             .with_error_records_to_exceptions(false)
             .with_location(false)
             .with_threads(false)
-            .with_tracked_inactivity(false)
+            .with_tracked_inactivity(false);
+        // Parsed when the export was made: the same text parses again.
+        let filter = export_filter(&self.filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        pattern_api::trace_context::ServerSpans::new(tracer)
+            .and_then(spans)
+            .with_filter(filter)
     }
 
     /// Spans sent to the collector so far.
@@ -189,6 +214,18 @@ impl Telemetry {
             .await
             .map_err(|err| Error::with_source(Kind::Unavailable, "flushing the spans", err))
     }
+}
+
+/// The export's filter from its directives.
+fn export_filter(directives: &str) -> Result<tracing_subscriber::EnvFilter, Error> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(directives)
+        .map_err(|err| {
+            Error::new(
+                Kind::InvalidInput,
+                format!("the telemetry filter `{directives}` is not a filter: {err}"),
+            )
+        })
 }
 
 /// The SDK's sampler for `config`.

@@ -20,17 +20,14 @@ use tracing_subscriber::registry::LookupSpan;
 
 use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
-/// The target of `pattern-api`'s request spans.
-#[cfg(feature = "opentelemetry")]
-const REQUEST_SPAN_TARGET: &str = "pattern_api::middleware::trace";
-
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
 /// `span` with the fields of the innermost span it happened in (its `name`
 /// first), and, while serving a request whose span that is not, the
-/// request's `request_id`. Access
-/// events carry the request's fields themselves and have no `span`. With
-/// the trace export, events in a traced span carry its `trace_id`.
+/// request's `request_id`. Access events carry the request's fields
+/// themselves and have no `span`. With the trace export, events in a
+/// trace (an exported span, or a request's server span) carry its
+/// `trace_id`.
 pub(super) struct JsonLayer<W> {
     writer: W,
     /// The subscriber this layer is part of, to read the trace a span
@@ -101,15 +98,6 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // With the trace export, the request span is made at INFO for
-        // every request: its fields are the access line's, and every event
-        // while serving it names the request id, so they are not rendered
-        // per request.
-        #[cfg(feature = "opentelemetry")]
-        if attrs.metadata().target() == REQUEST_SPAN_TARGET && attrs.metadata().name() == "request"
-        {
-            return;
-        }
         let Some(span) = ctx.span(id) else { return };
         let mut fields = String::with_capacity(96);
         fields.push_str("\"name\":");
@@ -168,15 +156,19 @@ where
             }
             // Access events name their trace themselves.
             #[cfg(feature = "opentelemetry")]
-            if meta.target() != ACCESS_TARGET
-                && let Some(dispatch) = self.dispatch.get().and_then(|weak| weak.upgrade())
-                && let Some(scope) = ctx.event_scope(event)
-            {
-                // The innermost span the export sees names the trace.
-                for span in scope {
-                    if trace_id(line, &span.id(), &dispatch) {
-                        break;
-                    }
+            if meta.target() != ACCESS_TARGET {
+                // The innermost span the export sees names the trace; else
+                // the current context (a request's server span).
+                let in_span = self
+                    .dispatch
+                    .get()
+                    .and_then(|weak| weak.upgrade())
+                    .zip(ctx.event_scope(event))
+                    .is_some_and(|(dispatch, mut scope)| {
+                        scope.any(|span| trace_id(line, &span.id(), &dispatch))
+                    });
+                if !in_span {
+                    opentelemetry::Context::map_current(|context| write_trace_id(line, context));
                 }
             }
             line.push_str("}\n");
@@ -189,10 +181,15 @@ where
 /// trace (the subscriber has the export's layer); whether it did.
 #[cfg(feature = "opentelemetry")]
 fn trace_id(line: &mut String, id: &Id, dispatch: &tracing::Dispatch) -> bool {
+    tracing_opentelemetry::get_otel_context(id, dispatch)
+        .is_some_and(|context| write_trace_id(line, &context))
+}
+
+/// Appends `,"trace_id":"…"` when `context` belongs to a trace; whether
+/// it did.
+#[cfg(feature = "opentelemetry")]
+fn write_trace_id(line: &mut String, context: &opentelemetry::Context) -> bool {
     use opentelemetry::trace::TraceContextExt as _;
-    let Some(context) = tracing_opentelemetry::get_otel_context(id, dispatch) else {
-        return false;
-    };
     let span = context.span();
     let span_context = span.span_context();
     if !span_context.is_valid() {
