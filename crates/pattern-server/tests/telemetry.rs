@@ -209,7 +209,7 @@ async fn request_spans_reach_an_otlp_receiver() {
                     }
                 }),
             )
-            .route("/v1/hang", get(|| std::future::pending::<()>()))
+            .route("/v1/hang", get(std::future::pending::<()>))
             .route(
                 "/v1/echo",
                 get(|| async {
@@ -535,10 +535,7 @@ async fn request_spans_reach_an_otlp_receiver() {
             let trace = format!("{:032x}", 0xabc0_0000_u64 + u64::from(i) + 1);
             let flags = if i % 2 == 0 { "01" } else { "00" };
             let answer = client
-                .request(traced(
-                    "/v1/echo",
-                    &format!("00-{trace}-{parent}-{flags}"),
-                ))
+                .request(traced("/v1/echo", &format!("00-{trace}-{parent}-{flags}")))
                 .await;
             (trace, flags, answer.assert_status(200).text())
         }

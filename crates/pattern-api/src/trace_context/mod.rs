@@ -46,16 +46,52 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// Reads propagation headers.
-struct HeaderExtractor<'a>(&'a HeaderMap);
+/// Reads propagation headers as W3C trace context says: a `traceparent`
+/// sent more than once is no parent at all (which one would be the
+/// caller's?), and the values of a `tracestate` sent more than once are
+/// one list, in order.
+struct HeaderExtractor<'a> {
+    headers: &'a HeaderMap,
+    /// The `tracestate` values joined, when there is more than one.
+    tracestate: Option<String>,
+}
+
+impl<'a> HeaderExtractor<'a> {
+    fn new(headers: &'a HeaderMap) -> Self {
+        let tracestate = headers.get_all("tracestate").iter().nth(1).map(|_| {
+            // A value that is not text spoils the list: none is kept.
+            headers
+                .get_all("tracestate")
+                .iter()
+                .map(http::HeaderValue::to_str)
+                .collect::<Result<Vec<_>, _>>()
+                .map(|values| values.join(","))
+                .unwrap_or_default()
+        });
+        Self {
+            headers,
+            tracestate,
+        }
+    }
+}
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+        if key.eq_ignore_ascii_case("tracestate")
+            && let Some(joined) = &self.tracestate
+        {
+            return Some(joined);
+        }
+        let mut values = self.headers.get_all(key).iter();
+        let value = values.next()?;
+        if values.next().is_some() && key.eq_ignore_ascii_case("traceparent") {
+            return None;
+        }
+        value.to_str().ok()
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
+        self.headers.keys().map(http::HeaderName::as_str).collect()
     }
 }
 
@@ -76,7 +112,7 @@ impl Injector for HeaderInjector<'_> {
 /// W3C propagator), as the global propagator reads it; empty without one.
 pub fn extract(headers: &HeaderMap) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(headers))
+        propagator.extract(&HeaderExtractor::new(headers))
     })
 }
 
@@ -129,7 +165,7 @@ mod tests {
                 .unwrap(),
         );
         let w3c = TraceContextPropagator::new();
-        let context = w3c.extract(&HeaderExtractor(&headers));
+        let context = w3c.extract(&HeaderExtractor::new(&headers));
         let span = context.span();
         assert_eq!(
             span.span_context().trace_id().to_string(),
@@ -141,7 +177,45 @@ mod tests {
         // A value a header cannot hold is left out, not a panic.
         HeaderInjector(&mut out).set("traceparent", "bad\nvalue".to_owned());
         assert_eq!(out["traceparent"], headers["traceparent"]);
-        assert_eq!(HeaderExtractor(&out).keys(), ["traceparent", "tracestate"]);
+        assert_eq!(
+            HeaderExtractor::new(&out).keys(),
+            ["traceparent", "tracestate"]
+        );
+    }
+
+    #[test]
+    fn repeated_headers_as_w3c_trace_context_says() {
+        let w3c = TraceContextPropagator::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut headers = HeaderMap::new();
+        headers.append("traceparent", parent.parse().unwrap());
+        headers.append("tracestate", "a=1,b=2".parse().unwrap());
+        headers.append("tracestate", "c=3".parse().unwrap());
+        let context = w3c.extract(&HeaderExtractor::new(&headers));
+        let span = context.span();
+        assert!(span.span_context().is_valid());
+        assert_eq!(span.span_context().trace_state().header(), "a=1,b=2,c=3");
+        // Two parents: none is the caller's.
+        headers.append(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                .parse()
+                .unwrap(),
+        );
+        let context = w3c.extract(&HeaderExtractor::new(&headers));
+        assert!(!context.span().span_context().is_valid());
+        // A list value that is not text: no list, the parent stands.
+        let mut headers = HeaderMap::new();
+        headers.append("traceparent", parent.parse().unwrap());
+        headers.append("tracestate", "a=1".parse().unwrap());
+        headers.append(
+            "tracestate",
+            http::HeaderValue::from_bytes(b"b=\xff").unwrap(),
+        );
+        let context = w3c.extract(&HeaderExtractor::new(&headers));
+        let span = context.span();
+        assert!(span.span_context().is_valid());
+        assert_eq!(span.span_context().trace_state().header(), "");
     }
 
     #[test]
