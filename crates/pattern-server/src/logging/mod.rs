@@ -70,8 +70,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard, Error> {
 /// Installs the log subscriber as [`init`] does, with the trace export
 /// `telemetry` describes beside it (its own filter,
 /// [`TelemetryConfig::filter`](crate::telemetry::TelemetryConfig::filter));
-/// the export is `None` when `telemetry` has no endpoint. Called inside a
-/// tokio runtime.
+/// the export is `None` when `telemetry` has no endpoint.
 #[cfg(feature = "opentelemetry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
 pub fn init_with_telemetry(

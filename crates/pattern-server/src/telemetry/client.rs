@@ -1,7 +1,6 @@
 //! The OTLP exporter's HTTP client: one HTTP/1.1 request per batch over a
 //! fresh connection, on hyper (already the server's), so the export needs
-//! no second HTTP stack. It runs in the export task, on the service's
-//! runtime.
+//! no second HTTP stack. It runs in the export task, on its thread.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -16,8 +16,9 @@
 //!   unsampled request carries its trace's ids and nothing more
 //!   ([`pattern_api::trace_context::ServerSpans`]).
 //! - **A bounded queue.** Finished spans wait in a queue of
-//!   [`TelemetryConfig::max_queue_spans`] that a task sends in batches;
-//!   when the collector is slow or gone, spans are dropped and counted
+//!   [`TelemetryConfig::max_queue_spans`] that a thread of its own
+//!   encodes and sends in batches (a request thread never does); when the
+//!   collector is slow or gone, spans are dropped and counted
 //!   (`otel_spans_dropped_total{reason}`), and requests never wait.
 //! - **Trace ids where people look.** JSON log lines carry `trace_id`
 //!   (logging) and problem bodies too (`pattern-api`).
@@ -28,7 +29,7 @@
 //!   spans' resource has `OTEL_RESOURCE_ATTRIBUTES` and `telemetry.sdk.*`
 //!   (its `service.name` is the configured one).
 //!
-//! Set it up with the logs, in one call, inside the runtime; the
+//! Set it up with the logs, in one call; the
 //! [`Telemetry`] is a component that sends what is queued when it stops:
 //!
 //! ```no_run
@@ -91,9 +92,9 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// The export `config` describes, or `None` when it names no address.
-    /// Sets the global propagator to W3C trace context. Called inside a
-    /// tokio runtime, whose task sends the spans; an error for invalid
-    /// settings or outside a runtime.
+    /// Sets the global propagator to W3C trace context. The spans are
+    /// encoded and sent by a thread of its own (`trace-export`); an error
+    /// for invalid settings, or when that thread cannot start.
     pub fn new(config: &TelemetryConfig) -> Result<Option<Self>, Error> {
         let config = config.clone().checked()?;
         let Some(endpoint) = config.traces_url() else {
@@ -109,12 +110,6 @@ impl Telemetry {
             pattern_api::middleware::REQUEST_TARGET,
         );
         export_filter(&filter)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
-                Kind::Internal,
-                "the trace export starts inside a tokio runtime",
-            )
-        })?;
         let timeout = Duration::from_millis(config.export_timeout_ms);
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -122,10 +117,9 @@ impl Telemetry {
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(endpoint)
             .with_timeout(timeout)
-            // No retries: a batch that fails is dropped and counted. The
-            // exporter's own retries would wait with a thread sleep (its
-            // tokio timer is a feature left off), blocking the runtime
-            // while the collector is down.
+            // No retries: a batch that fails is dropped and counted (the
+            // exporter's own would wait with a thread sleep, its tokio
+            // timer being a feature left off, and hold up the next batch).
             .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
             .build()
             .map_err(|err| Error::with_source(Kind::InvalidInput, "the OTLP exporter", err))?;
@@ -143,8 +137,9 @@ impl Telemetry {
                 interval: Duration::from_millis(config.export_interval_ms),
                 timeout,
             },
-            &runtime,
-        );
+            processor::Runner::Thread,
+        )
+        .map_err(|err| Error::with_source(Kind::Internal, "starting the trace export", err))?;
         let flusher = queue.flusher();
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler(&config))

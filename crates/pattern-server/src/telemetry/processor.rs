@@ -1,6 +1,7 @@
-//! The export queue: finished spans go into a bounded queue that a task on
-//! the service's runtime empties in batches. A full queue drops the span
-//! (counted), so a slow or absent collector never slows a request.
+//! The export queue: finished spans go into a bounded queue that a task
+//! empties in batches, on a thread of its own (encoding a batch takes
+//! milliseconds a request thread would not serve). A full queue drops the
+//! span (counted), so a slow or absent collector never slows a request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,6 +57,17 @@ pub(super) struct Queue {
     timeout: Duration,
 }
 
+/// Where the export task runs.
+#[derive(Debug)]
+pub(super) enum Runner {
+    /// A thread of its own, named `trace-export`, with a one-thread
+    /// runtime: the service's threads never encode nor send.
+    Thread,
+    /// A runtime's (the tests', whose time is paused).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Runtime(tokio::runtime::Handle),
+}
+
 /// How the export task batches.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Batching {
@@ -66,12 +78,13 @@ pub(super) struct Batching {
 }
 
 impl Queue {
-    /// The queue, and its export task spawned on `runtime`.
+    /// The queue, and its export task started where `runner` says; an
+    /// error when its thread cannot start.
     pub(super) fn start<E: SpanExporter + 'static>(
         exporter: E,
         batching: Batching,
-        runtime: &tokio::runtime::Handle,
-    ) -> (Self, Arc<Stats>) {
+        runner: Runner,
+    ) -> std::io::Result<(Self, Arc<Stats>)> {
         let (spans, receiver) = mpsc::channel(batching.max_queue);
         let (flushes, flush_receiver) = mpsc::channel(4);
         let stats = Arc::new(Stats::default());
@@ -82,7 +95,20 @@ impl Queue {
             stats: stats.clone(),
             failing: false,
         };
-        runtime.spawn(task.run(receiver, flush_receiver));
+        let run = task.run(receiver, flush_receiver);
+        match runner {
+            Runner::Runtime(runtime) => drop(runtime.spawn(run)),
+            Runner::Thread => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                // Ends when the task does: at the last flush, or when the
+                // queue is dropped.
+                std::thread::Builder::new()
+                    .name("trace-export".to_owned())
+                    .spawn(move || runtime.block_on(run))?;
+            }
+        }
         let queue = Self {
             spans,
             flushes,
@@ -90,7 +116,7 @@ impl Queue {
             ended: AtomicBool::new(false),
             timeout: batching.timeout,
         };
-        (queue, stats)
+        Ok((queue, stats))
     }
 
     /// A handle that flushes from async code (the component's stop).
@@ -109,10 +135,10 @@ impl Queue {
         self.flushes
             .try_send(Flush { last, done })
             .map_err(|_| OTelSdkError::InternalFailure("the export task is busy or gone".into()))?;
-        // On a runtime thread, waiting would hold the very thread the
-        // export task may need (a one-thread runtime, or a worker whose
-        // next task it is): the flush is asked for, not waited for. Async
-        // code awaits it through the component's stop.
+        // On a runtime thread, waiting would hold a thread requests need
+        // (and, with the task on the runtime, the very thread it may need):
+        // the flush is asked for, not waited for. Async code awaits it
+        // through the component's stop.
         if tokio::runtime::Handle::try_current().is_ok() {
             return Ok(());
         }
@@ -342,7 +368,8 @@ mod tests {
 
     /// A provider over the queue; its tracer ends `n` spans at once.
     fn provider(exporter: Fake, batching: Batching) -> (SdkTracerProvider, Flusher, Arc<Stats>) {
-        let (queue, stats) = Queue::start(exporter, batching, &tokio::runtime::Handle::current());
+        let runner = Runner::Runtime(tokio::runtime::Handle::current());
+        let (queue, stats) = Queue::start(exporter, batching, runner).unwrap();
         let flusher = queue.flusher();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(queue)
@@ -415,6 +442,26 @@ mod tests {
         assert!(flusher.flush(false).await.is_err());
         assert_eq!(stats.export_failed.load(Ordering::Relaxed), 5);
         assert_eq!(stats.queue_full.load(Ordering::Relaxed), 0);
+    }
+
+    /// On its own thread, the export needs no runtime of the service's:
+    /// here there is none at all.
+    #[test]
+    fn the_export_thread_sends_without_the_services_runtime() {
+        let exporter = Fake::default();
+        let batches = exporter.batches.clone();
+        let (queue, stats) = Queue::start(exporter, batching(64, 4), Runner::Thread).unwrap();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(queue)
+            .build();
+        end_spans(&provider, 10);
+        provider.force_flush().unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
+        assert_eq!(*batches.lock().unwrap(), [4, 4, 2]);
+        // Shut down, the thread ends; later spans are counted, not sent.
+        provider.shutdown().unwrap();
+        end_spans(&provider, 2);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
