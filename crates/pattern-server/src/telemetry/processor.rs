@@ -3,14 +3,14 @@
 //! milliseconds a request thread would not serve). A full queue drops the
 //! span (counted), so a slow or absent collector never slows a request.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Counter of spans sent to the collector.
 pub const EXPORTED_TOTAL: &str = "otel_spans_exported_total";
@@ -46,10 +46,42 @@ struct Flush {
     done: oneshot::Sender<OTelSdkResult>,
 }
 
+/// The spans waiting for the export task, and how it is woken: once a
+/// batch is full, not per span (a wake per span was a system call and a
+/// thread switch each).
+#[derive(Debug)]
+struct Waiting {
+    spans: Mutex<Vec<SpanData>>,
+    max_queue: usize,
+    max_batch: usize,
+    /// A full batch waits.
+    full: Notify,
+    /// Set at the last flush: later spans are not sent (counted).
+    ended: AtomicBool,
+}
+
+impl Waiting {
+    /// At most a batch of what waits, oldest first.
+    fn take_batch(&self) -> Vec<SpanData> {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if spans.len() <= self.max_batch {
+            return std::mem::take(&mut *spans);
+        }
+        spans.drain(..self.max_batch).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
 /// The span processor: a bounded queue in front of the export task.
 #[derive(Debug)]
 pub(super) struct Queue {
-    spans: mpsc::Sender<SpanData>,
+    waiting: Arc<Waiting>,
     flushes: mpsc::Sender<Flush>,
     stats: Arc<Stats>,
     /// Set once the task has been told to end.
@@ -85,7 +117,13 @@ impl Queue {
         batching: Batching,
         runner: Runner,
     ) -> std::io::Result<(Self, Arc<Stats>)> {
-        let (spans, receiver) = mpsc::channel(batching.max_queue);
+        let waiting = Arc::new(Waiting {
+            spans: Mutex::new(Vec::new()),
+            max_queue: batching.max_queue,
+            max_batch: batching.max_batch,
+            full: Notify::new(),
+            ended: AtomicBool::new(false),
+        });
         let (flushes, flush_receiver) = mpsc::channel(4);
         let stats = Arc::new(Stats::default());
         register_counters();
@@ -95,7 +133,7 @@ impl Queue {
             stats: stats.clone(),
             failing: false,
         };
-        let run = task.run(receiver, flush_receiver);
+        let run = task.run(waiting.clone(), flush_receiver);
         match runner {
             Runner::Runtime(runtime) => drop(runtime.spawn(run)),
             Runner::Thread => {
@@ -103,14 +141,14 @@ impl Queue {
                     .enable_all()
                     .build()?;
                 // Ends when the task does: at the last flush, or when the
-                // queue is dropped.
+                // queue and its flushers are dropped.
                 std::thread::Builder::new()
                     .name("trace-export".to_owned())
                     .spawn(move || runtime.block_on(run))?;
             }
         }
         let queue = Self {
-            spans,
+            waiting,
             flushes,
             stats: stats.clone(),
             ended: AtomicBool::new(false),
@@ -197,16 +235,29 @@ impl SpanProcessor for Queue {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.spans.try_send(span) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let waiting = &*self.waiting;
+        // Ended: spans after the last flush are not sent (counted).
+        if waiting.ended.load(Ordering::Acquire) {
+            self.stats.after_stop.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(DROPPED_TOTAL, "reason" => "shutdown").increment(1);
+            return;
+        }
+        let queued = {
+            let mut spans = waiting.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            if spans.len() >= waiting.max_queue {
+                None
+            } else {
+                spans.push(span);
+                Some(spans.len())
+            }
+        };
+        match queued {
+            // The task is woken once per batch.
+            Some(len) if len == waiting.max_batch => waiting.full.notify_one(),
+            Some(_) => {}
+            None => {
                 self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(DROPPED_TOTAL, "reason" => "queue_full").increment(1);
-            }
-            // Ended: spans after the last flush are not sent (counted).
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.stats.after_stop.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(DROPPED_TOTAL, "reason" => "shutdown").increment(1);
             }
         }
     }
@@ -236,49 +287,38 @@ struct Task<E> {
 }
 
 impl<E: SpanExporter> Task<E> {
-    async fn run(
-        mut self,
-        mut spans: mpsc::Receiver<SpanData>,
-        mut flushes: mpsc::Receiver<Flush>,
-    ) {
-        let mut batch = Vec::with_capacity(self.batching.max_batch.min(4096));
+    async fn run(mut self, waiting: Arc<Waiting>, mut flushes: mpsc::Receiver<Flush>) {
         // A span waits at most an interval for its batch to fill.
         let interval = self.batching.interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                span = spans.recv() => match span {
-                    Some(span) => {
-                        batch.push(span);
-                        if batch.len() >= self.batching.max_batch {
-                            let _ = self.export(&mut batch).await;
-                            ticks.reset();
-                        }
+                () = waiting.full.notified() => {
+                    // Full batches only; the rest waits for the tick. (A
+                    // wake for a batch sent already finds less.)
+                    let mut sent = false;
+                    while waiting.len() >= self.batching.max_batch {
+                        let _ = self.export(waiting.take_batch()).await;
+                        sent = true;
                     }
-                    None => {
-                        let _ = self.export(&mut batch).await;
-                        return;
+                    if sent {
+                        ticks.reset();
                     }
-                },
+                }
                 _ = ticks.tick() => {
-                    let _ = self.export(&mut batch).await;
+                    let _ = self.send_queued(&waiting).await;
                 }
                 flush = flushes.recv() => {
                     let Some(Flush { last, done }) = flush else {
-                        let _ = self.export(&mut batch).await;
+                        // The queue and its flushers are gone.
+                        let _ = self.send_queued(&waiting).await;
                         return;
                     };
-                    // What is queued now, not what keeps coming.
-                    let queued = spans.len();
-                    for _ in 0..queued {
-                        let Ok(span) = spans.try_recv() else { break };
-                        batch.push(span);
-                        if batch.len() >= self.batching.max_batch {
-                            let _ = self.export(&mut batch).await;
-                        }
+                    if last {
+                        waiting.ended.store(true, Ordering::Release);
                     }
-                    let result = self.export(&mut batch).await;
+                    let result = self.send_queued(&waiting).await;
                     if last {
                         let _ = self.exporter.shutdown_with_timeout(self.batching.timeout);
                         let _ = done.send(result);
@@ -290,15 +330,26 @@ impl<E: SpanExporter> Task<E> {
         }
     }
 
-    /// Sends `batch` (emptying it), within the export timeout.
-    async fn export(&mut self, batch: &mut Vec<SpanData>) -> OTelSdkResult {
+    /// Sends what is queued now (not what keeps coming), in batches; the
+    /// last batch's result.
+    async fn send_queued(&mut self, waiting: &Waiting) -> OTelSdkResult {
+        let mut batches = waiting.len().div_ceil(self.batching.max_batch.max(1));
+        let mut result = Ok(());
+        while batches > 0 {
+            batches -= 1;
+            result = self.export(waiting.take_batch()).await;
+        }
+        result
+    }
+
+    /// Sends `batch`, within the export timeout.
+    async fn export(&mut self, batch: Vec<SpanData>) -> OTelSdkResult {
         if batch.is_empty() {
             return Ok(());
         }
         let count = batch.len() as u64;
-        let sent = std::mem::replace(batch, Vec::with_capacity(self.batching.max_batch.min(4096)));
         let result =
-            match tokio::time::timeout(self.batching.timeout, self.exporter.export(sent)).await {
+            match tokio::time::timeout(self.batching.timeout, self.exporter.export(batch)).await {
                 Ok(result) => result,
                 Err(_) => Err(OTelSdkError::Timeout(self.batching.timeout)),
             };
@@ -429,6 +480,24 @@ mod tests {
         assert_eq!(stats.queue_full.load(Ordering::Relaxed), 0);
         assert_eq!(stats.after_stop.load(Ordering::Relaxed), 5);
         assert!(flusher.flush(false).await.is_err(), "the task is gone");
+    }
+
+    /// A full batch goes at once; a partial one waits for the interval.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_full_batch_goes_without_waiting_for_the_interval() {
+        let exporter = Fake::default();
+        let batches = exporter.batches.clone();
+        let (provider, _flusher, stats) = provider(exporter, batching(64, 4));
+        end_spans(&provider, 3);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 0);
+        end_spans(&provider, 6);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(*batches.lock().unwrap(), [4, 4]);
+        // The last one, at the interval.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*batches.lock().unwrap(), [4, 4, 1]);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 9);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
