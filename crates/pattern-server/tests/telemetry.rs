@@ -211,6 +211,13 @@ async fn request_spans_reach_an_otlp_receiver() {
             )
             .route("/v1/hang", get(std::future::pending::<()>))
             .route(
+                "/v1/complain",
+                get(|| async {
+                    tracing::error!("the cache is gone");
+                    "served anyway"
+                }),
+            )
+            .route(
                 "/v1/echo",
                 get(|| async {
                     // Other requests are served between these polls: each
@@ -312,6 +319,15 @@ async fn request_spans_reach_an_otlp_receiver() {
         ))
         .await;
     let onward = onward.assert_status(200).text();
+    // An ERROR logged while answering 200: the span is an error.
+    let complained = "99990000999900009999000099990000";
+    client
+        .request(traced(
+            "/v1/complain",
+            &format!("00-{complained}-{parent}-01"),
+        ))
+        .await
+        .assert_status(200);
     export.flush().await.unwrap();
 
     let spans = spans_of(&received, trace);
@@ -413,8 +429,24 @@ async fn request_spans_reach_an_otlp_receiver() {
         "{lookup:#?}"
     );
     assert!(server_span.events.iter().all(|e| e.name != "looked up"));
+    let complaint = spans_of(&received, complained);
+    assert_eq!(complaint.len(), 1, "{complaint:#?}");
+    assert_eq!(
+        complaint[0].status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(
+        attribute(&complaint[0], "http.response.status_code"),
+        Some(Value::IntValue(200))
+    );
+    assert!(
+        complaint[0]
+            .events
+            .iter()
+            .any(|e| e.name == "the cache is gone")
+    );
     assert_eq!(export.dropped(), 0);
-    assert_eq!(export.exported(), 5);
+    assert_eq!(export.exported(), 6);
 
     // The access lines carry the trace ids.
     let lines = std::fs::read_to_string(&log).unwrap_or_default();
@@ -540,6 +572,7 @@ async fn request_spans_reach_an_otlp_receiver() {
             (trace, flags, answer.assert_status(200).text())
         }
     });
+    let mut traces = std::collections::HashSet::new();
     for (trace, flags, seen) in futures_util::future::join_all(calls).await {
         let seen: Vec<&str> = seen.split(' ').collect();
         assert_eq!(seen.len(), 3);
@@ -551,9 +584,15 @@ async fn request_spans_reach_an_otlp_receiver() {
             );
             assert_eq!(traceparent, &seen[0], "one server span per request");
         }
+        traces.insert(trace);
     }
     let fresh = client.get("/v1/echo").await.assert_status(200).text();
-    assert!(!fresh.contains("-0000000000000000000000000abc"), "{fresh}");
+    let fresh_trace = fresh.split('-').nth(1).expect("a traceparent");
+    assert_eq!(fresh_trace.len(), 32, "{fresh}");
+    assert!(
+        !traces.contains(fresh_trace),
+        "{fresh} continues another request's trace"
+    );
     // A request dropped before its answer: its span ends as cancelled.
     let hanging = client.request(traced(
         "/v1/hang",

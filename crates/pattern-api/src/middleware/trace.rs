@@ -290,7 +290,7 @@ impl Finish for Finished {
         let Self { access, span } = self;
         #[cfg(feature = "opentelemetry")]
         let trace_hex = server
-            .map(|server| server.finish(response.status()))
+            .and_then(|server| server.finish(response.status()))
             .map(crate::trace_context::hex);
         #[cfg(feature = "opentelemetry")]
         let trace_id = trace_hex.as_ref().map(crate::trace_context::as_str);

@@ -22,8 +22,12 @@
 //!   error status for a 5xx; a request dropped before its answer (its
 //!   client left) ends as an error of type `cancelled`;
 //! - its context is current while the request is served: spans made
-//!   inside are its children, events logged outside them its events, and
-//!   `opentelemetry::Context::current()` reaches it (to add attributes);
+//!   inside are its children, events logged outside them its events (an
+//!   ERROR event marks it an error), and
+//!   `opentelemetry::Context::current().span()` reaches it (to add
+//!   attributes). A task spawned while serving takes the trace along with
+//!   OpenTelemetry's `FutureExt::with_current_context`; the log's request
+//!   span, which `in_current_span` takes along, is not the server span;
 //! - its trace id is in every problem body, beside the request id
 //!   ([`Problem::trace_id`](crate::problem::Problem::trace_id)), and in
 //!   the access event.
@@ -31,8 +35,9 @@
 //! An outgoing call carries its context: [`ClientTraceLayer`] gives each
 //! call a client span and writes it into the call's headers (under a
 //! retry layer, one span per attempt, all under the caller's), or
-//! [`inject`] writes the current context. Without the feature, none of
-//! this is compiled.
+//! [`inject`] writes the current context. Without [`ServerSpans`] in the
+//! subscriber no server span is made (the log's request span is never
+//! one); without the feature, none of this is compiled.
 
 mod client;
 mod server;

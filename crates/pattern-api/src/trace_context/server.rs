@@ -45,11 +45,12 @@ where
 {
     /// An event no exported span holds is an event of the current server
     /// span, if it is sampled.
+    /// An ERROR event marks the span an error, as in an exported span.
     fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
         if ctx.event_span(event).is_some() || RECORDING.get() {
             return; // the exported span it is in has it; or an event of the SDK's own
         }
-        RECORDING.set(true);
+        let _recording = Recording::start();
         Context::map_current(|cx| {
             let span = cx.span();
             if !span.is_recording() {
@@ -66,7 +67,26 @@ where
             event.record(&mut fields);
             let name = fields.name.unwrap_or_else(|| meta.name().to_owned());
             span.add_event(name, fields.attributes);
+            if *meta.level() == tracing::Level::ERROR {
+                span.set_status(Status::error(""));
+            }
         });
+    }
+}
+
+/// Set while an event is added to a span, until dropped (a field's
+/// `Debug` that panics leaves it unset).
+struct Recording;
+
+impl Recording {
+    fn start() -> Self {
+        RECORDING.set(true);
+        Self
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
         RECORDING.set(false);
     }
 }
@@ -133,10 +153,10 @@ const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent
 #[derive(Debug)]
 pub(crate) struct ServerSpan {
     context: Context,
-    sampled: Option<Described>,
+    recorded: Option<Described>,
 }
 
-/// What a sampled server span is named and described with at its end.
+/// What a recorded server span is named and described with at its end.
 #[derive(Debug)]
 struct Described {
     method: http::Method,
@@ -165,18 +185,18 @@ impl ServerSpan {
             };
             let builder = spans.tracer.span_builder(name).with_kind(SpanKind::Server);
             let span = spans.tracer.build_with_context(builder, &parent);
-            if !span.span_context().is_sampled() {
+            if !span.is_recording() {
                 // Not recorded: its context alone is kept, for the spans
                 // and calls made while serving the request.
                 let context = parent.with_remote_span_context(span.span_context().clone());
                 return Some(Self {
                     context,
-                    sampled: None,
+                    recorded: None,
                 });
             }
             Some(Self {
                 context: parent.with_span(span),
-                sampled: Some(Described {
+                recorded: Some(Described {
                     method: req.method().clone(),
                     uri: req.uri().clone(),
                     route: req.extensions().get().cloned(),
@@ -197,16 +217,17 @@ impl ServerSpan {
     }
 
     /// Ends the span with `status`: named, described and ended if it is
-    /// sampled, a 5xx marked an error (its status as `error.type`). Its
-    /// trace id.
-    pub(crate) fn finish(mut self, status: http::StatusCode) -> TraceId {
+    /// recorded, a 5xx marked an error (its status as `error.type`). Its
+    /// trace id, if it has one (not after the export's shutdown).
+    pub(crate) fn finish(mut self, status: http::StatusCode) -> Option<TraceId> {
         self.end(Some(status))
     }
 
-    fn end(&mut self, status: Option<http::StatusCode>) -> TraceId {
+    fn end(&mut self, status: Option<http::StatusCode>) -> Option<TraceId> {
         let span = self.context.span();
-        let trace_id = span.span_context().trace_id();
-        let Some(described) = self.sampled.take() else {
+        let span_context = span.span_context();
+        let trace_id = span_context.is_valid().then(|| span_context.trace_id());
+        let Some(described) = self.recorded.take() else {
             return trace_id;
         };
         let route = described
@@ -262,7 +283,7 @@ impl ServerSpan {
 
 impl Drop for ServerSpan {
     fn drop(&mut self) {
-        if self.sampled.is_some() {
+        if self.recorded.is_some() {
             let _ = self.end(None);
         }
     }
@@ -340,6 +361,163 @@ pub(crate) fn as_str(hex: &[u8; 32]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use opentelemetry::trace::{Link, TraceState, TracerProvider as _};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{
+        Sampler, SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample, SpanData,
+        SpanProcessor,
+    };
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// The spans that end, kept.
+    #[derive(Clone, Debug, Default)]
+    struct Ended(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanProcessor for Ended {
+        fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
+
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    /// Records every span without sampling it.
+    #[derive(Clone, Debug)]
+    struct RecordOnly;
+
+    impl ShouldSample for RecordOnly {
+        fn should_sample(
+            &self,
+            _: Option<&Context>,
+            _: TraceId,
+            _: &str,
+            _: &SpanKind,
+            _: &[KeyValue],
+            _: &[Link],
+        ) -> SamplingResult {
+            SamplingResult {
+                decision: SamplingDecision::RecordOnly,
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            }
+        }
+    }
+
+    /// Serves `req` as far as its server span goes (made, then finished
+    /// with `status`) under a subscriber with a provider of `sampler`: the
+    /// trace id the access log would name, and the spans that ended.
+    fn serve(
+        sampler: impl ShouldSample + 'static,
+        shut_down: bool,
+        req: &http::Request<()>,
+        status: Option<http::StatusCode>,
+    ) -> (Option<TraceId>, Vec<SpanData>) {
+        let ended = Ended::default();
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_span_processor(ended.clone())
+            .build();
+        let tracer = provider.tracer("test");
+        if shut_down {
+            provider.shutdown().unwrap();
+        }
+        let subscriber = tracing_subscriber::registry().with(ServerSpans::new(tracer));
+        let trace_id = tracing::subscriber::with_default(subscriber, || {
+            let span = ServerSpan::begin(req).expect("ServerSpans is in the subscriber");
+            match status {
+                Some(status) => span.finish(status),
+                None => {
+                    drop(span);
+                    None
+                }
+            }
+        });
+        let spans = ended.0.lock().unwrap().clone();
+        (trace_id, spans)
+    }
+
+    fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn a_recorded_span_is_described_and_an_unrecorded_one_keeps_its_ids() {
+        let req = http::Request::builder()
+            .uri("/v1/items?page=2")
+            .header("host", "api.example:8080")
+            .body(())
+            .unwrap();
+        let (id, spans) = serve(
+            Sampler::AlwaysOn,
+            false,
+            &req,
+            Some(http::StatusCode::BAD_GATEWAY),
+        );
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(Some(span.span_context.trace_id()), id);
+        assert_eq!(span.name, "GET");
+        assert_eq!(span.span_kind, SpanKind::Server);
+        assert_eq!(attribute(span, "url.path").unwrap().as_str(), "/v1/items");
+        assert_eq!(attribute(span, "url.query").unwrap().as_str(), "page=2");
+        assert_eq!(attribute(span, "server.port"), Some(&8080_i64.into()));
+        assert_eq!(attribute(span, "error.type").unwrap().as_str(), "502");
+        assert!(matches!(span.status, Status::Error { .. }));
+
+        // Recorded but not sampled (a sampler's RecordOnly): described and
+        // ended all the same, for the processors that want it.
+        let (id, spans) = serve(RecordOnly, false, &req, Some(http::StatusCode::OK));
+        assert_eq!(spans.len(), 1);
+        assert!(!spans[0].span_context.is_sampled());
+        assert_eq!(
+            attribute(&spans[0], "http.response.status_code"),
+            Some(&200_i64.into())
+        );
+        assert!(id.is_some());
+
+        // Not recorded: nothing ends, the ids stay for the logs and calls.
+        let (id, spans) = serve(Sampler::AlwaysOff, false, &req, Some(http::StatusCode::OK));
+        assert!(spans.is_empty());
+        assert!(id.is_some_and(|id| id != TraceId::INVALID));
+
+        // Dropped before its answer: cancelled.
+        let (_, spans) = serve(Sampler::AlwaysOn, false, &req, None);
+        assert_eq!(
+            attribute(&spans[0], "error.type").unwrap().as_str(),
+            "cancelled"
+        );
+        assert_eq!(attribute(&spans[0], "http.response.status_code"), None);
+
+        // After the export's shutdown: no trace, so no id (not zeros).
+        let (id, spans) = serve(Sampler::AlwaysOn, true, &req, Some(http::StatusCode::OK));
+        assert_eq!(id, None);
+        assert!(spans.is_empty());
+    }
+
+    #[test]
+    fn no_server_span_without_the_layer() {
+        let req = http::Request::new(());
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(ServerSpan::begin(&req).is_none());
+        });
+        assert!(ServerSpan::begin(&req).is_none());
+    }
 
     #[test]
     fn names_and_addresses() {

@@ -51,30 +51,49 @@ struct Flush {
 /// thread switch each).
 #[derive(Debug)]
 struct Waiting {
-    spans: Mutex<Vec<SpanData>>,
+    pending: Mutex<Pending>,
     max_queue: usize,
     max_batch: usize,
     /// A full batch waits.
     full: Notify,
-    /// Set at the last flush: later spans are not sent (counted).
-    ended: AtomicBool,
+}
+
+/// What the lock guards: the spans, and whether the last flush took them
+/// (a span ended after it is not sent, and counted).
+#[derive(Debug, Default)]
+struct Pending {
+    spans: Vec<SpanData>,
+    ended: bool,
 }
 
 impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// At most a batch of what waits, oldest first.
     fn take_batch(&self) -> Vec<SpanData> {
-        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        if spans.len() <= self.max_batch {
-            return std::mem::take(&mut *spans);
+        let mut pending = self.lock();
+        if pending.spans.len() <= self.max_batch {
+            return std::mem::take(&mut pending.spans);
         }
-        spans.drain(..self.max_batch).collect()
+        pending.spans.drain(..self.max_batch).collect()
     }
 
     fn len(&self) -> usize {
-        self.spans
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().spans.len()
+    }
+
+    /// Ends the queue, and takes what waits: under one lock, so a span is
+    /// either taken or counted as after the stop.
+    fn end(&self) -> Vec<SpanData> {
+        let mut pending = self.lock();
+        pending.ended = true;
+        std::mem::take(&mut pending.spans)
+    }
+
+    fn ended(&self) -> bool {
+        self.lock().ended
     }
 }
 
@@ -118,11 +137,10 @@ impl Queue {
         runner: Runner,
     ) -> std::io::Result<(Self, Arc<Stats>)> {
         let waiting = Arc::new(Waiting {
-            spans: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             max_queue: batching.max_queue,
             max_batch: batching.max_batch,
             full: Notify::new(),
-            ended: AtomicBool::new(false),
         });
         let (flushes, flush_receiver) = mpsc::channel(4);
         let stats = Arc::new(Stats::default());
@@ -236,41 +254,44 @@ impl SpanProcessor for Queue {
             return;
         }
         let waiting = &*self.waiting;
-        // Ended: spans after the last flush are not sent (counted).
-        if waiting.ended.load(Ordering::Acquire) {
-            self.stats.after_stop.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(DROPPED_TOTAL, "reason" => "shutdown").increment(1);
-            return;
-        }
         let queued = {
-            let mut spans = waiting.spans.lock().unwrap_or_else(PoisonError::into_inner);
-            if spans.len() >= waiting.max_queue {
-                None
+            let mut pending = waiting.lock();
+            if pending.ended {
+                Err("shutdown")
+            } else if pending.spans.len() >= waiting.max_queue {
+                Err("queue_full")
             } else {
-                spans.push(span);
-                Some(spans.len())
+                pending.spans.push(span);
+                Ok(pending.spans.len())
             }
         };
         match queued {
             // The task is woken once per batch.
-            Some(len) if len == waiting.max_batch => waiting.full.notify_one(),
-            Some(_) => {}
-            None => {
+            Ok(len) if len == waiting.max_batch => waiting.full.notify_one(),
+            Ok(_) => {}
+            // Ended: spans after the last flush are not sent (counted).
+            Err(reason @ "shutdown") => {
+                self.stats.after_stop.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(DROPPED_TOTAL, "reason" => reason).increment(1);
+            }
+            Err(reason) => {
                 self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(DROPPED_TOTAL, "reason" => "queue_full").increment(1);
+                metrics::counter!(DROPPED_TOTAL, "reason" => reason).increment(1);
             }
         }
     }
 
+    /// Nothing to do once the export has ended (the component's stop,
+    /// or a shutdown before).
     fn force_flush(&self) -> OTelSdkResult {
-        if self.ended.load(Ordering::Acquire) {
+        if self.ended.load(Ordering::Acquire) || self.waiting.ended() {
             return Ok(());
         }
         self.flush_blocking(false)
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        if self.ended.swap(true, Ordering::AcqRel) {
+        if self.ended.swap(true, Ordering::AcqRel) || self.waiting.ended() {
             return Ok(());
         }
         self.flush_blocking(true)
@@ -288,43 +309,47 @@ struct Task<E> {
 
 impl<E: SpanExporter> Task<E> {
     async fn run(mut self, waiting: Arc<Waiting>, mut flushes: mpsc::Receiver<Flush>) {
+        let max_batch = self.batching.max_batch.max(1);
         // A span waits at most an interval for its batch to fill.
         let interval = self.batching.interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A flush first: it is waited for.
             tokio::select! {
-                () = waiting.full.notified() => {
-                    // Full batches only; the rest waits for the tick. (A
-                    // wake for a batch sent already finds less.)
-                    let mut sent = false;
-                    while waiting.len() >= self.batching.max_batch {
-                        let _ = self.export(waiting.take_batch()).await;
-                        sent = true;
-                    }
-                    if sent {
-                        ticks.reset();
-                    }
-                }
-                _ = ticks.tick() => {
-                    let _ = self.send_queued(&waiting).await;
-                }
+                biased;
                 flush = flushes.recv() => {
                     let Some(Flush { last, done }) = flush else {
                         // The queue and its flushers are gone.
-                        let _ = self.send_queued(&waiting).await;
+                        let _ = self.send_all(waiting.end()).await;
                         return;
                     };
                     if last {
-                        waiting.ended.store(true, Ordering::Release);
-                    }
-                    let result = self.send_queued(&waiting).await;
-                    if last {
+                        let result = self.send_all(waiting.end()).await;
                         let _ = self.exporter.shutdown_with_timeout(self.batching.timeout);
                         let _ = done.send(result);
                         return;
                     }
+                    let result = self.send_queued(&waiting).await;
                     let _ = done.send(result);
+                }
+                () = waiting.full.notified() => {
+                    // The full batches there now; the rest waits for the
+                    // tick. More full ones meanwhile: another turn, after
+                    // a flush if one waits.
+                    let full = waiting.len() / max_batch;
+                    for _ in 0..full {
+                        let _ = self.export(waiting.take_batch()).await;
+                    }
+                    if full > 0 {
+                        ticks.reset();
+                    }
+                    if waiting.len() >= max_batch {
+                        waiting.full.notify_one();
+                    }
+                }
+                _ = ticks.tick() => {
+                    let _ = self.send_queued(&waiting).await;
                 }
             }
         }
@@ -333,11 +358,22 @@ impl<E: SpanExporter> Task<E> {
     /// Sends what is queued now (not what keeps coming), in batches; the
     /// last batch's result.
     async fn send_queued(&mut self, waiting: &Waiting) -> OTelSdkResult {
-        let mut batches = waiting.len().div_ceil(self.batching.max_batch.max(1));
+        let batches = waiting.len().div_ceil(self.batching.max_batch.max(1));
         let mut result = Ok(());
-        while batches > 0 {
-            batches -= 1;
+        for _ in 0..batches {
             result = self.export(waiting.take_batch()).await;
+        }
+        result
+    }
+
+    /// Sends `spans` in batches; the last batch's result.
+    async fn send_all(&mut self, mut spans: Vec<SpanData>) -> OTelSdkResult {
+        let max_batch = self.batching.max_batch.max(1);
+        let mut result = Ok(());
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(max_batch));
+            result = self.export(spans).await;
+            spans = rest;
         }
         result
     }
@@ -520,6 +556,7 @@ mod tests {
         let exporter = Fake::default();
         let batches = exporter.batches.clone();
         let (queue, stats) = Queue::start(exporter, batching(64, 4), Runner::Thread).unwrap();
+        let flusher = queue.flusher();
         let provider = SdkTracerProvider::builder()
             .with_span_processor(queue)
             .build();
@@ -527,10 +564,24 @@ mod tests {
         provider.force_flush().unwrap();
         assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
         assert_eq!(*batches.lock().unwrap(), [4, 4, 2]);
-        // Shut down, the thread ends; later spans are counted, not sent.
-        provider.shutdown().unwrap();
+        // The last flush (the component's stop, from a runtime of its
+        // own): the task ends; later spans are counted, not sent.
+        end_spans(&provider, 1);
+        let stop = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        stop.block_on(flusher.flush(true)).unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
         end_spans(&provider, 2);
-        assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
+        assert_eq!(stats.after_stop.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 11);
+        assert!(
+            stop.block_on(flusher.flush(false)).is_err(),
+            "the task is gone"
+        );
+        // The provider's own shutdown after the stop: nothing left to do.
+        provider.shutdown().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
