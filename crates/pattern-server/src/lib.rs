@@ -27,6 +27,13 @@
 //! time per query from one client and 1.02× with 16 concurrent clients
 //! (throughput 1.00× and 0.98×).
 //!
+//! The reference service's whole serving path with its trace export on
+//! (10 % of traces sampled, sent to a collector over OTLP) against the
+//! same path with the export off, same run (`cargo xtask bench --http
+//! --rounds 5 --seconds 5 --load wrk`): 0.92× the requests per second
+//! (rounds 0.91, 0.85, 1.04, 0.97, 0.92); 31 800 against 27 600
+//! instructions per request (callgrind).
+//!
 //! # Example
 //!
 //! ```
