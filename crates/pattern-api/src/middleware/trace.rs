@@ -327,7 +327,9 @@ impl Finish for Finished {
                     trace_id,
                     status,
                     latency_ms,
-                    "request finished"
+                    // A text, not `format_args!`: a log writer takes it
+                    // without the formatting machinery.
+                    message = "request finished",
                 )
             };
         }

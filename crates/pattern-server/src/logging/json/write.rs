@@ -12,54 +12,65 @@ pub(super) fn write_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// Appends `text` escaped for a JSON string. Eight bytes at a time (the
-/// last few padded with spaces) are checked for one to escape (a quote, a backslash or a control byte, all
-/// ASCII, so every cut is at a character boundary); the runs between them
-/// are copied whole.
+/// Appends `text` escaped for a JSON string. Most text has nothing to
+/// escape: it is checked (eight bytes at a time, the last few one by one)
+/// and copied whole. Otherwise the runs between the bytes to escape (a
+/// quote, a backslash or a control byte, all ASCII, so every cut is at a
+/// character boundary) are copied whole.
 pub(super) fn escape(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
+    let Some(mut at) = first_to_escape(bytes) else {
+        out.push_str(text);
+        return;
+    };
     let mut run = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        // The next eight bytes, or the last few padded with spaces.
-        let (word, len) = match bytes.get(at..at + 8) {
-            Some(eight) => (<[u8; 8]>::try_from(eight).unwrap_or_default(), 8),
-            None => {
-                let mut word = [b' '; 8];
-                word[..bytes.len() - at].copy_from_slice(&bytes[at..]);
-                (word, bytes.len() - at)
-            }
-        };
-        if !any_to_escape(u64::from_le_bytes(word)) {
-            at += len;
-            continue;
-        }
-        let byte = bytes[at];
-        let escaped = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => {
-                at += 1;
-                continue;
-            }
-        };
+    loop {
         out.push_str(&text[run..at]);
-        if escaped.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        } else {
-            out.push_str(escaped);
+        let byte = bytes[at];
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
         }
         at += 1;
         run = at;
+        match first_to_escape(&bytes[at..]) {
+            Some(next) => at += next,
+            None => break,
+        }
     }
     out.push_str(&text[run..]);
+}
+
+/// Where the first byte to escape in `bytes` is, if any.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word_bytes = <[u8; 8]>::try_from(word).unwrap_or_default();
+        if any_to_escape(u64::from_le_bytes(word_bytes)) {
+            return word.iter().position(|&b| to_escape(b)).map(|i| at + i);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| to_escape(b))
+        .map(|i| at + i)
+}
+
+/// Whether a JSON string cannot hold `byte` as it is.
+const fn to_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// Whether any of eight bytes is a quote, a backslash or below a space
