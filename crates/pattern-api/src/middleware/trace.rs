@@ -152,14 +152,28 @@ pub(crate) struct Entered<'a> {
     _span: tracing::span::Entered<'a>,
 }
 
-impl Scope {
-    pub(crate) fn enter(&self) -> Entered<'_> {
-        let span = self.span.enter();
-        Entered {
+impl<'a> Entered<'a> {
+    /// Enters `span`, then makes `context` current.
+    fn new(
+        span: &'a tracing::Span,
+        #[cfg(feature = "opentelemetry")] context: Option<&opentelemetry::Context>,
+    ) -> Self {
+        let span = span.enter();
+        Self {
             #[cfg(feature = "opentelemetry")]
-            _context: self.context.clone().map(opentelemetry::Context::attach),
+            _context: context.map(|context| context.clone().attach()),
             _span: span,
         }
+    }
+}
+
+impl Scope {
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        Entered::new(
+            &self.span,
+            #[cfg(feature = "opentelemetry")]
+            self.context.as_ref(),
+        )
     }
 }
 
@@ -247,15 +261,13 @@ impl Finished {
     /// Enters the request's span (and makes its server span's context
     /// current) until the guard is dropped.
     pub(crate) fn enter(&self) -> Entered<'_> {
-        let span = self.span.enter();
-        Entered {
+        Entered::new(
+            &self.span,
             #[cfg(feature = "opentelemetry")]
-            _context: self
-                .server
+            self.server
                 .as_ref()
-                .map(crate::trace_context::ServerSpan::attach),
-            _span: span,
-        }
+                .map(crate::trace_context::ServerSpan::context),
+        )
     }
 
     /// What [`enter`](Self::enter) enters, to keep apart from this.
@@ -263,10 +275,7 @@ impl Finished {
         Scope {
             span: self.span.clone(),
             #[cfg(feature = "opentelemetry")]
-            context: self
-                .server
-                .as_ref()
-                .map(crate::trace_context::ServerSpan::context),
+            context: self.server.as_ref().map(|server| server.context().clone()),
         }
     }
 }

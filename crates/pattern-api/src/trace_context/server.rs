@@ -7,7 +7,7 @@ use std::fmt;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, TraceId, Tracer as _,
 };
-use opentelemetry::{Context, ContextGuard, KeyValue};
+use opentelemetry::{Context, KeyValue};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context as LayerContext;
 
@@ -44,8 +44,8 @@ where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
     /// An event no exported span holds is an event of the current server
-    /// span, if it is sampled.
-    /// An ERROR event marks the span an error, as in an exported span.
+    /// span, if it is sampled; an ERROR event marks the span an error, as
+    /// in an exported span.
     fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
         if ctx.event_span(event).is_some() || RECORDING.get() {
             return; // the exported span it is in has it; or an event of the SDK's own
@@ -179,11 +179,10 @@ impl ServerSpan {
             let parent = remote.unwrap_or_else(Context::current);
             // Named by the method alone until the end: the route makes
             // the name only of a sampled span (a name costs an allocation).
-            let name = match method_name(req.method()) {
-                "_OTHER" => "HTTP",
-                known => known,
-            };
-            let builder = spans.tracer.span_builder(name).with_kind(SpanKind::Server);
+            let builder = spans
+                .tracer
+                .span_builder(SpanName(req.method(), None).method())
+                .with_kind(SpanKind::Server);
             let span = spans.tracer.build_with_context(builder, &parent);
             if !span.is_recording() {
                 // Not recorded: its context alone is kept, for the spans
@@ -206,14 +205,9 @@ impl ServerSpan {
         })
     }
 
-    /// Makes the span's context current until the guard is dropped.
-    pub(crate) fn attach(&self) -> ContextGuard {
-        self.context.clone().attach()
-    }
-
-    /// The span's context.
-    pub(crate) fn context(&self) -> Context {
-        self.context.clone()
+    /// The span's context (current while the request is served).
+    pub(crate) fn context(&self) -> &Context {
+        &self.context
     }
 
     /// Ends the span with `status`: named, described and ended if it is
@@ -311,12 +305,19 @@ pub(crate) fn method_name(method: &http::Method) -> &'static str {
 /// conventions do not know).
 pub(crate) struct SpanName<'a>(pub(crate) &'a http::Method, pub(crate) Option<&'a str>);
 
-impl fmt::Display for SpanName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let method = match method_name(self.0) {
+impl SpanName<'_> {
+    /// The method part: `HTTP` for a method the conventions do not know.
+    fn method(&self) -> &'static str {
+        match method_name(self.0) {
             "_OTHER" => "HTTP",
             known => known,
-        };
+        }
+    }
+}
+
+impl fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = self.method();
         match self.1 {
             Some(route) => write!(f, "{method} {route}"),
             None => f.write_str(method),

@@ -115,7 +115,7 @@ pub(super) enum Runner {
     /// runtime: the service's threads never encode nor send.
     Thread,
     /// A runtime's (the tests', whose time is paused).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     Runtime(tokio::runtime::Handle),
 }
 
@@ -153,6 +153,7 @@ impl Queue {
         };
         let run = task.run(waiting.clone(), flush_receiver);
         match runner {
+            #[cfg(test)]
             Runner::Runtime(runtime) => drop(runtime.spawn(run)),
             Runner::Thread => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
