@@ -211,6 +211,14 @@ async fn request_spans_reach_an_otlp_receiver() {
             )
             .route("/v1/hang", get(std::future::pending::<()>))
             .route(
+                "/v1/panic",
+                get(|| async {
+                    if true {
+                        panic!("a handler's bug");
+                    }
+                }),
+            )
+            .route(
                 "/v1/complain",
                 get(|| async {
                     tracing::error!("the cache is gone");
@@ -586,6 +594,17 @@ async fn request_spans_reach_an_otlp_receiver() {
         }
         traces.insert(trace);
     }
+    // A handler that panics: a 500 naming its trace, the span an error,
+    // and no context left behind for the next request.
+    let panicked_trace = "77778888777788887777888877778888";
+    let problem = client
+        .request(traced(
+            "/v1/panic",
+            &format!("00-{panicked_trace}-{parent}-01"),
+        ))
+        .await
+        .assert_problem(500, "internal");
+    assert_eq!(problem["trace_id"], panicked_trace, "{problem}");
     let fresh = client.get("/v1/echo").await.assert_status(200).text();
     let fresh_trace = fresh.split('-').nth(1).expect("a traceparent");
     assert_eq!(fresh_trace.len(), 32, "{fresh}");
@@ -624,6 +643,12 @@ async fn request_spans_reach_an_otlp_receiver() {
         Some(StatusCode::Error as i32)
     );
     assert_eq!(attribute(&cancelled, "http.response.status_code"), None);
+    let panicked = spans_of(&received, panicked_trace);
+    assert_eq!(panicked.len(), 1, "{panicked:#?}");
+    assert_eq!(
+        attribute(&panicked[0], "error.type"),
+        Some(Value::StringValue("500".into()))
+    );
     let exported_before_outage = export.exported();
 
     // The collector gone: requests stay fast; their spans are dropped and

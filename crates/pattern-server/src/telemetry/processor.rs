@@ -537,6 +537,71 @@ mod tests {
         assert_eq!(stats.exported.load(Ordering::Relaxed), 9);
     }
 
+    /// The stop's last flush is taken even while a stalled collector and
+    /// steady spans keep full batches waiting: spans after it are refused
+    /// (counted), not queued for ever.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_last_flush_is_not_starved_by_full_batches() {
+        let exporter = Fake {
+            stall: true,
+            ..Fake::default()
+        };
+        let (provider, flusher, stats) = provider(exporter, batching(64, 4));
+        let tracer = provider.tracer("steady");
+        let steady = tokio::spawn(async move {
+            for i in 0..200 {
+                for _ in 0..4 {
+                    tracer.start(format!("span {i}")).end();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Stalled: the flush times out, but the task has taken it.
+        let _ = flusher.flush(true).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            stats.after_stop.load(Ordering::Relaxed) > 0,
+            "spans after the stop are still queued: {stats:?}"
+        );
+        steady.abort();
+    }
+
+    /// Many threads ending spans while the queue is sent and finally
+    /// stopped: every span is sent or counted, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_span_is_sent_or_counted_once() {
+        let exporter = Fake::default();
+        let batches = exporter.batches.clone();
+        let (provider, flusher, stats) = provider(exporter, batching(64, 16));
+        let enders: Vec<_> = (0..4)
+            .map(|_| {
+                let provider = provider.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        end_spans(&provider, 20);
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        // The stop lands while spans are still ending.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        flusher.flush(true).await.unwrap();
+        for ender in enders {
+            ender.join().unwrap();
+        }
+        let sent: usize = batches.lock().unwrap().iter().sum();
+        assert_eq!(sent as u64, stats.exported.load(Ordering::Relaxed));
+        assert_eq!(
+            stats.exported.load(Ordering::Relaxed)
+                + stats.queue_full.load(Ordering::Relaxed)
+                + stats.after_stop.load(Ordering::Relaxed),
+            4 * 50 * 20,
+            "{stats:?}"
+        );
+    }
+
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_refusing_collector_counts_what_it_loses() {
         let exporter = Fake {
