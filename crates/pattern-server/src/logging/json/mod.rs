@@ -218,9 +218,9 @@ impl<'a> Fields<'a> {
         if let Some(starts) = &mut self.starts {
             starts.push((field.name(), self.out.len()));
         }
-        self.out.push(',');
-        write_str(self.out, field.name());
-        self.out.push(':');
+        self.out.push_str(",\"");
+        write::escape(self.out, field.name());
+        self.out.push_str("\":");
     }
 }
 
