@@ -14,6 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep};
 
+/// The size of `/big`'s answer: far more than the sockets' buffers hold.
+const BIG: usize = 16 << 20;
+
 fn router() -> Router {
     Router::new()
         .route("/", get(|| async { "hi" }))
@@ -22,6 +25,24 @@ fn router() -> Router {
             get(|| async {
                 sleep(Duration::from_millis(300)).await;
                 "slow done"
+            }),
+        )
+        .route("/big", get(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/paused",
+            get(|| async {
+                // Two parts 500 ms apart: a streamed answer that pauses.
+                let parts = futures_util::stream::unfold(0, |part| async move {
+                    match part {
+                        0 => Some((Ok::<_, std::io::Error>("first,"), 1)),
+                        1 => {
+                            sleep(Duration::from_millis(500)).await;
+                            Some((Ok("second"), 2))
+                        }
+                        _ => None,
+                    }
+                });
+                axum::body::Body::from_stream(parts)
             }),
         )
         .route(
@@ -146,6 +167,83 @@ async fn a_slow_header_writer_is_closed_while_others_are_served() {
     assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
     let rest = serving::closed_after_the_header_timeout(&mut slow, started).await;
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    running.stop().await;
+}
+
+/// On a keep-alive connection, the header read timeout counts again from
+/// each answer: a client that then sends nothing, or part of its next
+/// head, is closed a timeout after the answer, not before.
+#[tokio::test]
+async fn the_next_head_on_a_kept_connection_has_the_header_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    for partial in [&b""[..], b"GET / HTTP/1.1\r\nho"] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut answered = Instant::now();
+        for round in 0..3 {
+            if round > 0 {
+                // Within the timeout between requests: kept.
+                sleep(Duration::from_millis(150)).await;
+            }
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = [0u8; 512];
+            let mut read = 0;
+            while !answer[..read].ends_with(b"hi") {
+                let n = stream.read(&mut answer[read..]).await.unwrap();
+                assert!(n > 0, "closed before its answer");
+                read += n;
+            }
+            answered = Instant::now();
+        }
+        stream.write_all(partial).await.unwrap();
+        let started = answered;
+        let rest = serving::closed_after_the_header_timeout(&mut stream, started).await;
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+    running.stop().await;
+}
+
+/// A request counts until its answer is sent: a handler slower than the
+/// header read timeout, a streamed answer that pauses longer, and a client
+/// reading a long answer slowly, are not taken for a client late with its
+/// next head.
+#[tokio::test]
+async fn slow_answers_and_slow_readers_are_not_cut_by_the_header_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 200,
+        ..config()
+    })
+    .await;
+    assert!(fetch(addr, "/slow").await.unwrap().ends_with("slow done"));
+    let paused = fetch(addr, "/paused").await.unwrap();
+    assert!(
+        paused.contains("first,") && paused.contains("second"),
+        "{paused}"
+    );
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // The server's writes wait on this reader for several timeouts.
+    sleep(Duration::from_millis(700)).await;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    let body_from = first[..n]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head in the first read")
+        + 4;
+    assert_eq!(n - body_from + rest.len(), BIG, "the whole answer");
     running.stop().await;
 }
 

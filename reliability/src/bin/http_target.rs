@@ -7,13 +7,14 @@
 //! | `hyper-h2` | bare hyper, HTTP/2 with prior knowledge |
 //! | `axum` | bare axum, no logs |
 //! | `stack` | axum behind the reference service's middleware chain (metrics into Prometheus; logs off) |
+//! | `server-bare` | pattern-server's `HttpServer` (HTTP/1.1 and h2c) around the bare handler: no chain, no logs, no metrics |
 //! | `server` | the reference service's serving path: pattern-server's `HttpServer` (HTTP/1.1 and h2c), the whole chain, `/metrics`, JSON access logs to the file `HT_LOG` names |
 //! | `server-traced` | `server` with its trace export on: 10 % of traces sampled, sent over OTLP/HTTP to the collector `HT_OTLP` names |
 //! | `otlp-sink` | a collector that answers every export and keeps nothing |
 //! | `peer` | what a user would assemble instead: axum + tower-http request id, trace (one INFO line per request), timeout, body limit and catch-panic, tracing-subscriber JSON logs to `HT_LOG` through the same non-blocking writer |
 //!
 //! ```text
-//! http-target hyper|hyper-h2|axum|stack|server|server-traced|otlp-sink|peer [ADDR]
+//! http-target hyper|hyper-h2|axum|stack|server-bare|server|server-traced|otlp-sink|peer [ADDR]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once bound and serves until killed.
@@ -62,6 +63,7 @@ fn main() {
         match kind.as_str() {
             "hyper" => serve_hyper(listener, false).await,
             "hyper-h2" => serve_hyper(listener, true).await,
+            "server-bare" => serve_bare_server(listener).await,
             "server" => serve_server(listener, false).await,
             "server-traced" => serve_server(listener, true).await,
             "otlp-sink" => serve_otlp_sink(listener).await,
@@ -107,7 +109,7 @@ fn main() {
                 .await;
             }
             other => {
-                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server, server-traced, otlp-sink or peer");
+                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server-bare, server, server-traced, otlp-sink or peer");
                 std::process::exit(2);
             }
         }
@@ -206,6 +208,33 @@ async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
         .expect("started");
     std::future::pending::<()>().await;
     drop((running, logs));
+}
+
+/// pattern-server's `HttpServer` around the bare handler: what serving
+/// costs before any middleware.
+async fn serve_bare_server(listener: tokio::net::TcpListener) {
+    use patterns::component::lifecycle::System;
+    use patterns::server::http::{HttpServer, ServerConfig};
+
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let server = HttpServer::new(
+        "http",
+        ServerConfig {
+            addr,
+            ..ServerConfig::default()
+        },
+        Router::new().route("/", get(handler)),
+    );
+    let running = System::builder()
+        .component(server)
+        .build()
+        .expect("a system")
+        .start()
+        .await
+        .expect("started");
+    std::future::pending::<()>().await;
+    drop(running);
 }
 
 /// What a user would assemble from tower-http instead.

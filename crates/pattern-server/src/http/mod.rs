@@ -56,6 +56,7 @@
 //! # }
 //! ```
 
+mod activity;
 mod config;
 mod detect;
 mod serve;
