@@ -107,7 +107,11 @@ impl HttpServer {
         Self {
             name: name.into(),
             config,
-            router,
+            // Every handler made into its route once, here: a router whose
+            // state was never given makes each one again per request (three
+            // allocations and clones of boxed services, as axum's own
+            // `serve` avoids the same way).
+            router: router.with_state(()),
             dependencies: Vec::new(),
             last_drain: Arc::new(Mutex::new(None)),
             #[cfg(feature = "tls")]
