@@ -2,6 +2,7 @@
 //! fields rendered once when the span is made, a cached timestamp prefix,
 //! one buffer per thread (a busy service logs a line per request).
 
+mod callsite;
 mod write;
 
 use std::cell::RefCell;
@@ -18,6 +19,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use self::callsite::{Callsites, Rendered, push_name};
 use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
@@ -82,9 +84,22 @@ impl SpanFields {
     }
 }
 
+/// A thread's line being written, the last second's timestamp prefix, and
+/// the call sites it rendered.
+struct Line {
+    text: String,
+    clock: Option<(u64, String)>,
+    callsites: Callsites,
+}
+
 thread_local! {
-    /// The line being written, and the last second's timestamp prefix.
-    static LINE: RefCell<(String, Option<(u64, String)>)> = const { RefCell::new((String::new(), None)) };
+    static LINE: RefCell<Line> = const {
+        RefCell::new(Line {
+            text: String::new(),
+            clock: None,
+            callsites: Callsites::new(),
+        })
+    };
 }
 
 impl<S, W> Layer<S> for JsonLayer<W>
@@ -122,18 +137,21 @@ where
             let Ok(mut cell) = cell.try_borrow_mut() else {
                 return; // an event logged while writing one: dropped
             };
-            let (line, clock) = &mut *cell;
+            let Line {
+                text: line,
+                clock,
+                callsites,
+            } = &mut *cell;
             line.clear();
             line.push_str("{\"timestamp\":\"");
             write_timestamp(line, clock, SystemTime::now());
             let meta = event.metadata();
-            line.push_str("\",\"level\":\"");
-            line.push_str(meta.level().as_str());
-            line.push_str("\",\"target\":");
-            write_str(line, meta.target());
+            let rendered = callsites.get(meta);
+            line.push_str(rendered.head());
             event.record(&mut Fields {
                 out: line,
                 starts: None,
+                rendered: Some(rendered),
             });
             if meta.target() != ACCESS_TARGET {
                 let mut named = false;
@@ -200,10 +218,12 @@ fn write_trace_id(line: &mut String, context: &opentelemetry::Context) -> bool {
 }
 
 /// Appends `,"name":value` for each field to `out`, noting where each
-/// member starts in `starts` if given.
+/// member starts in `starts` if given; the names as the call site's
+/// `rendered` parts have them, if given.
 struct Fields<'a> {
     out: &'a mut String,
     starts: Option<&'a mut Vec<(&'static str, usize)>>,
+    rendered: Option<&'a Rendered>,
 }
 
 impl<'a> Fields<'a> {
@@ -211,6 +231,7 @@ impl<'a> Fields<'a> {
         Self {
             out,
             starts: Some(starts),
+            rendered: None,
         }
     }
 
@@ -218,9 +239,10 @@ impl<'a> Fields<'a> {
         if let Some(starts) = &mut self.starts {
             starts.push((field.name(), self.out.len()));
         }
-        self.out.push_str(",\"");
-        write::escape(self.out, field.name());
-        self.out.push_str("\":");
+        match self.rendered.and_then(|rendered| rendered.name(field)) {
+            Some(name) => self.out.push_str(name),
+            None => push_name(self.out, field),
+        }
     }
 }
 
