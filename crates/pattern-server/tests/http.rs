@@ -247,6 +247,50 @@ async fn slow_answers_and_slow_readers_are_not_cut_by_the_header_timeout() {
     running.stop().await;
 }
 
+/// Answers written copied into one buffer (the default) or with vectored
+/// writes are the same: a small one, and a large one that is more than the
+/// buffer holds, each whole, two pipelined on one connection.
+#[tokio::test]
+async fn both_write_modes_send_whole_answers() {
+    for vectored in [false, true] {
+        let (_server, running, addr) = start(ServerConfig {
+            http1_vectored_writes: vectored,
+            ..config()
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(
+                b"GET / HTTP/1.1\r\nhost: x\r\n\r\nGET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).await.unwrap();
+        let text = String::from_utf8_lossy(&all[..all.len().min(512)]);
+        let second = all
+            .windows(8)
+            .position(|w| w == b"HTTP/1.1")
+            .and_then(|first| {
+                all[first + 8..]
+                    .windows(8)
+                    .position(|w| w == b"HTTP/1.1")
+                    .map(|at| first + 8 + at)
+            })
+            .unwrap_or_else(|| panic!("two answers ({vectored}): {text}"));
+        assert!(all[..second].ends_with(b"\r\n\r\nhi"), "{text}");
+        let body_from = all[second..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap()
+            + second
+            + 4;
+        assert_eq!(all.len() - body_from, BIG, "vectored: {vectored}");
+        assert!(all[body_from..].iter().all(|&b| b == b'x'));
+        running.stop().await;
+    }
+}
+
 /// A client that connects and sends nothing at all (so no protocol is
 /// detected and no header timer runs) is closed after the header read
 /// timeout, not kept forever in a connection slot.

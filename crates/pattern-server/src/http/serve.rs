@@ -258,7 +258,8 @@ impl Protocols {
             http1
                 .header_read_timeout(None::<Duration>)
                 .keep_alive(config.keep_alive)
-                .max_buf_size(config.max_header_bytes);
+                .max_buf_size(config.max_header_bytes)
+                .writev(config.http1_vectored_writes);
             http1
         });
         let http2 = config.http2.then(|| {
