@@ -47,6 +47,12 @@ async fn the_extractor_sees_the_id_the_response_echoes() {
             .await;
         assert_eq!(propagated.text(), "abc-123");
         assert_eq!(propagated.header("x-request-id"), Some("abc-123"));
+
+        // New with each request: never indexed by HTTP/2's header
+        // compression, which would fill its table with them.
+        for response in [&generated, &propagated] {
+            assert!(response.headers["x-request-id"].is_sensitive());
+        }
     }
 }
 

@@ -73,8 +73,13 @@ pub(crate) fn identify<B>(req: &Request<B>) -> (RequestId, Option<HeaderValue>) 
     (id, echo)
 }
 
-/// Puts the echoed id on a response.
-pub(crate) fn echo<RB>(response: &mut Response<RB>, value: HeaderValue) {
+/// Puts the echoed id on a response, marked never to be indexed: an id is
+/// new with each request, and HTTP/2's header compression (HPACK) would
+/// otherwise add every one to the connection's table, searching it and
+/// evicting the entries that do repeat (the id is sent as it is, and
+/// HTTP/1 ignores the mark).
+pub(crate) fn echo<RB>(response: &mut Response<RB>, mut value: HeaderValue) {
+    value.set_sensitive(true);
     response.headers_mut().insert(HEADER_NAME, value);
 }
 
