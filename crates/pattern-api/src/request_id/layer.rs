@@ -1,7 +1,9 @@
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::BytesMut;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
@@ -69,8 +71,31 @@ pub(crate) fn identify<B>(req: &Request<B>) -> (RequestId, Option<HeaderValue>) 
             Some((id, value)) => (id, Some(value)),
             None => (RequestId::generate(), None),
         };
-    let echo = echo.or_else(|| HeaderValue::from_str(id.as_str()).ok());
+    let echo = echo.or_else(|| header_value(id.as_str()));
     (id, echo)
+}
+
+/// How many bytes of ids a thread writes into one buffer before it takes
+/// another.
+const SLAB_BYTES: usize = 4096;
+
+thread_local! {
+    /// Where a thread writes the ids it echoes: each a shared slice of one
+    /// buffer (an atomic count), not an allocation and a free of its own.
+    /// A buffer is freed once it is full and the last answer naming one of
+    /// its ids is gone.
+    static SLAB: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// `text` as a header value, its bytes in this thread's slab.
+fn header_value(text: &str) -> Option<HeaderValue> {
+    SLAB.with_borrow_mut(|slab| {
+        if slab.capacity() < text.len() {
+            *slab = BytesMut::with_capacity(SLAB_BYTES.max(text.len()));
+        }
+        slab.extend_from_slice(text.as_bytes());
+        HeaderValue::from_maybe_shared(slab.split().freeze()).ok()
+    })
 }
 
 /// Puts the echoed id on a response, marked never to be indexed: an id is
@@ -131,5 +156,35 @@ where
             echo(&mut response, value);
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SLAB_BYTES, header_value, identify};
+
+    /// Ids echoed over several slabs, all held at once (the first slabs
+    /// full and replaced meanwhile), each read back as its id, none
+    /// changed by the ids written after it; text longer than a slab still
+    /// makes a value.
+    #[test]
+    fn echoed_ids_stay_whole_across_slabs() {
+        let request = http::Request::new(());
+        let echoed: Vec<_> = (0..3 * SLAB_BYTES / 16 + 7)
+            .map(|_| {
+                let (id, echo) = identify(&request);
+                (id, echo.expect("a generated id is a header value"))
+            })
+            .collect();
+        for (id, echo) in &echoed {
+            assert_eq!(echo.to_str().unwrap(), id.as_str());
+        }
+        let distinct: std::collections::HashSet<_> =
+            echoed.iter().map(|(id, _)| id.to_string()).collect();
+        assert_eq!(distinct.len(), echoed.len());
+        let long = "a".repeat(SLAB_BYTES + 1);
+        assert_eq!(header_value(&long).unwrap().to_str().unwrap(), long);
+        assert_eq!(header_value("x").unwrap().to_str().unwrap(), "x");
+        assert!(header_value("bad\nvalue").is_none());
     }
 }
