@@ -1,18 +1,19 @@
 //! `cargo xtask bench --http`: HTTP load figures over loopback. One handler
 //! is served by each target of `reliability/src/bin/http_target.rs` (one
 //! thread, pinned to CPU 0): bare hyper, bare axum, axum behind the
-//! reference middleware, the reference service's whole serving path
-//! (`server`: pattern-server's `HttpServer`, the chain, metrics, JSON
-//! access logs to a file) and the peer stack a user would build instead
-//! (`peer`: axum + tower-http with JSON logs), and `server` with its trace
-//! export on (`server-traced`: 10 % of traces sampled, sent over OTLP/HTTP
-//! to a sink collector on the load's CPU). The load runs pinned to CPU
-//! 1, from three generators: ours (`reliability load`, keep-alive
-//! HTTP/1.1 in a closed loop), wrk (HTTP/1.1) and h2load (HTTP/2 with
-//! prior knowledge, against bare hyper's HTTP/2 and `server`). Targets
-//! alternate over several rounds; medians are reported, and ratios, each
-//! the median of the ratios within a round (the targets of a round run
-//! back to back under the same conditions).
+//! reference middleware, pattern-server's `HttpServer` around the bare
+//! handler (`server-bare`), the reference service's whole serving path
+//! (`server`: `HttpServer`, the chain, metrics, JSON access logs to a
+//! file) and the peer stack a user would build instead (`peer`: axum +
+//! tower-http with JSON logs), and `server` with its trace export on
+//! (`server-traced`: 10 % of traces sampled, sent over OTLP/HTTP to a sink
+//! collector on the load's CPU). The load runs pinned to CPU 1, from three
+//! generators: ours (`reliability load`, keep-alive HTTP/1.1 in a closed
+//! loop), wrk (HTTP/1.1) and h2load (HTTP/2 with prior knowledge, against
+//! bare hyper's HTTP/2 with and without the axum router, `server-bare` and
+//! `server`). Targets alternate over several rounds; medians are reported,
+//! and ratios, each the median of the ratios within a round (the targets
+//! of a round run back to back under the same conditions).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -43,10 +44,16 @@ impl Load {
     /// The targets each generator runs against.
     fn targets(self) -> &'static [&'static str] {
         match self {
-            Self::Ours | Self::Wrk => {
-                &["hyper", "axum", "stack", "peer", "server", "server-traced"]
-            }
-            Self::H2load => &["hyper-h2", "server"],
+            Self::Ours | Self::Wrk => &[
+                "hyper",
+                "axum",
+                "stack",
+                "peer",
+                "server-bare",
+                "server",
+                "server-traced",
+            ],
+            Self::H2load => &["hyper-h2", "axum-h2", "server-bare", "server"],
         }
     }
 
@@ -58,9 +65,15 @@ impl Load {
                 ("server", "peer", "≥ 1.2"),
                 ("server-traced", "server", "≥ 0.9"),
                 ("stack", "axum", ""),
+                ("server-bare", "axum", ""),
                 ("peer", "axum", ""),
             ],
-            Self::H2load => &[("server", "hyper-h2", "≥ 0.85")],
+            Self::H2load => &[
+                ("server", "hyper-h2", "≥ 0.85"),
+                ("server-bare", "hyper-h2", ""),
+                ("server-bare", "axum-h2", ""),
+                ("axum-h2", "hyper-h2", ""),
+            ],
         }
     }
 }

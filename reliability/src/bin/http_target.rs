@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `hyper` | bare hyper, HTTP/1.1 |
 //! | `hyper-h2` | bare hyper, HTTP/2 with prior knowledge |
+//! | `axum-h2` | bare hyper's HTTP/2 serving the bare axum router |
 //! | `axum` | bare axum, no logs |
 //! | `stack` | axum behind the reference service's middleware chain (metrics into Prometheus; logs off) |
 //! | `server-bare` | pattern-server's `HttpServer` (HTTP/1.1 and h2c) around the bare handler: no chain, no logs, no metrics |
@@ -14,7 +15,7 @@
 //! | `peer` | what a user would assemble instead: axum + tower-http request id, trace (one INFO line per request), timeout, body limit and catch-panic, tracing-subscriber JSON logs to `HT_LOG` through the same non-blocking writer |
 //!
 //! ```text
-//! http-target hyper|hyper-h2|axum|stack|server-bare|server|server-traced|otlp-sink|peer [ADDR]
+//! http-target hyper|hyper-h2|axum-h2|axum|stack|server-bare|server|server-traced|otlp-sink|peer [ADDR]
 //! ```
 //!
 //! It prints `listening on http://ADDR` once bound and serves until killed.
@@ -63,6 +64,7 @@ fn main() {
         match kind.as_str() {
             "hyper" => serve_hyper(listener, false).await,
             "hyper-h2" => serve_hyper(listener, true).await,
+            "axum-h2" => serve_axum_h2(listener).await,
             "server-bare" => serve_bare_server(listener).await,
             "server" => serve_server(listener, false).await,
             "server-traced" => serve_server(listener, true).await,
@@ -109,7 +111,7 @@ fn main() {
                 .await;
             }
             other => {
-                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum, stack, server-bare, server, server-traced, otlp-sink or peer");
+                eprintln!("unknown target {other:?}: hyper, hyper-h2, axum-h2, axum, stack, server-bare, server, server-traced, otlp-sink or peer");
                 std::process::exit(2);
             }
         }
@@ -299,6 +301,24 @@ async fn serve_otlp_sink(listener: tokio::net::TcpListener) {
                 },
             );
             let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Bare hyper's HTTP/2 serving the bare axum router: what HTTP/2 costs
+/// with axum's routing and nothing else.
+async fn serve_axum_h2(listener: tokio::net::TcpListener) {
+    let router = Router::new().route("/", get(handler)).with_state(());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
