@@ -181,13 +181,21 @@ impl Record {
     }
 }
 
-impl Finish for Record {
-    fn finish(self, response: &mut Response) {
+impl Record {
+    /// Records the request as ended at `end` (a clock read shared with the
+    /// access log).
+    pub(crate) fn finish_at(self, response: &Response, end: Instant) {
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        let seconds = self.start.elapsed().as_secs_f64();
+        let seconds = end.saturating_duration_since(self.start).as_secs_f64();
         self.in_flight
             .0
             .record(self.method, route, response.status().as_u16(), seconds);
+    }
+}
+
+impl Finish for Record {
+    fn finish(self, response: &mut Response) {
+        self.finish_at(response, Instant::now());
     }
 }
 

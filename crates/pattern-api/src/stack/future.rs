@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 use super::chain::Chain;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::shed::Waiting;
-use crate::middleware::{BodyWatch, Finish, Finished, Record};
+use crate::middleware::{BodyWatch, Finished, Record};
 use crate::request_id;
 
 pin_project! {
@@ -197,11 +197,13 @@ where
             let _entered = this.trace.as_ref().map(Finished::enter);
             crate::middleware::rewrite(&mut response);
         }
+        // One clock read ends the request for the metrics and the log.
+        let end = this.record.as_ref().map(|_| Instant::now());
         if let Some(record) = this.record.take() {
-            record.finish(&mut response);
+            record.finish_at(&response, end.unwrap_or_else(Instant::now));
         }
         if let Some(trace) = this.trace.take() {
-            trace.finish(&mut response);
+            trace.finish_at(&mut response, end);
         }
         Poll::Ready(Ok(response))
     }
