@@ -342,21 +342,26 @@ pub(crate) fn server_address<'a>(
     ((!name.is_empty()).then_some(name), port)
 }
 
-/// A trace id's 32 lowercase hex digits, without `core::fmt`.
-pub(crate) fn hex(id: TraceId) -> [u8; 32] {
+/// A trace id's 32 lowercase hex digits, aligned to a word (the UTF-8
+/// check [`as_str`] makes then reads them a word at a time).
+#[repr(C, align(8))]
+pub(crate) struct Hex([u8; 32]);
+
+/// A trace id's digits, without `core::fmt`.
+pub(crate) fn hex(id: TraceId) -> Hex {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
     for (i, byte) in id.to_bytes().iter().enumerate() {
         out[2 * i] = DIGITS[usize::from(byte >> 4)];
         out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
     }
-    out
+    Hex(out)
 }
 
 /// The digits [`hex`] wrote, as text.
-pub(crate) fn as_str(hex: &[u8; 32]) -> &str {
+pub(crate) fn as_str(hex: &Hex) -> &str {
     // Only ASCII digits and letters were written.
-    std::str::from_utf8(hex).unwrap_or("")
+    std::str::from_utf8(&hex.0).unwrap_or("")
 }
 
 #[cfg(test)]
