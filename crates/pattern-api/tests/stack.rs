@@ -225,6 +225,51 @@ async fn a_caller_deadline_header_tightens_the_timeout() {
     );
 }
 
+/// The caller's id and deadline headers are read among few headers and
+/// among many (past the count up to which one pass finds both), in any
+/// order, the first value of each when sent twice.
+#[tokio::test(start_paused = true)]
+async fn the_id_and_deadline_headers_are_found_among_few_or_many() {
+    for extra in [0, 3, 40] {
+        for id_first in [true, false] {
+            let app = ApiStack::new()
+                .timeout(DeadlineLayer::new(Duration::from_secs(30)))
+                .apply(Router::new().route(
+                    "/wait",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        "late"
+                    }),
+                ));
+            let mut req = Request::get("/wait");
+            for n in 0..extra {
+                req = req.header(format!("x-extra-{n}"), "1");
+            }
+            let pairs = [("x-request-id", "first-id"), ("x-request-timeout-ms", "50")];
+            let (a, b) = if id_first {
+                (pairs[0], pairs[1])
+            } else {
+                (pairs[1], pairs[0])
+            };
+            req = req.header(a.0, a.1).header(b.0, b.1);
+            // Second values: ignored.
+            req = req
+                .header("x-request-id", "second-id")
+                .header("x-request-timeout-ms", "20000");
+            let req = req.body(Body::empty()).unwrap();
+            let started = tokio::time::Instant::now();
+            let (status, headers, body) = send(app, req).await;
+            assert_eq!(status, 504, "extra {extra}");
+            assert_eq!(headers["x-request-id"], "first-id", "extra {extra}");
+            assert_eq!(body["request_id"], "first-id", "extra {extra}");
+            assert!(
+                started.elapsed() <= Duration::from_millis(60),
+                "extra {extra}"
+            );
+        }
+    }
+}
+
 /// Rejections made while the chain is being called (the rate limit's 429,
 /// load shedding's 503), not while it is polled, still carry the request
 /// id in their problem body, the same as the echoed header.

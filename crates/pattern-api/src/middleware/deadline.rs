@@ -27,7 +27,8 @@ use crate::context::Deadline;
 pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 
 /// [`TIMEOUT_HEADER`] as a parsed name: a lookup skips parsing it.
-const TIMEOUT_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(TIMEOUT_HEADER);
+pub(crate) const TIMEOUT_HEADER_NAME: http::HeaderName =
+    http::HeaderName::from_static(TIMEOUT_HEADER);
 
 /// Answers a request that takes longer than the timeout with a problem of
 /// the chosen status (503 or 504) and drops its handler. A request carrying
@@ -74,9 +75,13 @@ impl DeadlineLayer {
     /// The time `req` gets: the configured timeout, tightened (never
     /// loosened) by a caller's [`TIMEOUT_HEADER`] propagated from upstream.
     pub(crate) fn budget<B>(&self, req: &Request<B>) -> Duration {
-        req.headers()
-            .get(&TIMEOUT_HEADER_NAME)
-            .and_then(|v| v.to_str().ok())
+        self.budget_from(req.headers().get(&TIMEOUT_HEADER_NAME))
+    }
+
+    /// [`budget`](Self::budget), from the request's [`TIMEOUT_HEADER`]
+    /// (`sent`), if any.
+    pub(crate) fn budget_from(&self, sent: Option<&http::HeaderValue>) -> Duration {
+        sent.and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(self.timeout, |ms| {
                 self.timeout.min(Duration::from_millis(ms))

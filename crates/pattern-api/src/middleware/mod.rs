@@ -30,7 +30,7 @@ pub mod shed;
 mod trace;
 
 pub use crate::context::Deadline;
-pub(crate) use deadline::BodyWatch;
+pub(crate) use deadline::{BodyWatch, TIMEOUT_HEADER_NAME};
 pub use deadline::{DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
 pub(crate) use future::Finish;
 pub use future::ResponseFuture;

@@ -63,14 +63,18 @@ where
 /// The request's id (the client's when sane, else a new one), and the
 /// header value to echo on the response.
 pub(crate) fn identify<B>(req: &Request<B>) -> (RequestId, Option<HeaderValue>) {
+    identify_from(req.headers().get(&HEADER_NAME))
+}
+
+/// [`identify`], from the request's id header (`sent`), if any.
+pub(crate) fn identify_from(sent: Option<&HeaderValue>) -> (RequestId, Option<HeaderValue>) {
     // A client's sane id is echoed with its own header value (no copy).
-    let (id, echo) =
-        match req.headers().get(&HEADER_NAME).and_then(|value| {
-            RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone()))
-        }) {
-            Some((id, value)) => (id, Some(value)),
-            None => (RequestId::generate(), None),
-        };
+    let (id, echo) = match sent
+        .and_then(|value| RequestId::from_header(value.as_bytes()).map(|id| (id, value.clone())))
+    {
+        Some((id, value)) => (id, Some(value)),
+        None => (RequestId::generate(), None),
+    };
     let echo = echo.or_else(|| header_value(id.as_str()));
     (id, echo)
 }

@@ -30,7 +30,7 @@
 mod layer;
 
 pub use layer::{RequestIdLayer, RequestIdService, ResponseFuture};
-pub(crate) use layer::{echo, identify};
+pub(crate) use layer::{echo, identify_from};
 
 /// The header carrying the request id.
 pub const HEADER: &str = "x-request-id";

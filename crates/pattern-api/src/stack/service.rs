@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use axum::body::{Body, HttpBody};
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use http::Request;
+use http::{HeaderMap, HeaderValue, Request};
 use pattern_error::bulkhead::BulkheadPermit;
 use tokio::time::Instant;
 use tower::{Layer, Service};
@@ -18,7 +18,7 @@ use crate::ApiError;
 use crate::client_addr;
 use crate::context::{CURRENT, RequestContext};
 use crate::middleware::shed::wait_for_slot;
-use crate::middleware::{BodyWatch, Deadline, Finished};
+use crate::middleware::{BodyWatch, Deadline, Finished, TIMEOUT_HEADER_NAME};
 use crate::request_id::{self, RequestId};
 
 /// The limit axum's body extractors apply when none is set.
@@ -73,12 +73,17 @@ where
         client_addr::resolve(&chain.proxies, &mut req);
         // The id lives in the task-local only (no extension: the map would
         // grow); the `RequestId` extractor finds it there.
+        let (sent_id, sent_timeout) = sent_headers(req.headers());
         let (id, echo) = if chain.request_id {
-            let (id, echo) = request_id::identify(&req);
+            let (id, echo) = request_id::identify_from(sent_id);
             (Some(id), echo)
         } else {
             (None, None)
         };
+        let budget = chain
+            .timeout
+            .as_ref()
+            .map(|timeout| timeout.budget_from(sent_timeout));
         // One clock read: the metrics' start is the deadline's and the
         // access log's.
         let now = (chain.metrics.is_some() || chain.timeout.is_some()).then(Instant::now);
@@ -90,14 +95,11 @@ where
             .as_ref()
             .zip(now)
             .map(|(metrics, now)| metrics.begin(&req, now));
-        let timer = chain.timeout.as_ref().zip(now).map(|(timeout, now)| {
-            let budget = timeout.budget(&req);
-            Timer {
-                deadline: now + budget,
-                budget,
-                body: BodyWatch::watch(&mut req),
-                sleep: None,
-            }
+        let timer = budget.zip(now).map(|(budget, now)| Timer {
+            deadline: now + budget,
+            budget,
+            body: BodyWatch::watch(&mut req),
+            sleep: None,
         });
         let deadline = timer.as_ref().map(|timer| timer.deadline);
         // The id and the deadline go with the task, not in the request's
@@ -130,6 +132,29 @@ where
         };
         ResponseFuture::new(context, core, echo)
     }
+}
+
+/// The request's id and timeout headers (the first value of each), found
+/// in one pass over a short header list: a lookup by a name that is no
+/// standard header hashes the name, and there were two per request.
+fn sent_headers(headers: &HeaderMap) -> (Option<&HeaderValue>, Option<&HeaderValue>) {
+    /// Beyond this many header values, two lookups cost less than a pass.
+    const SCAN_UP_TO: usize = 16;
+    if headers.len() > SCAN_UP_TO {
+        return (
+            headers.get(&request_id::HEADER_NAME),
+            headers.get(&TIMEOUT_HEADER_NAME),
+        );
+    }
+    let (mut id, mut timeout) = (None, None);
+    for (name, value) in headers {
+        if *name == request_id::HEADER_NAME {
+            id = id.or(Some(value));
+        } else if *name == TIMEOUT_HEADER_NAME {
+            timeout = timeout.or(Some(value));
+        }
+    }
+    (id, timeout)
 }
 
 /// Body limit, rate limit, load shedding, then the inner service (under
