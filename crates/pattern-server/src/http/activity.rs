@@ -109,12 +109,12 @@ impl InFlight {
 
     /// `body`, keeping the request in flight until the connection drops
     /// it (a streamed answer that pauses is not a client late with its
-    /// next head).
-    pub(super) fn until_sent(mut self, body: Body) -> Body {
-        Body::new(Sending {
+    /// next head). Not boxed again: hyper is handed this type itself.
+    pub(super) fn until_sent(mut self, body: Body) -> Sending {
+        Sending {
             body,
             activity: self.0.take(),
-        })
+        }
     }
 }
 
@@ -130,9 +130,19 @@ impl Drop for InFlight {
 
 /// An answer's body, its request in flight until the connection drops it
 /// (the flush after its last bytes marks the connection's activity).
-struct Sending {
+pub(super) struct Sending {
     body: Body,
     activity: Option<Arc<Activity>>,
+}
+
+impl Sending {
+    /// `body` with no request to keep in flight.
+    pub(super) fn untracked(body: Body) -> Self {
+        Self {
+            body,
+            activity: None,
+        }
+    }
 }
 
 impl Drop for Sending {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::activity::{Activity, InFlight};
+use super::activity::{Activity, InFlight, Sending};
 use super::detect::{Protocol, Rewind, detect};
 use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
@@ -283,7 +283,7 @@ impl Protocols {
 trait HttpService:
     hyper::service::Service<
         axum::http::Request<hyper::body::Incoming>,
-        Response = axum::response::Response,
+        Response = axum::http::Response<Sending>,
         Future: Send + 'static,
         Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     > + Clone
@@ -295,7 +295,7 @@ trait HttpService:
 impl<S> HttpService for S where
     S: hyper::service::Service<
             axum::http::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
+            Response = axum::http::Response<Sending>,
             Future: Send + 'static,
             Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         > + Clone
@@ -533,7 +533,7 @@ impl<S, B> tower::Service<axum::http::Request<B>> for CloseWhenStopping<S>
 where
     S: tower::Service<axum::http::Request<B>, Response = axum::response::Response>,
 {
-    type Response = axum::response::Response;
+    type Response = axum::http::Response<Sending>;
     type Error = S::Error;
     type Future = CloseFuture<S::Future>;
 
@@ -565,17 +565,17 @@ impl<F, E> Future for CloseFuture<F>
 where
     F: Future<Output = Result<axum::response::Response, E>>,
 {
-    type Output = F::Output;
+    type Output = Result<axum::http::Response<Sending>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         let Some(in_flight) = this.in_flight.take() else {
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(response.map(Sending::untracked)));
         };
         let upgraded = response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS;
         let Some(activity) = in_flight.activity() else {
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(response.map(Sending::untracked)));
         };
         // A 101 hands the socket over: from now on it watches the cut (set
         // before hyper passes it to the handler, so no read can miss it).
