@@ -247,8 +247,8 @@ async fn slow_answers_and_slow_readers_are_not_cut_by_the_header_timeout() {
     running.stop().await;
 }
 
-/// Answers written copied into one buffer (the default) or with vectored
-/// writes are the same: a small one, and a large one that is more than the
+/// Answers written with vectored writes (the default) or copied into one
+/// buffer are the same: a small one, and a large one that is more than the
 /// buffer holds, each whole, two pipelined on one connection.
 #[tokio::test]
 async fn both_write_modes_send_whole_answers() {

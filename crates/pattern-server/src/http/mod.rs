@@ -56,7 +56,6 @@
 //! # }
 //! ```
 
-mod activity;
 mod config;
 mod detect;
 mod serve;

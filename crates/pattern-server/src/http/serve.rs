@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::activity::{Activity, InFlight, Sending};
 use super::detect::{Protocol, Rewind, detect};
 use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
@@ -253,10 +252,9 @@ impl Protocols {
     fn new(config: &ServerConfig) -> Self {
         let http1 = config.http1.then(|| {
             let mut http1 = hyper::server::conn::http1::Builder::new();
-            // The header read timeout is the connection's own (`drive`):
-            // hyper's sets and cancels a timer per request.
             http1
-                .header_read_timeout(None::<Duration>)
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.header_read_timeout())
                 .keep_alive(config.keep_alive)
                 .max_buf_size(config.max_header_bytes)
                 .writev(config.http1_vectored_writes);
@@ -283,7 +281,7 @@ impl Protocols {
 trait HttpService:
     hyper::service::Service<
         axum::http::Request<hyper::body::Incoming>,
-        Response = axum::http::Response<Sending>,
+        Response = axum::response::Response,
         Future: Send + 'static,
         Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     > + Clone
@@ -295,7 +293,7 @@ trait HttpService:
 impl<S> HttpService for S where
     S: hyper::service::Service<
             axum::http::Request<hyper::body::Incoming>,
-            Response = axum::http::Response<Sending>,
+            Response = axum::response::Response,
             Future: Send + 'static,
             Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         > + Clone
@@ -382,25 +380,23 @@ impl Connection {
                 return;
             }
         };
+        let handed_off = self.activity.handed_off.clone();
         let io = TokioIo::new(Tracked::new(
             Rewind::new(prefix, stream),
             self.cut.clone(),
-            self.activity.clone(),
+            handed_off.clone(),
             holds,
         ));
         match (protocol, &self.protocols.http1, &self.protocols.http2) {
             (Protocol::Http1, Some(http1), _) => {
                 let conn = http1.serve_connection(io, service).with_upgrades();
-                let head_within = Some(self.detect_within);
-                self.drive(conn, |conn| conn.graceful_shutdown(), head_within)
-                    .await;
+                self.drive(conn, |conn| conn.graceful_shutdown()).await;
                 // Ended, or upgraded: the socket is the handler's now.
-                self.activity.handed_off.store(true, Ordering::Relaxed);
+                handed_off.store(true, Ordering::Relaxed);
             }
             (Protocol::Http2, _, Some(http2)) => {
                 let conn = http2.serve_connection(io, service);
-                self.drive(conn, |conn| conn.graceful_shutdown(), None)
-                    .await;
+                self.drive(conn, |conn| conn.graceful_shutdown()).await;
             }
             (protocol, _, _) => {
                 tracing::debug!(%peer, ?protocol, "connection closed: protocol not served");
@@ -410,11 +406,8 @@ impl Connection {
 
     /// Serves a connection until it ends: closed gracefully when the
     /// drain begins or it has been idle too long, cut at the drain
-    /// deadline, or when a request's head is not read within
-    /// `head_within` (HTTP/1) of the connection's start or its last
-    /// answer (a client that stalls partway through a head, or an idle
-    /// keep-alive connection).
-    async fn drive<C, E>(&self, conn: C, graceful: fn(Pin<&mut C>), head_within: Option<Duration>)
+    /// deadline.
+    async fn drive<C, E>(&self, conn: C, graceful: fn(Pin<&mut C>))
     where
         C: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
@@ -422,10 +415,8 @@ impl Connection {
         let peer = self.peer;
         let mut conn = std::pin::pin!(conn);
         let mut closing = false;
-        let idle = self.activity.quiet_for(self.idle_timeout);
+        let idle = self.activity.idle(self.idle_timeout);
         let mut idle = std::pin::pin!(idle);
-        let head = self.activity.quiet_for(head_within);
-        let mut head = std::pin::pin!(head);
         loop {
             tokio::select! {
                 // In this order, without drawing a random start at every
@@ -447,15 +438,68 @@ impl Connection {
                     graceful(conn.as_mut());
                     closing = true;
                 }
-                () = head.as_mut() => {
-                    tracing::debug!(%peer, "connection closed: no request head within the header read timeout");
-                    return;
-                }
                 () = self.cut.cancelled() => {
                     tracing::debug!(%peer, "connection cut at the drain deadline");
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+struct Activity {
+    /// Whether the server is stopping (shared by every connection).
+    stopping: Arc<AtomicBool>,
+    /// Set when the connection is upgraded (its 101 sent): the socket's
+    /// reads and writes watch the drain's cut from then on.
+    handed_off: Arc<AtomicBool>,
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `since` to the last request's end (or the start).
+    last: AtomicU64,
+    since: tokio::time::Instant,
+}
+
+impl Activity {
+    fn new(stopping: Arc<AtomicBool>) -> Self {
+        Self {
+            stopping,
+            handed_off: Arc::new(AtomicBool::new(false)),
+            in_flight: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        let at = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.store(at, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Resolves once no request has been in flight for `timeout`; never
+    /// without one.
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.since + Duration::from_nanos(self.last.load(Ordering::Acquire));
+            let due = last + timeout;
+            if self.in_flight.load(Ordering::Acquire) == 0 && tokio::time::Instant::now() >= due {
+                return;
+            }
+            // Busy: look again a timeout from now; idle: at the due time.
+            let next = if self.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::Instant::now() + timeout
+            } else {
+                due
+            };
+            tokio::time::sleep_until(next).await;
         }
     }
 }
@@ -533,7 +577,7 @@ impl<S, B> tower::Service<axum::http::Request<B>> for CloseWhenStopping<S>
 where
     S: tower::Service<axum::http::Request<B>, Response = axum::response::Response>,
 {
-    type Response = axum::http::Response<Sending>;
+    type Response = axum::response::Response;
     type Error = S::Error;
     type Future = CloseFuture<S::Future>;
 
@@ -542,10 +586,11 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        self.activity.begin();
         CloseFuture {
-            in_flight: Some(InFlight::begin(&self.activity)),
             http1: req.version() <= axum::http::Version::HTTP_11,
             inner: self.inner.call(req),
+            in_flight: InFlight(self.activity.clone()),
         }
     }
 }
@@ -556,8 +601,17 @@ pin_project! {
         #[pin]
         inner: F,
         http1: bool,
-        // Until the answer's body is sent (or this is dropped).
-        in_flight: Option<InFlight>,
+        in_flight: InFlight,
+    }
+}
+
+/// A request in flight on its connection, until its response is ready or
+/// it is dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -565,31 +619,26 @@ impl<F, E> Future for CloseFuture<F>
 where
     F: Future<Output = Result<axum::response::Response, E>>,
 {
-    type Output = Result<axum::http::Response<Sending>, E>;
+    type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        let Some(in_flight) = this.in_flight.take() else {
-            return Poll::Ready(Ok(response.map(Sending::untracked)));
-        };
-        let upgraded = response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS;
-        let Some(activity) = in_flight.activity() else {
-            return Poll::Ready(Ok(response.map(Sending::untracked)));
-        };
         // A 101 hands the socket over: from now on it watches the cut (set
         // before hyper passes it to the handler, so no read can miss it).
-        if upgraded {
-            activity.handed_off.store(true, Ordering::Relaxed);
+        if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+            this.in_flight.0.handed_off.store(true, Ordering::Relaxed);
         }
         // A 101 keeps its `connection: upgrade`: the socket is handed over.
-        if *this.http1 && !upgraded && activity.stopping.load(Ordering::Acquire) {
+        if *this.http1
+            && this.in_flight.0.stopping.load(Ordering::Acquire)
+            && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
+        {
             response.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),
             );
         }
-        let response = response.map(|body| in_flight.until_sent(body));
         Poll::Ready(Ok(response))
     }
 }

@@ -12,15 +12,13 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use axum::extract::OptionalFromRequestParts;
 use axum::http::request::Parts;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-
-use super::activity::Activity;
 
 /// Tells an upgrade handler that the server is draining: close the
 /// upgraded connection gracefully (a WebSocket close frame), or it is cut
@@ -52,39 +50,34 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Draining {
 /// A connection's socket with what it holds (its connection slot, its
 /// place in the per-address count, its place in the drain's tracker):
 /// released when the socket is dropped, by hyper at the end of the
-/// connection or, once upgraded, by the handler. Its writes and flushes
-/// mark the connection's activity.
+/// connection or, once upgraded, by the handler.
 pub(super) struct Tracked<T, H> {
     inner: T,
-    /// The connection's: whether it handed the socket on (upgraded: from
-    /// then on reads and writes watch the cut), and what it wrote.
-    activity: Arc<Activity>,
+    /// Set when the HTTP connection handed the socket on (upgraded): from
+    /// then on reads and writes watch the cut.
+    handed_off: Arc<AtomicBool>,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
     _holds: H,
 }
 
 impl<T, H> Tracked<T, H> {
-    pub(super) fn new(inner: T, cut: CancellationToken, activity: Arc<Activity>, holds: H) -> Self {
+    pub(super) fn new(
+        inner: T,
+        cut: CancellationToken,
+        handed_off: Arc<AtomicBool>,
+        holds: H,
+    ) -> Self {
         Self {
             inner,
-            activity,
+            handed_off,
             cut: Box::pin(cut.cancelled_owned()),
             _holds: holds,
         }
     }
 
-    /// `written` bytes went out: they count as activity until flushed.
-    fn wrote(&self, written: usize) -> Poll<io::Result<usize>> {
-        if written > 0 {
-            self.activity.wrote();
-        }
-        Poll::Ready(Ok(written))
-    }
-
     /// An error once the drain deadline cut an upgraded connection.
     fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        if self.activity.handed_off.load(Ordering::Relaxed) && self.cut.as_mut().poll(cx).is_ready()
-        {
+        if self.handed_off.load(Ordering::Relaxed) && self.cut.as_mut().poll(cx).is_ready() {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "cut at the server's drain deadline",
@@ -112,8 +105,7 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        self.wrote(written)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -122,8 +114,7 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        let written = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.wrote(written)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -132,9 +123,7 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
-        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
-        self.activity.flushed();
-        Poll::Ready(Ok(()))
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
