@@ -49,8 +49,12 @@ impl Rendered {
         &self.head
     }
 
-    /// `,"name":` for `field`, if it is one of this call site's.
+    /// `,"name":` for `field`, if it is one of this call site's (an event
+    /// may carry the values of another call site's fields).
     pub(super) fn name(&self, field: &Field) -> Option<&str> {
+        if field.callsite() != self.metadata.callsite() {
+            return None;
+        }
         let index = field.index();
         let end = *self.ends.get(index)?;
         let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
@@ -161,10 +165,17 @@ mod tests {
                     }
                 )*};
             }
-            sites!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19);
+            // Twice over: the second time, each call site was pushed out
+            // by the sixteen after it, and is rendered again.
+            for _ in 0..2 {
+                sites!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19);
+            }
         });
         let seen = seen.0.lock().unwrap();
-        assert_eq!(seen.len(), 20 * 2 * 2);
+        assert_eq!(seen.len(), 2 * 20 * 2 * 2);
+        // The same call sites logged the same heads and names both times.
+        let (first, second) = seen.split_at(seen.len() / 2);
+        assert_eq!(first, second);
         assert!(seen.len() / 2 > KEPT, "more call sites than are kept");
         let info = &seen[0];
         assert_eq!(info.0, "\",\"level\":\"INFO\",\"target\":\"a\\\"target\"");
@@ -176,5 +187,24 @@ mod tests {
             seen[1].0,
             "\",\"level\":\"WARN\",\"target\":\"pattern_server::logging::json::callsite::tests\""
         );
+    }
+
+    /// A field of another call site has no name here, even at an index
+    /// this call site has: its own name is written instead.
+    #[test]
+    fn another_call_sites_field_is_not_named_by_index() {
+        use tracing::callsite::Callsite as _;
+
+        let mut sites = Callsites::new();
+        let here =
+            tracing::callsite!(name: "here", kind: tracing::metadata::Kind::EVENT, fields: a, b);
+        let there =
+            tracing::callsite!(name: "there", kind: tracing::metadata::Kind::EVENT, fields: x, y);
+        let (here, there) = (here.metadata(), there.metadata());
+        let foreign = there.fields().field("y").unwrap();
+        let rendered = sites.get(here);
+        assert_eq!(rendered.name(&foreign), None);
+        let own = here.fields().field("b").unwrap();
+        assert_eq!(rendered.name(&own), Some(",\"b\":"));
     }
 }
