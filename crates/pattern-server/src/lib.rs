@@ -27,12 +27,22 @@
 //! time per query from one client and 1.02× with 16 concurrent clients
 //! (throughput 1.00× and 0.98×).
 //!
-//! The reference service's whole serving path with its trace export on
-//! (10 % of traces sampled, sent to a collector over OTLP) against the
-//! same path with the export off, same run (`cargo xtask bench --http
-//! --rounds 5 --seconds 5 --load wrk`): 0.92× the requests per second
-//! (rounds 0.91, 0.85, 1.04, 0.97, 0.92); 31 800 against 27 600
-//! instructions per request (callgrind).
+//! Serving, over loopback, one thread pinned to a core and the load on the
+//! other (`cargo xtask bench --http --rounds 5 --seconds 5 --load
+//! wrk,h2load`; medians of the ratios within each round, one run):
+//!
+//! | what | against | HTTP/1.1 (wrk) | HTTP/2 (h2load) |
+//! | --- | --- | --- | --- |
+//! | `HttpServer` around the bare handler | bare axum (its `serve`; on hyper's HTTP/2) | 0.94× | 0.90× |
+//! | the reference service's whole serving path (`HttpServer`, the middleware, metrics, a JSON access line per request to a file) | bare axum / bare hyper's HTTP/2 | 0.74× | 0.57× |
+//! | the same | axum + tower-http with JSON logs | 1.71× | |
+//! | the same with its trace export on (10 % of traces sampled, sent over OTLP) | the same with it off | 0.91× | |
+//!
+//! In instructions per request (callgrind, `h2load --h1 -n 20000 -c 4`):
+//! bare axum 13 800, `HttpServer` around the bare handler 16 100, the
+//! whole serving path 24 600, with the trace export 28 800; over HTTP/2
+//! (`-c 4 -m 10`): bare hyper 26 100, axum on it 30 500, `HttpServer`
+//! 32 300, the whole path 42 400.
 //!
 //! # Example
 //!
