@@ -209,6 +209,42 @@ async fn the_next_head_on_a_kept_connection_has_the_header_timeout() {
     running.stop().await;
 }
 
+/// A head sent a byte at a time, each well within the timeout of the one
+/// before, is closed a timeout after the head began, not a timeout after
+/// its last byte: bytes do not buy time.
+#[tokio::test]
+async fn a_head_trickled_byte_by_byte_gets_no_more_time() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    // Thirty bytes 100 ms apart: three seconds, ten timeouts.
+    let trickle = tokio::spawn(async move {
+        for byte in b"GET / HTTP/1.1\r\nx-slow: aaaaaaaaaaaaa".iter() {
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
+        .await
+        .expect("closed");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+        "closed {waited:?} after the head began, while bytes still came"
+    );
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    trickle.abort();
+    running.stop().await;
+}
+
 /// A request counts until its answer is sent: a handler slower than the
 /// header read timeout, a streamed answer that pauses longer, and a client
 /// reading a long answer slowly, are not taken for a client late with its

@@ -140,7 +140,6 @@ fn log_file() -> std::path::PathBuf {
 /// collector `HT_OTLP` names.
 async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
     use patterns::component::lifecycle::System;
-    use patterns::server::http::{HttpServer, ServerConfig};
     use patterns::server::logging::{LogConfig, LogFormat};
     use patterns::server::telemetry::{Sampler, TelemetryConfig};
 
@@ -185,17 +184,7 @@ async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
             .apply(Router::new().route("/", get(handler)).merge(
                 patterns::server::ops::with_metrics(health.clone(), move || render.render()),
             ));
-    // The component binds its own port: hand it this one's address.
-    let addr = listener.local_addr().expect("address");
-    drop(listener);
-    let server = HttpServer::new(
-        "http",
-        ServerConfig {
-            addr,
-            ..ServerConfig::default()
-        },
-        app,
-    );
+    let server = http_server(listener, app);
     let mut system = System::builder().health_handle(&health);
     if let Some(export) = export {
         system = system.component(export);
@@ -212,22 +201,32 @@ async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
     drop((running, logs));
 }
 
-/// pattern-server's `HttpServer` around the bare handler: what serving
-/// costs before any middleware.
-async fn serve_bare_server(listener: tokio::net::TcpListener) {
-    use patterns::component::lifecycle::System;
+/// An `HttpServer` with the default settings serving `app` on `listener`'s
+/// address (the component binds its own port: the listener is closed).
+fn http_server(
+    listener: tokio::net::TcpListener,
+    app: Router,
+) -> patterns::server::http::HttpServer {
     use patterns::server::http::{HttpServer, ServerConfig};
 
     let addr = listener.local_addr().expect("address");
     drop(listener);
-    let server = HttpServer::new(
+    HttpServer::new(
         "http",
         ServerConfig {
             addr,
             ..ServerConfig::default()
         },
-        Router::new().route("/", get(handler)),
-    );
+        app,
+    )
+}
+
+/// pattern-server's `HttpServer` around the bare handler: what serving
+/// costs before any middleware.
+async fn serve_bare_server(listener: tokio::net::TcpListener) {
+    use patterns::component::lifecycle::System;
+
+    let server = http_server(listener, Router::new().route("/", get(handler)));
     let running = System::builder()
         .component(server)
         .build()
