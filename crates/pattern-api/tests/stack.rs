@@ -226,11 +226,13 @@ async fn a_caller_deadline_header_tightens_the_timeout() {
 }
 
 /// The caller's id and deadline headers are read among few headers and
-/// among many (past the count up to which one pass finds both), in any
-/// order, the first value of each when sent twice.
+/// among many (either side of the count up to which one pass finds both),
+/// in any order, the first value of each when sent twice.
 #[tokio::test(start_paused = true)]
 async fn the_id_and_deadline_headers_are_found_among_few_or_many() {
-    for extra in [0, 3, 40] {
+    // With the four id and deadline values: 4, 7, 16 and 17 (either side
+    // of the one-pass limit) and 44 values.
+    for extra in [0, 3, 12, 13, 40] {
         for id_first in [true, false] {
             let app = ApiStack::new()
                 .timeout(DeadlineLayer::new(Duration::from_secs(30)))

@@ -189,16 +189,24 @@ async fn serve_server(listener: tokio::net::TcpListener, traced: bool) {
     if let Some(export) = export {
         system = system.component(export);
     }
-    let running = system
-        .component(prometheus)
-        .component(server.after("metrics"))
+    let _logs = logs;
+    run_for_ever(
+        system
+            .component(prometheus)
+            .component(server.after("metrics")),
+    )
+    .await;
+}
+
+/// Starts `system` and serves until killed.
+async fn run_for_ever(system: patterns::component::lifecycle::SystemBuilder) {
+    let _running = system
         .build()
         .expect("a system")
         .start()
         .await
         .expect("started");
     std::future::pending::<()>().await;
-    drop((running, logs));
 }
 
 /// An `HttpServer` with the default settings serving `app` on `listener`'s
@@ -227,15 +235,7 @@ async fn serve_bare_server(listener: tokio::net::TcpListener) {
     use patterns::component::lifecycle::System;
 
     let server = http_server(listener, Router::new().route("/", get(handler)));
-    let running = System::builder()
-        .component(server)
-        .build()
-        .expect("a system")
-        .start()
-        .await
-        .expect("started");
-    std::future::pending::<()>().await;
-    drop(running);
+    run_for_ever(System::builder().component(server)).await;
 }
 
 /// What a user would assemble from tower-http instead.

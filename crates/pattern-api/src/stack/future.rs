@@ -198,10 +198,11 @@ where
             crate::middleware::rewrite(&mut response);
         }
         // One clock read ends the request for the metrics and the log.
-        let end = this.record.as_ref().map(|_| Instant::now());
-        if let Some(record) = this.record.take() {
-            record.finish_at(&response, end.unwrap_or_else(Instant::now));
-        }
+        let end = this.record.take().map(|record| {
+            let end = Instant::now();
+            record.finish_at(&response, end);
+            end
+        });
         if let Some(trace) = this.trace.take() {
             trace.finish_at(&mut response, end);
         }
