@@ -280,6 +280,43 @@ async fn slow_answers_and_slow_readers_are_not_cut_by_the_header_timeout() {
     running.stop().await;
 }
 
+/// On a kept connection, a handler slower than the header read timeout
+/// (the timer of the head before it runs out meanwhile) is answered, the
+/// next request too, and the connection then idle is closed a timeout
+/// after the last answer: not at once, not never.
+#[tokio::test]
+async fn after_a_slow_answer_the_next_head_has_its_whole_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        header_read_timeout_ms: 200,
+        ..config()
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut answered = Instant::now();
+    for (path, ends) in [("/slow", "slow done"), ("/", "hi"), ("/slow", "slow done")] {
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 512];
+        while !answer.ends_with(ends.as_bytes()) {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before the answer to {path}");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        answered = Instant::now();
+    }
+    let rest = serving::closed_between(
+        &mut stream,
+        answered,
+        Duration::from_millis(150)..Duration::from_secs(3),
+    )
+    .await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    running.stop().await;
+}
+
 /// Answers written with vectored writes (the default) or copied into one
 /// buffer are the same: a small one, and a large one that is more than the
 /// buffer holds, each whole, two pipelined on one connection.

@@ -59,6 +59,7 @@
 mod config;
 mod detect;
 mod serve;
+mod timer;
 #[cfg(feature = "tls")]
 mod tls;
 mod upgrade;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::detect::{Protocol, Rewind, detect};
+use super::timer::HeadTimer;
 use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
 
@@ -251,9 +252,9 @@ struct Protocols {
 impl Protocols {
     fn new(config: &ServerConfig) -> Self {
         let http1 = config.http1.then(|| {
+            // Each connection gets its own header read timer (`HeadTimer`).
             let mut http1 = hyper::server::conn::http1::Builder::new();
             http1
-                .timer(TokioTimer::new())
                 .header_read_timeout(config.header_read_timeout())
                 .keep_alive(config.keep_alive)
                 .max_buf_size(config.max_header_bytes)
@@ -389,6 +390,8 @@ impl Connection {
         ));
         match (protocol, &self.protocols.http1, &self.protocols.http2) {
             (Protocol::Http1, Some(http1), _) => {
+                let mut http1 = http1.clone();
+                http1.timer(HeadTimer::default());
                 let conn = http1.serve_connection(io, service).with_upgrades();
                 self.drive(conn, |conn| conn.graceful_shutdown()).await;
                 // Ended, or upgraded: the socket is the handler's now.
