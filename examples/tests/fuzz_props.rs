@@ -366,6 +366,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "http2",
             "keep_alive",
             "header_read_timeout_ms",
+            "write_timeout_ms",
             "max_header_bytes",
             "max_connections",
             "on_limit",

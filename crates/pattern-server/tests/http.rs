@@ -317,6 +317,89 @@ async fn after_a_slow_answer_the_next_head_has_its_whole_timeout() {
     running.stop().await;
 }
 
+/// A keep-alive client that asks for a large answer and stops reading is
+/// closed a write timeout after the server's writes stopped going
+/// through, and its connection slot serves the next client: without the
+/// timeout it held the only slot for ever.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    let (_server, running, addr) = start(ServerConfig {
+        write_timeout_ms: 300,
+        max_connections: 1,
+        ..config()
+    })
+    .await;
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    let n = stalled.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // The next client waits for the only slot: given once the stalled one
+    // is closed.
+    let started = Instant::now();
+    let next = tokio::time::timeout(Duration::from_secs(5), fetch(addr, "/"))
+        .await
+        .expect("the slot freed")
+        .unwrap();
+    assert!(next.ends_with("hi"), "{next}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // What the stalled client can still read ends before the answer does.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut rest))
+        .await
+        .expect("closed");
+    assert!(n + rest.len() < BIG, "the whole answer was written");
+    running.stop().await;
+}
+
+/// A client that reads a large answer slowly but steadily, each pause
+/// shorter than the write timeout, gets all of it: the timeout counts from
+/// the last write that went through, not over the whole answer. With the
+/// timeout off (0), a reader that stalls far longer also gets all of it.
+#[tokio::test]
+async fn a_slow_but_steady_reader_gets_the_whole_answer() {
+    for (write_timeout_ms, pause) in [(1_000, 100), (0, 1_500)] {
+        let (_server, running, addr) = start(ServerConfig {
+            write_timeout_ms,
+            ..config()
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::with_capacity(BIG + 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut paused = false;
+        let mut since_pause = 0;
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+            since_pause += n;
+            // A pause after each megabyte; the long one once.
+            if since_pause >= 1 << 20 && (write_timeout_ms > 0 || !paused) {
+                sleep(Duration::from_millis(pause)).await;
+                since_pause = 0;
+                paused = true;
+            }
+        }
+        let body_from = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
+        assert_eq!(answer.len() - body_from, BIG, "timeout {write_timeout_ms}");
+        running.stop().await;
+    }
+}
+
 /// Answers written with vectored writes (the default) or copied into one
 /// buffer are the same: a small one, and a large one that is more than the
 /// buffer holds, each whole, two pipelined on one connection.
@@ -711,6 +794,7 @@ async fn an_http2_client_that_stops_answering_pings_is_closed() {
 async fn settings_at_their_bounds_serve() {
     use garde::Validate;
     let low = ServerConfig {
+        write_timeout_ms: 0,
         idle_timeout_ms: 0,
         max_connections_per_ip: 0,
         http2_max_concurrent_streams: 1,
@@ -723,6 +807,7 @@ async fn settings_at_their_bounds_serve() {
         ..config()
     };
     let high = ServerConfig {
+        write_timeout_ms: 3_600_000,
         idle_timeout_ms: 3_600_000,
         max_connections_per_ip: 1_000_000,
         http2_max_concurrent_streams: 10_000,

@@ -185,3 +185,35 @@ async fn an_upgraded_connection_that_ignores_the_drain_is_cut_at_the_deadline() 
         .expect("closed after the cut");
     assert!(read.is_err() || rest.is_empty(), "{rest:?}");
 }
+
+/// The write timeout is the HTTP connection's: once upgraded, a socket
+/// whose client reads nothing for several timeouts is not cut (its
+/// handler owns its pace), and every byte comes back.
+#[tokio::test]
+async fn an_upgraded_socket_has_no_write_timeout() {
+    const SENT: usize = 8 << 20;
+    let (_server, running, addr) = start(
+        ServerConfig {
+            write_timeout_ms: 200,
+            ..config()
+        },
+        true,
+    )
+    .await;
+    let (mut reader, mut writer) = upgrade(addr).await.into_split();
+    let sending = tokio::spawn(async move {
+        writer.write_all(&vec![b'e'; SENT]).await.unwrap();
+        writer
+    });
+    // The echoes fill the buffers; the handler's writes wait on this
+    // reader for a second: five timeouts.
+    sleep(Duration::from_secs(1)).await;
+    let mut back = vec![0u8; SENT];
+    tokio::time::timeout(Duration::from_secs(10), reader.read_exact(&mut back))
+        .await
+        .expect("echoed in time")
+        .unwrap();
+    assert!(back.iter().all(|byte| *byte == b'e'));
+    drop(sending.await.unwrap());
+    running.stop().await;
+}

@@ -10,7 +10,8 @@
 //! finish up to the drain deadline while idle keep-alive connections are
 //! closed, then cuts what is left and reports how many it cut
 //! ([`HttpServer::last_drain`]). A header read timeout closes connections
-//! that trickle their headers (slowloris) without holding up the others.
+//! that trickle their headers (slowloris) without holding up the others; a
+//! write timeout closes those whose client stops taking the answer.
 //!
 //! Each connection's protocol is read from its first bytes, within the
 //! header read timeout: HTTP/2 with prior knowledge (h2c) if it opens with

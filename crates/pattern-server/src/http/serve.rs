@@ -197,6 +197,7 @@ impl Server {
             activity,
             detect_within: self.config.header_read_timeout(),
             idle_timeout: self.config.idle_timeout(),
+            write_timeout: self.config.write_timeout(),
         };
         let holds = (permit, client, self.connections.token());
         tokio::spawn(connection.serve(stream, service, holds));
@@ -314,6 +315,7 @@ struct Connection {
     activity: Arc<Activity>,
     detect_within: Duration,
     idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -386,6 +388,7 @@ impl Connection {
             Rewind::new(prefix, stream),
             self.cut.clone(),
             handed_off.clone(),
+            self.write_timeout,
             holds,
         ));
         match (protocol, &self.protocols.http1, &self.protocols.http2) {

@@ -39,10 +39,7 @@ struct HeadSleep {
 
 impl hyper::rt::Timer for HeadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let now = tokio::time::Instant::now();
-        // Past the clock's end: a deadline that does not come.
-        let deadline = now.checked_add(duration).unwrap_or_else(|| far_future(now));
-        self.until(deadline)
+        self.until(deadline_after(tokio::time::Instant::now(), duration))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -64,9 +61,14 @@ impl HeadTimer {
     }
 }
 
-/// About 30 years after `now`: what tokio itself takes for "never".
-fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
-    now + Duration::from_secs(86_400 * 365 * 30)
+/// `duration` after `now`; past the clock's end, about 30 years after
+/// `now` (what tokio itself takes for "never").
+pub(super) fn deadline_after(
+    now: tokio::time::Instant,
+    duration: Duration,
+) -> tokio::time::Instant {
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 impl Future for HeadSleep {

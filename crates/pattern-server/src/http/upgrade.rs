@@ -6,6 +6,10 @@
 //! its place in the per-address count) for as long as it lives, the drain
 //! waits for it, handlers learn that the drain began from [`Draining`],
 //! and at the drain deadline its reads and writes fail.
+//!
+//! Before that, while the connection serves HTTP, its writes have the
+//! server's write timeout: a write that cannot go on (the client reads
+//! nothing) for that long fails, and hyper closes the connection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,11 +18,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::OptionalFromRequestParts;
 use axum::http::request::Parts;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::timer::deadline_after;
 
 /// Tells an upgrade handler that the server is draining: close the
 /// upgraded connection gracefully (a WebSocket close frame), or it is cut
@@ -57,7 +64,42 @@ pub(super) struct Tracked<T, H> {
     /// then on reads and writes watch the cut.
     handed_off: Arc<AtomicBool>,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    stall: Option<Stall>,
     _holds: H,
+}
+
+/// The write timeout: armed when a write cannot go on, disarmed by the
+/// next write that does.
+struct Stall {
+    timeout: Duration,
+    /// Made at the first stall, kept for the next ones.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the last write waited (the timer counts from its first wait).
+    waiting: bool,
+}
+
+impl Stall {
+    /// After a write that waits: an error once the timeout has passed
+    /// since the first wait with no write going through.
+    fn waited(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = deadline_after(tokio::time::Instant::now(), self.timeout);
+            match &mut self.sleep {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        if let Some(sleep) = &mut self.sleep
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took none of the answer within the write timeout",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<T, H> Tracked<T, H> {
@@ -65,13 +107,43 @@ impl<T, H> Tracked<T, H> {
         inner: T,
         cut: CancellationToken,
         handed_off: Arc<AtomicBool>,
+        write_timeout: Option<Duration>,
         holds: H,
     ) -> Self {
         Self {
             inner,
             handed_off,
             cut: Box::pin(cut.cancelled_owned()),
+            stall: write_timeout.map(|timeout| Stall {
+                timeout,
+                sleep: None,
+                waiting: false,
+            }),
             _holds: holds,
+        }
+    }
+
+    /// Runs the write timeout over a write's outcome: a write that waits
+    /// arms it (or fails once it has passed), one that goes through
+    /// disarms it. Upgraded sockets have none.
+    fn timed<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let Some(stall) = &mut self.stall else {
+            return outcome;
+        };
+        match outcome {
+            Poll::Pending if !self.handed_off.load(Ordering::Relaxed) => {
+                stall.waited(cx)?;
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+            ready => {
+                stall.waiting = false;
+                ready
+            }
         }
     }
 
@@ -105,7 +177,8 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.timed(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -114,7 +187,8 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.timed(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -123,7 +197,8 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check_cut(cx)?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let outcome = Pin::new(&mut self.inner).poll_flush(cx);
+        self.timed(cx, outcome)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
