@@ -17,6 +17,7 @@
 //! | `shutdown` | under load, SIGTERM: no request sent before it fails, new connections are refused, exit within the drain deadline plus 1 s |
 //! | `pre-stop` | SIGTERM with a pre-stop delay: readiness false at once, liveness true, new connections served during the delay and refused after it, the request in flight answered, exit 0 within delay + drain + 1 s |
 //! | `stalled-preface` | 3× the connection limit in clients that stall mid-preface: each closed by the header read timeout, a normal client behind them served |
+//! | `stalled-reader` | 3× the connection limit in clients that ask for megabytes of answers and read none: each closed by the write timeout, a normal client behind them served |
 //! | `probes` | the concurrency limit held and the excess shed: every probe (`/health/*`, `/metrics`) answers 200 within 500 ms, on one port and on a management port |
 //! | `overload` | 10× the concurrency limit: rejections (503/429) fast, admitted requests' p99 within 2× unloaded, RSS bounded, no other errors |
 //! | `bad-input` | malformed, hostile and slow requests get their 4xx problem or a closed connection; no panic; other clients served |
@@ -81,7 +82,7 @@ impl Report {
     }
 }
 
-const USAGE: &str = "usage: reliability --service PATH [--short] [--report FILE.html] [--only shutdown,pre-stop,stalled-preface,probes,overload,bad-input,outage,key-flood,prometheus]";
+const USAGE: &str = "usage: reliability --service PATH [--short] [--report FILE.html] [--only shutdown,pre-stop,stalled-preface,stalled-reader,probes,overload,bad-input,outage,key-flood,prometheus]";
 
 fn main() -> ExitCode {
     let all: Vec<String> = std::env::args().skip(1).collect();

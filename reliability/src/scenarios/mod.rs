@@ -9,6 +9,7 @@ mod probes;
 mod prometheus;
 mod shutdown;
 mod stalled_preface;
+mod stalled_reader;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +25,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("shutdown", |ctx| Box::pin(shutdown::run(ctx))),
     ("pre-stop", |ctx| Box::pin(pre_stop::run(ctx))),
     ("stalled-preface", |ctx| Box::pin(stalled_preface::run(ctx))),
+    ("stalled-reader", |ctx| Box::pin(stalled_reader::run(ctx))),
     ("probes", |ctx| Box::pin(probes::run(ctx))),
     ("overload", |ctx| Box::pin(overload::run(ctx))),
     ("bad-input", |ctx| Box::pin(bad_input::run(ctx))),
