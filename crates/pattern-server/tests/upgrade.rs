@@ -33,7 +33,7 @@ fn router(polite: bool) -> Router {
                     .expect("an upgradable request");
                 tokio::spawn(async move {
                     let mut io = TokioIo::new(upgrade.await.expect("upgraded"));
-                    let mut buf = [0; 64];
+                    let mut buf = [0; 16 * 1024];
                     loop {
                         tokio::select! {
                             read = io.read(&mut buf) => match read {

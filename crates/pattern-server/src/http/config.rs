@@ -51,14 +51,22 @@ pub struct ServerConfig {
     /// (its first bytes, the whole HTTP/2 preface).
     #[garde(range(min = 1, max = 600_000))]
     pub header_read_timeout_ms: u64,
-    /// Close a connection whose client has taken none of the answer's bytes
-    /// for this long (a client that stops reading a large answer, or reads
-    /// it too slowly, would otherwise hold its connection for ever). Counted
-    /// from the last write that went through, not over the whole answer; 0:
-    /// never. Not applied to upgraded connections, whose handlers own the
-    /// socket. Over HTTP/2 a client that reads nothing at all is also found
-    /// by the pings; one that reads but holds back its flow-control window
-    /// stalls its stream, not the socket, and is not closed by this.
+    /// Close a connection whose writes could not go on for this long: its
+    /// client stopped reading the answer (or reads it far too slowly), and
+    /// would otherwise hold the connection for ever. Counted from the last
+    /// write that went through, not over the whole answer; 0: never.
+    ///
+    /// The kernel takes more of an answer only once a good part of its
+    /// send buffer is free again (a third or more), so a client reading
+    /// very slowly, a few tens of kilobytes a second, can see no write go
+    /// through for a while: keep this well above that (the default, 60 s,
+    /// is nginx's `send_timeout`). A client that reads the answer only
+    /// after sending its whole request counts as not reading meanwhile,
+    /// should a handler answer before it has read the request's body.
+    /// Not applied to upgraded connections, whose handlers own the socket.
+    /// Over HTTP/2 a client that reads nothing at all is also found by the
+    /// pings; one that reads but holds back its flow-control window stalls
+    /// its stream, not the socket, and is not closed by this.
     #[garde(range(max = 3_600_000))]
     pub write_timeout_ms: u64,
     /// Close a connection with no request in flight for this long (HTTP/1
@@ -163,7 +171,7 @@ impl TlsConfig {
 
 impl Default for ServerConfig {
     /// 127.0.0.1:8080, HTTP/1.1 (vectored writes) and HTTP/2, keep-alive,
-    /// 10 s header read timeout, 30 s write timeout, connections idle 60 s
+    /// 10 s header read timeout, 60 s write timeout, connections idle 60 s
     /// closed, 64 KiB heads,
     /// 10 000 connections (waiting beyond), no cap per client, HTTP/2 with 200
     /// streams, 1 MiB windows, 16 KiB frames and a ping every 20 s
@@ -177,7 +185,7 @@ impl Default for ServerConfig {
             keep_alive: true,
             http1_vectored_writes: true,
             header_read_timeout_ms: 10_000,
-            write_timeout_ms: 30_000,
+            write_timeout_ms: 60_000,
             idle_timeout_ms: 60_000,
             max_header_bytes: 64 * 1024,
             max_connections: 10_000,

@@ -13,11 +13,13 @@
 //! leaves it armed, and it wakes the connection once at most, after the
 //! header read timeout, if nothing moved it since.
 //!
-//! hyper decides when the timer starts, stops and fires, exactly as with
-//! `TokioTimer`; only its cost changes. It serves one sleep at a time,
-//! which is how hyper's HTTP/1 server uses its timer (the header read
-//! timer is its only one); HTTP/2 keeps `TokioTimer`, whose keep-alive
-//! pings hold sleeps of their own.
+//! hyper decides when the timer starts, stops and fires, as with
+//! `TokioTimer`; what changes is its cost, and the one spare wakeup a
+//! dropped sleep may leave. The shared sleep serves one of hyper's sleeps
+//! at a time, which is how hyper's HTTP/1 server uses its timer (the
+//! header read timer is its only one); a sleep made while another is
+//! alive gets a tokio sleep of its own. HTTP/2 keeps `TokioTimer`, whose
+//! keep-alive pings hold sleeps of their own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,15 +28,25 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// A connection's HTTP/1 header read timer (give each connection its own).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(super) struct HeadTimer {
-    sleep: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+    sleep: Shared,
 }
 
-/// One of hyper's sleeps: a deadline over the connection's tokio sleep.
-struct HeadSleep {
-    sleep: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
-    deadline: tokio::time::Instant,
+/// The connection's one tokio sleep, made at the first wait.
+type Shared = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
+
+/// One of hyper's sleeps.
+enum HeadSleep {
+    /// A deadline over the connection's tokio sleep.
+    Shared {
+        sleep: Shared,
+        deadline: tokio::time::Instant,
+    },
+    /// A tokio sleep of its own: another of the timer's sleeps was alive
+    /// when it was made (hyper's HTTP/1 server holds one at a time; this
+    /// keeps each deadline its own should that change).
+    Own(Pin<Box<tokio::time::Sleep>>),
 }
 
 impl hyper::rt::Timer for HeadTimer {
@@ -46,6 +58,16 @@ impl hyper::rt::Timer for HeadTimer {
         self.until(deadline.into())
     }
 
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        match sleep.as_mut().downcast_mut_pin::<HeadSleep>() {
+            Some(mut head) => match &mut *head {
+                HeadSleep::Shared { deadline, .. } => *deadline = new_deadline.into(),
+                HeadSleep::Own(own) => own.as_mut().reset(new_deadline.into()),
+            },
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+
     fn now(&self) -> Instant {
         // The runtime's clock, as `TokioTimer` has it (paused in tests).
         tokio::time::Instant::now().into_std()
@@ -54,7 +76,11 @@ impl hyper::rt::Timer for HeadTimer {
 
 impl HeadTimer {
     fn until(&self, deadline: tokio::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HeadSleep {
+        // Held by the timer alone: no other sleep is alive.
+        if Arc::strong_count(&self.sleep) > 1 {
+            return Box::pin(HeadSleep::Own(Box::pin(tokio::time::sleep_until(deadline))));
+        }
+        Box::pin(HeadSleep::Shared {
             sleep: self.sleep.clone(),
             deadline,
         })
@@ -75,18 +101,22 @@ impl Future for HeadSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut slot = self.sleep.lock().unwrap_or_else(PoisonError::into_inner);
+        let (shared, deadline) = match self.get_mut() {
+            Self::Own(own) => return own.as_mut().poll(cx),
+            Self::Shared { sleep, deadline } => (sleep, *deadline),
+        };
+        let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let sleep = match &mut *slot {
             Some(sleep) => {
-                if sleep.deadline() != self.deadline {
+                if sleep.deadline() != deadline {
                     // Later than the armed deadline (the usual case: the
                     // next head's): moved in place. Earlier, or already
                     // fired: registered again.
-                    sleep.as_mut().reset(self.deadline);
+                    sleep.as_mut().reset(deadline);
                 }
                 sleep
             }
-            None => slot.insert(Box::pin(tokio::time::sleep_until(self.deadline))),
+            None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         sleep.as_mut().poll(cx)
     }
@@ -144,6 +174,42 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// Two sleeps alive at once each end at their own deadline, and a
+    /// sleep reset through the timer ends at its new one.
+    #[tokio::test(start_paused = true)]
+    async fn sleeps_alive_together_and_reset_keep_their_deadlines() {
+        let timer = HeadTimer::default();
+        let start = tokio::time::Instant::now();
+        let mut long = timer.sleep(Duration::from_secs(10));
+        let short = timer.sleep(Duration::from_secs(2));
+        // Polled in turn by one task, the short one first.
+        tokio::select! {
+            biased;
+            () = short => {}
+            () = long.as_mut() => panic!("the 10 s sleep ended first"),
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        long.await;
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+
+        for first in [Duration::from_secs(1), Duration::from_secs(100)] {
+            let start = tokio::time::Instant::now();
+            let mut sleep = timer.sleep(first);
+            let _ = tokio::time::timeout(Duration::from_millis(500), sleep.as_mut()).await;
+            timer.reset(&mut sleep, timer.now() + Duration::from_secs(5));
+            sleep.await;
+            assert_eq!(start.elapsed(), Duration::from_millis(5_500), "{first:?}");
+        }
+        // An own sleep (another alive) reset: its new deadline too.
+        let held = timer.sleep(Duration::from_secs(100));
+        let start = tokio::time::Instant::now();
+        let mut own = timer.sleep(Duration::from_secs(1));
+        timer.reset(&mut own, timer.now() + Duration::from_secs(3));
+        own.await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        drop(held);
     }
 
     /// A deadline that passed while no sleep was polled ends the next

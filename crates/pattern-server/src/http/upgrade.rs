@@ -201,7 +201,98 @@ impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for Tracked<T, H> {
         self.timed(cx, outcome)
     }
 
+    /// Over TLS a shutdown writes the close notification: a client that
+    /// reads nothing holds it like any write.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let outcome = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.timed(cx, outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+    use tokio_util::sync::CancellationToken;
+
+    use super::Tracked;
+
+    /// A peer that takes nothing: every write, flush and shutdown waits.
+    struct Full;
+
+    impl AsyncRead for Full {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Full {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    /// Writes, flushes and shutdowns that cannot go on fail a write
+    /// timeout after they began, while serving HTTP; once handed off
+    /// (upgraded), or with no timeout, they wait.
+    #[tokio::test(start_paused = true)]
+    async fn stalled_writes_flushes_and_shutdowns_time_out() {
+        for (timeout, upgraded, fails) in [
+            (Some(Duration::from_secs(1)), false, true),
+            (Some(Duration::from_secs(1)), true, false),
+            (None, false, false),
+        ] {
+            for op in 0..3 {
+                let handed_off = Arc::new(AtomicBool::new(false));
+                let mut socket = Tracked::new(
+                    Full,
+                    CancellationToken::new(),
+                    handed_off.clone(),
+                    timeout,
+                    (),
+                );
+                handed_off.store(upgraded, Ordering::Relaxed);
+                let start = tokio::time::Instant::now();
+                let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+                    match op {
+                        0 => socket.write_all(b"x").await,
+                        1 => socket.flush().await,
+                        _ => socket.shutdown().await,
+                    }
+                })
+                .await;
+                if fails {
+                    let err = outcome
+                        .expect("timed out by the write timeout")
+                        .unwrap_err();
+                    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+                    assert_eq!(start.elapsed(), Duration::from_secs(1), "op {op}");
+                } else {
+                    assert!(outcome.is_err(), "op {op} ended: {timeout:?} {upgraded}");
+                }
+            }
+        }
     }
 }
