@@ -59,6 +59,7 @@
 
 mod config;
 mod detect;
+mod gate;
 mod serve;
 mod timer;
 #[cfg(feature = "tls")]

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::detect::{Protocol, Rewind, detect};
+use super::gate::Gated;
 use super::timer::HeadTimer;
 use super::upgrade::{Draining, Tracked};
 use super::{DrainReport, OnLimit, ServerConfig};
@@ -424,10 +425,21 @@ impl Connection {
         let idle = self.activity.idle(self.idle_timeout);
         let mut idle = std::pin::pin!(idle);
         loop {
-            tokio::select! {
-                // In this order, without drawing a random start at every
-                // poll: the connection first, and a branch that fired is
-                // disabled or ends the loop, so none starves another.
+            // The drain, the idle timer and the cut, polled only when one
+            // of them was woken, not at every wakeup of the connection.
+            let events = Gated::new(async {
+                tokio::select! {
+                    // In this order, without drawing a random start at
+                    // every poll; a branch that fired is disabled or ends
+                    // the loop, so none starves another.
+                    biased;
+                    () = self.drain.cancelled(), if !closing => Event::Drain,
+                    () = idle.as_mut(), if !closing => Event::Idle,
+                    () = self.cut.cancelled() => Event::Cut,
+                }
+            });
+            let event = tokio::select! {
+                // The connection first.
                 biased;
                 result = conn.as_mut() => {
                     if let Err(err) = result {
@@ -435,22 +447,30 @@ impl Connection {
                     }
                     return;
                 }
-                () = self.drain.cancelled(), if !closing => {
-                    graceful(conn.as_mut());
-                    closing = true;
-                }
-                () = idle.as_mut(), if !closing => {
-                    tracing::debug!(%peer, "connection closed: idle");
-                    graceful(conn.as_mut());
-                    closing = true;
-                }
-                () = self.cut.cancelled() => {
+                event = events => event,
+            };
+            match event {
+                Event::Drain => {}
+                Event::Idle => tracing::debug!(%peer, "connection closed: idle"),
+                Event::Cut => {
                     tracing::debug!(%peer, "connection cut at the drain deadline");
                     return;
                 }
             }
+            graceful(conn.as_mut());
+            closing = true;
         }
     }
+}
+
+/// What a connection's task watches beside the connection.
+enum Event {
+    /// The drain began: close gracefully.
+    Drain,
+    /// No request in flight for the idle timeout: close gracefully.
+    Idle,
+    /// The drain deadline passed: cut.
+    Cut,
 }
 
 /// Requests in flight on one connection, and when the last one ended.
