@@ -1,6 +1,6 @@
 //! The HTTP/1 header read timer: one tokio sleep per connection, moved
-//! forward for each head, instead of one made, registered and cancelled
-//! per request.
+//! to a later head's deadline only when it fires, instead of one made,
+//! registered and cancelled per request.
 //!
 //! hyper starts its header read timer when it begins reading a head, drops
 //! it when the head is read, and asks for a new one for the next head.
@@ -8,14 +8,15 @@
 //! tokio sleep: a runtime handle taken, an entry put into the timer wheel
 //! (under the driver's lock) and taken out again, for every request. Here
 //! each of hyper's sleeps is a deadline over the connection's one tokio
-//! sleep. A later deadline moves that sleep forward without touching the
-//! wheel (tokio extends a registered sleep in place); a sleep hyper drops
-//! leaves it armed, and it wakes the connection once at most, after the
-//! header read timeout, if nothing moved it since.
+//! sleep. A sleep whose deadline is no earlier than the armed one, while
+//! that one has not fired and wakes the same task, costs a lock and three
+//! comparisons: the armed sleep fires first, wakes the connection, and the
+//! sleep waiting then moves it to its own deadline. A sleep hyper drops
+//! leaves it armed: the connection is woken once, for nothing.
 //!
 //! hyper decides when the timer starts, stops and fires, as with
-//! `TokioTimer`; what changes is its cost, and the one spare wakeup a
-//! dropped sleep may leave. The shared sleep serves one of hyper's sleeps
+//! `TokioTimer`; what changes is its cost, and a spare wakeup at most once
+//! per header read timeout. The shared sleep serves one of hyper's sleeps
 //! at a time, which is how hyper's HTTP/1 server uses its timer (the
 //! header read timer is its only one); a sleep made while another is
 //! alive gets a tokio sleep of its own. HTTP/2 keeps `TokioTimer`, whose
@@ -24,7 +25,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// A connection's HTTP/1 header read timer (give each connection its own).
@@ -34,7 +35,13 @@ pub(super) struct HeadTimer {
 }
 
 /// The connection's one tokio sleep, made at the first wait.
-type Shared = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
+type Shared = Arc<Mutex<Option<Armed>>>;
+
+/// The connection's tokio sleep, and the waker it was last polled with.
+struct Armed {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    waker: Waker,
+}
 
 /// One of hyper's sleeps.
 enum HeadSleep {
@@ -106,19 +113,34 @@ impl Future for HeadSleep {
             Self::Shared { sleep, deadline } => (sleep, *deadline),
         };
         let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let sleep = match &mut *slot {
-            Some(sleep) => {
-                if sleep.deadline() != deadline {
-                    // Later than the armed deadline (the usual case: the
-                    // next head's): moved in place. Earlier, or already
-                    // fired: registered again.
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        let Some(armed) = &mut *slot else {
+            let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
+            let poll = sleep.as_mut().poll(cx);
+            *slot = Some(Armed {
+                sleep,
+                waker: cx.waker().clone(),
+            });
+            return poll;
         };
-        sleep.as_mut().poll(cx)
+        // Armed for this deadline or an earlier one, not fired yet, and
+        // waking this task when it fires: nothing to do now (the usual
+        // case, a head after a head). Should it fire first, this sleep is
+        // polled again then and moves it to this deadline.
+        if armed.sleep.deadline() <= deadline
+            && !armed.sleep.is_elapsed()
+            && armed.waker.will_wake(cx.waker())
+        {
+            return Poll::Pending;
+        }
+        if armed.sleep.deadline() != deadline {
+            // Later than the armed deadline: moved in place if still
+            // registered; earlier, or fired: registered again.
+            armed.sleep.as_mut().reset(deadline);
+        }
+        if !armed.waker.will_wake(cx.waker()) {
+            armed.waker.clone_from(cx.waker());
+        }
+        armed.sleep.as_mut().poll(cx)
     }
 }
 
@@ -210,6 +232,32 @@ mod tests {
         own.await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
         drop(held);
+    }
+
+    /// On a multi-thread runtime (the timer fired from another thread),
+    /// sleeps dropped early, left armed, and later ones each end at their
+    /// own deadline, not before, and without a lost wakeup.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sleeps_end_on_a_multi_thread_runtime() {
+        let timer = std::sync::Arc::new(HeadTimer::default());
+        let task = tokio::spawn(async move {
+            for round in 0..20u64 {
+                // Dropped before its deadline: the shared sleep stays armed.
+                let early = timer.sleep(Duration::from_millis(5 + round % 3));
+                let _ = tokio::time::timeout(Duration::from_millis(2), early).await;
+                let wait = Duration::from_millis(10 + round % 7);
+                let start = tokio::time::Instant::now();
+                tokio::time::timeout(Duration::from_secs(5), timer.sleep(wait))
+                    .await
+                    .expect("no lost wakeup");
+                assert!(
+                    start.elapsed() >= wait,
+                    "round {round}: {:?}",
+                    start.elapsed()
+                );
+            }
+        });
+        task.await.unwrap();
     }
 
     /// A deadline that passed while no sleep was polled ends the next
