@@ -82,6 +82,36 @@ pub(crate) async fn with_database(
     Some((cluster, url, env))
 }
 
+/// A normal client's `GET /v1/items` on a new connection must answer 200
+/// within `within` (it queues behind stalled clients holding every slot);
+/// records in `report` why not, naming `holders`.
+pub(crate) async fn served_behind(
+    report: &mut Report,
+    addr: std::net::SocketAddr,
+    within: std::time::Duration,
+    holders: &str,
+) {
+    let normal = async {
+        let mut conn = crate::client::Conn::open(addr)
+            .await
+            .map_err(|err| format!("{err:?}"))?;
+        conn.get("/v1/items")
+            .await
+            .map_err(|err| format!("{err:?}"))
+    };
+    match tokio::time::timeout(within, normal).await {
+        Ok(Ok(reply)) => report.check(reply.status == 200, || {
+            format!("the normal client got {}", reply.status)
+        }),
+        Ok(Err(err)) => report
+            .broken
+            .push(format!("the normal client failed: {err}")),
+        Err(_) => report.broken.push(format!(
+            "the normal client was not served within {within:?}: {holders} held the slots"
+        )),
+    }
+}
+
 /// Starts the service with `env`, or records in `report` why it did not.
 pub(crate) fn start(ctx: &Ctx, env: &[(&str, String)], report: &mut Report) -> Option<Service> {
     Service::start(&ctx.binary, env)

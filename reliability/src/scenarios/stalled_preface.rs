@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::client::Conn;
 use crate::stats::ms;
 use crate::{Ctx, Report};
 
@@ -55,25 +54,8 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     }
     // A normal client, behind every stalled one.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let normal = async {
-        let mut conn = Conn::open(addr).await.map_err(|err| format!("{err:?}"))?;
-        conn.get("/v1/items")
-            .await
-            .map_err(|err| format!("{err:?}"))
-    };
-    let normal = tokio::time::timeout(bound + HEADER_TIMEOUT, normal).await;
+    super::served_behind(&mut report, addr, bound + HEADER_TIMEOUT, "stalled clients").await;
     let served_after = started.elapsed();
-    match normal {
-        Ok(Ok(reply)) => report.check(reply.status == 200, || {
-            format!("the normal client got {}", reply.status)
-        }),
-        Ok(Err(err)) => report
-            .broken
-            .push(format!("the normal client failed: {err}")),
-        Err(_) => report.broken.push(format!(
-            "the normal client was not served within {bound:?} + the header timeout"
-        )),
-    }
     let mut closed = 0;
     let mut last_close = Duration::ZERO;
     for client in clients {

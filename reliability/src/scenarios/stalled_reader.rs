@@ -81,30 +81,13 @@ pub(crate) async fn run(ctx: &Ctx) -> Report {
     }
     // A normal client, behind every stalled one.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let normal = async {
-        let mut conn = Conn::open(addr).await.map_err(|err| format!("{err:?}"))?;
-        conn.get("/v1/items")
-            .await
-            .map_err(|err| format!("{err:?}"))
-    };
-    let normal = tokio::time::timeout(bound, normal).await;
+    super::served_behind(&mut report, addr, bound, "stalled readers").await;
     let served_after = started.elapsed();
     // The last wave's other connections stalled about when the one that
     // freed the normal client's slot did: past two timeouts more, all of
     // them are closed, and reading can no longer unstall any.
     tokio::time::sleep(2 * WRITE_TIMEOUT).await;
     let _ = read_now.send(true);
-    match normal {
-        Ok(Ok(reply)) => report.check(reply.status == 200, || {
-            format!("the normal client got {}", reply.status)
-        }),
-        Ok(Err(err)) => report
-            .broken
-            .push(format!("the normal client failed: {err}")),
-        Err(_) => report.broken.push(format!(
-            "the normal client was not served within {bound:?}: stalled readers held the slots"
-        )),
-    }
     let asked = answer * pipelined;
     let mut cut = 0;
     let mut others = Vec::new();
