@@ -180,7 +180,7 @@ impl Server {
             inner: self.router.clone().map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                    if req.headers().contains_key(axum::http::header::UPGRADE) {
+                    if asks_to_upgrade(&req) {
                         req.extensions_mut().insert(draining.clone());
                     }
                     req
@@ -473,6 +473,24 @@ enum Event {
     Cut,
 }
 
+/// Whether a request asks to upgrade its connection: found in one pass
+/// over a short header list (a lookup by name hashes it); HTTP/2 has no
+/// `Upgrade`.
+fn asks_to_upgrade<B>(req: &axum::http::Request<B>) -> bool {
+    /// Beyond this many header values, a lookup costs less than a pass.
+    const SCAN_UP_TO: usize = 16;
+    let headers = req.headers();
+    if req.version() > axum::http::Version::HTTP_11 {
+        false
+    } else if headers.len() > SCAN_UP_TO {
+        headers.contains_key(axum::http::header::UPGRADE)
+    } else {
+        headers
+            .keys()
+            .any(|name| *name == axum::http::header::UPGRADE)
+    }
+}
+
 /// Requests in flight on one connection, and when the last one ended.
 struct Activity {
     /// Whether the server is stopping (shared by every connection).
@@ -666,5 +684,46 @@ where
             );
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Request, Version, header};
+
+    use super::asks_to_upgrade;
+
+    /// `Upgrade` is found among 0 to 40 other headers, first, last or
+    /// between, either side of the one-pass limit; an HTTP/2 request never
+    /// asks.
+    #[test]
+    fn an_upgrade_is_found_among_any_number_of_headers() {
+        for others in [0, 3, 15, 16, 17, 40] {
+            for at in [0, others / 2, others] {
+                for (version, upgrade) in [
+                    (Version::HTTP_11, true),
+                    (Version::HTTP_10, true),
+                    (Version::HTTP_11, false),
+                    (Version::HTTP_2, true),
+                ] {
+                    let mut req = Request::builder().version(version);
+                    for i in 0..others {
+                        if i == at && upgrade {
+                            req = req.header(header::UPGRADE, "websocket");
+                        }
+                        req = req.header(format!("x-other-{i}"), "1");
+                    }
+                    if at == others && upgrade {
+                        req = req.header(header::UPGRADE, "websocket");
+                    }
+                    let req = req.body(()).unwrap();
+                    assert_eq!(
+                        asks_to_upgrade(&req),
+                        upgrade && version != Version::HTTP_2,
+                        "{others} others, at {at}, {version:?}"
+                    );
+                }
+            }
+        }
     }
 }

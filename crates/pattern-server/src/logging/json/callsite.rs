@@ -17,10 +17,9 @@ pub(super) struct Rendered {
     metadata: &'static Metadata<'static>,
     /// `","level":"INFO","target":"…"`: what follows the timestamp.
     head: String,
-    /// Each field's `,"name":`, one after the other.
-    names: String,
-    /// Where each field's part of `names` ends, by field index.
-    ends: Vec<usize>,
+    /// Each field's `,"name":"`, by field index (the quote opens a string
+    /// value; others take the name without it).
+    names: Vec<Box<str>>,
 }
 
 impl Rendered {
@@ -30,17 +29,20 @@ impl Rendered {
         head.push_str(metadata.level().as_str());
         head.push_str("\",\"target\":");
         write_str(&mut head, metadata.target());
-        let mut names = String::new();
-        let mut ends = Vec::with_capacity(metadata.fields().len());
-        for field in metadata.fields() {
-            push_name(&mut names, &field);
-            ends.push(names.len());
-        }
+        let names = metadata
+            .fields()
+            .iter()
+            .map(|field| {
+                let mut name = String::new();
+                push_name(&mut name, &field);
+                name.push('"');
+                name.into_boxed_str()
+            })
+            .collect();
         Self {
             metadata,
             head,
             names,
-            ends,
         }
     }
 
@@ -49,16 +51,19 @@ impl Rendered {
         &self.head
     }
 
-    /// `,"name":` for `field`, if it is one of this call site's (an event
-    /// may carry the values of another call site's fields).
-    pub(super) fn name(&self, field: &Field) -> Option<&str> {
+    /// `,"name":` for `field`, with a string's opening quote if `quoted`,
+    /// if it is one of this call site's (an event may carry the values of
+    /// another call site's fields).
+    pub(super) fn name(&self, field: &Field, quoted: bool) -> Option<&str> {
         if field.callsite() != self.metadata.callsite() {
             return None;
         }
-        let index = field.index();
-        let end = *self.ends.get(index)?;
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
-        self.names.get(start..end)
+        let name = self.names.get(field.index())?;
+        Some(if quoted {
+            name
+        } else {
+            &name[..name.len() - 1]
+        })
     }
 }
 
@@ -141,7 +146,9 @@ mod tests {
                         .map(|field| {
                             let mut fresh = String::new();
                             super::push_name(&mut fresh, &field);
-                            assert_eq!(rendered.name(&field), Some(fresh.as_str()));
+                            assert_eq!(rendered.name(&field, false), Some(fresh.as_str()));
+                            let quoted = format!("{fresh}\"");
+                            assert_eq!(rendered.name(&field, true), Some(quoted.as_str()));
                             fresh
                         })
                         .collect();
@@ -203,8 +210,10 @@ mod tests {
         let (here, there) = (here.metadata(), there.metadata());
         let foreign = there.fields().field("y").unwrap();
         let rendered = sites.get(here);
-        assert_eq!(rendered.name(&foreign), None);
+        assert_eq!(rendered.name(&foreign, false), None);
+        assert_eq!(rendered.name(&foreign, true), None);
         let own = here.fields().field("b").unwrap();
-        assert_eq!(rendered.name(&own), Some(",\"b\":"));
+        assert_eq!(rendered.name(&own, false), Some(",\"b\":"));
+        assert_eq!(rendered.name(&own, true), Some(",\"b\":\""));
     }
 }

@@ -20,7 +20,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use self::callsite::{Callsites, Rendered, push_name};
-use self::write::{Escaped, write_f64, write_i64, write_str, write_timestamp, write_u64};
+use self::write::{Escaped, escape, write_f64, write_i64, write_str, write_timestamp, write_u64};
 
 /// Writes each event as one JSON object per line: `timestamp`, `level`,
 /// `target`, the event's fields in order (`message` among them), and
@@ -235,46 +235,55 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn name(&mut self, field: &Field) {
+    /// Appends `,"name":`, and a string's opening quote if `quoted`.
+    fn name(&mut self, field: &Field, quoted: bool) {
         if let Some(starts) = &mut self.starts {
             starts.push((field.name(), self.out.len()));
         }
-        match self.rendered.and_then(|rendered| rendered.name(field)) {
+        match self
+            .rendered
+            .and_then(|rendered| rendered.name(field, quoted))
+        {
             Some(name) => self.out.push_str(name),
-            None => push_name(self.out, field),
+            None => {
+                push_name(self.out, field);
+                if quoted {
+                    self.out.push('"');
+                }
+            }
         }
     }
 }
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.name(field);
-        write_str(self.out, value);
+        self.name(field, true);
+        escape(self.out, value);
+        self.out.push('"');
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.name(field);
+        self.name(field, false);
         write_u64(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.name(field);
+        self.name(field, false);
         write_i64(self.out, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.name(field);
+        self.name(field, false);
         self.out.push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.name(field);
+        self.name(field, false);
         write_f64(self.out, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.name(field);
-        self.out.push('"');
+        self.name(field, true);
         let _ = write!(Escaped(self.out), "{value:?}");
         self.out.push('"');
     }
