@@ -9,8 +9,9 @@
 //! (under the driver's lock) and taken out again, for every request. Here
 //! each of hyper's sleeps is a deadline over the connection's one tokio
 //! sleep. A sleep whose deadline is no earlier than the armed one, while
-//! that one has not fired and wakes the same task, costs a lock and three
-//! comparisons: the armed sleep fires first, wakes the connection, and the
+//! that one has not fired and wakes the same task (it is always polled
+//! outside the task's budget, so that it registers), costs a lock and
+//! three comparisons: the armed sleep fires first, wakes the connection, and the
 //! sleep waiting then moves it to its own deadline. A sleep hyper drops
 //! leaves it armed: the connection is woken once, for nothing.
 //!
@@ -115,7 +116,7 @@ impl Future for HeadSleep {
         let mut slot = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(armed) = &mut *slot else {
             let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
-            let poll = sleep.as_mut().poll(cx);
+            let poll = registering(&mut sleep, cx);
             *slot = Some(Armed {
                 sleep,
                 waker: cx.waker().clone(),
@@ -123,9 +124,10 @@ impl Future for HeadSleep {
             return poll;
         };
         // Armed for this deadline or an earlier one, not fired yet, and
-        // waking this task when it fires: nothing to do now (the usual
-        // case, a head after a head). Should it fire first, this sleep is
-        // polled again then and moves it to this deadline.
+        // waking this task when it fires (every poll of it registers,
+        // below): nothing to do now (the usual case, a head after a head).
+        // Should it fire first, this sleep is polled again then and moves
+        // it to this deadline.
         if armed.sleep.deadline() <= deadline
             && !armed.sleep.is_elapsed()
             && armed.waker.will_wake(cx.waker())
@@ -140,8 +142,16 @@ impl Future for HeadSleep {
         if !armed.waker.will_wake(cx.waker()) {
             armed.waker.clone_from(cx.waker());
         }
-        armed.sleep.as_mut().poll(cx)
+        registering(&mut armed.sleep, cx)
     }
+}
+
+/// Polls `sleep` outside the task's budget: a sleep polled once the
+/// budget is spent returns at once, unregistered, and the shortcut above
+/// would then never poll it again (hyper polls the header timer exactly
+/// when a read found the budget spent).
+fn registering(sleep: &mut Pin<Box<tokio::time::Sleep>>, cx: &mut Context<'_>) -> Poll<()> {
+    Pin::new(&mut tokio::task::coop::unconstrained(sleep.as_mut())).poll(cx)
 }
 
 impl hyper::rt::Sleep for HeadSleep {}
@@ -258,6 +268,35 @@ mod tests {
             }
         });
         task.await.unwrap();
+    }
+
+    /// A sleep first polled when the task's budget is spent (as hyper polls
+    /// the header timer when a read found it spent) still registers: the
+    /// later sleeps that rely on it end at their deadlines.
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_polled_without_budget_still_registers() {
+        use std::future::Future as _;
+
+        let timer = HeadTimer::default();
+        let mut first = timer.sleep(Duration::from_secs(1));
+        std::future::poll_fn(|cx| {
+            // Spend the budget, then poll the sleep in the same poll.
+            for _ in 0..10_000 {
+                let spend = std::pin::pin!(tokio::task::coop::consume_budget());
+                if spend.poll(cx).is_pending() {
+                    break;
+                }
+            }
+            assert!(first.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(first);
+        let start = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), timer.sleep(Duration::from_secs(2)))
+            .await
+            .expect("ended at its deadline");
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
     /// A deadline that passed while no sleep was polled ends the next
