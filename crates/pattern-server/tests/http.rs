@@ -175,6 +175,10 @@ async fn a_slow_header_writer_is_closed_while_others_are_served() {
 /// head, is closed a timeout after the answer, not before.
 #[tokio::test]
 async fn the_next_head_on_a_kept_connection_has_the_header_timeout() {
+    kept_connection_header_timeout().await;
+}
+
+async fn kept_connection_header_timeout() {
     let (_server, running, addr) = start(ServerConfig {
         header_read_timeout_ms: 300,
         ..config()
@@ -323,6 +327,10 @@ async fn after_a_slow_answer_the_next_head_has_its_whole_timeout() {
 /// timeout it held the only slot for ever.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    stalled_reader_write_timeout().await;
+}
+
+async fn stalled_reader_write_timeout() {
     let (_server, running, addr) = start(ServerConfig {
         write_timeout_ms: 300,
         max_connections: 1,
@@ -615,6 +623,10 @@ async fn http2_headers_are_capped_by_max_header_bytes() {
 /// A keep-alive connection left idle is closed after the idle timeout.
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    idle_connection_timeout().await;
+}
+
+async fn idle_connection_timeout() {
     let (_server, running, addr) = start(ServerConfig {
         idle_timeout_ms: 300,
         ..config()
@@ -827,4 +839,13 @@ async fn settings_at_their_bounds_serve() {
         assert!(fetch(addr, "/").await.unwrap().starts_with("HTTP/1.1 200"));
         running.stop().await;
     }
+}
+
+/// The header read, write and idle timeouts hold on a multi-thread runtime
+/// too (timers fired from another thread, connections polled on either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_hold_on_a_multi_thread_runtime() {
+    kept_connection_header_timeout().await;
+    stalled_reader_write_timeout().await;
+    idle_connection_timeout().await;
 }
