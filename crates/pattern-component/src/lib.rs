@@ -16,6 +16,7 @@
 //! | health | [`health`]: ok / degraded / failing per component, liveness and readiness for the system |
 //! | port management | [`ports`]: declared addresses checked for conflicts, bound once and handed over, port 0 resolved |
 //! | configuration | [`config::Loader`] (defaults, TOML, environment; garde validation; every problem with its path and origin), [`config::Secret`] |
+//! | deadlines | [`time::deadline`]: a timeout as long as `Duration::MAX` from now, without overflow |
 //! | testing strategies | [`testing::TestSystem`]: a system on ephemeral ports, ready before the test goes on; a test that panics still cancels its stop token (what has not stopped when the runtime ends is dropped with it) |
 //!
 //! # Example
@@ -79,4 +80,4 @@ pub mod lifecycle;
 pub mod ports;
 pub mod supervision;
 pub mod testing;
-mod time;
+pub mod time;

@@ -1,4 +1,5 @@
-//! Deadlines from durations that may be as long as `Duration::MAX`.
+//! Deadlines from durations that may be as long as `Duration::MAX`, for
+//! timeouts read from settings.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use tokio::time::Instant;
 
 /// `from + after`, or a moment some thirty years on when that is past what
 /// an `Instant` holds: a timeout of `Duration::MAX` means no timeout.
-pub(crate) fn deadline(from: Instant, after: Duration) -> Instant {
+pub fn deadline(from: Instant, after: Duration) -> Instant {
     from.checked_add(after)
         .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
 }

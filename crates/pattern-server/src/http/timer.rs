@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use pattern_component::time::deadline;
+
 /// A connection's HTTP/1 header read timer (give each connection its own).
 #[derive(Default)]
 pub(super) struct HeadTimer {
@@ -59,7 +61,7 @@ enum HeadSleep {
 
 impl hyper::rt::Timer for HeadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.until(deadline_after(tokio::time::Instant::now(), duration))
+        self.until(deadline(tokio::time::Instant::now(), duration))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -93,16 +95,6 @@ impl HeadTimer {
             deadline,
         })
     }
-}
-
-/// `duration` after `now`; past the clock's end, about 30 years after
-/// `now` (what tokio itself takes for "never").
-pub(super) fn deadline_after(
-    now: tokio::time::Instant,
-    duration: Duration,
-) -> tokio::time::Instant {
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 impl Future for HeadSleep {

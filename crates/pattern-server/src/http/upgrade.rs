@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use axum::extract::OptionalFromRequestParts;
 use axum::http::request::Parts;
+use pattern_component::time::deadline;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-
-use super::timer::deadline_after;
 
 /// Tells an upgrade handler that the server is draining: close the
 /// upgraded connection gracefully (a WebSocket close frame), or it is cut
@@ -84,7 +83,7 @@ impl Stall {
     fn waited(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if !self.waiting {
             self.waiting = true;
-            let deadline = deadline_after(tokio::time::Instant::now(), self.timeout);
+            let deadline = deadline(tokio::time::Instant::now(), self.timeout);
             match &mut self.sleep {
                 Some(sleep) => sleep.as_mut().reset(deadline),
                 None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -256,13 +255,15 @@ mod tests {
 
     /// Writes, flushes and shutdowns that cannot go on fail a write
     /// timeout after they began, while serving HTTP; once handed off
-    /// (upgraded), or with no timeout, they wait.
+    /// (upgraded), with no timeout, or with one past the clock, they wait.
     #[tokio::test(start_paused = true)]
     async fn stalled_writes_flushes_and_shutdowns_time_out() {
         for (timeout, upgraded, fails) in [
             (Some(Duration::from_secs(1)), false, true),
             (Some(Duration::from_secs(1)), true, false),
             (None, false, false),
+            // Past what the clock holds: never, and no overflow.
+            (Some(Duration::MAX), false, false),
         ] {
             for op in 0..3 {
                 let handed_off = Arc::new(AtomicBool::new(false));
