@@ -20,6 +20,7 @@
 //!     .layer(CatchPanicLayer::new());
 //! ```
 
+mod access;
 pub mod deadline;
 mod future;
 mod metrics;
@@ -30,6 +31,7 @@ pub mod shed;
 mod trace;
 
 pub use crate::context::Deadline;
+pub use access::AccessRecord;
 pub(crate) use deadline::{BodyWatch, TIMEOUT_HEADER_NAME};
 pub use deadline::{DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
 pub(crate) use future::Finish;

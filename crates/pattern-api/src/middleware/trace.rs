@@ -310,60 +310,28 @@ impl Finished {
         let trace_hex = server
             .and_then(|server| server.finish(response.status()))
             .map(crate::trace_context::hex);
-        #[cfg(feature = "opentelemetry")]
-        let trace_id = trace_hex.as_ref().map(crate::trace_context::as_str);
-        #[cfg(not(feature = "opentelemetry"))]
-        let trace_id: Option<&str> = None;
         let Some(access) = access else { return };
-        let status = response.status().as_u16();
-        // To the microsecond: a log writer writes it without float
-        // formatting.
-        // In 64 bits (584 000 years): a 128-bit integer's conversion to a
-        // float takes a call.
         let took = end.map_or_else(
             || access.start.elapsed(),
             |end| end.saturating_duration_since(access.start),
         );
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        #[allow(clippy::cast_precision_loss)] // exact below 2⁵³ µs
-        let latency_ms = micros as f64 / 1e3;
-        let method = access.method.as_str();
-        let path = access.uri.path();
-        let request_id = access.id.as_ref().map_or("", RequestId::as_str);
-        let route = access
-            .route
-            .as_ref()
-            .map_or("", axum::extract::MatchedPath::as_str);
         // In the request's span without entering it (an event names its
         // parent for less than an enter and exit cost); below the filter,
         // the span is disabled and the event stays in the current span.
         let parent = span.id().or_else(|| tracing::Span::current().id());
-        // A level is part of an event's static metadata: one call site each.
-        macro_rules! access {
-            ($level:expr) => {
-                tracing::event!(
-                    target: ACCESS_TARGET,
-                    parent: parent,
-                    $level,
-                    method,
-                    path,
-                    route,
-                    request_id,
-                    trace_id,
-                    status,
-                    latency_ms,
-                    // A text, not `format_args!`: a log writer takes it
-                    // without the formatting machinery.
-                    message = "request finished",
-                )
-            };
-        }
-        match access.level {
-            Level::ERROR => access!(Level::ERROR),
-            Level::WARN => access!(Level::WARN),
-            Level::INFO => access!(Level::INFO),
-            Level::DEBUG => access!(Level::DEBUG),
-            _ => access!(Level::TRACE),
-        }
+        super::access::log(
+            access.level,
+            parent,
+            super::access::Request {
+                method: access.method,
+                uri: access.uri,
+                route: access.route,
+                id: access.id,
+            },
+            #[cfg(feature = "opentelemetry")]
+            trace_hex,
+            response.status().as_u16(),
+            took,
+        );
     }
 }

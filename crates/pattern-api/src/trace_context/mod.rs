@@ -44,7 +44,7 @@ mod server;
 
 pub use client::{ClientTrace, ClientTraceLayer, ResponseFuture};
 pub use server::ServerSpans;
-pub(crate) use server::{ServerSpan, as_str, hex};
+pub(crate) use server::{Hex, ServerSpan, as_str, hex};
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector};

@@ -347,6 +347,12 @@ pub(crate) fn server_address<'a>(
 #[repr(C, align(8))]
 pub(crate) struct Hex([u8; 32]);
 
+impl std::fmt::Debug for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(as_str(self))
+    }
+}
+
 /// A trace id's digits, without `core::fmt`.
 pub(crate) fn hex(id: TraceId) -> Hex {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -168,22 +168,43 @@ pub(super) fn write_f64(out: &mut String, value: f64) {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let thousandths = thousandths as u64;
     write_u64(out, thousandths / 1000);
-    let mut fraction = thousandths % 1000;
-    if fraction != 0 {
-        out.push('.');
-        let mut width = 3;
-        while fraction.is_multiple_of(10) {
-            fraction /= 10;
-            width -= 1;
-        }
-        let mut digits = [b'0'; 3];
-        for at in (0..width).rev() {
-            // A digit: the cast keeps 0..=9.
-            digits[at] = b'0' + (fraction % 10) as u8;
-            fraction /= 10;
-        }
-        push_digits(out, &digits[..width]);
+    write_thousandths(out, thousandths % 1000);
+}
+
+/// Appends `micros / 1000` as [`write_f64`] writes that `f64` (the
+/// latency in milliseconds), from the integer.
+pub(super) fn write_millis(out: &mut String, micros: u64) {
+    /// Below this, `micros as f64 / 1e3` is written from its thousandths,
+    /// which are `micros`.
+    const EXACT_BELOW: u64 = 1_000_000_000_000;
+    if micros >= EXACT_BELOW {
+        #[allow(clippy::cast_precision_loss)] // as the event's field
+        write_f64(out, micros as f64 / 1e3);
+        return;
     }
+    write_u64(out, micros / 1000);
+    write_thousandths(out, micros % 1000);
+}
+
+/// Appends `.` and a fraction of thousandths (below 1000) without its
+/// trailing zeros; nothing for none.
+fn write_thousandths(out: &mut String, mut fraction: u64) {
+    if fraction == 0 {
+        return;
+    }
+    out.push('.');
+    let mut width = 3;
+    while fraction.is_multiple_of(10) {
+        fraction /= 10;
+        width -= 1;
+    }
+    let mut digits = [b'0'; 3];
+    for at in (0..width).rev() {
+        // A digit: the cast keeps 0..=9.
+        digits[at] = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    push_digits(out, &digits[..width]);
 }
 
 /// RFC 3339 in UTC with microseconds (`2026-11-27T12:04:48.123456Z`); the
@@ -244,7 +265,9 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{civil_from_days, write_f64, write_i64, write_str, write_timestamp, write_u64};
+    use super::{
+        civil_from_days, write_f64, write_i64, write_millis, write_str, write_timestamp, write_u64,
+    };
 
     fn written(write: impl FnOnce(&mut String)) -> String {
         let mut out = String::new();
@@ -259,6 +282,25 @@ mod tests {
         }
         for value in [i64::MIN, i64::MIN + 1, -10, -1, 0, 1, i64::MAX] {
             assert_eq!(written(|out| write_i64(out, value)), value.to_string());
+        }
+    }
+
+    #[test]
+    fn millis_at_their_edges() {
+        for (micros, text) in [
+            (0, "0"),
+            (1, "0.001"),
+            (10, "0.01"),
+            (999, "0.999"),
+            (1000, "1"),
+            (1001, "1.001"),
+            (1500, "1.5"),
+            (999_999_999_999, "999999999.999"),
+            (1_000_000_000_000, "1000000000"),
+            (1_000_000_000_001, "1000000000.001"),
+            (u64::MAX, "18446744073709550"),
+        ] {
+            assert_eq!(written(|out| write_millis(out, micros)), text, "{micros}");
         }
     }
 
@@ -309,6 +351,22 @@ mod tests {
             let value = f64::from_bits(value.to_bits().wrapping_add_signed(nudge));
             prop_assert_eq!(written(|out| write_f64(out, value)), format!("{value}"));
             prop_assert_eq!(written(|out| write_f64(out, -value)), format!("{}", -value));
+        }
+
+        /// A latency written from its microseconds is the text of the
+        /// event's `f64` field, at any size, on either side of the integer
+        /// path's end.
+        #[test]
+        fn millis_as_the_float_writes_them(micros in prop_oneof![
+            0u64..10_000_000,
+            0u64..2_000_000_000_000,
+            999_999_999_990u64..1_000_000_000_010,
+            any::<u64>(),
+        ]) {
+            #[allow(clippy::cast_precision_loss)]
+            let value = micros as f64 / 1e3;
+            prop_assert_eq!(written(|out| write_millis(out, micros)), written(|out| write_f64(out, value)));
+            prop_assert_eq!(written(|out| write_millis(out, micros)), format!("{value}"));
         }
 
         #[test]
