@@ -25,6 +25,9 @@ pub const REQUEST_TARGET: &str = "pattern_api::request";
 /// empty when no route matched), `request_id`, `trace_id`, `status`,
 /// `latency_ms`; target [`ACCESS_TARGET`], at INFO unless set otherwise).
 /// Header values are never recorded, so credentials cannot leak into logs.
+/// While the access event is dispatched, a log layer can read the same
+/// values typed, with [`AccessRecord::of`](crate::middleware::AccessRecord::of),
+/// instead of visiting its fields.
 /// With the feature `opentelemetry` and
 /// [`ServerSpans`](crate::trace_context::ServerSpans) in the subscriber,
 /// also an OpenTelemetry server span ([`trace_context`](crate::trace_context)).
