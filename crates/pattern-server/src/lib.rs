@@ -33,17 +33,18 @@
 //!
 //! | what | against | HTTP/1.1 (wrk) | HTTP/2 (h2load) |
 //! | --- | --- | --- | --- |
-//! | `HttpServer` around the bare handler | bare axum (its `serve`; on hyper's HTTP/2) | 0.94× | 0.96× |
-//! | the reference service's whole serving path (`HttpServer`, the middleware, metrics, a JSON access line per request to a file) | bare axum / bare hyper's HTTP/2 | 0.74× | 0.54× |
-//! | the same | axum + tower-http with JSON logs | 1.63× | |
-//! | the same with its trace export on (10 % of traces sampled, sent over OTLP) | the same with it off | 0.90× | |
+//! | `HttpServer` around the bare handler | bare axum (its `serve`; on hyper's HTTP/2) | 0.95× | 0.98× |
+//! | the reference service's whole serving path (`HttpServer`, the middleware, metrics, a JSON access line per request to a file) | bare axum / bare hyper's HTTP/2 | 0.74× | 0.58× |
+//! | the same | axum + tower-http with JSON logs | 1.70× | |
+//! | the same with its trace export on (10 % of traces sampled, sent over OTLP) | the same with it off | 0.92× | |
 //!
 //! In instructions per request (callgrind, `h2load --h1 -n 20000 -c 4`):
 //! bare axum 13 800, `HttpServer` around the bare handler 15 200, the
-//! whole serving path 23 500, with the trace export 27 700; over HTTP/2
-//! (`-c 4 -m 10`): bare hyper 26 100, axum on it 30 400, `HttpServer`
-//! 31 900, the whole path 41 700. The ratios move by about 0.05 from one
-//! run to the next on these machines; the instruction counts do not.
+//! whole serving path 23 000 (of which the JSON access line, event and
+//! writing, 2 100), with the trace export 27 100; over HTTP/2 (`-c 4 -m 10`): bare hyper 26 100, axum
+//! on it 30 400, `HttpServer` 32 000, the whole path 41 300. The ratios
+//! move by about 0.05 from one run to the next on these machines; the
+//! instruction counts do not.
 //!
 //! # Example
 //!
