@@ -16,7 +16,7 @@
 //! | every rejection as problem+json | [`middleware::ProblemJsonLayer`] (a tower layer, no allocation per request), or [`middleware::problem_json`] for `axum::middleware::map_response` |
 //! | route setup | [`routes::Routes`]: versioned groups with their own middleware, health and metrics routes, a printable route table |
 //! | middleware chain | [`stack::ApiStack`]: request id, trace, metrics, problem+json, panic, load shedding, rate limit, timeout, body limit, in one order, each switchable |
-//! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), timeouts with a deadline (504/503), panic catching (500, no internals), metrics by route template, a tracing span |
+//! | middleware | [`middleware`]: keyed rate limiting (429 + `Retry-After`), load shedding (503 + `Retry-After`), timeouts with a deadline (504/503), panic catching (500, no internals), metrics by route template, a tracing span and an access event per request, its values offered typed to log layers ([`middleware::AccessRecord`]) |
 //! | testing approaches | [`testing::TestClient`]: the same requests in process or over a real socket, with status, envelope and problem assertions |
 //! | client addresses | [`client_addr::ClientAddr`] (an extractor), [`client_addr::TrustedProxies`]: `X-Forwarded-For` or `Forwarded` believed only from proxies you trust, by network or hop count |
 //! | request ids | [`request_id::RequestIdLayer`]: propagate or generate `x-request-id`, echo it, expose it to handlers and errors |

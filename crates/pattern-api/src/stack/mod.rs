@@ -77,12 +77,11 @@ pub use service::{Stack, StackLayer};
 /// | the whole chain together, over a bare router | 1.89× a bare router's time |
 ///
 /// Over loopback, with the reference service's settings (rate limit
-/// included, a Prometheus recorder installed), `cargo xtask bench --http
-/// --rounds 7` (server on one pinned core with a one-thread runtime, a
-/// load generator with 64 keep-alive connections on the other) measures
-/// the stack at 0.87× of bare axum's requests per second (the median of
-/// the per-round ratios; quiet rounds 0.85× to 0.87×), and bare axum at
-/// 0.87× to 0.91× of bare hyper.
+/// included, a Prometheus recorder installed, no log subscriber), `cargo
+/// xtask bench --http --rounds 5` (server on one pinned core with a
+/// one-thread runtime, wrk with 64 keep-alive connections on the other)
+/// measures the stack at 0.90× of bare axum's requests per second (the
+/// median of the per-round ratios, which went from 0.83× to 1.05×).
 ///
 /// ```
 /// use std::time::Duration;
