@@ -4,11 +4,15 @@
 //! A layer that writes access lines (a JSON log) can take the request's
 //! method, path, route, id, trace, status and latency from the record
 //! instead of visiting the event's fields one by one through `dyn Visit`:
-//! the event stays what every other layer sees, with the same values.
+//! every layer sees the same event, with the same values.
 
 use std::cell::{Cell, RefCell};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use tracing::callsite::DefaultCallsite;
+use tracing::field::{Field, Value};
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
 use tracing::{Event, Level};
 
 use super::trace::ACCESS_TARGET;
@@ -18,7 +22,6 @@ use crate::request_id::RequestId;
 /// [`AccessRecord::of`]. The event carries the same values as fields
 /// (`method`, `path`, `route`, `request_id`, `trace_id` when there is a
 /// trace, `status`, `latency_ms`, `message`), in that order.
-#[derive(Debug)]
 pub struct AccessRecord {
     method: http::Method,
     uri: http::Uri,
@@ -30,42 +33,57 @@ pub struct AccessRecord {
     latency: Duration,
 }
 
+/// What the event says: the query stays out, as it does of the event.
+impl std::fmt::Debug for AccessRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessRecord")
+            .field("method", &self.method())
+            .field("path", &self.path())
+            .field("route", &self.route())
+            .field("request_id", &self.request_id())
+            .field("trace_id", &self.trace_id())
+            .field("status", &self.status)
+            .field("latency", &self.latency)
+            .finish()
+    }
+}
+
 /// The access event being dispatched on a thread.
 struct Dispatching {
     /// Its record.
     record: RefCell<Option<AccessRecord>>,
-    /// How many access events are being dispatched within its dispatch
-    /// (without a record of their own: the one here is not theirs).
-    nested: Cell<u32>,
+    /// The address of the event (never read through: only compared with
+    /// the events layers ask about), 0 for none.
+    event: Cell<usize>,
 }
 
 thread_local! {
     static DISPATCHING: Dispatching = const {
         Dispatching {
             record: RefCell::new(None),
-            nested: Cell::new(0),
+            event: Cell::new(0),
         }
     };
 }
 
+/// Where `event` is, to tell it from any other.
+fn address(event: &Event<'_>) -> usize {
+    std::ptr::from_ref(event).addr()
+}
+
 impl AccessRecord {
-    /// The record of `event`, while it is an access event of this crate's
-    /// being dispatched on this thread (given to `read`), else `None`: any
-    /// other event, an event someone else logs with the target
-    /// [`ACCESS_TARGET`], or an access event logged while another one is
-    /// dispatched (it carries its fields only).
+    /// The record of `event`, given to `read`, while `event` is an access
+    /// event of this crate's being dispatched on this thread; else `None`:
+    /// any other event, one logged with the target [`ACCESS_TARGET`] by
+    /// anyone else, a copy of an access event (the same call site, with
+    /// values of its own), or an access event logged while another is
+    /// dispatched. The event is known by its address, which no other
+    /// event has while it is dispatched.
     pub fn of<R>(event: &Event<'_>, read: impl FnOnce(Option<&Self>) -> R) -> R {
-        let meta = event.metadata();
-        // The call sites below are the only ones of this module with the
-        // access target: a `module_path` is the macro's caller's, never
-        // an argument.
-        if meta.target() != ACCESS_TARGET || meta.module_path() != Some(module_path!()) {
-            return read(None);
-        }
         let mut read = Some(read);
         let answer = DISPATCHING.try_with(|state| {
             let read = read.take().expect("called once");
-            if state.nested.get() != 0 {
+            if state.event.get() != address(event) {
                 return read(None);
             }
             match state.record.try_borrow() {
@@ -104,8 +122,10 @@ impl AccessRecord {
         self.id.as_ref().map_or("", RequestId::as_str)
     }
 
-    /// The request's trace id (32 hexadecimal digits), when its server
-    /// span was sampled (feature `opentelemetry`).
+    /// The request's trace id (32 hexadecimal digits), when it belongs to
+    /// a trace (feature `opentelemetry`, with
+    /// [`ServerSpans`](crate::trace_context::ServerSpans) in the
+    /// subscriber), sampled or not.
     pub fn trace_id(&self) -> Option<&str> {
         #[cfg(feature = "opentelemetry")]
         return self.trace.as_ref().map(crate::trace_context::as_str);
@@ -159,94 +179,132 @@ pub(crate) fn log(
         let Some(record) = record.take() else { return };
         if !free {
             // An access event logged while another is dispatched (a layer
-            // serving a request inside its own): logged without a record,
-            // and the other's is not offered as its.
-            let _nested = Nested::enter(&state.nested);
-            event(level, parent.clone(), &record);
+            // serving a request inside its own): logged without a record
+            // (the other's is not its: their addresses differ).
+            event(level, parent.clone(), &record, None);
             return;
         }
         *state.record.borrow_mut() = Some(record);
         // Taken back even when a layer panics.
-        let _unpublish = Unpublish(&state.record);
+        let _unpublish = Unpublish(state);
         let published = state.record.borrow();
         if let Some(record) = published.as_ref() {
-            event(level, parent.clone(), record);
+            event(level, parent.clone(), record, Some(&state.event));
         }
     });
     // The thread's locals are gone (the thread is ending): no record.
     if let Some(record) = record {
-        event(level, parent, &record);
-    }
-}
-
-/// Counts an access event dispatched within another's, until dropped.
-struct Nested<'a>(&'a Cell<u32>);
-
-impl<'a> Nested<'a> {
-    fn enter(nested: &'a Cell<u32>) -> Self {
-        nested.set(nested.get().saturating_add(1));
-        Self(nested)
-    }
-}
-
-impl Drop for Nested<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
+        event(level, parent, &record, None);
     }
 }
 
 /// Empties the slot when dropped.
-struct Unpublish<'a>(&'a RefCell<Option<AccessRecord>>);
+struct Unpublish<'a>(&'a Dispatching);
 
 impl Drop for Unpublish<'_> {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.0.try_borrow_mut() {
+        self.0.event.set(0);
+        if let Ok(mut slot) = self.0.record.try_borrow_mut() {
             slot.take();
         }
     }
 }
 
-/// The access event itself, with `record`'s values as its fields.
-fn event(level: Level, parent: Option<tracing::Id>, record: &AccessRecord) {
-    let method = record.method();
-    let path = record.path();
-    let route = record.route();
-    let request_id = record.request_id();
+/// One of the access event's call sites (one per level: a level is part
+/// of a call site's static metadata), and its fields in order.
+struct Site {
+    callsite: &'static DefaultCallsite,
+    names: [Field; 8],
+}
+
+/// The call sites, by level from ERROR to TRACE: made and registered once
+/// (the `callsite!` macro registers at each use).
+fn sites() -> &'static [Site; 5] {
+    static SITES: OnceLock<[Site; 5]> = OnceLock::new();
+    SITES.get_or_init(|| {
+        macro_rules! site {
+            ($level:expr) => {{
+                let callsite: &'static DefaultCallsite = tracing::callsite! {
+                    name: concat!("event ", file!(), ":", line!()),
+                    kind: tracing::metadata::Kind::EVENT,
+                    target: ACCESS_TARGET,
+                    level: $level,
+                    fields: method, path, route, request_id, trace_id, status, latency_ms, message
+                };
+                let mut named = tracing::Callsite::metadata(callsite).fields().iter();
+                Site {
+                    callsite,
+                    names: std::array::from_fn(|_| {
+                        named.next().expect("the call site's eight fields")
+                    }),
+                }
+            }};
+        }
+        [
+            site!(Level::ERROR),
+            site!(Level::WARN),
+            site!(Level::INFO),
+            site!(Level::DEBUG),
+            site!(Level::TRACE),
+        ]
+    })
+}
+
+/// Logs the access event at `level` with `record`'s values as its fields,
+/// as `tracing::event!` does, but with the event made here: its address
+/// is kept in `mark` (if given) while it is dispatched.
+fn event(
+    level: Level,
+    parent: Option<tracing::Id>,
+    record: &AccessRecord,
+    mark: Option<&Cell<usize>>,
+) {
+    if level > STATIC_MAX_LEVEL || level > LevelFilter::current() {
+        return;
+    }
+    let site = &sites()[match level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        _ => 4,
+    }];
+    let interest = site.callsite.interest();
+    if interest.is_never() {
+        return;
+    }
+    let meta = tracing::Callsite::metadata(site.callsite);
+    let names = &site.names;
     let trace_id = record.trace_id();
-    let status = record.status;
     // To the microsecond: a log writer writes it without float
     // formatting. In 64 bits: a 128-bit integer's conversion to a float
     // takes a call.
     let micros = u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX);
     #[allow(clippy::cast_precision_loss)] // exact below 2⁵³ µs
     let latency_ms = micros as f64 / 1e3;
-    // A level is part of an event's static metadata: one call site each.
-    macro_rules! access {
-        ($level:expr) => {
-            tracing::event!(
-                target: ACCESS_TARGET,
-                parent: parent,
-                $level,
-                method,
-                path,
-                route,
-                request_id,
-                trace_id,
-                status,
-                latency_ms,
-                // A text, not `format_args!`: a log writer takes it
-                // without the formatting machinery.
-                message = "request finished",
-            )
-        };
-    }
-    match level {
-        Level::ERROR => access!(Level::ERROR),
-        Level::WARN => access!(Level::WARN),
-        Level::INFO => access!(Level::INFO),
-        Level::DEBUG => access!(Level::DEBUG),
-        _ => access!(Level::TRACE),
-    }
+    let values: [(&Field, Option<&dyn Value>); 8] = [
+        (&names[0], Some(&record.method())),
+        (&names[1], Some(&record.path())),
+        (&names[2], Some(&record.route())),
+        (&names[3], Some(&record.request_id())),
+        (&names[4], trace_id.as_ref().map(|id| id as &dyn Value)),
+        (&names[5], Some(&record.status)),
+        (&names[6], Some(&latency_ms)),
+        // A text, not `format_args!`: a log writer takes it without the
+        // formatting machinery.
+        (&names[7], Some(&"request finished")),
+    ];
+    let values = meta.fields().value_set(&values);
+    tracing::dispatcher::get_default(|current| {
+        if !interest.is_always() && !current.enabled(meta) {
+            return;
+        }
+        let event = Event::new_child_of(parent.clone(), meta, &values);
+        if let Some(mark) = mark {
+            mark.set(address(&event));
+        }
+        current.event(&event);
+    });
 }
 
 #[cfg(test)]
@@ -364,6 +422,66 @@ mod tests {
                 (Some("/outer".to_owned()), "/outer".to_owned()),
                 (Some("/next".to_owned()), "/next".to_owned()),
             ]
+        );
+    }
+
+    /// Forwards a copy of each access event, its path replaced (a
+    /// redacting layer), to another subscriber.
+    struct Forward(tracing::Dispatch);
+
+    impl<S: Subscriber> Layer<S> for Forward {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            let meta = event.metadata();
+            if meta.target() != ACCESS_TARGET {
+                return;
+            }
+            let fields = meta.fields();
+            let path = fields.field("path").expect("a path");
+            let redacted: [(&Field, Option<&dyn tracing::Value>); 1] =
+                [(&path, Some(&"/redacted"))];
+            let values = fields.value_set(&redacted);
+            self.0.event(&Event::new(meta, &values));
+        }
+    }
+
+    /// A copy of the access event (its call site, other values) sent to
+    /// another subscriber while the event is dispatched is not offered the
+    /// event's record: that subscriber writes the copy's values.
+    #[test]
+    fn a_copy_of_the_event_is_not_given_its_record() {
+        let (other, copies) = subscriber(None);
+        let (subscriber, seen) = subscriber(None);
+        let subscriber = subscriber.with(Forward(tracing::Dispatch::new(other)));
+        tracing::subscriber::with_default(subscriber, || logged("/secret"));
+        assert_eq!(
+            *copies.lock().unwrap(),
+            [(None, "/redacted".to_owned())],
+            "the copy"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(Some("/secret".to_owned()), "/secret".to_owned())],
+            "the event"
+        );
+    }
+
+    /// The record's `Debug` leaves the query out, as the event does.
+    #[test]
+    fn the_record_does_not_show_the_query() {
+        let record = AccessRecord {
+            method: http::Method::GET,
+            uri: "/items?token=secret".parse().unwrap(),
+            route: None,
+            id: None,
+            #[cfg(feature = "opentelemetry")]
+            trace: None,
+            status: 200,
+            latency: Duration::ZERO,
+        };
+        let shown = format!("{record:?}");
+        assert!(
+            shown.contains("/items") && !shown.contains("secret"),
+            "{shown}"
         );
     }
 

@@ -492,45 +492,86 @@ mod tests {
         use pattern_api::middleware::ACCESS_TARGET;
         use pattern_api::stack::ApiStack;
         use pattern_api::testing::TestClient;
+        use tracing::Level;
         use tracing_subscriber::layer::SubscriberExt;
 
-        let capture = Capture::default();
-        let subscriber =
-            tracing_subscriber::registry().with(super::JsonLayer::new(capture.clone()));
-        let _default = tracing::subscriber::set_default(subscriber);
-        let app = ApiStack::new().apply(axum::Router::new().route(
-            "/items/{id}",
-            get(|| async {
-                tokio::time::advance(std::time::Duration::from_micros(1500)).await;
-                (http::StatusCode::ACCEPTED, "done")
-            }),
-        ));
-        let mut req = http::Request::get("/items/7?full=1")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        req.headers_mut()
-            .insert("x-request-id", "rid-42".parse().unwrap());
-        TestClient::new(app).request(req).await.assert_status(202);
-        tracing::info!(
-            target: ACCESS_TARGET,
-            method = "GET",
-            path = "/items/7",
-            route = "/items/{id}",
-            request_id = "rid-42",
-            trace_id = None::<&str>,
-            status = 202u16,
-            latency_ms = 1.5,
-            message = "request finished",
-        );
-        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|line| line.contains("\"target\":\"pattern_api::access\""))
-            .map(|line| &line[line.find("\",\"level\"").expect("a timestamp")..])
-            .collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(lines[0], lines[1], "{text}");
-        assert!(lines[0].contains("\"latency_ms\":1.5,"), "{text}");
+        for (level, path, micros, latency_ms, route) in [
+            (Level::INFO, "/items/7", 1500, "1.5", "/items/{id}"),
+            (
+                Level::WARN,
+                "/items/%22x%5C",
+                12_345_678,
+                "12345.678",
+                "/items/{id}",
+            ),
+            // No route: answered before any handler, at once.
+            (Level::ERROR, "/nowhere", 0, "0", ""),
+        ] {
+            let capture = Capture::default();
+            let subscriber =
+                tracing_subscriber::registry().with(super::JsonLayer::new(capture.clone()));
+            let _default = tracing::subscriber::set_default(subscriber);
+            let app = ApiStack::new()
+                .access_log(Some(level))
+                .apply(axum::Router::new().route(
+                    "/items/{id}",
+                    get(move || async move {
+                        tokio::time::advance(std::time::Duration::from_micros(micros)).await;
+                        (http::StatusCode::ACCEPTED, "done")
+                    }),
+                ));
+            let mut req = http::Request::get(format!("{path}?full=1"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            req.headers_mut()
+                .insert("x-request-id", "rid-\"42\\".parse().unwrap());
+            let status = TestClient::new(app).request(req).await.status.as_u16();
+            let latency: f64 = latency_ms.parse().unwrap();
+            macro_rules! visited {
+                ($level:expr) => {
+                    tracing::event!(
+                        target: ACCESS_TARGET,
+                        $level,
+                        method = "GET",
+                        path,
+                        route,
+                        request_id = "rid-\"42\\",
+                        trace_id = None::<&str>,
+                        status,
+                        latency_ms = latency,
+                        message = "request finished",
+                    )
+                };
+            }
+            match level {
+                Level::INFO => visited!(Level::INFO),
+                Level::WARN => visited!(Level::WARN),
+                _ => visited!(Level::ERROR),
+            }
+            let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|line| line.contains("\"target\":\"pattern_api::access\""))
+                .map(|line| &line[line.find("\",\"level\"").expect("a timestamp")..])
+                .collect();
+            assert_eq!(lines.len(), 2, "{text}");
+            assert_eq!(lines[0], lines[1], "{text}");
+            let line: serde_json::Value =
+                serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            assert_eq!(
+                (
+                    line["path"].as_str(),
+                    line["request_id"].as_str(),
+                    line["level"].as_str()
+                ),
+                (Some(path), Some("rid-\"42\\"), Some(level.as_str())),
+                "{text}"
+            );
+            assert!(
+                lines[0].contains(&format!("\"latency_ms\":{latency_ms},")),
+                "{text}"
+            );
+        }
     }
 
     /// With the request span below the filter, an event logged while
