@@ -4,7 +4,11 @@
 //! A layer that writes access lines (a JSON log) can take the request's
 //! method, path, route, id, trace, status and latency from the record
 //! instead of visiting the event's fields one by one through `dyn Visit`:
-//! every layer sees the same event, with the same values.
+//! every layer sees the same event, with the same values. The event is
+//! made here rather than by `tracing::event!` (so that it is known by its
+//! address), and goes to tracing subscribers only: with tracing's `log`
+//! feature and no subscriber, the macro would also hand it to the `log`
+//! crate.
 
 use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
