@@ -19,8 +19,11 @@ use tracing::field::{Field, Value};
 use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
 use tracing::{Event, Level};
 
-use super::trace::ACCESS_TARGET;
 use crate::request_id::RequestId;
+
+/// The target of the access log's events: a filter directive such as
+/// `pattern_api::access=off` silences them alone.
+pub const ACCESS_TARGET: &str = "pattern_api::access";
 
 /// What one request's access event says, typed: see
 /// [`AccessRecord::of`]. The event carries the same values as fields

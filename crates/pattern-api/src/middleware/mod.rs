@@ -31,7 +31,7 @@ pub mod shed;
 mod trace;
 
 pub use crate::context::Deadline;
-pub use access::AccessRecord;
+pub use access::{ACCESS_TARGET, AccessRecord};
 pub(crate) use deadline::{BodyWatch, TIMEOUT_HEADER_NAME};
 pub use deadline::{DeadlineLayer, DeadlineService, TIMEOUT_HEADER};
 pub(crate) use future::Finish;
@@ -45,4 +45,4 @@ pub use problem_json::{ProblemJson, ProblemJsonLayer, Rewrite, problem_json};
 pub use rate::{RATE_LIMIT_REJECTIONS_TOTAL, RateLimit, RateLimitLayer, client_ip, client_network};
 pub use shed::{LoadShed, LoadShedLayer};
 pub(crate) use trace::Finished;
-pub use trace::{ACCESS_TARGET, REQUEST_TARGET, Trace, TraceLayer, Traced};
+pub use trace::{REQUEST_TARGET, Trace, TraceLayer, Traced};

@@ -11,10 +11,6 @@ use tracing::Level;
 use super::future::{Finish, ResponseFuture};
 use crate::request_id::RequestId;
 
-/// The target of the access log's events: a filter directive such as
-/// `pattern_api::access=off` silences them alone.
-pub const ACCESS_TARGET: &str = "pattern_api::access";
-
 /// The target of the request spans (`request`): a log's, never exported
 /// (with OpenTelemetry the request has a server span of its own).
 pub const REQUEST_TARGET: &str = "pattern_api::request";
@@ -23,7 +19,7 @@ pub const REQUEST_TARGET: &str = "pattern_api::request";
 /// logged while serving it carries them; target [`REQUEST_TARGET`]) and an
 /// access-log event when it ends (`method`, `path`, `route` (the template;
 /// empty when no route matched), `request_id`, `trace_id`, `status`,
-/// `latency_ms`; target [`ACCESS_TARGET`], at INFO unless set otherwise).
+/// `latency_ms`; target [`ACCESS_TARGET`](super::ACCESS_TARGET), at INFO unless set otherwise).
 /// Header values are never recorded, so credentials cannot leak into logs.
 /// While the access event is dispatched, a log layer can read the same
 /// values typed, with [`AccessRecord::of`](crate::middleware::AccessRecord::of),
