@@ -412,9 +412,10 @@ mod tests {
         );
     }
 
-    /// An access event logged while another is dispatched (tracing drops
-    /// it: a subscriber is not entered again from its own dispatch) leaves
-    /// the other its record.
+    /// An access event logged while another is dispatched leaves the other
+    /// its record (under a scoped subscriber, as here, tracing drops the
+    /// inner event; a global one takes it, without a record: their
+    /// addresses differ).
     #[test]
     fn an_event_logged_during_dispatch_leaves_the_record() {
         let (subscriber, seen) = subscriber(Some(Box::new(|| logged("/inner"))));
@@ -430,6 +431,50 @@ mod tests {
                 (Some("/next".to_owned()), "/next".to_owned()),
             ]
         );
+    }
+
+    /// Behind a filter (a call site's interest is then "sometimes", and
+    /// each event asks the subscriber): only the levels it lets through
+    /// are logged, each with its record.
+    #[test]
+    fn behind_a_filter_only_what_it_lets_through_comes_with_its_record() {
+        use tracing_subscriber::EnvFilter;
+
+        for (directives, logged_at) in [
+            ("pattern_api::access=info", vec!["/error", "/info"]),
+            ("pattern_api::access=off", vec![]),
+            ("warn", vec!["/error"]),
+        ] {
+            let seen = Seen::default();
+            let notes = Notes {
+                seen: seen.clone(),
+                also: Mutex::new(None),
+            };
+            let filter = EnvFilter::new(directives);
+            let subscriber = tracing_subscriber::registry().with(notes.with_filter(filter));
+            tracing::subscriber::with_default(subscriber, || {
+                for (level, path) in [
+                    (Level::ERROR, "/error"),
+                    (Level::INFO, "/info"),
+                    (Level::DEBUG, "/debug"),
+                ] {
+                    log(
+                        level,
+                        None,
+                        request(path),
+                        #[cfg(feature = "opentelemetry")]
+                        None,
+                        200,
+                        Duration::ZERO,
+                    );
+                }
+            });
+            let want: Vec<_> = logged_at
+                .iter()
+                .map(|path| (Some((*path).to_owned()), (*path).to_owned()))
+                .collect();
+            assert_eq!(*seen.lock().unwrap(), want, "{directives}");
+        }
     }
 
     /// Forwards a copy of each access event, its path replaced (a
