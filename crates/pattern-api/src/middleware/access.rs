@@ -37,7 +37,8 @@ pub struct AccessRecord {
     #[cfg(feature = "opentelemetry")]
     trace: Option<crate::trace_context::Hex>,
     status: u16,
-    latency: Duration,
+    /// The latency, in whole microseconds (as the event has it).
+    micros: u64,
 }
 
 /// What the event says: the query stays out, as it does of the event.
@@ -50,7 +51,7 @@ impl std::fmt::Debug for AccessRecord {
             .field("request_id", &self.request_id())
             .field("trace_id", &self.trace_id())
             .field("status", &self.status)
-            .field("latency", &self.latency)
+            .field("latency", &self.latency())
             .finish()
     }
 }
@@ -148,11 +149,12 @@ impl AccessRecord {
     /// From the request's arrival to its response, to the microsecond;
     /// the event's `latency_ms` is its microseconds / 1000.
     pub fn latency(&self) -> Duration {
-        self.latency
+        Duration::from_micros(self.micros)
     }
 }
 
 /// What [`log`] is given: the request's side of the record.
+#[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
@@ -178,7 +180,9 @@ pub(crate) fn log(
         #[cfg(feature = "opentelemetry")]
         trace,
         status,
-        latency: Duration::from_micros(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+        // To the microsecond: a log writer writes it without float
+        // formatting.
+        micros: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
     };
     let mut record = Some(record);
     let _ = DISPATCHING.try_with(|state| {
@@ -283,12 +287,10 @@ fn event(
     let meta = tracing::Callsite::metadata(site.callsite);
     let names = &site.names;
     let trace_id = record.trace_id();
-    // To the microsecond: a log writer writes it without float
-    // formatting. In 64 bits: a 128-bit integer's conversion to a float
-    // takes a call.
-    let micros = u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX);
+    // From 64 bits: a 128-bit integer's conversion to a float takes a
+    // call.
     #[allow(clippy::cast_precision_loss)] // exact below 2⁵³ µs
-    let latency_ms = micros as f64 / 1e3;
+    let latency_ms = record.micros as f64 / 1e3;
     let values: [(&Field, Option<&dyn Value>); 8] = [
         (&names[0], Some(&record.method())),
         (&names[1], Some(&record.path())),
@@ -528,7 +530,7 @@ mod tests {
             #[cfg(feature = "opentelemetry")]
             trace: None,
             status: 200,
-            latency: Duration::ZERO,
+            micros: 0,
         };
         let shown = format!("{record:?}");
         assert!(
@@ -569,7 +571,7 @@ mod tests {
             #[cfg(feature = "opentelemetry")]
             trace: None,
             status: 404,
-            latency: Duration::from_micros(7),
+            micros: 7,
         };
         assert_eq!(
             (

@@ -195,11 +195,7 @@ pub struct Finished {
 struct Access {
     level: Level,
     start: Instant,
-    method: http::Method,
-    uri: http::Uri,
-    /// The route template, when routing matched one.
-    route: Option<axum::extract::MatchedPath>,
-    id: Option<RequestId>,
+    request: super::access::Request,
 }
 
 impl Finished {
@@ -244,10 +240,12 @@ impl Finished {
         let access = access.map(|level| Access {
             level,
             start: now.unwrap_or_else(Instant::now),
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            route: route_of(req),
-            id: id.cloned(),
+            request: super::access::Request {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                route: route_of(req),
+                id: id.cloned(),
+            },
         });
         Self {
             access,
@@ -321,12 +319,7 @@ impl Finished {
         super::access::log(
             access.level,
             parent,
-            super::access::Request {
-                method: access.method,
-                uri: access.uri,
-                route: access.route,
-                id: access.id,
-            },
+            access.request,
             #[cfg(feature = "opentelemetry")]
             trace_hex,
             response.status().as_u16(),

@@ -11,9 +11,9 @@
 //! sleep. A sleep whose deadline is no earlier than the armed one, while
 //! that one has not fired and wakes the same task (it is always polled
 //! outside the task's budget, so that it registers), costs a lock and
-//! three comparisons: the armed sleep fires first, wakes the connection, and the
-//! sleep waiting then moves it to its own deadline. A sleep hyper drops
-//! leaves it armed: the connection is woken once, for nothing.
+//! three comparisons: the armed sleep fires first, wakes the connection,
+//! and the sleep waiting then moves it to its own deadline. A sleep hyper
+//! drops leaves it armed: the connection is woken once, for nothing.
 //!
 //! hyper decides when the timer starts, stops and fires, as with
 //! `TokioTimer`; what changes is its cost, and a spare wakeup at most once
