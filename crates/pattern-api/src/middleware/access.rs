@@ -519,6 +519,86 @@ mod tests {
         );
     }
 
+    /// The latency of the record and of the event's `latency_ms` field,
+    /// at zero, one microsecond, sub-microsecond (truncated) and
+    /// `Duration::MAX` (held to `u64::MAX` microseconds, no overflow).
+    #[test]
+    fn latencies_at_their_edges_agree_with_the_field() {
+        struct Latency(Arc<Mutex<Vec<(Option<Duration>, f64)>>>);
+        struct Field64(f64);
+        impl Visit for Field64 {
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                if field.name() == "latency_ms" {
+                    self.0 = value;
+                }
+            }
+            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+        }
+        impl<S: Subscriber> Layer<S> for Latency {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                let typed = AccessRecord::of(event, |record| record.map(AccessRecord::latency));
+                let mut field = Field64(f64::NAN);
+                event.record(&mut field);
+                self.0.lock().unwrap().push((typed, field.0));
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Latency(seen.clone()));
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(999), 0),
+            (Duration::from_micros(1), 1),
+            (Duration::from_nanos(1_500_999), 1_500),
+            (Duration::MAX, u64::MAX),
+        ];
+        tracing::subscriber::with_default(subscriber, || {
+            for (latency, _) in cases {
+                log(
+                    Level::INFO,
+                    None,
+                    request("/"),
+                    #[cfg(feature = "opentelemetry")]
+                    None,
+                    200,
+                    latency,
+                );
+            }
+        });
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), cases.len());
+        for ((typed, field), (latency, micros)) in seen.into_iter().zip(cases) {
+            assert_eq!(typed, Some(Duration::from_micros(micros)), "{latency:?}");
+            #[allow(clippy::cast_precision_loss, clippy::float_cmp)]
+            let same = field == micros as f64 / 1e3;
+            assert!(same, "{latency:?}: the field says {field}");
+        }
+    }
+
+    /// Many threads logging at once each see their own events' records:
+    /// the record is the thread's, never another's.
+    #[test]
+    fn concurrent_threads_see_their_own_records() {
+        let (subscriber, seen) = subscriber(None);
+        let dispatch = tracing::Dispatch::new(subscriber);
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let dispatch = dispatch.clone();
+                scope.spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        for n in 0..500 {
+                            logged(&format!("/t{thread}/{n}"));
+                        }
+                    });
+                });
+            }
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 8 * 500);
+        for (typed, field) in seen.iter() {
+            assert_eq!(typed.as_deref(), Some(field.as_str()));
+        }
+    }
+
     /// The record's `Debug` leaves the query out, as the event does.
     #[test]
     fn the_record_does_not_show_the_query() {
