@@ -524,7 +524,9 @@ mod tests {
     /// `Duration::MAX` (held to `u64::MAX` microseconds, no overflow).
     #[test]
     fn latencies_at_their_edges_agree_with_the_field() {
-        struct Latency(Arc<Mutex<Vec<(Option<Duration>, f64)>>>);
+        /// Each event's record latency and `latency_ms` field.
+        type Latencies = Arc<Mutex<Vec<(Option<Duration>, f64)>>>;
+        struct Latency(Latencies);
         struct Field64(f64);
         impl Visit for Field64 {
             fn record_f64(&mut self, field: &Field, value: f64) {
